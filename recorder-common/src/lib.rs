@@ -1,0 +1,168 @@
+//! Types shared by the kernel side (`recorder-ebpf`) and user space (`recorder`).
+//!
+//! Everything here is `#[repr(C)]` and plain old data: the kernel writes it,
+//! user space reads it from BPF maps byte for byte.
+#![no_std]
+
+/// Number of 64-bit words in one syscall bitmap.
+///
+/// 16 words = 1024 bits. The highest syscall number on any supported
+/// architecture is below 600 (x86_64 tops out near 470, i386 near 470,
+/// aarch64 near 470), so every number the kernel can dispatch has a bit.
+/// Numbers outside the bitmap (e.g. -1 from a ptrace-skipped syscall, or a
+/// deliberately bogus number) are counted in [`SyscallSet::out_of_range`].
+pub const SET_WORDS: usize = 16;
+/// Number of syscall numbers one bitmap covers.
+pub const SET_BITS: usize = SET_WORDS * 64;
+
+/// On x86_64, x32 ABI syscall numbers carry this bit.
+pub const X32_SYSCALL_BIT: u64 = 0x4000_0000;
+
+/// `phase` value: the cgroup belongs to a container whose OCI runtime init has
+/// not yet loaded its seccomp filter; syscalls go to [`SyscallSet::init`].
+pub const PHASE_RUNTIME_INIT: u32 = 0;
+/// `phase` value: the workload runs; syscalls go to the main bitmaps.
+pub const PHASE_WORKLOAD: u32 = 1;
+
+/// The per-cgroup value of the `SYSCALL_SETS` map.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SyscallSet {
+    /// Native syscalls (x86_64 / aarch64 numbering).
+    pub native: [u64; SET_WORDS],
+    /// 32-bit compat syscalls (i386 / arm numbering), when compat detection is on.
+    pub compat: [u64; SET_WORDS],
+    /// x32 ABI syscalls (x86_64 only), with [`X32_SYSCALL_BIT`] removed.
+    pub x32: [u64; SET_WORDS],
+    /// Native syscalls made while `phase` was [`PHASE_RUNTIME_INIT`].
+    pub init: [u64; SET_WORDS],
+    /// How many syscalls had a number outside every bitmap.
+    pub out_of_range: u64,
+    /// The last out-of-range number seen (for diagnostics).
+    pub last_out_of_range: i64,
+    /// The cgroup id of the recording this cgroup belongs to (itself for a
+    /// recording's root cgroup, the container's cgroup for its sub-cgroups).
+    pub owner: u64,
+    /// [`PHASE_RUNTIME_INIT`] or [`PHASE_WORKLOAD`].
+    pub phase: u32,
+    /// Bit flags, see `FLAG_*`.
+    pub flags: u32,
+}
+
+/// The entry was created by the kernel (auto mode), not by user space.
+pub const FLAG_AUTO: u32 = 1;
+/// The runtime's seccomp filter load was seen (phase moved to workload).
+pub const FLAG_MARKER_SEEN: u32 = 2;
+
+impl SyscallSet {
+    /// An empty set owned by `owner`, starting in `phase`.
+    pub const fn new(owner: u64, phase: u32) -> Self {
+        Self {
+            native: [0; SET_WORDS],
+            compat: [0; SET_WORDS],
+            x32: [0; SET_WORDS],
+            init: [0; SET_WORDS],
+            out_of_range: 0,
+            last_out_of_range: 0,
+            owner,
+            phase,
+            flags: 0,
+        }
+    }
+}
+
+/// Index of the per-program counters in the `STATS` per-CPU array.
+pub mod stat {
+    /// Syscalls recorded into some set.
+    pub const RECORDED: u32 = 0;
+    /// Cgroups enrolled by the kernel (auto mode).
+    pub const ENROLLED: u32 = 1;
+    /// Enrolments that failed (map full).
+    pub const ENROL_FAILED: u32 = 2;
+    /// Number of slots.
+    pub const COUNT: u32 = 4;
+}
+
+/// An event sent from the kernel to user space on the `EVENTS` ring buffer.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CgroupEvent {
+    /// [`EVENT_MKDIR`] or [`EVENT_RMDIR`].
+    pub kind: u32,
+    /// Non-zero when the kernel enrolled the cgroup.
+    pub enrolled: u32,
+    /// The cgroup id.
+    pub id: u64,
+}
+
+/// A cgroup was created.
+pub const EVENT_MKDIR: u32 = 1;
+/// A cgroup was removed.
+pub const EVENT_RMDIR: u32 = 2;
+
+#[cfg(feature = "user")]
+mod user {
+    // SAFETY: both are repr(C), made of integers only, with no padding that
+    // the kernel could leave uninitialised (checked by the size tests).
+    unsafe impl aya::Pod for super::SyscallSet {}
+    unsafe impl aya::Pod for super::CgroupEvent {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_has_no_padding() {
+        assert_eq!(
+            core::mem::size_of::<SyscallSet>(),
+            4 * SET_WORDS * 8 + 8 + 8 + 8 + 4 + 4
+        );
+        assert_eq!(core::mem::size_of::<CgroupEvent>(), 16);
+    }
+}
+
+/// Size of the scratch buffer that holds a cgroup path in the kernel.
+/// A power of two, so that masked indexes are provably in bounds.
+pub const PATH_BUF: usize = 512;
+/// Maximum number of leaf patterns the kernel matches new cgroups against.
+pub const MAX_LEAF_PATTERNS: u32 = 8;
+/// Length of a container id in a cgroup name: 64 hex digits.
+pub const ID_HEX_LEN: usize = 64;
+/// Maximum length of a leaf pattern's literal prefix.
+pub const LEAF_PREFIX_MAX: usize = 32;
+/// Maximum length of a leaf pattern's literal suffix.
+pub const LEAF_SUFFIX_MAX: usize = 16;
+
+/// A container cgroup name the kernel recognises in auto mode:
+/// `<prefix><64 hex digits><suffix>`, matched against the last path component
+/// of a new cgroup2 directory (e.g. `libpod-` + id, `docker-` + id + `.scope`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LeafPattern {
+    pub prefix: [u8; LEAF_PREFIX_MAX],
+    pub suffix: [u8; LEAF_SUFFIX_MAX],
+    pub prefix_len: u32,
+    pub suffix_len: u32,
+    /// Zero for an unused slot.
+    pub enabled: u32,
+    pub _pad: u32,
+}
+
+impl LeafPattern {
+    /// An unused slot.
+    pub const EMPTY: Self = Self {
+        prefix: [0; LEAF_PREFIX_MAX],
+        suffix: [0; LEAF_SUFFIX_MAX],
+        prefix_len: 0,
+        suffix_len: 0,
+        enabled: 0,
+        _pad: 0,
+    };
+}
+
+#[cfg(feature = "user")]
+mod user_patterns {
+    // SAFETY: repr(C), integers and byte arrays only, explicit padding.
+    unsafe impl aya::Pod for super::LeafPattern {}
+}

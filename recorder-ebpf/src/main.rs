@@ -1,0 +1,376 @@
+//! The recorder's eBPF programs.
+//!
+//! * `sys_enter` (raw tracepoint `raw_syscalls:sys_enter`): the recorder. One
+//!   hash lookup by cgroup id; for recorded cgroups, one bit set in a bitmap.
+//! * `sys_enter_floor`: an empty program on the same hook, the reference floor
+//!   for `cargo xtask bench`. Never attached by the daemon.
+//! * `cgroup_mkdir` / `cgroup_rmdir` (tracepoints `cgroup:*`): auto mode.
+//!   A new cgroup2 directory whose name matches a container pattern, or that is
+//!   created from inside a recorded cgroup, is enrolled in the kernel before any
+//!   process can enter it; removals are reported to user space.
+#![no_std]
+#![no_main]
+#![feature(core_intrinsics)]
+#![allow(internal_features)]
+
+use core::intrinsics::{AtomicOrdering, atomic_or, atomic_xadd};
+
+use aya_ebpf::{
+    EbpfContext as _, Global,
+    helpers::{
+        bpf_get_current_cgroup_id, bpf_get_current_task,
+        bpf_probe_read_kernel, bpf_probe_read_kernel_buf,
+    },
+    macros::{map, raw_tracepoint, tracepoint},
+    maps::{Array, HashMap, PerCpuArray, RingBuf},
+    programs::{RawTracePointContext, TracePointContext},
+};
+use recorder_common::{
+    CgroupEvent, EVENT_MKDIR, EVENT_RMDIR, FLAG_AUTO, FLAG_MARKER_SEEN, ID_HEX_LEN,
+    LEAF_PREFIX_MAX, LEAF_SUFFIX_MAX, LeafPattern, MAX_LEAF_PATTERNS, PATH_BUF,
+    PHASE_RUNTIME_INIT, PHASE_WORKLOAD, SET_BITS, SyscallSet, X32_SYSCALL_BIT, stat,
+};
+
+/// cgroup id -> syscall set. Capacity is set by user space at load time.
+#[map]
+static SYSCALL_SETS: HashMap<u64, SyscallSet> = HashMap::with_max_entries(1024, 0);
+
+/// Per-CPU counters, indexed by `recorder_common::stat`.
+#[map]
+static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(stat::COUNT, 0);
+
+/// cgroup mkdir/rmdir events for user space.
+#[map]
+static EVENTS: RingBuf = RingBuf::with_byte_size(64 * 1024, 0);
+
+/// Container leaf-name patterns for auto mode.
+#[map]
+static LEAF_PATTERNS: Array<LeafPattern> = Array::with_max_entries(MAX_LEAF_PATTERNS, 0);
+
+/// A zeroed set used as the template for kernel enrolments (a set is too
+/// large for the BPF stack). Only `owner`, `phase` and `flags` are written.
+#[map]
+static SET_SCRATCH: PerCpuArray<SyscallSet> = PerCpuArray::with_max_entries(1, 0);
+
+/// Scratch space for a cgroup path (too large for the BPF stack).
+#[map]
+static PATH_SCRATCH: PerCpuArray<[u8; PATH_BUF]> = PerCpuArray::with_max_entries(1, 0);
+
+/// Offset of `thread_info.status` in `task_struct`, read from BTF by user
+/// space; 0 disables 32-bit compat detection.
+#[unsafe(no_mangle)]
+static COMPAT_STATUS_OFFSET: Global<u32> = Global::new(0);
+/// `TS_COMPAT` bit of `thread_info.status`.
+#[unsafe(no_mangle)]
+static COMPAT_STATUS_BIT: Global<u32> = Global::new(0x0002);
+/// Non-zero: enrol new container cgroups in `cgroup_mkdir`.
+#[unsafe(no_mangle)]
+static AUTO_ENROL: Global<u32> = Global::new(0);
+/// hierarchy id of the cgroup2 root in the `cgroup_mkdir` tracepoint (`root`).
+#[unsafe(no_mangle)]
+static CGROUP2_HIERARCHY: Global<u32> = Global::new(0);
+/// Field offsets of the `cgroup:cgroup_mkdir` record, read from tracefs.
+#[unsafe(no_mangle)]
+static TP_ROOT_OFF: Global<u32> = Global::new(8);
+#[unsafe(no_mangle)]
+static TP_ID_OFF: Global<u32> = Global::new(16);
+#[unsafe(no_mangle)]
+static TP_PATH_OFF: Global<u32> = Global::new(24);
+
+#[cfg(bpf_target_arch = "x86_64")]
+mod arch {
+    pub(crate) const NR_SECCOMP: i64 = 317;
+    pub(crate) const NR_PRCTL: i64 = 157;
+    /// Offsets of the first three argument registers in `struct pt_regs`.
+    pub(crate) const ARG_OFFSETS: [usize; 3] = [112, 104, 96];
+}
+#[cfg(bpf_target_arch = "aarch64")]
+mod arch {
+    pub(crate) const NR_SECCOMP: i64 = 277;
+    pub(crate) const NR_PRCTL: i64 = 167;
+    pub(crate) const ARG_OFFSETS: [usize; 3] = [0, 8, 16];
+}
+#[cfg(not(any(bpf_target_arch = "x86_64", bpf_target_arch = "aarch64")))]
+mod arch {
+    pub(crate) const NR_SECCOMP: i64 = -1000;
+    pub(crate) const NR_PRCTL: i64 = -1000;
+    pub(crate) const ARG_OFFSETS: [usize; 3] = [0, 8, 16];
+}
+
+const SECCOMP_SET_MODE_FILTER: u64 = 1;
+const PR_SET_SECCOMP: u64 = 22;
+const SECCOMP_MODE_FILTER: u64 = 2;
+
+#[inline(always)]
+fn bump(index: u32) {
+    if let Some(counter) = STATS.get_ptr_mut(index) {
+        // Per-CPU slot: no other CPU writes it.
+        unsafe { *counter += 1 };
+    }
+}
+
+/// Sets bit `nr` in `words` unless it is already set, atomically.
+#[inline(always)]
+fn mark(words: *mut [u64; recorder_common::SET_WORDS], nr: u64) {
+    let word = (nr / 64) as usize;
+    let bit = 1u64 << (nr % 64);
+    if word >= recorder_common::SET_WORDS {
+        return;
+    }
+    unsafe {
+        let slot = (*words).as_mut_ptr().add(word);
+        // Read first: a bit that is already set costs no write, so hot cache
+        // lines stay shared between CPUs.
+        if core::ptr::read_volatile(slot) & bit == 0 {
+            atomic_or::<u64, u64, { AtomicOrdering::Relaxed }>(slot, bit);
+        }
+    }
+}
+
+#[inline(always)]
+fn syscall_arg(regs: *const u8, n: usize) -> u64 {
+    let off = arch::ARG_OFFSETS[n];
+    unsafe { bpf_probe_read_kernel(regs.add(off).cast::<u64>()) }.unwrap_or(0)
+}
+
+/// Whether the calling task is an OCI runtime's init (runc or crun), whose
+/// seccomp filter load marks the start of the workload.
+#[inline(always)]
+fn caller_is_runtime_init() -> bool {
+    // Left uninitialised: zeroing it would be a memset call, which BPF does
+    // not have, and the helper fills the whole buffer (it takes uninit memory).
+    let mut comm = core::mem::MaybeUninit::<[u64; 2]>::uninit();
+    let ret = unsafe {
+        aya_ebpf::helpers::generated::bpf_get_current_comm(comm.as_mut_ptr().cast(), 16)
+    };
+    if ret != 0 {
+        return false;
+    }
+    let head = (unsafe { comm.assume_init() }[0] & 0xffff_ffff) as u32;
+    head == u32::from_le_bytes(*b"runc") || head == u32::from_le_bytes(*b"crun")
+}
+
+#[raw_tracepoint(tracepoint = "sys_enter")]
+pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
+    let cgroup = unsafe { bpf_get_current_cgroup_id() };
+    // The only work done for cgroups that are not recorded.
+    let Some(set) = SYSCALL_SETS.get_ptr_mut(&cgroup) else {
+        return 0;
+    };
+    let id: i64 = ctx.arg(1);
+    record(set, id, ctx.arg::<u64>(0) as *const u8);
+    0
+}
+
+#[inline(always)]
+fn record(set: *mut SyscallSet, id: i64, regs: *const u8) {
+    let nr = id as u64;
+    let compat_off = COMPAT_STATUS_OFFSET.load();
+    if compat_off != 0 {
+        let task = unsafe { bpf_get_current_task() } as *const u8;
+        let status: u32 =
+            unsafe { bpf_probe_read_kernel(task.add(compat_off as usize).cast::<u32>()) }
+                .unwrap_or(0);
+        if status & COMPAT_STATUS_BIT.load() != 0 {
+            if nr < SET_BITS as u64 {
+                mark(unsafe { &raw mut (*set).compat }, nr);
+            } else {
+                out_of_range(set, id);
+            }
+            return;
+        }
+    }
+    if nr < SET_BITS as u64 {
+        if unsafe { (*set).phase } == PHASE_RUNTIME_INIT {
+            mark(unsafe { &raw mut (*set).init }, nr);
+            if (id == arch::NR_SECCOMP || id == arch::NR_PRCTL) && is_filter_load(id, regs) {
+                unsafe {
+                    (*set).phase = PHASE_WORKLOAD;
+                    (*set).flags |= FLAG_MARKER_SEEN;
+                }
+            }
+        } else {
+            mark(unsafe { &raw mut (*set).native }, nr);
+        }
+    } else if nr & X32_SYSCALL_BIT != 0 && (nr & !X32_SYSCALL_BIT) < SET_BITS as u64 {
+        mark(unsafe { &raw mut (*set).x32 }, nr & !X32_SYSCALL_BIT);
+    } else {
+        out_of_range(set, id);
+    }
+}
+
+/// `seccomp(SECCOMP_SET_MODE_FILTER, _, prog)` or
+/// `prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, prog)` with a real program
+/// (libseccomp probes flags with a NULL program first) by the runtime's init.
+#[inline(always)]
+fn is_filter_load(id: i64, regs: *const u8) -> bool {
+    let a0 = syscall_arg(regs, 0);
+    let a1 = syscall_arg(regs, 1);
+    let a2 = syscall_arg(regs, 2);
+    let filter = if id == arch::NR_SECCOMP {
+        a0 == SECCOMP_SET_MODE_FILTER
+    } else {
+        a0 == PR_SET_SECCOMP && a1 == SECCOMP_MODE_FILTER
+    };
+    filter && a2 != 0 && caller_is_runtime_init()
+}
+
+#[inline(always)]
+fn out_of_range(set: *mut SyscallSet, id: i64) {
+    unsafe {
+        atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(&raw mut (*set).out_of_range, 1);
+        (*set).last_out_of_range = id;
+    }
+}
+
+/// The bench floor: the same hook, no work.
+#[raw_tracepoint(tracepoint = "sys_enter")]
+pub fn sys_enter_floor(_ctx: RawTracePointContext) -> i32 {
+    0
+}
+
+#[inline(always)]
+fn is_hex(c: u8) -> bool {
+    c.is_ascii_digit() || (b'a'..=b'f').contains(&c)
+}
+
+/// Whether the last component of `path[..len]` (len without the NUL) matches
+/// `pattern`: `prefix`, 64 hex digits, `suffix`, preceded by a '/'.
+#[inline(always)]
+fn leaf_matches(path: &[u8; PATH_BUF], len: usize, pattern: &LeafPattern) -> bool {
+    let plen = pattern.prefix_len as usize;
+    let slen = pattern.suffix_len as usize;
+    if plen > LEAF_PREFIX_MAX || slen > LEAF_SUFFIX_MAX {
+        return false;
+    }
+    let leaf = plen + ID_HEX_LEN + slen;
+    if len <= leaf || len >= PATH_BUF {
+        return false;
+    }
+    let start = len - leaf;
+    if path[(start - 1) & (PATH_BUF - 1)] != b'/' {
+        return false;
+    }
+    for i in 0..LEAF_PREFIX_MAX {
+        if i >= plen {
+            break;
+        }
+        if path[(start + i) & (PATH_BUF - 1)] != pattern.prefix[i] {
+            return false;
+        }
+    }
+    for i in 0..ID_HEX_LEN {
+        if !is_hex(path[(start + plen + i) & (PATH_BUF - 1)]) {
+            return false;
+        }
+    }
+    for i in 0..LEAF_SUFFIX_MAX {
+        if i >= slen {
+            break;
+        }
+        if path[(start + plen + ID_HEX_LEN + i) & (PATH_BUF - 1)] != pattern.suffix[i] {
+            return false;
+        }
+    }
+    true
+}
+
+fn send_event(kind: u32, id: u64, enrolled: bool) {
+    let event = CgroupEvent {
+        kind,
+        enrolled: u32::from(enrolled),
+        id,
+    };
+    // A full ring buffer loses only the notification: user space also scans
+    // the map and the cgroup tree periodically.
+    let _ = EVENTS.output::<CgroupEvent>(&event, 0);
+}
+
+#[tracepoint(category = "cgroup", name = "cgroup_mkdir")]
+pub fn cgroup_mkdir(ctx: TracePointContext) -> u32 {
+    let _ = try_cgroup_mkdir(&ctx);
+    0
+}
+
+fn try_cgroup_mkdir(ctx: &TracePointContext) -> Result<(), i64> {
+    if AUTO_ENROL.load() == 0 {
+        return Ok(());
+    }
+    let root: i32 = unsafe { ctx.read_at(TP_ROOT_OFF.load() as usize) }?;
+    if root as u32 != CGROUP2_HIERARCHY.load() {
+        return Ok(());
+    }
+    let id: u64 = unsafe { ctx.read_at(TP_ID_OFF.load() as usize) }?;
+
+    // A cgroup made from inside a recorded cgroup belongs to the same recording.
+    let caller = unsafe { bpf_get_current_cgroup_id() };
+    if let Some(parent) = SYSCALL_SETS.get_ptr(&caller) {
+        let owner = unsafe { (*parent).owner };
+        let phase = unsafe { (*parent).phase };
+        return enrol(id, owner, phase);
+    }
+
+    let loc: u32 = unsafe { ctx.read_at(TP_PATH_OFF.load() as usize) }?;
+    let off = (loc & 0xffff) as usize;
+    let len = (loc >> 16) as usize; // includes the NUL
+    let Some(buf) = PATH_SCRATCH.get_ptr_mut(0) else {
+        return Ok(());
+    };
+    let buf = unsafe { &mut *buf };
+    if len < 2 || len > PATH_BUF {
+        return Ok(());
+    }
+    let src = unsafe { ctx.as_ptr().cast::<u8>().add(off) };
+    unsafe { bpf_probe_read_kernel_buf(src, &mut buf[..]) }?;
+    let len = len - 1;
+    for i in 0..MAX_LEAF_PATTERNS {
+        let Some(pattern) = LEAF_PATTERNS.get(i) else {
+            break;
+        };
+        if pattern.enabled != 0 && leaf_matches(buf, len, pattern) {
+            return enrol(id, id, PHASE_RUNTIME_INIT);
+        }
+    }
+    Ok(())
+}
+
+fn enrol(id: u64, owner: u64, phase: u32) -> Result<(), i64> {
+    let Some(set) = SET_SCRATCH.get_ptr_mut(0) else {
+        return Ok(());
+    };
+    let set = unsafe { &mut *set };
+    set.owner = owner;
+    set.phase = phase;
+    set.flags = FLAG_AUTO;
+    // BPF_NOEXIST: never clobber a set user space registered.
+    match SYSCALL_SETS.insert(&id, &*set, 1) {
+        Ok(()) => {
+            bump(stat::ENROLLED);
+            send_event(EVENT_MKDIR, id, true);
+        }
+        Err(_) => bump(stat::ENROL_FAILED),
+    }
+    Ok(())
+}
+
+#[tracepoint(category = "cgroup", name = "cgroup_rmdir")]
+pub fn cgroup_rmdir(ctx: TracePointContext) -> u32 {
+    if let Ok(root) = unsafe { ctx.read_at::<i32>(TP_ROOT_OFF.load() as usize) }
+        && root as u32 == CGROUP2_HIERARCHY.load()
+        && let Ok(id) = unsafe { ctx.read_at::<u64>(TP_ID_OFF.load() as usize) }
+        && SYSCALL_SETS.get_ptr(&id).is_some()
+    {
+        send_event(EVENT_RMDIR, id, false);
+    }
+    0
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo<'_>) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 4] = *b"GPL\0";

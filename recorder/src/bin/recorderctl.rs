@@ -1,0 +1,112 @@
+//! recorderctl: the recorder's command line.
+use std::{ffi::OsString, path::PathBuf, process::ExitCode};
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use recorder::{
+    ebpf::LoadOptions,
+    profile::Profile,
+    record::{self, RecordOptions},
+};
+
+#[derive(Parser, Debug)]
+#[command(name = "recorderctl", version, about = "Record the syscalls of containers and commands as seccomp profiles")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run CMD and record every syscall it and its children make; print or
+    /// write a seccomp profile that allows exactly those. Needs no daemon.
+    Record {
+        /// Write the profile here (atomically) instead of to stdout.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Merge this profile into the result (e.g. a runtime's start-up needs).
+        #[arg(long, value_name = "FILE")]
+        base: Option<PathBuf>,
+        /// The cgroup2 path under which the recording cgroup is created.
+        #[arg(long, default_value = "/recorder", value_name = "PATH")]
+        cgroup_parent: String,
+        /// Kernel BTF to read struct offsets from.
+        #[arg(long, default_value = recorder::btf::VMLINUX, value_name = "FILE")]
+        btf: PathBuf,
+        /// Do not tell 32-bit (compat) syscalls apart from native ones.
+        #[arg(long)]
+        no_compat: bool,
+        /// The command and its arguments.
+        #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
+        command: Vec<OsString>,
+    },
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
+        .format_timestamp(None)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("recorderctl: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            let code = e
+                .downcast_ref::<record::RecordError>()
+                .map_or(1, record::RecordError::exit_code);
+            eprintln!("recorderctl: {e:#}");
+            ExitCode::from(code as u8)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<u8> {
+    match cli.command {
+        Command::Record {
+            output,
+            base,
+            cgroup_parent,
+            btf,
+            no_compat,
+            command,
+        } => {
+            if let Some(path) = &output {
+                record::check_writable(path)?;
+            }
+            let base = base.map(|p| Profile::read(&p)).transpose()?;
+            let outcome = record::record(RecordOptions {
+                command,
+                load: LoadOptions {
+                    btf,
+                    compat: !no_compat,
+                    ..LoadOptions::default()
+                },
+                cgroup_parent,
+                base,
+            })
+            .await?;
+            for (abi, nr) in &outcome.unknown {
+                log::warn!("syscall {nr} of {abi} has no name in the syscall table; it is not in the profile");
+            }
+            if outcome.out_of_range > 0 {
+                log::info!(
+                    "{} syscalls had a number outside the syscall tables (e.g. -1); they need no rule",
+                    outcome.out_of_range
+                );
+            }
+            let text = outcome.profile.to_json();
+            if let Err(e) = record::emit(&text, output.as_deref()) {
+                // Never lose a recording: fall back to stdout.
+                eprintln!("recorderctl: {e}; printing the profile instead");
+                record::emit(&text, None).context("printing the profile")?;
+            }
+            Ok(outcome.exit_code() as u8)
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! recorder: records what containers really call, with eBPF, and writes
+//! least-privilege seccomp profiles.
+//!
+//! See docs/ARCHITECTURE.md for the map of the code.
+
+pub mod btf;
+pub mod cgroup;
+pub mod ebpf;
+pub mod profile;
+pub mod record;
+pub mod syscalls;
+pub mod system;
+
+/// The version of recorder, recorderd and recorderctl.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,254 @@
+//! `recorderctl record -- CMD`: record one command, no daemon needed.
+//!
+//! A fresh cgroup is created and registered in the kernel's map before CMD is
+//! exec'd into it (the child joins the cgroup between fork and exec), so the
+//! recording starts at CMD's own execve and covers its children and threads.
+
+use std::{
+    ffi::OsString,
+    fs,
+    io::{self, Write as _},
+    os::{fd::AsRawFd as _, unix::process::ExitStatusExt as _},
+    path::{Path, PathBuf},
+    process::ExitStatus,
+    time::Duration,
+};
+
+use recorder_common::PHASE_WORKLOAD;
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::{
+    cgroup::{CgroupError, Hierarchy},
+    ebpf::{Kernel, KernelError, LoadOptions},
+    profile::{Profile, ProfileError, Recorded},
+    syscalls::Abi,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error(transparent)]
+    Kernel(#[from] KernelError),
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
+    #[error(transparent)]
+    Profile(#[from] ProfileError),
+    #[error("{0}: command not found")]
+    NotFound(String),
+    #[error("{0}: permission denied")]
+    NotExecutable(String),
+    #[error("cannot run {cmd}: {source}")]
+    Spawn { cmd: String, source: io::Error },
+    #[error("output {path} is not writable: {source}")]
+    Output { path: PathBuf, source: io::Error },
+    #[error("no command given")]
+    NoCommand,
+}
+
+impl RecordError {
+    /// The exit code a shell would use for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Self::NotFound(_) => 127,
+            Self::NotExecutable(_) => 126,
+            _ => 1,
+        }
+    }
+}
+
+/// What to record and where to put it.
+#[derive(Clone, Debug)]
+pub struct RecordOptions {
+    pub command: Vec<OsString>,
+    pub load: LoadOptions,
+    /// The cgroup under which the per-run cgroup is created.
+    pub cgroup_parent: String,
+    /// A profile to merge into the result.
+    pub base: Option<Profile>,
+}
+
+/// The result of a recording.
+#[derive(Debug)]
+pub struct Outcome {
+    pub status: ExitStatus,
+    pub recorded: Recorded,
+    pub profile: Profile,
+    /// Numbers without a name in the syscall table.
+    pub unknown: Vec<(Abi, u32)>,
+    /// Syscalls whose number was outside every bitmap (e.g. -1).
+    pub out_of_range: u64,
+}
+
+impl Outcome {
+    /// The exit code to pass on: CMD's own, or 128 + signal.
+    pub fn exit_code(&self) -> i32 {
+        self.status
+            .code()
+            .or_else(|| self.status.signal().map(|s| 128 + s))
+            .unwrap_or(1)
+    }
+}
+
+/// Checks that `path` can be written, without touching an existing file.
+pub fn check_writable(path: &Path) -> Result<(), RecordError> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let probe = dir.join(format!(".recorder-probe.{}", std::process::id()));
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .and_then(|_| fs::remove_file(&probe))
+        .map_err(|source| RecordError::Output {
+            path: path.to_owned(),
+            source,
+        })?;
+    if path.is_dir() {
+        return Err(RecordError::Output {
+            path: path.to_owned(),
+            source: io::Error::other("it is a directory"),
+        });
+    }
+    Ok(())
+}
+
+/// Removes the run's cgroup however the recording ends.
+struct CgroupGuard<'a> {
+    hierarchy: &'a Hierarchy,
+    rel: String,
+}
+
+impl Drop for CgroupGuard<'_> {
+    fn drop(&mut self) {
+        if let Err(e) = self.hierarchy.remove(&self.rel, Duration::from_secs(5)) {
+            log::warn!("{e}");
+        }
+        // The shared parent goes too once no other run uses it.
+        if let Some((parent, _)) = self.rel.rsplit_once('/')
+            && !parent.is_empty()
+            && let Ok(dir) = self.hierarchy.dir(parent)
+        {
+            let _ = fs::remove_dir(dir);
+        }
+    }
+}
+
+/// Runs and records the command.
+pub async fn record(opts: RecordOptions) -> Result<Outcome, RecordError> {
+    let (program, args) = opts.command.split_first().ok_or(RecordError::NoCommand)?;
+    let hierarchy = Hierarchy::detect()?;
+    let mut kernel = Kernel::load(&opts.load)?;
+
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let rel = format!(
+        "{}/record-{}-{nanos}",
+        opts.cgroup_parent.trim_end_matches('/'),
+        std::process::id()
+    );
+    let dir = hierarchy.create(&rel)?;
+    let guard = CgroupGuard {
+        hierarchy: &hierarchy,
+        rel: rel.clone(),
+    };
+    let id = hierarchy.id(&rel)?;
+    kernel.insert(id, id, PHASE_WORKLOAD)?;
+    kernel.attach()?;
+
+    let procs_path = dir.join("cgroup.procs");
+    let procs = fs::OpenOptions::new()
+        .write(true)
+        .open(&procs_path)
+        .map_err(|source| CgroupError::Write {
+            path: procs_path.clone(),
+            source,
+        })?;
+    let procs_fd = procs.as_raw_fd();
+
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.args(args);
+    // SAFETY: the closure only calls write(2), which is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || {
+            let rc = libc::write(procs_fd, b"0".as_ptr().cast(), 1);
+            if rc == 1 {
+                Ok(())
+            } else {
+                Err(io::Error::last_os_error())
+            }
+        });
+    }
+    let name = program.to_string_lossy().into_owned();
+    let mut child = cmd.spawn().map_err(|source| match source.kind() {
+        io::ErrorKind::NotFound => RecordError::NotFound(name.clone()),
+        io::ErrorKind::PermissionDenied => RecordError::NotExecutable(name.clone()),
+        _ => RecordError::Spawn {
+            cmd: name.clone(),
+            source,
+        },
+    })?;
+    drop(procs);
+
+    let status = wait_forwarding_signals(&mut child)
+        .await
+        .map_err(|source| RecordError::Spawn { cmd: name, source })?;
+
+    // Let processes CMD left behind end before the set is read.
+    drop(guard);
+    let set = kernel.remove(id).unwrap_or(recorder_common::SyscallSet::new(id, PHASE_WORKLOAD));
+    let _ = kernel.detach();
+
+    let (recorded, unknown) = Recorded::from_set(&set);
+    let mut profile = Profile::from_recorded(&recorded);
+    if let Some(base) = &opts.base {
+        profile.merge(base);
+    }
+    Ok(Outcome {
+        status,
+        recorded,
+        profile,
+        unknown,
+        out_of_range: set.out_of_range,
+    })
+}
+
+/// Waits for the child, passing SIGINT, SIGTERM, SIGHUP and SIGQUIT on to it
+/// (the recording goes on until the child exits).
+async fn wait_forwarding_signals(child: &mut tokio::process::Child) -> io::Result<ExitStatus> {
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut quit = signal(SignalKind::quit())?;
+    loop {
+        let sig = tokio::select! {
+            status = child.wait() => return status,
+            _ = int.recv() => libc::SIGINT,
+            _ = term.recv() => libc::SIGTERM,
+            _ = hup.recv() => libc::SIGHUP,
+            _ = quit.recv() => libc::SIGQUIT,
+        };
+        if let Some(pid) = child.id() {
+            // SAFETY: plain kill(2) on our own child.
+            unsafe { libc::kill(pid as i32, sig) };
+        }
+    }
+}
+
+/// Writes the profile to `output` atomically, or to stdout.
+pub fn emit(text: &str, output: Option<&Path>) -> Result<(), RecordError> {
+    match output {
+        Some(path) => Ok(crate::profile::write_atomic(path, text.as_bytes())?),
+        None => {
+            let mut out = io::stdout().lock();
+            out.write_all(text.as_bytes())
+                .and_then(|()| out.flush())
+                .map_err(|source| RecordError::Output {
+                    path: PathBuf::from("<stdout>"),
+                    source,
+                })
+        }
+    }
+}
