@@ -1,0 +1,125 @@
+//! Helpers shared by the integration tests: real binaries, real kernel,
+//! real podman/runc containers on a busybox root filesystem built here.
+#![allow(dead_code, reason = "each test binary uses a different subset")]
+
+use std::{
+    fs,
+    os::unix::fs::PermissionsExt as _,
+    path::{Path, PathBuf},
+    process::{Command, Output},
+    sync::OnceLock,
+};
+
+/// The recorderctl binary under test.
+pub fn recorderctl() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_recorderctl"))
+}
+
+/// The recorderd binary under test.
+pub fn recorderd_path() -> &'static str {
+    env!("CARGO_BIN_EXE_recorderd")
+}
+
+/// The eBPF tests need root; they fail (never skip) without it.
+pub fn require_root() {
+    // SAFETY: geteuid cannot fail.
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "the integration tests load eBPF programs and must run as root (cargo xtask test)"
+    );
+}
+
+/// Runs a command and returns its output; panics with stderr if it cannot start.
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+/// Runs a command and asserts success.
+pub fn run_ok(cmd: &mut Command) -> Output {
+    let out = run(cmd);
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A scratch directory under target/ (kept for inspection after a failure).
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A busybox root filesystem (Debian's busybox-static with its applet
+/// links), built once per test binary.
+pub fn busybox_rootfs() -> &'static Path {
+    static ROOTFS: OnceLock<PathBuf> = OnceLock::new();
+    ROOTFS.get_or_init(|| {
+        let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("rootfs-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        for d in ["bin", "etc", "tmp", "proc", "sys", "dev", "root", "var", "run"] {
+            fs::create_dir_all(root.join(d)).unwrap();
+        }
+        fs::set_permissions(root.join("tmp"), fs::Permissions::from_mode(0o1777)).unwrap();
+        let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .expect("busybox-static is not installed (cargo xtask setup installs it)");
+        fs::copy(busybox, root.join("bin/busybox")).unwrap();
+        let list = run_ok(Command::new(root.join("bin/busybox")).arg("--list"));
+        for applet in String::from_utf8_lossy(&list.stdout).lines() {
+            let link = root.join("bin").join(applet);
+            if !link.exists() {
+                std::os::unix::fs::symlink("busybox", link).unwrap();
+            }
+        }
+        fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n").unwrap();
+        fs::write(root.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
+        root
+    })
+}
+
+/// `podman run` with the options that work on this kind of host (runc,
+/// bounded ulimits) on the busybox rootfs.
+pub fn podman_run(extra: &[&str], cmd: &[&str]) -> Command {
+    let mut c = Command::new("podman");
+    c.args(["--runtime", "runc", "run", "--rm"])
+        .args(["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"])
+        .args(extra)
+        .arg("--rootfs")
+        .arg(busybox_rootfs())
+        .args(cmd);
+    c
+}
+
+/// Parses a profile and returns the names allowed by its ALLOW rules.
+pub fn allowed_names(profile: &str) -> std::collections::BTreeSet<String> {
+    let v: serde_json::Value = serde_json::from_str(profile)
+        .unwrap_or_else(|e| panic!("profile is not JSON ({e}): {profile}"));
+    v["syscalls"]
+        .as_array()
+        .expect("syscalls array")
+        .iter()
+        .filter(|r| r["action"] == "SCMP_ACT_ALLOW")
+        .flat_map(|r| r["names"].as_array().cloned().unwrap_or_default())
+        .filter_map(|n| n.as_str().map(str::to_owned))
+        .collect()
+}
+
+/// Writes a copy of `profile` without `names` in any rule.
+pub fn without(profile: &str, names: &[&str], out: &Path) {
+    let mut v: serde_json::Value = serde_json::from_str(profile).unwrap();
+    for rule in v["syscalls"].as_array_mut().unwrap() {
+        if let Some(list) = rule["names"].as_array_mut() {
+            list.retain(|n| !names.contains(&n.as_str().unwrap_or_default()));
+        }
+    }
+    fs::write(out, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+}

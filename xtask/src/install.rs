@@ -1,0 +1,8 @@
+//! `cargo xtask install`.
+
+#[derive(clap::Args, Debug)]
+pub struct Args {}
+
+pub fn run(_args: &Args) -> anyhow::Result<()> {
+    anyhow::bail!("cargo xtask install: not implemented yet")
+}
