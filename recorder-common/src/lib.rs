@@ -129,6 +129,8 @@ pub const PATH_BUF: usize = 512;
 pub const MAX_LEAF_PATTERNS: u32 = 8;
 /// Length of a container id in a cgroup name: 64 hex digits.
 pub const ID_HEX_LEN: usize = 64;
+/// Size of a saved leaf name (prefix + id + suffix, NUL padded).
+pub const LEAF_MAX: usize = 128;
 /// Maximum length of a leaf pattern's literal prefix.
 pub const LEAF_PREFIX_MAX: usize = 32;
 /// Maximum length of a leaf pattern's literal suffix.

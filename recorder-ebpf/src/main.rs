@@ -18,17 +18,17 @@ use core::intrinsics::{AtomicOrdering, atomic_or, atomic_xadd};
 use aya_ebpf::{
     EbpfContext as _, Global,
     helpers::{
-        bpf_get_current_cgroup_id, bpf_get_current_task,
-        bpf_probe_read_kernel, bpf_probe_read_kernel_buf,
+        bpf_get_current_cgroup_id, bpf_get_current_task, bpf_probe_read_kernel,
+        bpf_probe_read_kernel_buf,
     },
     macros::{map, raw_tracepoint, tracepoint},
     maps::{Array, HashMap, PerCpuArray, RingBuf},
     programs::{RawTracePointContext, TracePointContext},
 };
 use recorder_common::{
-    CgroupEvent, EVENT_MKDIR, EVENT_RMDIR, FLAG_AUTO, FLAG_MARKER_SEEN, ID_HEX_LEN,
-    LEAF_PREFIX_MAX, LEAF_SUFFIX_MAX, LeafPattern, MAX_LEAF_PATTERNS, PATH_BUF,
-    PHASE_RUNTIME_INIT, PHASE_WORKLOAD, SET_BITS, SyscallSet, X32_SYSCALL_BIT, stat,
+    CgroupEvent, EVENT_MKDIR, EVENT_RMDIR, FLAG_AUTO, FLAG_MARKER_SEEN, ID_HEX_LEN, LEAF_MAX,
+    LEAF_PREFIX_MAX, LEAF_SUFFIX_MAX, LeafPattern, MAX_LEAF_PATTERNS, PATH_BUF, PHASE_RUNTIME_INIT,
+    PHASE_WORKLOAD, SET_BITS, SyscallSet, X32_SYSCALL_BIT, stat,
 };
 
 /// cgroup id -> syscall set. Capacity is set by user space at load time.
@@ -51,6 +51,16 @@ static LEAF_PATTERNS: Array<LeafPattern> = Array::with_max_entries(MAX_LEAF_PATT
 /// large for the BPF stack). Only `owner`, `phase` and `flags` are written.
 #[map]
 static SET_SCRATCH: PerCpuArray<SyscallSet> = PerCpuArray::with_max_entries(1, 0);
+
+/// cgroup id -> the leaf name of a cgroup the kernel enrolled (e.g.
+/// `libpod-<id>`), so that user space can name the container even when the
+/// cgroup was created and removed while the daemon was down.
+#[map]
+static CGROUP_LEAF: HashMap<u64, [u8; LEAF_MAX]> = HashMap::with_max_entries(1024, 0);
+
+/// Scratch space for a leaf name.
+#[map]
+static LEAF_SCRATCH: PerCpuArray<[u8; LEAF_MAX]> = PerCpuArray::with_max_entries(1, 0);
 
 /// Scratch space for a cgroup path (too large for the BPF stack).
 #[map]
@@ -140,9 +150,8 @@ fn caller_is_runtime_init() -> bool {
     // Left uninitialised: zeroing it would be a memset call, which BPF does
     // not have, and the helper fills the whole buffer (it takes uninit memory).
     let mut comm = core::mem::MaybeUninit::<[u64; 2]>::uninit();
-    let ret = unsafe {
-        aya_ebpf::helpers::generated::bpf_get_current_comm(comm.as_mut_ptr().cast(), 16)
-    };
+    let ret =
+        unsafe { aya_ebpf::helpers::generated::bpf_get_current_comm(comm.as_mut_ptr().cast(), 16) };
     if ret != 0 {
         return false;
     }
@@ -235,33 +244,38 @@ fn is_hex(c: u8) -> bool {
 }
 
 /// Whether the last component of `path[..len]` (len without the NUL) matches
-/// `pattern`: `prefix`, 64 hex digits, `suffix`, preceded by a '/'.
+/// `pattern`: `prefix`, 64 hex digits, `suffix`, preceded by a '/'. Returns
+/// where the leaf starts and how long it is.
 #[inline(always)]
-fn leaf_matches(path: &[u8; PATH_BUF], len: usize, pattern: &LeafPattern) -> bool {
+fn leaf_matches(
+    path: &[u8; PATH_BUF],
+    len: usize,
+    pattern: &LeafPattern,
+) -> Option<(usize, usize)> {
     let plen = pattern.prefix_len as usize;
     let slen = pattern.suffix_len as usize;
     if plen > LEAF_PREFIX_MAX || slen > LEAF_SUFFIX_MAX {
-        return false;
+        return None;
     }
     let leaf = plen + ID_HEX_LEN + slen;
     if len <= leaf || len >= PATH_BUF {
-        return false;
+        return None;
     }
     let start = len - leaf;
     if path[(start - 1) & (PATH_BUF - 1)] != b'/' {
-        return false;
+        return None;
     }
     for i in 0..LEAF_PREFIX_MAX {
         if i >= plen {
             break;
         }
         if path[(start + i) & (PATH_BUF - 1)] != pattern.prefix[i] {
-            return false;
+            return None;
         }
     }
     for i in 0..ID_HEX_LEN {
         if !is_hex(path[(start + plen + i) & (PATH_BUF - 1)]) {
-            return false;
+            return None;
         }
     }
     for i in 0..LEAF_SUFFIX_MAX {
@@ -269,10 +283,10 @@ fn leaf_matches(path: &[u8; PATH_BUF], len: usize, pattern: &LeafPattern) -> boo
             break;
         }
         if path[(start + plen + ID_HEX_LEN + i) & (PATH_BUF - 1)] != pattern.suffix[i] {
-            return false;
+            return None;
         }
     }
-    true
+    Some((start, leaf))
 }
 
 fn send_event(kind: u32, id: u64, enrolled: bool) {
@@ -327,11 +341,32 @@ fn try_cgroup_mkdir(ctx: &TracePointContext) -> Result<(), i64> {
         let Some(pattern) = LEAF_PATTERNS.get(i) else {
             break;
         };
-        if pattern.enabled != 0 && leaf_matches(buf, len, pattern) {
+        if pattern.enabled == 0 {
+            continue;
+        }
+        if let Some((start, leaf_len)) = leaf_matches(buf, len, pattern) {
+            save_leaf(id, buf, start, leaf_len);
             return enrol(id, id, PHASE_RUNTIME_INIT);
         }
     }
     Ok(())
+}
+
+/// Keeps the enrolled cgroup's leaf name for user space.
+#[inline(always)]
+fn save_leaf(id: u64, path: &[u8; PATH_BUF], start: usize, len: usize) {
+    let Some(leaf) = LEAF_SCRATCH.get_ptr_mut(0) else {
+        return;
+    };
+    let leaf = unsafe { &mut *leaf };
+    for i in 0..LEAF_MAX {
+        leaf[i] = if i < len {
+            path[(start + i) & (PATH_BUF - 1)]
+        } else {
+            0
+        };
+    }
+    let _ = CGROUP_LEAF.insert(&id, &*leaf, 0);
 }
 
 fn enrol(id: u64, owner: u64, phase: u32) -> Result<(), i64> {

@@ -6,10 +6,13 @@ use std::path::{Path, PathBuf};
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{HashMap, MapData, MapError},
-    programs::{RawTracePoint, raw_trace_point::RawTracePointLinkId},
+    maps::{Array, HashMap, MapData, MapError, PerCpuArray, RingBuf},
+    programs::{
+        RawTracePoint, TracePoint,
+        links::{FdLink, PinnedLink},
+    },
 };
-use recorder_common::SyscallSet;
+use recorder_common::{LEAF_MAX, LeafPattern, MAX_LEAF_PATTERNS, SyscallSet};
 
 use crate::{btf, system};
 
@@ -18,6 +21,8 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/re
 
 /// Name of the per-cgroup syscall set map.
 pub const SETS_MAP: &str = "SYSCALL_SETS";
+/// Maps that outlive the daemon when a pin directory is given.
+const PINNED_MAPS: [&str; 5] = [SETS_MAP, "CGROUP_LEAF", "EVENTS", "STATS", "LEAF_PATTERNS"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum KernelError {
@@ -33,6 +38,15 @@ pub enum KernelError {
         #[source]
         source: Box<aya::programs::ProgramError>,
     },
+    #[error("cannot pin {what} at {path}: {source}")]
+    Pin {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("cannot read the tracepoint format {path}: {reason}")]
+    Format { path: PathBuf, reason: String },
     #[error("eBPF object has no {0}")]
     Missing(&'static str),
     #[error("map {map}: {source}")]
@@ -65,6 +79,11 @@ pub struct LoadOptions {
     pub btf: PathBuf,
     /// Tell 32-bit compat syscalls apart (x86_64 only).
     pub compat: bool,
+    /// Pin maps and links here, so that recording survives a restart of
+    /// the daemon (None: everything goes when the process exits).
+    pub pin_dir: Option<PathBuf>,
+    /// Enrol new container cgroups in the kernel (auto mode).
+    pub auto_enrol: bool,
 }
 
 impl Default for LoadOptions {
@@ -73,6 +92,8 @@ impl Default for LoadOptions {
             capacity: 1024,
             btf: PathBuf::from(btf::VMLINUX),
             compat: true,
+            pin_dir: None,
+            auto_enrol: false,
         }
     }
 }
@@ -89,12 +110,64 @@ fn compat_offset(opts: &LoadOptions) -> Result<u32, KernelError> {
     Ok(btf.member_offset("task_struct", &["thread_info", "status"])?)
 }
 
+/// An attached program's link: owned by this process, or pinned in bpffs.
+enum Link {
+    Owned(FdLink),
+    Pinned(PinnedLink),
+}
+
+/// Offsets of the `cgroup:cgroup_mkdir` record fields, from tracefs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CgroupTpFormat {
+    pub root: u32,
+    pub id: u32,
+    pub path: u32,
+}
+
+impl CgroupTpFormat {
+    /// Parses `events/cgroup/cgroup_mkdir/format`.
+    pub fn parse(text: &str) -> Option<Self> {
+        let field = |name: &str| {
+            text.lines().find_map(|l| {
+                let l = l.trim();
+                let decl = l.strip_prefix("field:")?.split(';').next()?;
+                if !decl.ends_with(&format!(" {name}")) && !decl.ends_with(&format!(" {name}[]")) {
+                    return None;
+                }
+                l.split(';')
+                    .find_map(|p| p.trim().strip_prefix("offset:"))
+                    .and_then(|v| v.parse().ok())
+            })
+        };
+        Some(Self {
+            root: field("root")?,
+            id: field("id")?,
+            path: field("path")?,
+        })
+    }
+
+    fn read(tracefs: &Path) -> Result<Self, KernelError> {
+        let path = tracefs.join("events/cgroup/cgroup_mkdir/format");
+        let text = std::fs::read_to_string(&path).map_err(|e| KernelError::Format {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        Self::parse(&text).ok_or(KernelError::Format {
+            path,
+            reason: "fields root, id and path not found".to_owned(),
+        })
+    }
+}
+
 /// The loaded object.
 pub struct Kernel {
     ebpf: Ebpf,
     sets: HashMap<MapData, u64, SyscallSet>,
+    leaves: HashMap<MapData, u64, [u8; LEAF_MAX]>,
     capacity: u32,
-    sys_enter: Option<RawTracePointLinkId>,
+    pin_dir: Option<PathBuf>,
+    sys_enter: Option<Link>,
+    cgroup_links: Vec<Link>,
 }
 
 impl Kernel {
@@ -103,21 +176,176 @@ impl Kernel {
     pub fn load(opts: &LoadOptions) -> Result<Self, KernelError> {
         system::check_privileges()?;
         let compat_off = compat_offset(opts)?;
-        let mut ebpf = EbpfLoader::new()
+        let auto = u32::from(opts.auto_enrol);
+        let fmt = if opts.auto_enrol {
+            Some(CgroupTpFormat::read(&system::ensure_tracefs()?)?)
+        } else {
+            None
+        };
+        let mut loader = EbpfLoader::new();
+        loader
             .override_global("COMPAT_STATUS_OFFSET", &compat_off, true)
+            .override_global("AUTO_ENROL", &auto, true)
             .map_max_entries(SETS_MAP, opts.capacity)
+            .map_max_entries("CGROUP_LEAF", opts.capacity);
+        if let Some(fmt) = &fmt {
+            loader
+                .override_global("TP_ROOT_OFF", &fmt.root, true)
+                .override_global("TP_ID_OFF", &fmt.id, true)
+                .override_global("TP_PATH_OFF", &fmt.path, true);
+        }
+        let pin_paths: Vec<(&str, PathBuf)> = match &opts.pin_dir {
+            Some(dir) => {
+                system::ensure_bpffs(dir)?;
+                PINNED_MAPS.iter().map(|m| (*m, dir.join(m))).collect()
+            }
+            None => Vec::new(),
+        };
+        for (name, path) in &pin_paths {
+            loader.map_pin_path(*name, path.as_path());
+        }
+        let mut ebpf = loader
             .load(OBJECT)
             .map_err(|e| KernelError::Load(Box::new(e)))?;
-        let map = ebpf
+        let sets = ebpf
             .take_map(SETS_MAP)
             .ok_or(KernelError::Missing(SETS_MAP))?;
-        let sets = HashMap::try_from(map).map_err(KernelError::map(SETS_MAP))?;
+        let sets = HashMap::try_from(sets).map_err(KernelError::map(SETS_MAP))?;
+        let leaves = ebpf
+            .take_map("CGROUP_LEAF")
+            .ok_or(KernelError::Missing("CGROUP_LEAF"))?;
+        let leaves = HashMap::try_from(leaves).map_err(KernelError::map("CGROUP_LEAF"))?;
+        // A map pinned by an earlier run keeps its size.
+        let capacity = aya::maps::IterableMap::map(&sets)
+            .info()
+            .map(|i| i.max_entries())
+            .unwrap_or(opts.capacity);
         Ok(Self {
             ebpf,
             sets,
-            capacity: opts.capacity,
+            leaves,
+            capacity,
+            pin_dir: opts.pin_dir.clone(),
             sys_enter: None,
+            cgroup_links: Vec::new(),
         })
+    }
+
+    fn link_pin_path(&self, prog: &str) -> Option<PathBuf> {
+        self.pin_dir
+            .as_ref()
+            .map(|d| d.join(format!("link_{prog}")))
+    }
+
+    /// Pins `link` in place of the link an earlier run pinned for `prog`
+    /// (which is detached only now, so that recording never pauses).
+    fn keep(&self, prog: &'static str, link: FdLink) -> Result<Link, KernelError> {
+        let Some(path) = self.link_pin_path(prog) else {
+            return Ok(Link::Owned(link));
+        };
+        if path.exists() {
+            match PinnedLink::from_pin(&path) {
+                Ok(old) => drop(old.unpin()),
+                Err(_) => drop(std::fs::remove_file(&path)),
+            }
+        }
+        link.pin(&path)
+            .map(Link::Pinned)
+            .map_err(|e| KernelError::Pin {
+                what: prog,
+                path,
+                source: Box::new(e),
+            })
+    }
+
+    fn unkeep(link: Link) {
+        match link {
+            Link::Owned(l) => drop(l),
+            Link::Pinned(p) => drop(p.unpin()),
+        }
+    }
+
+    /// Attaches the cgroup mkdir/rmdir tracepoints (auto mode and the
+    /// removal notices).
+    pub fn attach_cgroup_events(&mut self) -> Result<(), KernelError> {
+        if !self.cgroup_links.is_empty() {
+            return Ok(());
+        }
+        system::ensure_tracefs()?;
+        for name in ["cgroup_mkdir", "cgroup_rmdir"] {
+            let wrap = |source| KernelError::Program {
+                name,
+                source: Box::new(source),
+            };
+            let prog: &mut TracePoint = self
+                .ebpf
+                .program_mut(name)
+                .ok_or(KernelError::Missing(name))?
+                .try_into()
+                .map_err(wrap)?;
+            if prog.fd().is_err() {
+                prog.load().map_err(wrap)?;
+            }
+            let id = prog.attach("cgroup", name).map_err(wrap)?;
+            let link = prog.take_link(id).map_err(wrap)?;
+            // Kernels with BPF links for perf events (5.15+) give an FdLink,
+            // which can be pinned; older ones a perf link, which is kept open.
+            let link = match FdLink::try_from(link) {
+                Ok(fd) => self.keep(name, fd)?,
+                Err(_) => {
+                    log::warn!("{name}: no BPF link support; auto mode stops with the daemon");
+                    continue;
+                }
+            };
+            self.cgroup_links.push(link);
+        }
+        Ok(())
+    }
+
+    /// Sets the container leaf patterns the kernel enrols in auto mode.
+    pub fn set_leaf_patterns(&mut self, patterns: &[LeafPattern]) -> Result<(), KernelError> {
+        let map = self
+            .ebpf
+            .map_mut("LEAF_PATTERNS")
+            .ok_or(KernelError::Missing("LEAF_PATTERNS"))?;
+        let mut arr: Array<&mut MapData, LeafPattern> =
+            Array::try_from(map).map_err(KernelError::map("LEAF_PATTERNS"))?;
+        for i in 0..MAX_LEAF_PATTERNS {
+            let p = patterns
+                .get(i as usize)
+                .copied()
+                .unwrap_or(LeafPattern::EMPTY);
+            arr.set(i, p, 0)
+                .map_err(KernelError::map("LEAF_PATTERNS"))?;
+        }
+        Ok(())
+    }
+
+    /// The leaf name the kernel saved for cgroup `id` when it enrolled it.
+    pub fn leaf(&self, id: u64) -> Option<String> {
+        let raw = self.leaves.get(&id, 0).ok()?;
+        let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
+        Some(String::from_utf8_lossy(&raw[..end]).into_owned())
+    }
+
+    /// Takes the ring buffer of cgroup events (once).
+    pub fn take_events(&mut self) -> Result<RingBuf<MapData>, KernelError> {
+        let map = self
+            .ebpf
+            .take_map("EVENTS")
+            .ok_or(KernelError::Missing("EVENTS"))?;
+        RingBuf::try_from(map).map_err(KernelError::map("EVENTS"))
+    }
+
+    /// Sums a per-CPU counter of `recorder_common::stat`.
+    pub fn stat(&self, index: u32) -> u64 {
+        let Some(map) = self.ebpf.map("STATS") else {
+            return 0;
+        };
+        let Ok(arr) = PerCpuArray::<&MapData, u64>::try_from(map) else {
+            return 0;
+        };
+        arr.get(&index, 0).map(|v| v.iter().sum()).unwrap_or(0)
     }
 
     fn raw_tp(&mut self, name: &'static str) -> Result<&mut RawTracePoint, KernelError> {
@@ -146,22 +374,33 @@ impl Kernel {
         if prog.fd().is_err() {
             prog.load().map_err(wrap)?;
         }
-        let link = prog.attach("sys_enter").map_err(wrap)?;
-        self.sys_enter = Some(link);
+        let id = prog.attach("sys_enter").map_err(wrap)?;
+        let link: FdLink = prog.take_link(id).map_err(wrap)?.into();
+        self.sys_enter = Some(self.keep("sys_enter", link)?);
         Ok(())
     }
 
     /// Detaches the recorder; recorded sets stay in the map.
     pub fn detach(&mut self) -> Result<(), KernelError> {
         if let Some(link) = self.sys_enter.take() {
-            self.raw_tp("sys_enter")?
-                .detach(link)
-                .map_err(|source| KernelError::Program {
-                    name: "sys_enter",
-                    source: Box::new(source),
-                })?;
+            Self::unkeep(link);
         }
         Ok(())
+    }
+
+    /// Detaches everything, pinned links included (a clean shutdown).
+    pub fn detach_all(&mut self) {
+        if let Some(link) = self.sys_enter.take() {
+            Self::unkeep(link);
+        }
+        for link in self.cgroup_links.drain(..) {
+            Self::unkeep(link);
+        }
+    }
+
+    /// Whether an earlier run left a pinned recorder link behind.
+    pub fn has_pinned_link(&self) -> bool {
+        self.link_pin_path("sys_enter").is_some_and(|p| p.exists())
     }
 
     /// Whether the recorder is attached.
@@ -205,7 +444,17 @@ impl Kernel {
     pub fn remove(&mut self, id: u64) -> Option<SyscallSet> {
         let set = self.get(id);
         let _ = self.sets.remove(&id);
+        let _ = self.leaves.remove(&id);
         set
+    }
+
+    /// How many cgroups are recorded.
+    pub fn len(&self) -> usize {
+        self.sets.keys().filter(Result::is_ok).count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Every recorded cgroup and its set.

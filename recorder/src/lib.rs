@@ -5,7 +5,13 @@
 
 pub mod btf;
 pub mod cgroup;
+pub mod config;
+pub mod container;
+pub mod control;
+pub mod ctl;
+pub mod daemon;
 pub mod ebpf;
+pub mod names;
 pub mod profile;
 pub mod record;
 pub mod syscalls;

@@ -10,7 +10,11 @@ use recorder::{
 };
 
 #[derive(Parser, Debug)]
-#[command(name = "recorderctl", version, about = "Record the syscalls of containers and commands as seccomp profiles")]
+#[command(
+    name = "recorderctl",
+    version,
+    about = "Record the syscalls of containers and commands as seccomp profiles"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -40,6 +44,8 @@ enum Command {
         #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
         command: Vec<OsString>,
     },
+    #[command(flatten)]
+    Daemon(recorder::ctl::DaemonCommand),
 }
 
 fn main() -> ExitCode {
@@ -47,7 +53,10 @@ fn main() -> ExitCode {
         .format_timestamp(None)
         .init();
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("recorderctl: cannot start the async runtime: {e}");
@@ -92,7 +101,9 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             })
             .await?;
             for (abi, nr) in &outcome.unknown {
-                log::warn!("syscall {nr} of {abi} has no name in the syscall table; it is not in the profile");
+                log::warn!(
+                    "syscall {nr} of {abi} has no name in the syscall table; it is not in the profile"
+                );
             }
             if outcome.out_of_range > 0 {
                 log::info!(
@@ -108,5 +119,6 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             }
             Ok(outcome.exit_code() as u8)
         }
+        Command::Daemon(cmd) => Ok(recorder::ctl::run(cmd).await?),
     }
 }

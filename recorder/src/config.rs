@@ -1,0 +1,203 @@
+//! recorderd's configuration: an optional TOML file with serde defaults,
+//! overridden by command-line flags.
+
+use std::{
+    fs, io,
+    path::{Path, PathBuf},
+};
+
+use serde::{Deserialize, Serialize};
+
+/// The default config file.
+pub const DEFAULT_CONFIG: &str = "/etc/recorder/recorderd.toml";
+/// The default control socket.
+pub const DEFAULT_SOCKET: &str = "/run/recorder/recorder.sock";
+/// The default profiles directory.
+pub const DEFAULT_PROFILES_DIR: &str = "/var/lib/recorder/profiles";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read { path: PathBuf, source: io::Error },
+    #[error("malformed config {path}: line {line}, column {column}: {message}")]
+    Parse {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("invalid config {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// Everything recorderd can be told. Every field has a default, so the
+/// daemon runs with no file at all.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The control socket.
+    pub socket: PathBuf,
+    /// The group whose members may use the control socket (besides root).
+    pub socket_group: String,
+    /// Where profiles are written.
+    pub profiles_dir: PathBuf,
+    /// Where the daemon keeps its state (recordings, profile index).
+    pub state_dir: PathBuf,
+    /// Where maps and links are pinned in bpffs.
+    pub pin_dir: PathBuf,
+    /// error, warn, info, debug or trace.
+    pub log_level: String,
+    /// Record every new container from its first syscall (auto mode).
+    pub record_all: bool,
+    /// How many cgroups can be recorded at once.
+    pub capacity: u32,
+    /// Detach the program while nothing is recorded and auto mode is off.
+    pub detach_when_idle: bool,
+    /// Tell 32-bit compat syscalls apart (x86_64).
+    pub compat: bool,
+    /// The kernel's BTF.
+    pub btf: PathBuf,
+    /// Container cgroup names recognised in auto mode: `{id}` stands for
+    /// the 64-hex container id.
+    pub auto_patterns: Vec<String>,
+    /// How often to look for removed cgroups besides the kernel's notices.
+    pub poll_interval_ms: u64,
+    /// Prometheus endpoint ("off" disables it).
+    pub metrics_addr: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            socket: PathBuf::from(DEFAULT_SOCKET),
+            socket_group: "root".to_owned(),
+            profiles_dir: PathBuf::from(DEFAULT_PROFILES_DIR),
+            state_dir: PathBuf::from("/var/lib/recorder"),
+            pin_dir: PathBuf::from("/sys/fs/bpf/recorder"),
+            log_level: "info".to_owned(),
+            record_all: false,
+            capacity: 1024,
+            detach_when_idle: true,
+            compat: true,
+            btf: PathBuf::from(crate::btf::VMLINUX),
+            auto_patterns: crate::container::DEFAULT_PATTERNS
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
+            poll_interval_ms: 1000,
+            metrics_addr: "127.0.0.1:9977".to_owned(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads `path`. A missing file is the defaults only when `optional`.
+    pub fn load(path: &Path, optional: bool) -> Result<Self, ConfigError> {
+        let text = match fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if optional && e.kind() == io::ErrorKind::NotFound => return Ok(Self::default()),
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        };
+        Self::parse(path, &text)
+    }
+
+    /// Parses a config text; errors carry the line and column.
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        let config: Self = toml::from_str(text).map_err(|e| {
+            let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((0, 0));
+            ConfigError::Parse {
+                path: path.to_owned(),
+                line,
+                column,
+                message: e.message().to_owned(),
+            }
+        })?;
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    /// Checks values serde cannot.
+    pub fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        };
+        if self.capacity == 0 {
+            return Err(invalid("capacity must be at least 1".to_owned()));
+        }
+        for p in &self.auto_patterns {
+            crate::container::compile_pattern(p)
+                .map_err(|e| invalid(format!("auto_patterns: {e}")))?;
+        }
+        if self.auto_patterns.len() > recorder_common::MAX_LEAF_PATTERNS as usize {
+            return Err(invalid(format!(
+                "auto_patterns: at most {} patterns",
+                recorder_common::MAX_LEAF_PATTERNS
+            )));
+        }
+        if !["error", "warn", "info", "debug", "trace"].contains(&self.log_level.as_str()) {
+            return Err(invalid(format!(
+                "log_level '{}' is not one of error, warn, info, debug, trace",
+                self.log_level
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// 1-based line and column of byte offset `at`.
+fn line_col(text: &str, at: usize) -> (usize, usize) {
+    let before = &text[..at.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rfind('\n')
+        .map_or(before.len(), |n| before.len() - n - 1)
+        + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_defaults() {
+        assert_eq!(
+            Config::parse(Path::new("c"), "").unwrap(),
+            Config::default()
+        );
+    }
+
+    #[test]
+    fn values_override_defaults() {
+        let c = Config::parse(Path::new("c"), "record_all = true\ncapacity = 8\n").unwrap();
+        assert!(c.record_all);
+        assert_eq!(c.capacity, 8);
+        assert_eq!(c.socket, Path::new(DEFAULT_SOCKET));
+    }
+
+    #[test]
+    fn errors_have_line_and_column() {
+        let err = Config::parse(
+            Path::new("/etc/r.toml"),
+            "capacity = 8\nrecord_all = maybe\n",
+        )
+        .unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("/etc/r.toml: line 2, column 14"), "{msg}");
+        let err = Config::parse(Path::new("r.toml"), "no_such_key = 1\n").unwrap_err();
+        assert!(err.to_string().contains("line 1, column 1"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        assert!(Config::parse(Path::new("c"), "capacity = 0\n").is_err());
+        assert!(Config::parse(Path::new("c"), "auto_patterns = [\"no-id-here\"]\n").is_err());
+        assert!(Config::parse(Path::new("c"), "log_level = \"loud\"\n").is_err());
+    }
+}

@@ -1,0 +1,329 @@
+//! The control protocol between recorderctl and recorderd: one JSON request
+//! and one JSON reply per line over a Unix stream socket, versioned, bounded
+//! in size, authenticated with SO_PEERCRED.
+
+use std::{
+    io,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use serde::{Deserialize, Serialize};
+use tokio::{
+    io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader},
+    net::UnixStream,
+};
+
+use crate::profile::Profile;
+
+/// Bumped on any incompatible change of the messages below.
+pub const PROTOCOL_VERSION: u32 = 1;
+/// The largest request the daemon reads (a base profile fits easily).
+pub const MAX_REQUEST: usize = 1 << 20;
+/// The largest reply the client reads.
+pub const MAX_REPLY: usize = 64 << 20;
+/// How long the daemon waits for a request line.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What to record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    /// A container id or unique id prefix.
+    Container(String),
+    /// The cgroup of a process.
+    Pid(u32),
+    /// A cgroup2 path.
+    Cgroup(String),
+}
+
+/// A request, with the protocol version beside it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Envelope<T> {
+    pub version: u32,
+    #[serde(flatten)]
+    pub body: T,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    Start {
+        target: Target,
+        /// Merged into the profile when it is written.
+        #[serde(default)]
+        base: Option<Profile>,
+        /// Write the profile here instead of the profiles dir (absolute).
+        #[serde(default)]
+        output: Option<PathBuf>,
+    },
+    Stop {
+        target: Target,
+        #[serde(default)]
+        base: Option<Profile>,
+    },
+    Profile {
+        target: Target,
+        #[serde(default)]
+        base: Option<Profile>,
+    },
+    List,
+    Status,
+}
+
+/// One recording, as `list` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordingInfo {
+    /// The container id, or `cgroup-<inode>` for plain cgroups.
+    pub key: String,
+    pub runtime: crate::container::Runtime,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub cgroup: String,
+    pub cgroup_id: u64,
+    /// Distinct syscalls recorded so far.
+    pub syscalls: usize,
+    /// Seconds since the epoch.
+    pub started: u64,
+    /// Recorded from the first syscall (auto mode) or from `start`.
+    pub auto: bool,
+}
+
+/// The daemon's state, as `status` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusInfo {
+    pub version: String,
+    pub protocol: u32,
+    pub uptime_secs: u64,
+    pub attached: bool,
+    pub record_all: bool,
+    pub recordings: usize,
+    pub map_entries: usize,
+    pub map_capacity: u32,
+    /// Enrolments the kernel could not make because the map was full.
+    pub enrol_failures: u64,
+    pub profiles_written: u64,
+    /// Profiles that could not be written yet (kept, retried).
+    pub pending_writes: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "reply", rename_all = "snake_case")]
+pub enum Reply {
+    Started {
+        recording: RecordingInfo,
+    },
+    Stopped {
+        recording: RecordingInfo,
+        path: PathBuf,
+    },
+    Profile {
+        recording: RecordingInfo,
+        profile: Profile,
+    },
+    List {
+        recordings: Vec<RecordingInfo>,
+    },
+    Status {
+        status: StatusInfo,
+    },
+    Error {
+        kind: ErrorKind,
+        message: String,
+    },
+}
+
+/// The class of a refused request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    PermissionDenied,
+    BadRequest,
+    VersionMismatch,
+    NotFound,
+    Ambiguous,
+    AlreadyRecording,
+    NotRecording,
+    MapFull,
+    Internal,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error(
+        "cannot connect to recorderd at {path}: {source} (is recorderd running? start it, or pass --socket)"
+    )]
+    Connect { path: PathBuf, source: io::Error },
+    #[error("talking to recorderd at {path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("recorderd closed the connection without replying")]
+    NoReply,
+    #[error("malformed reply from recorderd: {0}")]
+    BadReply(String),
+    #[error(
+        "recorderctl speaks protocol {ours} but recorderd speaks {theirs}; use matching versions"
+    )]
+    Version { ours: u32, theirs: u32 },
+    #[error("{message}")]
+    Refused { kind: ErrorKind, message: String },
+}
+
+/// Sends one request and reads the reply.
+pub async fn call(socket: &Path, request: &Request) -> Result<Reply, ClientError> {
+    let io_err = |source| ClientError::Io {
+        path: socket.to_owned(),
+        source,
+    };
+    let mut stream = UnixStream::connect(socket)
+        .await
+        .map_err(|source| ClientError::Connect {
+            path: socket.to_owned(),
+            source,
+        })?;
+    let mut line = serde_json::to_vec(&Envelope {
+        version: PROTOCOL_VERSION,
+        body: request,
+    })
+    .map_err(|e| ClientError::BadReply(e.to_string()))?;
+    line.push(b'\n');
+    stream.write_all(&line).await.map_err(io_err)?;
+    let mut reader = BufReader::new(stream).take(MAX_REPLY as u64);
+    let mut reply = String::new();
+    reader.read_line(&mut reply).await.map_err(io_err)?;
+    if reply.is_empty() {
+        return Err(ClientError::NoReply);
+    }
+    let envelope: Envelope<Reply> =
+        serde_json::from_str(&reply).map_err(|e| ClientError::BadReply(e.to_string()))?;
+    if envelope.version != PROTOCOL_VERSION {
+        return Err(ClientError::Version {
+            ours: PROTOCOL_VERSION,
+            theirs: envelope.version,
+        });
+    }
+    match envelope.body {
+        Reply::Error { kind, message } => Err(ClientError::Refused { kind, message }),
+        reply => Ok(reply),
+    }
+}
+
+/// Serialises a reply line.
+pub fn reply_line(reply: &Reply) -> Vec<u8> {
+    let mut line = serde_json::to_vec(&Envelope {
+        version: PROTOCOL_VERSION,
+        body: reply,
+    })
+    .unwrap_or_else(|e| format!("{{\"version\":{PROTOCOL_VERSION},\"reply\":\"error\",\"kind\":\"internal\",\"message\":\"{e}\"}}").into_bytes());
+    line.push(b'\n');
+    line
+}
+
+/// Parses a request line, or says why it cannot be served.
+pub fn parse_request(line: &str) -> Result<Request, Reply> {
+    let value: serde_json::Value = serde_json::from_str(line).map_err(|e| Reply::Error {
+        kind: ErrorKind::BadRequest,
+        message: format!("malformed request: {e}"),
+    })?;
+    let version = value.get("version").and_then(serde_json::Value::as_u64);
+    if version != Some(u64::from(PROTOCOL_VERSION)) {
+        return Err(Reply::Error {
+            kind: ErrorKind::VersionMismatch,
+            message: format!(
+                "recorderd speaks protocol {PROTOCOL_VERSION}, the request has {}",
+                version.map_or("none".to_owned(), |v| v.to_string())
+            ),
+        });
+    }
+    serde_json::from_value::<Envelope<Request>>(value)
+        .map(|e| e.body)
+        .map_err(|e| Reply::Error {
+            kind: ErrorKind::BadRequest,
+            message: format!("unknown or malformed request: {e}"),
+        })
+}
+
+/// The supplementary groups of process `pid`.
+pub fn groups_of(pid: i32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| l.strip_prefix("Groups:")).map(|g| {
+                g.split_whitespace()
+                    .filter_map(|x| x.parse().ok())
+                    .collect()
+            })
+        })
+        .unwrap_or_default()
+}
+
+/// The gid of a group name (or a number).
+pub fn gid_of(group: &str) -> Option<u32> {
+    if let Ok(n) = group.parse() {
+        return Some(n);
+    }
+    std::fs::read_to_string("/etc/group")
+        .ok()?
+        .lines()
+        .find_map(|l| {
+            let mut f = l.split(':');
+            (f.next()? == group).then(|| f.nth(1)?.parse().ok())?
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_round_trip() {
+        let line = serde_json::to_string(&Envelope {
+            version: PROTOCOL_VERSION,
+            body: Request::Start {
+                target: Target::Container("abc".into()),
+                base: None,
+                output: None,
+            },
+        })
+        .unwrap();
+        assert!(matches!(
+            parse_request(&line),
+            Ok(Request::Start {
+                target: Target::Container(_),
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn bad_requests() {
+        assert!(matches!(
+            parse_request("{nope"),
+            Err(Reply::Error {
+                kind: ErrorKind::BadRequest,
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse_request(r#"{"version":99,"op":"list"}"#),
+            Err(Reply::Error {
+                kind: ErrorKind::VersionMismatch,
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse_request(r#"{"version":1,"op":"reboot"}"#),
+            Err(Reply::Error {
+                kind: ErrorKind::BadRequest,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn root_group_is_zero() {
+        assert_eq!(gid_of("root"), Some(0));
+        assert_eq!(gid_of("4242"), Some(4242));
+    }
+}

@@ -1,0 +1,264 @@
+//! recorderctl's daemon commands: start, stop, profile, list, status.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand, ValueEnum};
+
+use crate::{
+    control::{self, ClientError, RecordingInfo, Reply, Request, StatusInfo, Target},
+    profile::Profile,
+};
+
+/// How results are printed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Where the daemon is and how to print its answers.
+#[derive(Args, Debug, Clone)]
+pub struct Conn {
+    /// recorderd's control socket.
+    #[arg(long, value_name = "PATH", default_value = crate::config::DEFAULT_SOCKET, env = "RECORDER_SOCKET")]
+    pub socket: PathBuf,
+    /// Print results as text or as JSON (for scripts).
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+/// What to act on: a container, a process's cgroup, or a cgroup.
+#[derive(Args, Debug, Clone)]
+#[group(required = true, multiple = false)]
+pub struct TargetArgs {
+    /// A container id, unique id prefix, or name.
+    #[arg(value_name = "CONTAINER")]
+    pub container: Option<String>,
+    /// The cgroup of this process.
+    #[arg(long, value_name = "PID")]
+    pub pid: Option<u32>,
+    /// A cgroup2 path, e.g. /libpod_parent/libpod-<id>.
+    #[arg(long, value_name = "PATH")]
+    pub cgroup: Option<String>,
+}
+
+impl TargetArgs {
+    fn target(&self) -> Target {
+        match (&self.container, self.pid, &self.cgroup) {
+            (_, Some(pid), _) => Target::Pid(pid),
+            (_, _, Some(cg)) => Target::Cgroup(cg.clone()),
+            (Some(c), _, _) => Target::Container(c.clone()),
+            // clap's required group makes this unreachable; be explicit anyway.
+            (None, None, None) => Target::Container(String::new()),
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DaemonCommand {
+    /// Start recording a running container (and its sub-cgroups).
+    Start {
+        #[command(flatten)]
+        conn: Conn,
+        #[command(flatten)]
+        target: TargetArgs,
+        /// Merge this profile into the result when it is written.
+        #[arg(long, value_name = "FILE")]
+        base: Option<PathBuf>,
+    },
+    /// Stop recording and write the profile to <profiles-dir>/<container-id>.json.
+    Stop {
+        #[command(flatten)]
+        conn: Conn,
+        #[command(flatten)]
+        target: TargetArgs,
+        /// Merge this profile into the result.
+        #[arg(long, value_name = "FILE")]
+        base: Option<PathBuf>,
+    },
+    /// Print the profile recorded so far; recording goes on.
+    Profile {
+        #[command(flatten)]
+        conn: Conn,
+        #[command(flatten)]
+        target: TargetArgs,
+        /// Merge this profile into the result.
+        #[arg(long, value_name = "FILE")]
+        base: Option<PathBuf>,
+    },
+    /// List the recordings.
+    List {
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Show the daemon's state.
+    Status {
+        #[command(flatten)]
+        conn: Conn,
+    },
+}
+
+/// Errors of the daemon commands.
+#[derive(Debug, thiserror::Error)]
+pub enum CtlError {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error(transparent)]
+    Profile(#[from] crate::profile::ProfileError),
+    #[error("unexpected reply from recorderd")]
+    Unexpected,
+}
+
+fn read_base(base: Option<&PathBuf>) -> Result<Option<Profile>, CtlError> {
+    Ok(base.map(|p| Profile::read(p)).transpose()?)
+}
+
+fn print_json<T: serde::Serialize>(v: &T) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+fn print_recordings(list: &[RecordingInfo]) {
+    println!(
+        "{:<14} {:<10} {:<20} {:>8} {:<20} CGROUP",
+        "CONTAINER", "RUNTIME", "NAME", "SYSCALLS", "STARTED"
+    );
+    for r in list {
+        let short: String = r.key.chars().take(12).collect();
+        println!(
+            "{:<14} {:<10} {:<20} {:>8} {:<20} {}",
+            short,
+            r.runtime.to_string(),
+            r.name.as_deref().unwrap_or("-"),
+            r.syscalls,
+            format_time(r.started),
+            r.cgroup
+        );
+    }
+}
+
+fn format_time(secs: u64) -> String {
+    // UTC, without pulling in a date crate for one column.
+    let days = secs / 86_400;
+    let (h, m, s) = ((secs % 86_400) / 3600, (secs % 3600) / 60, secs % 60);
+    let (y, mo, d) = civil_from_days(days as i64);
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}Z")
+}
+
+/// Howard Hinnant's days-to-civil algorithm.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+fn print_status(s: &StatusInfo) {
+    println!("version:         {} (protocol {})", s.version, s.protocol);
+    println!("uptime:          {}s", s.uptime_secs);
+    println!("attached:        {}", s.attached);
+    println!("record all:      {}", s.record_all);
+    println!("recordings:      {}", s.recordings);
+    println!("map usage:       {}/{}", s.map_entries, s.map_capacity);
+    println!("enrol failures:  {}", s.enrol_failures);
+    println!("profiles written: {}", s.profiles_written);
+    println!("pending writes:  {}", s.pending_writes);
+    if let Some(e) = &s.last_error {
+        println!("last error:      {e}");
+    }
+}
+
+/// Runs a daemon command; returns the exit code.
+pub async fn run(cmd: DaemonCommand) -> Result<u8, CtlError> {
+    match cmd {
+        DaemonCommand::Start { conn, target, base } => {
+            let req = Request::Start {
+                target: target.target(),
+                base: read_base(base.as_ref())?,
+                output: None,
+            };
+            match control::call(&conn.socket, &req).await? {
+                Reply::Started { recording } => {
+                    match conn.output {
+                        OutputFormat::Json => print_json(&recording),
+                        OutputFormat::Text => {
+                            println!("recording {} ({})", recording.key, recording.cgroup)
+                        }
+                    }
+                    Ok(0)
+                }
+                _ => Err(CtlError::Unexpected),
+            }
+        }
+        DaemonCommand::Stop { conn, target, base } => {
+            let req = Request::Stop {
+                target: target.target(),
+                base: read_base(base.as_ref())?,
+            };
+            match control::call(&conn.socket, &req).await? {
+                Reply::Stopped { recording, path } => {
+                    match conn.output {
+                        OutputFormat::Json => {
+                            print_json(&serde_json::json!({"recording": recording, "path": path}))
+                        }
+                        OutputFormat::Text => println!("{}", path.display()),
+                    }
+                    Ok(0)
+                }
+                _ => Err(CtlError::Unexpected),
+            }
+        }
+        DaemonCommand::Profile { conn, target, base } => {
+            let req = Request::Profile {
+                target: target.target(),
+                base: read_base(base.as_ref())?,
+            };
+            match control::call(&conn.socket, &req).await? {
+                Reply::Profile { profile, .. } => {
+                    print!("{}", profile.to_json());
+                    Ok(0)
+                }
+                _ => Err(CtlError::Unexpected),
+            }
+        }
+        DaemonCommand::List { conn } => match control::call(&conn.socket, &Request::List).await? {
+            Reply::List { recordings } => {
+                match conn.output {
+                    OutputFormat::Json => print_json(&recordings),
+                    OutputFormat::Text => print_recordings(&recordings),
+                }
+                Ok(0)
+            }
+            _ => Err(CtlError::Unexpected),
+        },
+        DaemonCommand::Status { conn } => {
+            match control::call(&conn.socket, &Request::Status).await? {
+                Reply::Status { status } => {
+                    match conn.output {
+                        OutputFormat::Json => print_json(&status),
+                        OutputFormat::Text => print_status(&status),
+                    }
+                    Ok(0)
+                }
+                _ => Err(CtlError::Unexpected),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(format_time(0), "1970-01-01T00:00:00Z");
+        assert_eq!(format_time(1_795_424_905), "2026-11-23T09:08:25Z");
+    }
+}

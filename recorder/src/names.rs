@@ -1,0 +1,72 @@
+//! Container names from the runtimes' own metadata on disk, where it can be
+//! read without talking to the runtime. Names are for display only: they
+//! never form a path.
+
+use std::{fs, path::Path};
+
+use crate::container::Runtime;
+
+/// podman's (containers/storage) container list.
+const PODMAN_CONTAINERS: &str = "/var/lib/containers/storage/overlay-containers/containers.json";
+/// docker's per-container config.
+const DOCKER_CONTAINERS: &str = "/var/lib/docker/containers";
+
+/// Keeps printable characters only, and at most 128 of them.
+pub fn sanitize(name: &str) -> String {
+    name.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/' | ':' | '@'))
+        .take(128)
+        .collect()
+}
+
+/// The name a runtime gave container `id`, if it can be found.
+pub fn lookup(runtime: Runtime, id: &str) -> Option<String> {
+    let name = match runtime {
+        Runtime::Podman => podman(Path::new(PODMAN_CONTAINERS), id),
+        Runtime::Docker => docker(Path::new(DOCKER_CONTAINERS), id),
+        _ => None,
+    }?;
+    let name = sanitize(&name);
+    (!name.is_empty()).then_some(name)
+}
+
+fn podman(list: &Path, id: &str) -> Option<String> {
+    let text = fs::read_to_string(list).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v.as_array()?
+        .iter()
+        .find(|c| c["id"] == id)
+        .and_then(|c| c["names"][0].as_str().map(str::to_owned))
+}
+
+fn docker(dir: &Path, id: &str) -> Option<String> {
+    if !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let text = fs::read_to_string(dir.join(id).join("config.v2.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v["Name"]
+        .as_str()
+        .map(|n| n.trim_start_matches('/').to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sanitizes() {
+        assert_eq!(sanitize("web-1"), "web-1");
+        assert_eq!(sanitize("a\nb$(x)"), "abx");
+        assert_eq!(sanitize(&"x".repeat(500)).len(), 128);
+    }
+
+    #[test]
+    fn reads_podman_list() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("containers.json");
+        fs::write(&f, r#"[{"id":"abc","names":["web"]}]"#).unwrap();
+        assert_eq!(podman(&f, "abc").as_deref(), Some("web"));
+        assert_eq!(podman(&f, "def"), None);
+    }
+}
