@@ -153,11 +153,15 @@ pub enum ErrorKind {
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error(
-        "cannot connect to recorderd at {path}: {source} (is recorderd running? start it, or pass --socket)"
+        "cannot connect to recorderd at {path}: {err} (is recorderd running? start it, or pass --socket)"
     )]
-    Connect { path: PathBuf, source: io::Error },
-    #[error("talking to recorderd at {path}: {source}")]
-    Io { path: PathBuf, source: io::Error },
+    Connect { path: PathBuf, err: io::Error },
+    #[error(
+        "permission denied connecting to recorderd at {path}: run as root or as a member of recorderd's socket group"
+    )]
+    ConnectDenied { path: PathBuf },
+    #[error("talking to recorderd at {path}: {err}")]
+    Io { path: PathBuf, err: io::Error },
     #[error("recorderd closed the connection without replying")]
     NoReply,
     #[error("malformed reply from recorderd: {0}")]
@@ -172,15 +176,20 @@ pub enum ClientError {
 
 /// Sends one request and reads the reply.
 pub async fn call(socket: &Path, request: &Request) -> Result<Reply, ClientError> {
-    let io_err = |source| ClientError::Io {
+    let io_err = |err| ClientError::Io {
         path: socket.to_owned(),
-        source,
+        err,
     };
     let mut stream = UnixStream::connect(socket)
         .await
-        .map_err(|source| ClientError::Connect {
-            path: socket.to_owned(),
-            source,
+        .map_err(|source| match source.kind() {
+            io::ErrorKind::PermissionDenied => ClientError::ConnectDenied {
+                path: socket.to_owned(),
+            },
+            _ => ClientError::Connect {
+                path: socket.to_owned(),
+                err: source,
+            },
         })?;
     let mut line = serde_json::to_vec(&Envelope {
         version: PROTOCOL_VERSION,
@@ -188,7 +197,13 @@ pub async fn call(socket: &Path, request: &Request) -> Result<Reply, ClientError
     })
     .map_err(|e| ClientError::BadReply(e.to_string()))?;
     line.push(b'\n');
-    stream.write_all(&line).await.map_err(io_err)?;
+    // A refused peer gets its reply before the daemon reads anything; the
+    // write may then fail with EPIPE, and the reply is still there to read.
+    if let Err(e) = stream.write_all(&line).await
+        && e.kind() != io::ErrorKind::BrokenPipe
+    {
+        return Err(io_err(e));
+    }
     let mut reader = BufReader::new(stream).take(MAX_REPLY as u64);
     let mut reply = String::new();
     reader.read_line(&mut reply).await.map_err(io_err)?;
