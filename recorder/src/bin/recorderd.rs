@@ -109,6 +109,8 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let running = daemon::start(config).await?;
+    // Type=notify: tell systemd we are ready (a no-op outside systemd).
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
@@ -116,12 +118,17 @@ async fn main() -> anyhow::Result<()> {
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
-            _ = hup.recv() => match cli.config() {
-                Ok(c) => daemon::reload(&running, c).await,
-                Err(e) => log::error!("not reloading: {e:#}"),
-            },
+            _ = hup.recv() => {
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading]);
+                match cli.config() {
+                    Ok(c) => daemon::reload(&running, c).await,
+                    Err(e) => log::error!("not reloading: {e:#}"),
+                }
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+            }
         }
     }
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     log::info!("shutting down: writing partial profiles");
     running.shutdown().await;
     Ok(())
