@@ -5,6 +5,7 @@
 
 pub mod btf;
 pub mod cgroup;
+pub mod cli;
 pub mod ebpf;
 pub mod profile;
 pub mod record;
