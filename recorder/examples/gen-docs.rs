@@ -37,6 +37,10 @@ fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("writing the {shell} completions of {name}"))?;
         }
     }
-    println!("wrote {} and {}", man.display(), out.join("completions").display());
+    println!(
+        "wrote {} and {}",
+        man.display(),
+        out.join("completions").display()
+    );
     Ok(())
 }

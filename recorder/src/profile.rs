@@ -185,7 +185,10 @@ impl Recorded {
     /// Adds everything in `other`.
     pub fn extend(&mut self, other: &Self) {
         for (abi, names) in &other.syscalls {
-            self.syscalls.entry(*abi).or_default().extend(names.iter().cloned());
+            self.syscalls
+                .entry(*abi)
+                .or_default()
+                .extend(names.iter().cloned());
         }
     }
 }
@@ -263,7 +266,10 @@ impl Profile {
         self.syscalls
             .iter()
             .filter(|r| r.action == ACT_ALLOW)
-            .filter(|r| r.includes.arches.is_empty() || r.includes.arches.iter().any(|a| a == abi.scmp_arch()))
+            .filter(|r| {
+                r.includes.arches.is_empty()
+                    || r.includes.arches.iter().any(|a| a == abi.scmp_arch())
+            })
             .flat_map(|r| r.names.iter().map(String::as_str))
             .collect()
     }
@@ -370,14 +376,18 @@ mod tests {
         rec.add(Abi::compat(), ["socketcall"]);
         let p = Profile::from_recorded(&rec);
         assert_eq!(p.syscalls.len(), 2);
-        assert_eq!(p.syscalls[1].includes.arches, vec![Abi::compat().scmp_arch()]);
+        assert_eq!(
+            p.syscalls[1].includes.arches,
+            vec![Abi::compat().scmp_arch()]
+        );
         assert!(p.allowed_names(Abi::compat()).contains("socketcall"));
         assert!(!p.allowed_names(Abi::native()).contains("socketcall"));
     }
 
     #[test]
     fn parse_error_has_location() {
-        let err = Profile::from_json(Path::new("x.json"), "{\n  \"defaultAction\": 3\n}").unwrap_err();
+        let err =
+            Profile::from_json(Path::new("x.json"), "{\n  \"defaultAction\": 3\n}").unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("x.json: line 2"), "{msg}");
     }
@@ -403,7 +413,12 @@ mod tests {
         write_atomic(&link, b"new").unwrap();
         assert_eq!(fs::read_to_string(&target).unwrap(), "keep");
         assert_eq!(fs::read_to_string(&link).unwrap(), "new");
-        assert!(!fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        assert!(
+            !fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
         // No temporary file is left behind.
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 2);
     }

@@ -108,7 +108,10 @@ fn records_known_syscalls_from_threads() {
         missing(&names, &wanted)
     );
     for never in ["reboot", "mount", "kexec_load"] {
-        assert!(!names.contains(never), "{never} recorded but never made: {names:?}");
+        assert!(
+            !names.contains(never),
+            "{never} recorded but never made: {names:?}"
+        );
     }
     // The chmod really happened in the recorded run.
     assert!(dir.join("chmod-me").exists());
@@ -279,7 +282,15 @@ fn concurrent_threads_lose_nothing() {
 fn passes_on_the_exit_code() {
     require_root();
     let parent = cgroup_parent("exit");
-    let out = run(recorderctl().args(["record", "--cgroup-parent", &parent, "--", "sh", "-c", "exit 7"]));
+    let out = run(recorderctl().args([
+        "record",
+        "--cgroup-parent",
+        &parent,
+        "--",
+        "sh",
+        "-c",
+        "exit 7",
+    ]));
     assert_eq!(out.status.code(), Some(7), "stderr: {}", stderr(&out));
     // The profile still goes to stdout.
     let names = allowed_names(&String::from_utf8_lossy(&out.stdout));
@@ -300,7 +311,12 @@ fn killed_command_gives_128_plus_signal() {
         "-c",
         "kill -KILL $$",
     ]));
-    assert_eq!(out.status.code(), Some(128 + libc::SIGKILL), "stderr: {}", stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(128 + libc::SIGKILL),
+        "stderr: {}",
+        stderr(&out)
+    );
     let names = allowed_names(&String::from_utf8_lossy(&out.stdout));
     assert!(names.contains("kill"), "{names:?}");
     assert_no_stray_cgroup(&parent);
@@ -355,7 +371,12 @@ fn sigint_is_forwarded_and_the_profile_written() {
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
     let status = wait_or_kill(&mut child, "recorderctl after SIGINT");
     let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     // Exit 3 comes from CMD's trap: recorderctl lived on and passed it on.
     assert_eq!(status.code(), Some(3), "{status}; stderr: {err}");
     assert_eq!(fs::read_to_string(&got).unwrap().trim(), "int");
@@ -375,8 +396,15 @@ fn not_root_is_a_clear_error() {
         .args(["record", "--cgroup-parent", &parent, "--", "true"]));
     let err = stderr(&out);
     assert!(!out.status.success());
-    assert!(err.contains("CAP_BPF") && err.contains("CAP_PERFMON"), "stderr: {err}");
-    assert!(out.stdout.is_empty(), "no profile expected: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        err.contains("CAP_BPF") && err.contains("CAP_PERFMON"),
+        "stderr: {err}"
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "no profile expected: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert_no_stray_cgroup(&parent);
 }
 
@@ -395,7 +423,10 @@ fn missing_btf_is_a_clear_error() {
     ]));
     let err = stderr(&out);
     assert!(!out.status.success());
-    assert!(err.contains("/nonexistent/vmlinux") && err.contains("BTF"), "stderr: {err}");
+    assert!(
+        err.contains("/nonexistent/vmlinux") && err.contains("BTF"),
+        "stderr: {err}"
+    );
     assert_no_stray_cgroup(&parent);
 }
 
@@ -412,7 +443,10 @@ fn command_not_found_exits_127() {
     ]));
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(127), "stderr: {err}");
-    assert!(err.contains("recorder-no-such-command: command not found"), "stderr: {err}");
+    assert!(
+        err.contains("recorder-no-such-command: command not found"),
+        "stderr: {err}"
+    );
     assert_no_stray_cgroup(&parent);
 }
 
@@ -422,7 +456,11 @@ struct ReadOnlyMount(PathBuf);
 impl ReadOnlyMount {
     fn new(dir: PathBuf) -> Self {
         fs::create_dir_all(&dir).unwrap();
-        run_ok(Command::new("mount").args(["-t", "tmpfs", "-o", "ro,size=64k", "tmpfs"]).arg(&dir));
+        run_ok(
+            Command::new("mount")
+                .args(["-t", "tmpfs", "-o", "ro,size=64k", "tmpfs"])
+                .arg(&dir),
+        );
         Self(dir)
     }
 }
@@ -448,9 +486,18 @@ fn unwritable_output_is_a_clear_error() {
     .enumerate()
     {
         let parent = cgroup_parent(&format!("unwritable{i}"));
-        let out = run(&mut record(&parent, target, &["touch", marker.to_str().unwrap()]));
+        let out = run(&mut record(
+            &parent,
+            target,
+            &["touch", marker.to_str().unwrap()],
+        ));
         let err = stderr(&out);
-        assert!(!out.status.success(), "-o {}: {}", target.display(), out.status);
+        assert!(
+            !out.status.success(),
+            "-o {}: {}",
+            target.display(),
+            out.status
+        );
         assert!(
             err.contains(&target.display().to_string()) && err.contains("not writable"),
             "-o {}: stderr: {err}",

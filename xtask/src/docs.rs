@@ -35,7 +35,15 @@ pub fn generate(out: &Path) -> anyhow::Result<()> {
     let out = std::path::absolute(out)?;
     run_ok(
         cargo()
-            .args(["run", "--quiet", "--package", "recorder", "--example", "gen-docs", "--"])
+            .args([
+                "run",
+                "--quiet",
+                "--package",
+                "recorder",
+                "--example",
+                "gen-docs",
+                "--",
+            ])
             .arg(&out),
     )?;
     println!("docs: written to {}", out.display());

@@ -44,7 +44,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let man = docs_dir.join("man");
     for entry in fs::read_dir(&man).with_context(|| format!("reading {}", man.display()))? {
         let path = entry?.path();
-        if let Some(name) = path.file_name().filter(|_| path.extension().is_some_and(|e| e == "1")) {
+        if let Some(name) = path
+            .file_name()
+            .filter(|_| path.extension().is_some_and(|e| e == "1"))
+        {
             install(&path, &root.join("share/man/man1").join(name), 0o644)?;
         }
     }
@@ -52,9 +55,18 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     for bin in BINARIES {
         // Where each shell looks for completions of installed commands.
         for (from, to) in [
-            (format!("bash/{bin}.bash"), format!("share/bash-completion/completions/{bin}")),
-            (format!("zsh/_{bin}"), format!("share/zsh/site-functions/_{bin}")),
-            (format!("fish/{bin}.fish"), format!("share/fish/vendor_completions.d/{bin}.fish")),
+            (
+                format!("bash/{bin}.bash"),
+                format!("share/bash-completion/completions/{bin}"),
+            ),
+            (
+                format!("zsh/_{bin}"),
+                format!("share/zsh/site-functions/_{bin}"),
+            ),
+            (
+                format!("fish/{bin}.fish"),
+                format!("share/fish/vendor_completions.d/{bin}.fish"),
+            ),
         ] {
             install(&completions.join(from), &root.join(to), 0o644)?;
         }
@@ -80,7 +92,8 @@ fn install(from: &Path, to: &Path, mode: u32) -> anyhow::Result<()> {
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let name = to.file_name().context("install target has no name")?;
     let tmp = dir.join(format!(".{}.xtask-tmp", name.to_string_lossy()));
-    fs::copy(from, &tmp).with_context(|| format!("copying {} to {}", from.display(), tmp.display()))?;
+    fs::copy(from, &tmp)
+        .with_context(|| format!("copying {} to {}", from.display(), tmp.display()))?;
     fs::set_permissions(&tmp, fs::Permissions::from_mode(mode))?;
     fs::rename(&tmp, to).with_context(|| format!("installing {}", to.display()))?;
     println!("  {}", to.display());

@@ -74,9 +74,14 @@ pub fn setup(args: &Args) -> anyhow::Result<()> {
 pub fn toolchain() -> anyhow::Result<()> {
     step("Rust toolchains");
     if output("rustup", ["--version"]).is_none() {
-        bail!("rustup is not installed; install it from https://rustup.rs with the stable and nightly toolchains");
+        bail!(
+            "rustup is not installed; install it from https://rustup.rs with the stable and nightly toolchains"
+        );
     }
-    match output("rustup", ["component", "list", "--toolchain", "nightly", "--installed"]) {
+    match output(
+        "rustup",
+        ["component", "list", "--toolchain", "nightly", "--installed"],
+    ) {
         None => {
             println!("installing the nightly toolchain (a few minutes)");
             run_ok(Command::new("rustup").args([
@@ -90,11 +95,22 @@ pub fn toolchain() -> anyhow::Result<()> {
             ]))?;
         }
         Some(list) if !list.lines().any(|l| l.starts_with("rust-src")) => {
-            run_ok(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))?;
+            run_ok(Command::new("rustup").args([
+                "component",
+                "add",
+                "rust-src",
+                "--toolchain",
+                "nightly",
+            ]))?;
         }
         Some(_) => println!("nightly with rust-src: present"),
     }
-    let has = |sub: &str| cargo().args([sub, "--version"]).output().is_ok_and(|o| o.status.success());
+    let has = |sub: &str| {
+        cargo()
+            .args([sub, "--version"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
     if !(has("clippy") && has("fmt")) {
         run_ok(Command::new("rustup").args(["component", "add", "clippy", "rustfmt"]))?;
     } else {
@@ -114,7 +130,8 @@ fn nightly_sysroot() -> anyhow::Result<PathBuf> {
 /// on the library path when it runs the toolchain; check it the same way.
 fn bpf_linker_works(sysroot: &Path) -> bool {
     let lib = sysroot.join("lib");
-    let mut path = env::split_paths(&env::var_os("LD_LIBRARY_PATH").unwrap_or_default()).collect::<Vec<_>>();
+    let mut path =
+        env::split_paths(&env::var_os("LD_LIBRARY_PATH").unwrap_or_default()).collect::<Vec<_>>();
     path.insert(0, lib);
     let Ok(joined) = env::join_paths(path) else {
         return false;
@@ -183,7 +200,8 @@ fn bpf_linker() -> anyhow::Result<()> {
 
 /// Whether dpkg has `pkg` installed.
 fn dpkg_installed(pkg: &str) -> bool {
-    output("dpkg-query", ["-W", "-f=${db:Status-Status}", pkg]).is_some_and(|s| s.trim() == "installed")
+    output("dpkg-query", ["-W", "-f=${db:Status-Status}", pkg])
+        .is_some_and(|s| s.trim() == "installed")
 }
 
 /// Installs the missing Debian packages (Debian and its derivatives only).
@@ -197,7 +215,10 @@ fn packages() -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    let missing: Vec<(&str, bool)> = pkgs.into_iter().filter(|(p, _)| !dpkg_installed(p)).collect();
+    let missing: Vec<(&str, bool)> = pkgs
+        .into_iter()
+        .filter(|(p, _)| !dpkg_installed(p))
+        .collect();
     if missing.is_empty() {
         println!("all packages present");
         return Ok(());
@@ -207,7 +228,8 @@ fn packages() -> anyhow::Result<()> {
     run_ok(&mut apt)?;
     let mut install = Vec::new();
     for (pkg, optional) in missing {
-        let available = output("apt-cache", ["show", "--no-all-versions", pkg]).is_some_and(|s| !s.trim().is_empty());
+        let available = output("apt-cache", ["show", "--no-all-versions", pkg])
+            .is_some_and(|s| !s.trim().is_empty());
         if optional && !available {
             println!("{pkg}: not in the archive, skipped (optional)");
         } else {
@@ -228,7 +250,8 @@ fn packages() -> anyhow::Result<()> {
 
 /// The filesystem types mounted at each mount point.
 fn mount_types() -> anyhow::Result<Vec<(String, String)>> {
-    let text = fs::read_to_string("/proc/self/mountinfo").context("reading /proc/self/mountinfo")?;
+    let text =
+        fs::read_to_string("/proc/self/mountinfo").context("reading /proc/self/mountinfo")?;
     Ok(text
         .lines()
         .filter_map(|line| {
@@ -245,8 +268,12 @@ fn mounts() -> anyhow::Result<()> {
     step("filesystems");
     let mounted = mount_types()?;
     let has = |point: &str, fstype: &str| mounted.iter().any(|(p, t)| p == point && t == fstype);
-    let tracefs = has("/sys/kernel/tracing", "tracefs") || has("/sys/kernel/debug/tracing", "tracefs");
-    for (ok, fstype, point) in [(tracefs, "tracefs", "/sys/kernel/tracing"), (has("/sys/fs/bpf", "bpf"), "bpf", "/sys/fs/bpf")] {
+    let tracefs =
+        has("/sys/kernel/tracing", "tracefs") || has("/sys/kernel/debug/tracing", "tracefs");
+    for (ok, fstype, point) in [
+        (tracefs, "tracefs", "/sys/kernel/tracing"),
+        (has("/sys/fs/bpf", "bpf"), "bpf", "/sys/fs/bpf"),
+    ] {
         if ok {
             println!("{fstype}: mounted");
         } else {
@@ -274,6 +301,9 @@ pub fn run_recorderctl(args: &RunArgs) -> anyhow::Result<()> {
     cmd.args(&args.args);
     step("recorderctl");
     let st = status(&mut cmd)?;
-    let code = st.code().or_else(|| st.signal().map(|s| 128 + s)).unwrap_or(1);
+    let code = st
+        .code()
+        .or_else(|| st.signal().map(|s| 128 + s))
+        .unwrap_or(1);
     std::process::exit(code)
 }

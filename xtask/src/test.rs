@@ -92,7 +92,11 @@ fn tee(
 
 /// Runs `cmd` with its output shown and appended to `log`; returns whether
 /// it succeeded, and adds libtest summaries to `totals`.
-fn run_logged(cmd: &mut Command, log: &Arc<Mutex<File>>, totals: &mut Totals) -> anyhow::Result<bool> {
+fn run_logged(
+    cmd: &mut Command,
+    log: &Arc<Mutex<File>>,
+    totals: &mut Totals,
+) -> anyhow::Result<bool> {
     println!("$ {}", describe(cmd));
     if let Ok(mut f) = log.lock() {
         writeln!(f, "$ {}", describe(cmd))?;
@@ -107,7 +111,9 @@ fn run_logged(cmd: &mut Command, log: &Arc<Mutex<File>>, totals: &mut Totals) ->
     let err_log = Arc::clone(log);
     let err_thread = thread::spawn(move || tee(stderr, io::stderr(), err_log, |_| {}));
     let mut found = Totals::default();
-    tee(stdout, io::stdout(), Arc::clone(log), |line| found.add_line(line))?;
+    tee(stdout, io::stdout(), Arc::clone(log), |line| {
+        found.add_line(line)
+    })?;
     err_thread
         .join()
         .map_err(|_| anyhow::anyhow!("the stderr reader panicked"))??;

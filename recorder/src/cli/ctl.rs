@@ -61,9 +61,21 @@ mod tests {
 
     #[test]
     fn record_takes_the_command_verbatim() {
-        let cli = Cli::try_parse_from(["recorderctl", "record", "-o", "p.json", "--", "ls", "-l", "--all"])
-            .unwrap();
-        let Command::Record { output, command, .. } = cli.command else {
+        let cli = Cli::try_parse_from([
+            "recorderctl",
+            "record",
+            "-o",
+            "p.json",
+            "--",
+            "ls",
+            "-l",
+            "--all",
+        ])
+        .unwrap();
+        let Command::Record {
+            output, command, ..
+        } = cli.command
+        else {
             panic!("expected record");
         };
         assert_eq!(output, Some(PathBuf::from("p.json")));

@@ -17,7 +17,11 @@ use clap::Parser;
 )]
 pub struct Cli {
     /// The configuration file.
-    #[arg(long, value_name = "FILE", default_value = "/etc/recorder/recorderd.toml")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "/etc/recorder/recorderd.toml"
+    )]
     pub config: PathBuf,
     /// The control socket recorderctl talks to (overrides the configuration).
     #[arg(long, value_name = "PATH")]
