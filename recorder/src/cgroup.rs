@@ -309,4 +309,47 @@ mod tests {
         );
         assert_eq!(h.dir("/").unwrap(), Path::new("/sys/fs/cgroup"));
     }
+
+    #[test]
+    fn skips_bind_mounts_of_subtrees() {
+        // A container's view: its own sub-cgroup bind-mounted somewhere
+        // (root field not "/") must not be taken for the hierarchy.
+        let text = "\
+27 26 0:25 /system.slice/x.scope /run/x rw,relatime - cgroup2 cgroup2 rw
+28 26 0:25 / /mnt/cgroup\\040v2 rw,relatime - cgroup2 cgroup2 rw
+";
+        let h = Hierarchy::from_mountinfo(text).unwrap();
+        assert_eq!(h.mount, Path::new("/mnt/cgroup v2"));
+        assert_eq!(h.layout, Layout::Hybrid);
+    }
+
+    #[test]
+    fn prefers_sys_fs_cgroup_among_several_mounts() {
+        let text = "\
+27 26 0:25 / /mnt/other rw - cgroup2 cgroup2 rw
+28 26 0:25 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw
+";
+        let h = Hierarchy::from_mountinfo(text).unwrap();
+        assert_eq!(h.mount, Path::new("/sys/fs/cgroup"));
+        assert_eq!(h.layout, Layout::Unified);
+    }
+
+    #[test]
+    fn detects_this_host() {
+        // The real mount table: whatever the layout, the mount found is a
+        // cgroup2 root (it has cgroup.controllers, v1 roots do not) and it
+        // holds this process's own cgroup.
+        const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+        let h = Hierarchy::detect().unwrap();
+        assert!(h.mount.join("cgroup.controllers").is_file(), "{h:?}");
+        let c = std::ffi::CString::new(h.mount.as_os_str().to_str().unwrap()).unwrap();
+        // SAFETY: a valid C string and a valid out pointer.
+        let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+        assert_eq!(unsafe { libc::statfs(c.as_ptr(), &mut st) }, 0);
+        #[allow(clippy::unnecessary_cast, reason = "f_type's width differs by arch")]
+        let magic = st.f_type as i64;
+        assert_eq!(magic, CGROUP2_SUPER_MAGIC, "{h:?}");
+        let own = h.cgroup_of_pid(std::process::id()).unwrap();
+        assert!(h.dir(&own).unwrap().is_dir(), "{own} not under {h:?}");
+    }
 }

@@ -235,15 +235,40 @@ pub fn reply_line(reply: &Reply) -> Vec<u8> {
     line
 }
 
+/// Why a request is refused: becomes a [`Reply::Error`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl Refusal {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<Refusal> for Reply {
+    fn from(r: Refusal) -> Self {
+        Self::Error {
+            kind: r.kind,
+            message: r.message,
+        }
+    }
+}
+
 /// Parses a request line, or says why it cannot be served.
-pub fn parse_request(line: &str) -> Result<Request, Reply> {
-    let value: serde_json::Value = serde_json::from_str(line).map_err(|e| Reply::Error {
+pub fn parse_request(line: &str) -> Result<Request, Refusal> {
+    let value: serde_json::Value = serde_json::from_str(line).map_err(|e| Refusal {
         kind: ErrorKind::BadRequest,
         message: format!("malformed request: {e}"),
     })?;
     let version = value.get("version").and_then(serde_json::Value::as_u64);
     if version != Some(u64::from(PROTOCOL_VERSION)) {
-        return Err(Reply::Error {
+        return Err(Refusal {
             kind: ErrorKind::VersionMismatch,
             message: format!(
                 "recorderd speaks protocol {PROTOCOL_VERSION}, the request has {}",
@@ -253,7 +278,7 @@ pub fn parse_request(line: &str) -> Result<Request, Reply> {
     }
     serde_json::from_value::<Envelope<Request>>(value)
         .map(|e| e.body)
-        .map_err(|e| Reply::Error {
+        .map_err(|e| Refusal {
             kind: ErrorKind::BadRequest,
             message: format!("unknown or malformed request: {e}"),
         })
@@ -315,21 +340,21 @@ mod tests {
     fn bad_requests() {
         assert!(matches!(
             parse_request("{nope"),
-            Err(Reply::Error {
+            Err(Refusal {
                 kind: ErrorKind::BadRequest,
                 ..
             })
         ));
         assert!(matches!(
             parse_request(r#"{"version":99,"op":"list"}"#),
-            Err(Reply::Error {
+            Err(Refusal {
                 kind: ErrorKind::VersionMismatch,
                 ..
             })
         ));
         assert!(matches!(
             parse_request(r#"{"version":1,"op":"reboot"}"#),
-            Err(Reply::Error {
+            Err(Refusal {
                 kind: ErrorKind::BadRequest,
                 ..
             })

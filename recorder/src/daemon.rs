@@ -29,7 +29,7 @@ use crate::{
     cgroup::{CgroupError, Hierarchy},
     config::Config,
     container::{self, ContainerError, ContainerRef, Runtime},
-    control::{self, ErrorKind, RecordingInfo, Reply, Request, StatusInfo, Target},
+    control::{self, ErrorKind, RecordingInfo, Refusal, Reply, Request, StatusInfo, Target},
     ebpf::{Kernel, KernelError, LoadOptions},
     names,
     profile::{self, Profile, Recorded},
@@ -333,7 +333,7 @@ struct State {
 
 /// Messages to the manager.
 pub enum ManagerMsg {
-    Request(Request, oneshot::Sender<Reply>),
+    Request(Box<Request>, oneshot::Sender<Reply>),
     Event(CgroupEvent),
     Tick,
     Reload(Box<Config>),
@@ -413,7 +413,7 @@ impl Manager {
     }
 
     /// Finds the recording a target names.
-    fn find(&self, target: &Target) -> Result<&Recording, Reply> {
+    fn find(&self, target: &Target) -> Result<&Recording, Refusal> {
         let found = match target {
             Target::Container(spec) => {
                 let spec = spec.to_ascii_lowercase();
@@ -425,7 +425,7 @@ impl Manager {
                     })
                     .collect();
                 if m.len() > 1 {
-                    return Err(error(
+                    return Err(Refusal::new(
                         ErrorKind::Ambiguous,
                         format!(
                             "'{spec}' is ambiguous; it matches: {}",
@@ -448,7 +448,7 @@ impl Manager {
             Target::Cgroup(path) => self.recordings.values().find(|r| &r.cgroup == path),
         };
         found.ok_or_else(|| {
-            error(
+            Refusal::new(
                 ErrorKind::NotRecording,
                 format!("{} is not being recorded", describe(target)),
             )
@@ -456,7 +456,7 @@ impl Manager {
     }
 
     /// Resolves a target to a cgroup to record.
-    fn resolve(&self, target: &Target) -> Result<(String, Option<ContainerRef>), Reply> {
+    fn resolve(&self, target: &Target) -> Result<(String, Option<ContainerRef>), Refusal> {
         match target {
             Target::Container(spec) => {
                 let found = container::resolve(&self.hierarchy, spec).map_err(|e| {
@@ -466,7 +466,7 @@ impl Manager {
                         ContainerError::BadId(_) => ErrorKind::BadRequest,
                         _ => ErrorKind::Internal,
                     };
-                    error(kind, e.to_string())
+                    Refusal::new(kind, e.to_string())
                 })?;
                 Ok((found.cgroup, Some(found.container)))
             }
@@ -474,15 +474,15 @@ impl Manager {
                 let cg = self
                     .hierarchy
                     .cgroup_of_pid(*pid)
-                    .map_err(|e| error(ErrorKind::NotFound, e.to_string()))?;
+                    .map_err(|e| Refusal::new(ErrorKind::NotFound, e.to_string()))?;
                 let c = container::parse_cgroup_path(&cg);
                 Ok((cg, c))
             }
             Target::Cgroup(path) => {
                 crate::cgroup::validate_rel(path)
-                    .map_err(|e| error(ErrorKind::BadRequest, e.to_string()))?;
+                    .map_err(|e| Refusal::new(ErrorKind::BadRequest, e.to_string()))?;
                 if !self.hierarchy.exists(path) {
-                    return Err(error(
+                    return Err(Refusal::new(
                         ErrorKind::NotFound,
                         format!("cgroup {path} does not exist"),
                     ));
@@ -514,7 +514,7 @@ impl Manager {
         }
         let (cgroup, container) = match self.resolve(&target) {
             Ok(v) => v,
-            Err(r) => return r,
+            Err(r) => return r.into(),
         };
         let owner = match self.hierarchy.id(&cgroup) {
             Ok(id) => id,
@@ -663,7 +663,7 @@ impl Manager {
             Request::Stop { target, base } => {
                 let owner = match self.find(&target) {
                     Ok(r) => r.owner,
-                    Err(reply) => return reply,
+                    Err(refusal) => return refusal.into(),
                 };
                 if let (Some(base), Some(r)) = (base, self.recordings.get_mut(&owner)) {
                     match &mut r.base {
@@ -686,7 +686,7 @@ impl Manager {
             Request::Profile { target, base } => {
                 let r = match self.find(&target) {
                     Ok(r) => r.clone(),
-                    Err(reply) => return reply,
+                    Err(refusal) => return refusal.into(),
                 };
                 match self.build_profile(&r, base.as_ref()).await {
                     Ok(profile) => Reply::Profile {
@@ -835,8 +835,8 @@ impl Manager {
 
     async fn on_event(&mut self, ev: CgroupEvent) {
         match ev.kind {
-            EVENT_MKDIR if ev.enrolled != 0 => {
-                if !self.recordings.contains_key(&ev.id) {
+            EVENT_MKDIR if ev.enrolled != 0 && !self.recordings.contains_key(&ev.id) => {
+                {
                     // Sub-cgroups carry their owner; roots are adopted.
                     let entries = self.kernel.entries().await.unwrap_or_default();
                     let is_root = entries
@@ -847,13 +847,11 @@ impl Manager {
                     }
                 }
             }
-            EVENT_RMDIR => {
-                if self.recordings.contains_key(&ev.id) {
-                    if let Some(r) = self.recordings.get_mut(&ev.id) {
-                        r.finishing = true;
-                    }
-                    let _ = self.finish(ev.id).await;
+            EVENT_RMDIR if self.recordings.contains_key(&ev.id) => {
+                if let Some(r) = self.recordings.get_mut(&ev.id) {
+                    r.finishing = true;
                 }
+                let _ = self.finish(ev.id).await;
             }
             _ => {}
         }
@@ -886,7 +884,7 @@ impl Manager {
         while let Some(msg) = rx.recv().await {
             match msg {
                 ManagerMsg::Request(req, reply) => {
-                    let r = self.handle_request(req).await;
+                    let r = self.handle_request(*req).await;
                     let _ = reply.send(r);
                 }
                 ManagerMsg::Event(ev) => self.on_event(ev).await,
@@ -966,7 +964,11 @@ async fn serve_conn(stream: UnixStream, group: u32, manager: mpsc::Sender<Manage
         Ok(Ok(_)) => match control::parse_request(&line) {
             Ok(req) => {
                 let (tx, rx) = oneshot::channel();
-                if manager.send(ManagerMsg::Request(req, tx)).await.is_err() {
+                if manager
+                    .send(ManagerMsg::Request(Box::new(req), tx))
+                    .await
+                    .is_err()
+                {
                     error(ErrorKind::Internal, "recorderd is shutting down")
                 } else {
                     rx.await.unwrap_or_else(|_| {
@@ -974,7 +976,7 @@ async fn serve_conn(stream: UnixStream, group: u32, manager: mpsc::Sender<Manage
                     })
                 }
             }
-            Err(reply) => reply,
+            Err(refusal) => refusal.into(),
         },
     };
     let _ = write.write_all(&control::reply_line(&reply)).await;

@@ -202,7 +202,7 @@ impl Kernel {
             None => Vec::new(),
         };
         for (name, path) in &pin_paths {
-            loader.map_pin_path(*name, path.as_path());
+            loader.map_pin_path(name, path.as_path());
         }
         let mut ebpf = loader
             .load(OBJECT)

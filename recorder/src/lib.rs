@@ -5,6 +5,7 @@
 
 pub mod btf;
 pub mod cgroup;
+pub mod cli;
 pub mod config;
 pub mod container;
 pub mod control;

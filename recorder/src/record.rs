@@ -15,7 +15,7 @@ use std::{
 };
 
 use recorder_common::PHASE_WORKLOAD;
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::{
     cgroup::{CgroupError, Hierarchy},
@@ -182,6 +182,12 @@ pub async fn record(opts: RecordOptions) -> Result<Outcome, RecordError> {
         });
     }
     let name = program.to_string_lossy().into_owned();
+    // Handlers first: a signal that arrives just after the spawn is
+    // forwarded, not fatal to us.
+    let signals = ForwardedSignals::new().map_err(|source| RecordError::Spawn {
+        cmd: name.clone(),
+        source,
+    })?;
     let mut child = cmd.spawn().map_err(|source| match source.kind() {
         io::ErrorKind::NotFound => RecordError::NotFound(name.clone()),
         io::ErrorKind::PermissionDenied => RecordError::NotExecutable(name.clone()),
@@ -192,7 +198,7 @@ pub async fn record(opts: RecordOptions) -> Result<Outcome, RecordError> {
     })?;
     drop(procs);
 
-    let status = wait_forwarding_signals(&mut child)
+    let status = wait_forwarding_signals(&mut child, signals)
         .await
         .map_err(|source| RecordError::Spawn { cmd: name, source })?;
 
@@ -217,13 +223,37 @@ pub async fn record(opts: RecordOptions) -> Result<Outcome, RecordError> {
     })
 }
 
+/// Handlers for the signals passed on to CMD.
+struct ForwardedSignals {
+    int: Signal,
+    term: Signal,
+    hup: Signal,
+    quit: Signal,
+}
+
+impl ForwardedSignals {
+    fn new() -> io::Result<Self> {
+        Ok(Self {
+            int: signal(SignalKind::interrupt())?,
+            term: signal(SignalKind::terminate())?,
+            hup: signal(SignalKind::hangup())?,
+            quit: signal(SignalKind::quit())?,
+        })
+    }
+}
+
 /// Waits for the child, passing SIGINT, SIGTERM, SIGHUP and SIGQUIT on to it
 /// (the recording goes on until the child exits).
-async fn wait_forwarding_signals(child: &mut tokio::process::Child) -> io::Result<ExitStatus> {
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut term = signal(SignalKind::terminate())?;
-    let mut hup = signal(SignalKind::hangup())?;
-    let mut quit = signal(SignalKind::quit())?;
+async fn wait_forwarding_signals(
+    child: &mut tokio::process::Child,
+    signals: ForwardedSignals,
+) -> io::Result<ExitStatus> {
+    let ForwardedSignals {
+        mut int,
+        mut term,
+        mut hup,
+        mut quit,
+    } = signals;
     loop {
         let sig = tokio::select! {
             status = child.wait() => return status,

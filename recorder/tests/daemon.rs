@@ -21,10 +21,12 @@ fn workload(wait: bool) -> String {
     } else {
         ""
     };
+    // The client retries until the listener is up; every wait is bounded.
     format!(
         "{wait}echo hi > /tmp/f && chmod 600 /tmp/f && mkdir /tmp/d && ln -s /tmp/d /tmp/l && \
-         (nc -l -p 7777 > /tmp/got &) && sleep 0.3 && echo ping | nc 127.0.0.1 7777; sleep 0.3; \
-         grep -q ping /tmp/got && echo WORKLOAD-OK"
+         (nc -l -p 7777 > /tmp/got &) && \
+         for i in $(seq 50); do echo ping | nc -w 2 127.0.0.1 7777 && break; sleep 0.1; done; \
+         for i in $(seq 50); do grep -q ping /tmp/got && echo WORKLOAD-OK && break; sleep 0.1; done"
     )
 }
 
@@ -253,8 +255,7 @@ fn errors_are_clear() {
     );
 
     // The daemon not running: the socket path is named.
-    let out =
-        run(&mut common::recorderctl().args(["list", "--socket", "/nonexistent/recorder.sock"]));
+    let out = run(common::recorderctl().args(["list", "--socket", "/nonexistent/recorder.sock"]));
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

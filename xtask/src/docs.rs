@@ -1,8 +1,51 @@
-//! `cargo xtask docs`.
+//! `cargo xtask docs`: man pages (clap_mangen) and shell completions
+//! (clap_complete) for recorderctl and recorderd.
+//!
+//! The clap `Command`s live in the recorder library (`recorder::cli`); the
+//! generator is the `gen-docs` example of the recorder crate, because xtask
+//! itself must not depend on the recorder crate: its build script needs
+//! bpf-linker, which `cargo xtask setup` is there to install.
+
+use std::path::{Path, PathBuf};
+
+use crate::{cargo, run_ok, setup, step, target_dir};
 
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    /// Where to write `man/` and `completions/{bash,zsh,fish}/`
+    /// [default: target/docs].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
 
-pub fn run(_args: &Args) -> anyhow::Result<()> {
-    anyhow::bail!("cargo xtask docs: not implemented yet")
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    setup::toolchain()?;
+    let out = args.out.clone().unwrap_or_else(default_dir);
+    generate(&out)
+}
+
+/// The default output directory.
+pub fn default_dir() -> PathBuf {
+    target_dir().join("docs")
+}
+
+/// Writes the man pages and completions into `out`.
+pub fn generate(out: &Path) -> anyhow::Result<()> {
+    step("man pages and shell completions");
+    let out = std::path::absolute(out)?;
+    run_ok(
+        cargo()
+            .args([
+                "run",
+                "--quiet",
+                "--package",
+                "recorder",
+                "--example",
+                "gen-docs",
+                "--",
+            ])
+            .arg(&out),
+    )?;
+    println!("docs: written to {}", out.display());
+    Ok(())
 }

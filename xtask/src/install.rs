@@ -1,8 +1,101 @@
-//! `cargo xtask install`.
+//! `cargo xtask install [--prefix /usr/local] [--destdir D]`: installs the
+//! release binaries, their man pages and shell completions.
+
+use std::{
+    fs,
+    os::unix::fs::PermissionsExt as _,
+    path::{Path, PathBuf},
+};
+
+use anyhow::Context as _;
+
+use crate::{cargo, docs, run_ok, setup, step, target_dir};
+
+/// The binaries the recorder ships.
+const BINARIES: [&str; 2] = ["recorderctl", "recorderd"];
 
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    /// The installation prefix.
+    #[arg(long, default_value = "/usr/local", value_name = "DIR")]
+    pub prefix: PathBuf,
+    /// Stage the installation under this directory (for packaging).
+    #[arg(long, value_name = "DIR")]
+    pub destdir: Option<PathBuf>,
+}
 
-pub fn run(_args: &Args) -> anyhow::Result<()> {
-    anyhow::bail!("cargo xtask install: not implemented yet")
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    setup::toolchain()?;
+    step("build");
+    run_ok(cargo().args(["build", "--release"]))?;
+    let docs_dir = docs::default_dir();
+    docs::generate(&docs_dir)?;
+
+    step("install");
+    let root = match &args.destdir {
+        // --destdir D --prefix /usr/local -> D/usr/local
+        Some(d) => d.join(args.prefix.strip_prefix("/").unwrap_or(&args.prefix)),
+        None => args.prefix.clone(),
+    };
+    let release = target_dir().join("release");
+    for bin in BINARIES {
+        install(&release.join(bin), &root.join("bin").join(bin), 0o755)?;
+    }
+    let man = docs_dir.join("man");
+    for entry in fs::read_dir(&man).with_context(|| format!("reading {}", man.display()))? {
+        let path = entry?.path();
+        if let Some(name) = path
+            .file_name()
+            .filter(|_| path.extension().is_some_and(|e| e == "1"))
+        {
+            install(&path, &root.join("share/man/man1").join(name), 0o644)?;
+        }
+    }
+    let completions = docs_dir.join("completions");
+    for bin in BINARIES {
+        // Where each shell looks for completions of installed commands.
+        for (from, to) in [
+            (
+                format!("bash/{bin}.bash"),
+                format!("share/bash-completion/completions/{bin}"),
+            ),
+            (
+                format!("zsh/_{bin}"),
+                format!("share/zsh/site-functions/_{bin}"),
+            ),
+            (
+                format!("fish/{bin}.fish"),
+                format!("share/fish/vendor_completions.d/{bin}.fish"),
+            ),
+        ] {
+            install(&completions.join(from), &root.join(to), 0o644)?;
+        }
+    }
+    install_daemon_files(&root, args.destdir.as_deref())?;
+    println!("installed under {}", root.display());
+    Ok(())
+}
+
+/// TODO(daemon): install the systemd unit (e.g.
+/// `<destdir>/usr/lib/systemd/system/recorderd.service`, with ExecStart
+/// pointing at `<prefix>/bin/recorderd`) and the default configuration
+/// (`<destdir>/etc/recorder/recorderd.toml`, never overwriting an existing
+/// one) once recorderd has them.
+fn install_daemon_files(_root: &Path, _destdir: Option<&Path>) -> anyhow::Result<()> {
+    Ok(())
+}
+
+/// Copies `from` to `to` with `mode`, replacing `to` atomically (a running
+/// binary can be replaced).
+fn install(from: &Path, to: &Path, mode: u32) -> anyhow::Result<()> {
+    let dir = to.parent().context("install target has no parent")?;
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let name = to.file_name().context("install target has no name")?;
+    let tmp = dir.join(format!(".{}.xtask-tmp", name.to_string_lossy()));
+    fs::copy(from, &tmp)
+        .with_context(|| format!("copying {} to {}", from.display(), tmp.display()))?;
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(mode))?;
+    fs::rename(&tmp, to).with_context(|| format!("installing {}", to.display()))?;
+    println!("  {}", to.display());
+    Ok(())
 }

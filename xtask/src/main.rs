@@ -1,4 +1,12 @@
 //! Developer and install tasks: `cargo xtask <task>`.
+use std::{
+    env,
+    ffi::OsStr,
+    path::{Path, PathBuf},
+    process::{Command, ExitStatus},
+};
+
+use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 
 mod bench;
@@ -27,7 +35,7 @@ enum Task {
     Run(setup::RunArgs),
     /// Measure the recorder's overhead against the empty-program floor.
     Bench(bench::Args),
-    /// Generate man pages and shell completions into target/.
+    /// Generate man pages and shell completions into target/docs.
     Docs(docs::Args),
     /// Install binaries, unit, config, man pages and completions.
     Install(install::Args),
@@ -42,4 +50,79 @@ fn main() -> anyhow::Result<()> {
         Task::Docs(a) => docs::run(&a),
         Task::Install(a) => install::run(&a),
     }
+}
+
+/// The workspace root (xtask lives one level below it).
+pub(crate) fn workspace_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).to_owned()
+}
+
+/// The cargo target directory: $CARGO_TARGET_DIR or <root>/target.
+pub(crate) fn target_dir() -> PathBuf {
+    match env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) if !dir.is_empty() => workspace_root().join(dir),
+        _ => workspace_root().join("target"),
+    }
+}
+
+/// The cargo that runs us (so that `cargo +toolchain xtask` stays on it).
+pub(crate) fn cargo() -> Command {
+    let mut cmd = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.current_dir(workspace_root());
+    cmd
+}
+
+/// Whether we run as root.
+pub(crate) fn is_root() -> bool {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Prints a step heading.
+pub(crate) fn step(what: &str) {
+    println!("==> {what}");
+}
+
+/// Describes a command the way a shell user would type it.
+pub(crate) fn describe(cmd: &Command) -> String {
+    let mut words = vec![cmd.get_program().to_string_lossy().into_owned()];
+    words.extend(cmd.get_args().map(|a| a.to_string_lossy().into_owned()));
+    let envs: Vec<String> = cmd
+        .get_envs()
+        .filter_map(|(k, v)| Some(format!("{}={}", k.to_string_lossy(), v?.to_string_lossy())))
+        .collect();
+    if envs.is_empty() {
+        words.join(" ")
+    } else {
+        format!("{} {}", envs.join(" "), words.join(" "))
+    }
+}
+
+/// Runs a command with inherited stdio, echoing it first.
+pub(crate) fn status(cmd: &mut Command) -> anyhow::Result<ExitStatus> {
+    println!("$ {}", describe(cmd));
+    cmd.status()
+        .with_context(|| format!("cannot run {}", cmd.get_program().to_string_lossy()))
+}
+
+/// Runs a command and fails unless it succeeds.
+pub(crate) fn run_ok(cmd: &mut Command) -> anyhow::Result<()> {
+    let st = status(cmd)?;
+    if !st.success() {
+        bail!("`{}` failed ({st})", describe(cmd));
+    }
+    Ok(())
+}
+
+/// Runs a command quietly and returns its stdout if it succeeds.
+pub(crate) fn output<I, S>(program: &str, args: I) -> Option<String>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let out = Command::new(program).args(args).output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }

@@ -1,19 +1,309 @@
 //! `cargo xtask setup` and `cargo xtask run`.
+//!
+//! Setup is idempotent: every step first checks whether its work is already
+//! done and does nothing if so.
 
-#[derive(clap::Args, Debug)]
-pub struct Args {}
+use std::{
+    env, fs,
+    os::unix::{fs::PermissionsExt as _, process::ExitStatusExt as _},
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context as _, bail};
+
+use crate::{cargo, is_root, output, run_ok, status, step, target_dir};
+
+#[derive(clap::Args, Debug, Default)]
+pub struct Args {
+    /// Do not install system packages (apt) or mount filesystems.
+    #[arg(long)]
+    pub no_system: bool,
+}
 
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
-    /// Arguments for recorderctl.
+    /// Arguments for recorderctl, e.g. `record -- ls /`.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub args: Vec<String>,
 }
 
-pub fn run(_args: &Args) -> anyhow::Result<()> {
-    anyhow::bail!("cargo xtask setup: not implemented yet")
+/// Debian packages the build and the tests need, and whether each is
+/// optional (installed only if the archive has it).
+fn apt_packages() -> Vec<(&'static str, bool)> {
+    let mut pkgs = vec![
+        ("podman", false),
+        ("runc", false),
+        ("busybox-static", false),
+        ("strace", false),
+        ("gcc", false),
+        ("bpftool", true),
+    ];
+    // 32-bit test binaries (compat syscalls) on x86_64 hosts.
+    if output("dpkg", ["--print-architecture"]).is_some_and(|a| a.trim() == "amd64") {
+        pkgs.push(("gcc-multilib", false));
+    }
+    pkgs
 }
 
-pub fn run_recorderctl(_args: &RunArgs) -> anyhow::Result<()> {
-    anyhow::bail!("cargo xtask run: not implemented yet")
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    setup(args)?;
+    println!("setup: everything is in place");
+    Ok(())
+}
+
+/// Everything: toolchains, bpf-linker, and (as root) packages and mounts.
+pub fn setup(args: &Args) -> anyhow::Result<()> {
+    toolchain()?;
+    if args.no_system {
+        return Ok(());
+    }
+    if !is_root() {
+        println!(
+            "setup: not root: skipping system packages and mounts (the recorder and its integration tests need root)"
+        );
+        return Ok(());
+    }
+    packages()?;
+    mounts()?;
+    Ok(())
+}
+
+/// What building needs: the nightly toolchain with rust-src (the eBPF crate
+/// is built with -Z build-std), clippy and rustfmt, and bpf-linker.
+pub fn toolchain() -> anyhow::Result<()> {
+    step("Rust toolchains");
+    if output("rustup", ["--version"]).is_none() {
+        bail!(
+            "rustup is not installed; install it from https://rustup.rs with the stable and nightly toolchains"
+        );
+    }
+    match output(
+        "rustup",
+        ["component", "list", "--toolchain", "nightly", "--installed"],
+    ) {
+        None => {
+            println!("installing the nightly toolchain (a few minutes)");
+            run_ok(Command::new("rustup").args([
+                "toolchain",
+                "install",
+                "nightly",
+                "--profile",
+                "minimal",
+                "--component",
+                "rust-src",
+            ]))?;
+        }
+        Some(list) if !list.lines().any(|l| l.starts_with("rust-src")) => {
+            run_ok(Command::new("rustup").args([
+                "component",
+                "add",
+                "rust-src",
+                "--toolchain",
+                "nightly",
+            ]))?;
+        }
+        Some(_) => println!("nightly with rust-src: present"),
+    }
+    let has = |sub: &str| {
+        cargo()
+            .args([sub, "--version"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !(has("clippy") && has("fmt")) {
+        run_ok(Command::new("rustup").args(["component", "add", "clippy", "rustfmt"]))?;
+    } else {
+        println!("clippy and rustfmt: present");
+    }
+    bpf_linker()
+}
+
+/// The nightly toolchain's sysroot.
+fn nightly_sysroot() -> anyhow::Result<PathBuf> {
+    let out = output("rustc", ["+nightly", "--print", "sysroot"])
+        .context("cannot run `rustc +nightly --print sysroot`")?;
+    Ok(PathBuf::from(out.trim()))
+}
+
+/// bpf-linker links against the nightly toolchain's LLVM, which rustup puts
+/// on the library path when it runs the toolchain; check it the same way.
+fn bpf_linker_works(sysroot: &Path) -> bool {
+    let lib = sysroot.join("lib");
+    let mut path =
+        env::split_paths(&env::var_os("LD_LIBRARY_PATH").unwrap_or_default()).collect::<Vec<_>>();
+    path.insert(0, lib);
+    let Ok(joined) = env::join_paths(path) else {
+        return false;
+    };
+    Command::new("bpf-linker")
+        .arg("--version")
+        .env("LD_LIBRARY_PATH", joined)
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn bpf_linker() -> anyhow::Result<()> {
+    let sysroot = nightly_sysroot()?;
+    if bpf_linker_works(&sysroot) {
+        println!("bpf-linker: present");
+        return Ok(());
+    }
+    // bpf-linker needs an LLVM to link against: use the one in the nightly
+    // toolchain through a prefix that looks like an LLVM installation.
+    let lib_dir = sysroot.join("lib");
+    let mut candidates: Vec<PathBuf> = fs::read_dir(&lib_dir)
+        .with_context(|| format!("reading {}", lib_dir.display()))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("libLLVM.so."))
+        })
+        .collect();
+    candidates.sort();
+    let Some(libllvm) = candidates.pop() else {
+        bail!(
+            "no libLLVM.so.* in {}; install the nightly toolchain's llvm (rustup component add llvm-tools --toolchain nightly) or LLVM itself, then `cargo install bpf-linker`",
+            lib_dir.display()
+        );
+    };
+    let prefix = target_dir().join("bpf-linker-llvm");
+    let bin = prefix.join("bin");
+    let lib = prefix.join("lib");
+    fs::create_dir_all(&bin)?;
+    fs::create_dir_all(&lib)?;
+    let llvm_config = bin.join("llvm-config");
+    fs::write(&llvm_config, "")?;
+    fs::set_permissions(&llvm_config, fs::Permissions::from_mode(0o755))?;
+    let link = lib.join("libLLVM.so");
+    let _ = fs::remove_file(&link);
+    std::os::unix::fs::symlink(&libllvm, &link)
+        .with_context(|| format!("linking {} to {}", link.display(), libllvm.display()))?;
+    println!(
+        "installing bpf-linker against {} (compiles for a few minutes)",
+        libllvm.display()
+    );
+    // --force: a bpf-linker that exists but no longer loads was built
+    // against an older nightly's LLVM.
+    run_ok(
+        Command::new("cargo")
+            .args(["install", "--force", "bpf-linker"])
+            .env("LLVM_PREFIX", &prefix),
+    )?;
+    if !bpf_linker_works(&sysroot) {
+        bail!("bpf-linker was installed but does not run; is ~/.cargo/bin on PATH?");
+    }
+    Ok(())
+}
+
+/// Whether dpkg has `pkg` installed.
+fn dpkg_installed(pkg: &str) -> bool {
+    output("dpkg-query", ["-W", "-f=${db:Status-Status}", pkg])
+        .is_some_and(|s| s.trim() == "installed")
+}
+
+/// Installs the missing Debian packages (Debian and its derivatives only).
+fn packages() -> anyhow::Result<()> {
+    step("system packages");
+    let pkgs = apt_packages();
+    if !Path::new("/etc/debian_version").exists() || output("apt-get", ["--version"]).is_none() {
+        println!(
+            "not a Debian system: make sure these are installed: {}",
+            pkgs.iter().map(|(p, _)| *p).collect::<Vec<_>>().join(" ")
+        );
+        return Ok(());
+    }
+    let missing: Vec<(&str, bool)> = pkgs
+        .into_iter()
+        .filter(|(p, _)| !dpkg_installed(p))
+        .collect();
+    if missing.is_empty() {
+        println!("all packages present");
+        return Ok(());
+    }
+    let mut apt = Command::new("apt-get");
+    apt.arg("update").env("DEBIAN_FRONTEND", "noninteractive");
+    run_ok(&mut apt)?;
+    let mut install = Vec::new();
+    for (pkg, optional) in missing {
+        let available = output("apt-cache", ["show", "--no-all-versions", pkg])
+            .is_some_and(|s| !s.trim().is_empty());
+        if optional && !available {
+            println!("{pkg}: not in the archive, skipped (optional)");
+        } else {
+            install.push(pkg);
+        }
+    }
+    if !install.is_empty() {
+        println!("installing {}", install.join(" "));
+        run_ok(
+            Command::new("apt-get")
+                .args(["install", "-y"])
+                .args(&install)
+                .env("DEBIAN_FRONTEND", "noninteractive"),
+        )?;
+    }
+    Ok(())
+}
+
+/// The filesystem types mounted at each mount point.
+fn mount_types() -> anyhow::Result<Vec<(String, String)>> {
+    let text =
+        fs::read_to_string("/proc/self/mountinfo").context("reading /proc/self/mountinfo")?;
+    Ok(text
+        .lines()
+        .filter_map(|line| {
+            let (left, right) = line.split_once(" - ")?;
+            let point = left.split(' ').nth(4)?;
+            let fstype = right.split(' ').next()?;
+            Some((point.to_owned(), fstype.to_owned()))
+        })
+        .collect())
+}
+
+/// Mounts tracefs and bpffs where the recorder expects them.
+fn mounts() -> anyhow::Result<()> {
+    step("filesystems");
+    let mounted = mount_types()?;
+    let has = |point: &str, fstype: &str| mounted.iter().any(|(p, t)| p == point && t == fstype);
+    let tracefs =
+        has("/sys/kernel/tracing", "tracefs") || has("/sys/kernel/debug/tracing", "tracefs");
+    for (ok, fstype, point) in [
+        (tracefs, "tracefs", "/sys/kernel/tracing"),
+        (has("/sys/fs/bpf", "bpf"), "bpf", "/sys/fs/bpf"),
+    ] {
+        if ok {
+            println!("{fstype}: mounted");
+        } else {
+            run_ok(Command::new("mount").args(["-t", fstype, fstype, point]))?;
+        }
+    }
+    Ok(())
+}
+
+/// `cargo xtask run -- ARGS`: set up, build, and run recorderctl ARGS as
+/// root; exits with recorderctl's exit code.
+pub fn run_recorderctl(args: &RunArgs) -> anyhow::Result<()> {
+    setup(&Args::default())?;
+    step("build");
+    run_ok(cargo().args(["build", "--release"]))?;
+    let bin = target_dir().join("release").join("recorderctl");
+    let mut cmd = if is_root() {
+        Command::new(&bin)
+    } else {
+        println!("recorderctl needs root: running it with sudo");
+        let mut c = Command::new("sudo");
+        c.arg(&bin);
+        c
+    };
+    cmd.args(&args.args);
+    step("recorderctl");
+    let st = status(&mut cmd)?;
+    let code = st
+        .code()
+        .or_else(|| st.signal().map(|s| 128 + s))
+        .unwrap_or(1);
+    std::process::exit(code)
 }

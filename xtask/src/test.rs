@@ -1,8 +1,252 @@
-//! `cargo xtask test`.
+//! `cargo xtask test`: set up, then build and run the whole suite (unit and
+//! integration tests of every user-space crate, clippy, rustfmt), with the
+//! test output shown and kept in target/xtask-test.log.
+//!
+//! The run fails when any step fails or when no test ran at all, and ends
+//! with a line `N passed, M failed, K skipped`.
+
+use std::{
+    fs::File,
+    io::{self, BufRead as _, BufReader, Read, Write},
+    process::{Command, Stdio},
+    sync::{Arc, Mutex},
+    thread,
+};
+
+use anyhow::Context as _;
+
+use crate::{cargo, describe, is_root, setup, status, step, target_dir};
 
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    /// Skip clippy and rustfmt.
+    #[arg(long)]
+    pub no_lint: bool,
+    /// Arguments for the test binaries (after `--`), e.g. a name filter.
+    #[arg(last = true)]
+    pub test_args: Vec<String>,
+}
 
-pub fn run(_args: &Args) -> anyhow::Result<()> {
-    anyhow::bail!("cargo xtask test: not implemented yet")
+/// Sums of libtest's `test result:` lines.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub passed: u64,
+    pub failed: u64,
+    pub ignored: u64,
+    /// How many test binaries reported a result.
+    pub binaries: u64,
+}
+
+impl Totals {
+    /// Adds one line of output if it is a libtest summary:
+    /// `test result: ok. 3 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.01s`.
+    pub fn add_line(&mut self, line: &str) {
+        let Some(rest) = line.trim().strip_prefix("test result: ") else {
+            return;
+        };
+        let Some((_, counts)) = rest.split_once(". ") else {
+            return;
+        };
+        self.binaries += 1;
+        for part in counts.split(';') {
+            let mut words = part.split_whitespace();
+            let (Some(n), Some(what)) = (words.next(), words.next()) else {
+                continue;
+            };
+            let Ok(n) = n.parse::<u64>() else {
+                continue;
+            };
+            match what {
+                "passed" => self.passed += n,
+                "failed" => self.failed += n,
+                "ignored" => self.ignored += n,
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Copies `from` to `to` and to the log line by line, feeding each line to
+/// `on_line`.
+fn tee(
+    from: impl Read,
+    mut to: impl Write,
+    log: Arc<Mutex<File>>,
+    mut on_line: impl FnMut(&str),
+) -> io::Result<()> {
+    let mut reader = BufReader::new(from);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        if reader.read_until(b'\n', &mut buf)? == 0 {
+            return Ok(());
+        }
+        to.write_all(&buf)?;
+        to.flush()?;
+        if let Ok(mut log) = log.lock() {
+            log.write_all(&buf)?;
+        }
+        on_line(&String::from_utf8_lossy(&buf));
+    }
+}
+
+/// Runs `cmd` with its output shown and appended to `log`; returns whether
+/// it succeeded, and adds libtest summaries to `totals`.
+fn run_logged(
+    cmd: &mut Command,
+    log: &Arc<Mutex<File>>,
+    totals: &mut Totals,
+) -> anyhow::Result<bool> {
+    println!("$ {}", describe(cmd));
+    if let Ok(mut f) = log.lock() {
+        writeln!(f, "$ {}", describe(cmd))?;
+    }
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot run {}", describe(cmd)))?;
+    let stdout = child.stdout.take().context("child stdout")?;
+    let stderr = child.stderr.take().context("child stderr")?;
+    let err_log = Arc::clone(log);
+    let err_thread = thread::spawn(move || tee(stderr, io::stderr(), err_log, |_| {}));
+    let mut found = Totals::default();
+    tee(stdout, io::stdout(), Arc::clone(log), |line| {
+        found.add_line(line)
+    })?;
+    err_thread
+        .join()
+        .map_err(|_| anyhow::anyhow!("the stderr reader panicked"))??;
+    let st = child.wait()?;
+    totals.passed += found.passed;
+    totals.failed += found.failed;
+    totals.ignored += found.ignored;
+    totals.binaries += found.binaries;
+    Ok(st.success())
+}
+
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    setup::setup(&setup::Args::default())?;
+    if !is_root() {
+        println!("warning: not root: the integration tests will fail (they load eBPF programs)");
+    }
+    let log_path = target_dir().join("xtask-test.log");
+    std::fs::create_dir_all(target_dir())?;
+    let log = Arc::new(Mutex::new(
+        File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?,
+    ));
+    // `--workspace --exclude recorder-ebpf`: every crate but the eBPF one,
+    // which only builds for the BPF target (recorder/build.rs builds it).
+    let workspace = ["--workspace", "--exclude", "recorder-ebpf"];
+    let mut totals = Totals::default();
+    let mut failed_steps = Vec::new();
+
+    step("build the tests");
+    let built = run_logged(
+        cargo().args(["test", "--no-run"]).args(workspace),
+        &log,
+        &mut totals,
+    )?;
+    if built {
+        step("run the tests");
+        let mut test = cargo();
+        test.args(["test", "--no-fail-fast"]).args(workspace);
+        if !args.test_args.is_empty() {
+            test.arg("--").args(&args.test_args);
+        }
+        if !run_logged(&mut test, &log, &mut totals)? {
+            failed_steps.push("cargo test");
+        }
+    } else {
+        failed_steps.push("building the tests");
+    }
+
+    let mut checks_passed = 0;
+    if !args.no_lint {
+        step("clippy");
+        let clippy = status(
+            cargo()
+                .args(["clippy", "--all-targets"])
+                .args(workspace)
+                .args(["--", "-D", "warnings"]),
+        )?;
+        step("rustfmt");
+        let fmt = status(cargo().args(["fmt", "--all", "--check"]))?;
+        for (ok, name) in [(clippy.success(), "clippy"), (fmt.success(), "rustfmt")] {
+            if ok {
+                checks_passed += 1;
+            } else {
+                failed_steps.push(name);
+            }
+        }
+    }
+
+    step("summary");
+    println!("test log: {}", log_path.display());
+    println!(
+        "tests: {} passed, {} failed, {} ignored in {} test binaries; lint checks passed: {checks_passed}",
+        totals.passed, totals.failed, totals.ignored, totals.binaries
+    );
+    let mut problems: Vec<String> = failed_steps.iter().map(|s| format!("{s} failed")).collect();
+    if totals.passed == 0 {
+        problems.push("no test ran".to_owned());
+    }
+    for p in &problems {
+        println!("FAILED: {p}");
+    }
+    // The failed count includes failed steps (build, clippy, rustfmt) and a
+    // test binary that died without a summary, so that the last line alone
+    // tells the truth.
+    let step_failures = failed_steps
+        .iter()
+        .filter(|s| **s != "cargo test" || totals.failed == 0)
+        .count() as u64;
+    println!(
+        "{} passed, {} failed, {} skipped",
+        totals.passed + checks_passed,
+        totals.failed + step_failures,
+        totals.ignored
+    );
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        std::process::exit(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sums_libtest_summaries() {
+        let mut t = Totals::default();
+        for line in [
+            "running 3 tests",
+            "test a ... ok",
+            "test result: ok. 3 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.01s",
+            "test result: FAILED. 2 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out; finished in 1.50s",
+            "",
+            "test result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.00s",
+        ] {
+            t.add_line(line);
+        }
+        assert_eq!(
+            t,
+            Totals {
+                passed: 5,
+                failed: 1,
+                ignored: 1,
+                binaries: 3
+            }
+        );
+    }
+
+    #[test]
+    fn ignores_other_lines() {
+        let mut t = Totals::default();
+        t.add_line("test result of something else");
+        t.add_line("   Doc-tests recorder");
+        assert_eq!(t, Totals::default());
+    }
 }

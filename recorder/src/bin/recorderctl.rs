@@ -1,52 +1,14 @@
 //! recorderctl: the recorder's command line.
-use std::{ffi::OsString, path::PathBuf, process::ExitCode};
+use std::{io, process::ExitCode};
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser as _};
 use recorder::{
+    cli::ctl::{Cli, Command},
     ebpf::LoadOptions,
     profile::Profile,
     record::{self, RecordOptions},
 };
-
-#[derive(Parser, Debug)]
-#[command(
-    name = "recorderctl",
-    version,
-    about = "Record the syscalls of containers and commands as seccomp profiles"
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand, Debug)]
-enum Command {
-    /// Run CMD and record every syscall it and its children make; print or
-    /// write a seccomp profile that allows exactly those. Needs no daemon.
-    Record {
-        /// Write the profile here (atomically) instead of to stdout.
-        #[arg(short, long, value_name = "FILE")]
-        output: Option<PathBuf>,
-        /// Merge this profile into the result (e.g. a runtime's start-up needs).
-        #[arg(long, value_name = "FILE")]
-        base: Option<PathBuf>,
-        /// The cgroup2 path under which the recording cgroup is created.
-        #[arg(long, default_value = "/recorder", value_name = "PATH")]
-        cgroup_parent: String,
-        /// Kernel BTF to read struct offsets from.
-        #[arg(long, default_value = recorder::btf::VMLINUX, value_name = "FILE")]
-        btf: PathBuf,
-        /// Do not tell 32-bit (compat) syscalls apart from native ones.
-        #[arg(long)]
-        no_compat: bool,
-        /// The command and its arguments.
-        #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
-        command: Vec<OsString>,
-    },
-    #[command(flatten)]
-    Daemon(recorder::ctl::DaemonCommand),
-}
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
@@ -120,5 +82,9 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             Ok(outcome.exit_code() as u8)
         }
         Command::Daemon(cmd) => Ok(recorder::ctl::run(cmd).await?),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "recorderctl", &mut io::stdout());
+            Ok(0)
+        }
     }
 }

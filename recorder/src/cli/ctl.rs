@@ -1,0 +1,86 @@
+//! `recorderctl`'s command line.
+
+use std::{ffi::OsString, path::PathBuf};
+
+use clap::{Parser, Subcommand};
+
+/// Record the syscalls of containers and commands as seccomp profiles.
+#[derive(Parser, Debug)]
+#[command(
+    name = "recorderctl",
+    version,
+    about = "Record the syscalls of containers and commands as seccomp profiles"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run CMD and record every syscall it and its children make; print or
+    /// write a seccomp profile that allows exactly those. Needs no daemon.
+    Record {
+        /// Write the profile here (atomically) instead of to stdout.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Merge this profile into the result (e.g. a runtime's start-up needs).
+        #[arg(long, value_name = "FILE")]
+        base: Option<PathBuf>,
+        /// The cgroup2 path under which the recording cgroup is created.
+        #[arg(long, default_value = "/recorder", value_name = "PATH")]
+        cgroup_parent: String,
+        /// Kernel BTF to read struct offsets from.
+        #[arg(long, default_value = crate::btf::VMLINUX, value_name = "FILE")]
+        btf: PathBuf,
+        /// Do not tell 32-bit (compat) syscalls apart from native ones.
+        #[arg(long)]
+        no_compat: bool,
+        /// The command and its arguments.
+        #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
+        command: Vec<OsString>,
+    },
+    #[command(flatten)]
+    Daemon(crate::ctl::DaemonCommand),
+    /// Print a shell completion script for recorderctl to stdout.
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::*;
+
+    #[test]
+    fn command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn record_takes_the_command_verbatim() {
+        let cli = Cli::try_parse_from([
+            "recorderctl",
+            "record",
+            "-o",
+            "p.json",
+            "--",
+            "ls",
+            "-l",
+            "--all",
+        ])
+        .unwrap();
+        let Command::Record {
+            output, command, ..
+        } = cli.command
+        else {
+            panic!("expected record");
+        };
+        assert_eq!(output, Some(PathBuf::from("p.json")));
+        assert_eq!(command, ["ls", "-l", "--all"]);
+    }
+}

@@ -1,0 +1,173 @@
+/*
+ * A test program for recorder/tests/record.rs: makes known syscalls from
+ * several threads, always through syscall(2) so that libc cannot swap one
+ * syscall for another (glibc's chmod(), for one, may use fchmodat).
+ *
+ *   syscalls known DIR  uname, getcpu, sched_yield, chmod, memfd_create,
+ *                       close_range, pidfd_open, each from its own thread
+ *                       (chmod on a file it creates in DIR).
+ *   syscalls race       16 threads wait at a barrier, then each makes a
+ *                       different rare syscall at the same moment.
+ *   syscalls idle       the same threads and barrier, no rare syscalls
+ *                       (the baseline for "race").
+ *
+ * Exits 0 on success, 2 on a usage error, 3 if a thread cannot start.
+ */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/sysinfo.h>
+#include <sys/time.h>
+#include <sys/times.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_memfd_create
+#define SYS_memfd_create 319
+#endif
+
+static const char *dir;
+
+static void *do_uname(void *arg) {
+    struct utsname u;
+    (void)arg;
+    syscall(SYS_uname, &u);
+    return NULL;
+}
+static void *do_getcpu(void *arg) {
+    unsigned cpu, node;
+    (void)arg;
+    syscall(SYS_getcpu, &cpu, &node, NULL);
+    return NULL;
+}
+static void *do_sched_yield(void *arg) {
+    (void)arg;
+    syscall(SYS_sched_yield);
+    return NULL;
+}
+static void *do_chmod(void *arg) {
+    char path[4096];
+    (void)arg;
+    snprintf(path, sizeof path, "%s/chmod-me", dir);
+    int fd = open(path, O_CREAT | O_WRONLY, 0600);
+    if (fd >= 0)
+        close(fd);
+    syscall(SYS_chmod, path, 0640);
+    return NULL;
+}
+static void *do_memfd(void *arg) {
+    (void)arg;
+    long fd = syscall(SYS_memfd_create, "recorder-test", 0);
+    if (fd >= 0)
+        close((int)fd);
+    return NULL;
+}
+static void *do_close_range(void *arg) {
+    (void)arg;
+    /* A range no descriptor is in: closes nothing. */
+    syscall(SYS_close_range, 1000000, 1000010, 0);
+    return NULL;
+}
+static void *do_pidfd_open(void *arg) {
+    (void)arg;
+    long fd = syscall(SYS_pidfd_open, getpid(), 0);
+    if (fd >= 0)
+        close((int)fd);
+    return NULL;
+}
+
+static int known(void) {
+    void *(*fns[])(void *) = {do_uname, do_getcpu, do_sched_yield, do_chmod,
+                              do_memfd, do_close_range, do_pidfd_open};
+    enum { N = sizeof fns / sizeof fns[0] };
+    pthread_t t[N];
+    for (int i = 0; i < N; i++)
+        if (pthread_create(&t[i], NULL, fns[i], NULL) != 0)
+            return 3;
+    for (int i = 0; i < N; i++)
+        pthread_join(t[i], NULL);
+    return 0;
+}
+
+/* The race: each thread makes one of these, all at once. They are harmless
+ * queries that neither libc's start-up nor pthreads make; the Rust test
+ * lists the same names in the same order. */
+enum { RACERS = 16 };
+static pthread_barrier_t barrier;
+static int idle;
+
+static void rare(int which) {
+    struct timespec ts;
+    struct itimerval it;
+    struct tms tms;
+    struct sysinfo si;
+    struct rusage ru;
+    struct __user_cap_header_struct hdr = {0, 0};
+    uid_t r, e, s;
+    gid_t gr, ge, gs;
+    switch (which) {
+    case 0: syscall(SYS_getpriority, PRIO_PROCESS, 0); break;
+    case 1: syscall(SYS_sched_getscheduler, 0); break;
+    case 2: syscall(SYS_sched_get_priority_max, 1); break;
+    case 3: syscall(SYS_sched_get_priority_min, 1); break;
+    case 4: syscall(SYS_sched_rr_get_interval, 0, &ts); break;
+    case 5: syscall(SYS_getitimer, ITIMER_REAL, &it); break;
+    case 6: syscall(SYS_times, &tms); break;
+    case 7: syscall(SYS_sysinfo, &si); break;
+    case 8: syscall(SYS_getrusage, RUSAGE_SELF, &ru); break;
+    case 9: syscall(SYS_capget, &hdr, NULL); break; /* version probe */
+    case 10: syscall(SYS_personality, 0xffffffffUL); break; /* query only */
+    case 11: syscall(SYS_getpgid, 0); break;
+    case 12: syscall(SYS_getsid, 0); break;
+    case 13: syscall(SYS_ioprio_get, 1 /* IOPRIO_WHO_PROCESS */, 0); break;
+    case 14: syscall(SYS_getresuid, &r, &e, &s); break;
+    case 15: syscall(SYS_getresgid, &gr, &ge, &gs); break;
+    }
+}
+
+static void *racer(void *arg) {
+    int which = (int)(long)arg;
+    pthread_barrier_wait(&barrier);
+    if (!idle)
+        rare(which);
+    return NULL;
+}
+
+static int race(void) {
+    pthread_t t[RACERS];
+    pthread_barrier_init(&barrier, NULL, RACERS);
+    for (long i = 0; i < RACERS; i++)
+        if (pthread_create(&t[i], NULL, racer, (void *)i) != 0)
+            return 3;
+    for (int i = 0; i < RACERS; i++)
+        pthread_join(t[i], NULL);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc == 3 && strcmp(argv[1], "known") == 0) {
+        dir = argv[2];
+        return known();
+    }
+    if (argc == 2 && strcmp(argv[1], "race") == 0)
+        return race();
+    if (argc == 2 && strcmp(argv[1], "idle") == 0) {
+        idle = 1;
+        return race();
+    }
+    fprintf(stderr, "usage: %s known DIR | race | idle\n", argv[0]);
+    return 2;
+}

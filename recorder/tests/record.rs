@@ -1,0 +1,510 @@
+//! `recorderctl record` end to end: the real binary, the real kernel, real
+//! processes. Needs root (fails otherwise), gcc and strace.
+
+mod common;
+
+use std::{
+    collections::BTreeSet,
+    fs,
+    io::Read as _,
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitStatus, Output, Stdio},
+    sync::OnceLock,
+    thread,
+    time::{Duration, Instant},
+};
+
+use common::{allowed_names, recorderctl, require_root, run, run_ok, scratch};
+use recorder::cgroup::Hierarchy;
+
+/// The C test program, compiled once per test binary.
+fn test_program() -> &'static Path {
+    static PROGRAM: OnceLock<PathBuf> = OnceLock::new();
+    PROGRAM.get_or_init(|| {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/programs/syscalls.c");
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        let tmp = dir.join(format!("syscalls.{}", std::process::id()));
+        let out = dir.join("syscalls");
+        run_ok(
+            Command::new("gcc")
+                .args(["-O2", "-Wall", "-Wextra", "-Werror", "-pthread", "-o"])
+                .arg(&tmp)
+                .arg(&src),
+        );
+        fs::rename(&tmp, &out).unwrap();
+        out
+    })
+}
+
+/// A cgroup parent of this test alone, so that the tests running in
+/// parallel can each check that nothing is left behind under theirs.
+fn cgroup_parent(test: &str) -> String {
+    format!("/recorder-test-{test}-{}", std::process::id())
+}
+
+/// Asserts that the recording left no cgroup behind: the per-run cgroup is
+/// gone and so is the parent the run created.
+fn assert_no_stray_cgroup(parent: &str) {
+    let hierarchy = Hierarchy::detect().unwrap();
+    let leftovers = hierarchy.descendants(parent).unwrap_or_default();
+    assert!(
+        !hierarchy.exists(parent),
+        "cgroup {parent} was left behind under {} (with {leftovers:?})",
+        hierarchy.mount.display()
+    );
+}
+
+/// `recorderctl record --cgroup-parent PARENT -o OUT -- CMD...`.
+fn record(parent: &str, out: &Path, cmd: &[&str]) -> Command {
+    let mut c = recorderctl();
+    c.args(["record", "--cgroup-parent", parent, "-o"])
+        .arg(out)
+        .arg("--")
+        .args(cmd);
+    c
+}
+
+/// Records `cmd` to a profile file and returns the allowed names.
+fn record_names(parent: &str, out: &Path, cmd: &[&str]) -> BTreeSet<String> {
+    run_ok(&mut record(parent, out, cmd));
+    let text = fs::read_to_string(out).unwrap();
+    allowed_names(&text)
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn missing<'a>(names: &BTreeSet<String>, wanted: &[&'a str]) -> Vec<&'a str> {
+    wanted
+        .iter()
+        .copied()
+        .filter(|n| !names.contains(*n))
+        .collect()
+}
+
+#[test]
+fn records_known_syscalls_from_threads() {
+    require_root();
+    let dir = scratch("record-known");
+    let parent = cgroup_parent("known");
+    let out = dir.join("profile.json");
+    let program = test_program().to_str().unwrap();
+    let names = record_names(&parent, &out, &[program, "known", dir.to_str().unwrap()]);
+    // Each made from its own thread; close_range and pidfd_open are numbered
+    // above 430 (the upper words of the bitmap).
+    let wanted = [
+        "uname",
+        "getcpu",
+        "sched_yield",
+        "chmod",
+        "memfd_create",
+        "close_range",
+        "pidfd_open",
+    ];
+    assert!(
+        missing(&names, &wanted).is_empty(),
+        "missing {:?} in {names:?}",
+        missing(&names, &wanted)
+    );
+    for never in ["reboot", "mount", "kexec_load"] {
+        assert!(
+            !names.contains(never),
+            "{never} recorded but never made: {names:?}"
+        );
+    }
+    // The chmod really happened in the recorded run.
+    assert!(dir.join("chmod-me").exists());
+    assert_no_stray_cgroup(&parent);
+}
+
+/// The syscall names in an `strace -f -o FILE` log, and the names seen
+/// before the first execve.
+fn strace_names(log: &str) -> (BTreeSet<String>, Vec<String>) {
+    let mut names = BTreeSet::new();
+    let mut before_exec = Vec::new();
+    let mut exec_seen = false;
+    for line in log.lines() {
+        // "1234  openat(AT_FDCWD, ..." with -f: strip the pid.
+        let rest = line
+            .trim_start_matches(|c: char| c.is_ascii_digit())
+            .trim_start();
+        // "<... wait4 resumed>...": the call was counted at its
+        // "wait4(... <unfinished ...>" line. "--- SIGCHLD ...": a signal;
+        // "+++ exited with 0 +++": an exit.
+        if rest.is_empty()
+            || rest.starts_with("<...")
+            || rest.starts_with("---")
+            || rest.starts_with("+++")
+        {
+            continue;
+        }
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        assert!(
+            !name.is_empty() && rest[name.len()..].starts_with('('),
+            "unexpected strace line: {line}"
+        );
+        if name == "execve" {
+            exec_seen = true;
+        } else if !exec_seen {
+            before_exec.push(name.clone());
+        }
+        names.insert(name);
+    }
+    (names, before_exec)
+}
+
+#[test]
+fn strace_parser_handles_unfinished_and_resumed_calls() {
+    let log = "\
+100   execve(\"/bin/sh\", [\"sh\"], 0x7ffd /* 5 vars */) = 0
+100   wait4(-1,  <unfinished ...>
+101   write(1, \"x\\n\", 2)             = 2
+101   exit_group(0)                     = ?
+101   +++ exited with 0 +++
+100   <... wait4 resumed>[{WIFEXITED(s) && WEXITSTATUS(s) == 0}], 0, NULL) = 101
+100   --- SIGCHLD {si_signo=SIGCHLD, si_code=CLD_EXITED, si_pid=101} ---
+100   rt_sigreturn({mask=[]})           = 101
+";
+    let (names, before) = strace_names(log);
+    let expected: BTreeSet<String> = ["execve", "wait4", "write", "exit_group", "rt_sigreturn"]
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(names, expected);
+    assert!(before.is_empty());
+}
+
+/// The recorded set is the ground truth strace sees, no more, no less.
+///
+/// The command runs under /bin/sh (dash on Debian) with coreutils rather
+/// than busybox: dynamically linked programs go through the dynamic loader,
+/// and the shell forks, pipes and execs three separate programs, so more of
+/// the recorder's paths (fork/clone children, exec, many syscalls) are
+/// compared. Both runs see the same environment: stdin /dev/null, stdout and
+/// stderr pipes.
+#[test]
+fn matches_strace_ground_truth() {
+    require_root();
+    let dir = scratch("record-strace");
+    let parent = cgroup_parent("strace");
+    let cmd = ["sh", "-c", "ls / | wc -l; cat /etc/hostname"];
+
+    let log = dir.join("strace.log");
+    run_ok(
+        Command::new("strace")
+            .args(["-f", "-qq", "-o"])
+            .arg(&log)
+            .args(cmd)
+            .stdin(Stdio::null()),
+    );
+    let (traced, before_exec) = strace_names(&fs::read_to_string(&log).unwrap());
+    // strace forks, lets the child stop itself, attaches with PTRACE_SEIZE
+    // and only then lets it call execve: its own fork/exec path (the
+    // child's getpid, kill(SIGSTOP) and the like) happens before tracing
+    // starts and is not in the log. The recorder, likewise, starts at CMD's
+    // execve: the child joins the recorded cgroup by its last syscall before
+    // execve (the write to cgroup.procs, which enters before the move).
+    assert!(
+        before_exec.is_empty(),
+        "strace logged {before_exec:?} before the first execve; this strace traces its own start-up"
+    );
+    assert!(traced.len() > 20, "strace saw too little: {traced:?}");
+
+    let out = dir.join("profile.json");
+    let mut rec = record(&parent, &out, &cmd);
+    rec.stdin(Stdio::null());
+    run_ok(&mut rec);
+    let recorded = allowed_names(&fs::read_to_string(&out).unwrap());
+
+    let only_strace: Vec<_> = traced.difference(&recorded).collect();
+    let only_recorded: Vec<_> = recorded.difference(&traced).collect();
+    assert!(
+        only_strace.is_empty() && only_recorded.is_empty(),
+        "recorded != strace\nonly strace: {only_strace:?}\nonly recorded: {only_recorded:?}\nrecorded: {recorded:?}"
+    );
+    assert_no_stray_cgroup(&parent);
+}
+
+/// The rare syscalls of `syscalls race`, one per thread, in thread order.
+const RACERS: [&str; 16] = [
+    "getpriority",
+    "sched_getscheduler",
+    "sched_get_priority_max",
+    "sched_get_priority_min",
+    "sched_rr_get_interval",
+    "getitimer",
+    "times",
+    "sysinfo",
+    "getrusage",
+    "capget",
+    "personality",
+    "getpgid",
+    "getsid",
+    "ioprio_get",
+    "getresuid",
+    "getresgid",
+];
+
+/// 16 threads make 16 different syscalls at the same moment (most of them
+/// in the same two bitmap words); 50 fresh recordings, none may lose one.
+#[test]
+fn concurrent_threads_lose_nothing() {
+    require_root();
+    let dir = scratch("record-race");
+    let parent = cgroup_parent("race");
+    let program = test_program().to_str().unwrap();
+    let out = dir.join("profile.json");
+
+    // The same program without the rare calls records none of them: they
+    // can only come from the racing threads.
+    let idle = record_names(&parent, &out, &[program, "idle"]);
+    let present: Vec<_> = RACERS.iter().filter(|n| idle.contains(**n)).collect();
+    assert!(present.is_empty(), "the idle run made {present:?}");
+
+    let mut lost = Vec::new();
+    for round in 0..50 {
+        fs::remove_file(&out).unwrap();
+        let names = record_names(&parent, &out, &[program, "race"]);
+        let m = missing(&names, &RACERS);
+        if !m.is_empty() {
+            lost.push((round, m));
+        }
+    }
+    assert!(lost.is_empty(), "lost syscalls (round, names): {lost:?}");
+    assert_no_stray_cgroup(&parent);
+}
+
+#[test]
+fn passes_on_the_exit_code() {
+    require_root();
+    let parent = cgroup_parent("exit");
+    let out = run(recorderctl().args([
+        "record",
+        "--cgroup-parent",
+        &parent,
+        "--",
+        "sh",
+        "-c",
+        "exit 7",
+    ]));
+    assert_eq!(out.status.code(), Some(7), "stderr: {}", stderr(&out));
+    // The profile still goes to stdout.
+    let names = allowed_names(&String::from_utf8_lossy(&out.stdout));
+    assert!(names.contains("exit_group"), "{names:?}");
+    assert_no_stray_cgroup(&parent);
+}
+
+#[test]
+fn killed_command_gives_128_plus_signal() {
+    require_root();
+    let parent = cgroup_parent("killed");
+    let out = run(recorderctl().args([
+        "record",
+        "--cgroup-parent",
+        &parent,
+        "--",
+        "sh",
+        "-c",
+        "kill -KILL $$",
+    ]));
+    assert_eq!(
+        out.status.code(),
+        Some(128 + libc::SIGKILL),
+        "stderr: {}",
+        stderr(&out)
+    );
+    let names = allowed_names(&String::from_utf8_lossy(&out.stdout));
+    assert!(names.contains("kill"), "{names:?}");
+    assert_no_stray_cgroup(&parent);
+}
+
+/// Waits for `child`, killing it and failing if it hangs (a safeguard so
+/// that a broken build fails instead of hanging, not a timing assertion).
+fn wait_or_kill(child: &mut Child, what: &str) -> ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} did not end");
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn sigint_is_forwarded_and_the_profile_written() {
+    require_root();
+    let dir = scratch("record-sigint");
+    let parent = cgroup_parent("sigint");
+    let out = dir.join("profile.json");
+    let ready = dir.join("ready");
+    let got = dir.join("got-sigint");
+    // CMD says it is ready, then loops until SIGINT makes it exit 3.
+    let script = format!(
+        "trap 'echo int > {got}; exit 3' INT; touch {ready}; while :; do sleep 0.05; done",
+        got = got.display(),
+        ready = ready.display()
+    );
+    let mut child = record(&parent, &out, &["sh", "-c", &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !ready.exists() {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("recorderctl ended before CMD was ready: {status}");
+        }
+        assert!(Instant::now() < deadline, "CMD never became ready");
+        thread::sleep(Duration::from_millis(10));
+    }
+    // SAFETY: kill(2) on our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let status = wait_or_kill(&mut child, "recorderctl after SIGINT");
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    // Exit 3 comes from CMD's trap: recorderctl lived on and passed it on.
+    assert_eq!(status.code(), Some(3), "{status}; stderr: {err}");
+    assert_eq!(fs::read_to_string(&got).unwrap().trim(), "int");
+    let names = allowed_names(&fs::read_to_string(&out).unwrap());
+    // The trap ran a signal handler inside the recording.
+    assert!(names.contains("rt_sigreturn"), "{names:?}");
+    assert_no_stray_cgroup(&parent);
+}
+
+#[test]
+fn not_root_is_a_clear_error() {
+    require_root();
+    let parent = cgroup_parent("notroot");
+    let out = run(Command::new("setpriv")
+        .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_recorderctl"))
+        .args(["record", "--cgroup-parent", &parent, "--", "true"]));
+    let err = stderr(&out);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("CAP_BPF") && err.contains("CAP_PERFMON"),
+        "stderr: {err}"
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "no profile expected: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_no_stray_cgroup(&parent);
+}
+
+#[test]
+fn missing_btf_is_a_clear_error() {
+    require_root();
+    let parent = cgroup_parent("nobtf");
+    let out = run(recorderctl().args([
+        "record",
+        "--btf",
+        "/nonexistent/vmlinux",
+        "--cgroup-parent",
+        &parent,
+        "--",
+        "true",
+    ]));
+    let err = stderr(&out);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("/nonexistent/vmlinux") && err.contains("BTF"),
+        "stderr: {err}"
+    );
+    assert_no_stray_cgroup(&parent);
+}
+
+#[test]
+fn command_not_found_exits_127() {
+    require_root();
+    let parent = cgroup_parent("notfound");
+    let out = run(recorderctl().args([
+        "record",
+        "--cgroup-parent",
+        &parent,
+        "--",
+        "recorder-no-such-command",
+    ]));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(127), "stderr: {err}");
+    assert!(
+        err.contains("recorder-no-such-command: command not found"),
+        "stderr: {err}"
+    );
+    assert_no_stray_cgroup(&parent);
+}
+
+/// A read-only tmpfs, unmounted however the test ends.
+struct ReadOnlyMount(PathBuf);
+
+impl ReadOnlyMount {
+    fn new(dir: PathBuf) -> Self {
+        fs::create_dir_all(&dir).unwrap();
+        run_ok(
+            Command::new("mount")
+                .args(["-t", "tmpfs", "-o", "ro,size=64k", "tmpfs"])
+                .arg(&dir),
+        );
+        Self(dir)
+    }
+}
+
+impl Drop for ReadOnlyMount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn unwritable_output_is_a_clear_error() {
+    require_root();
+    let dir = scratch("record-unwritable");
+    let ro = ReadOnlyMount::new(dir.join("ro"));
+    let marker = dir.join("ran");
+    for (i, target) in [
+        PathBuf::from("/proc/x/y"),
+        ro.0.join("profile.json"),
+        dir.clone(), // a directory
+    ]
+    .iter()
+    .enumerate()
+    {
+        let parent = cgroup_parent(&format!("unwritable{i}"));
+        let out = run(&mut record(
+            &parent,
+            target,
+            &["touch", marker.to_str().unwrap()],
+        ));
+        let err = stderr(&out);
+        assert!(
+            !out.status.success(),
+            "-o {}: {}",
+            target.display(),
+            out.status
+        );
+        assert!(
+            err.contains(&target.display().to_string()) && err.contains("not writable"),
+            "-o {}: stderr: {err}",
+            target.display()
+        );
+        // Nothing was run: a recording that cannot be kept is not started.
+        assert!(!marker.exists(), "-o {}: CMD ran", target.display());
+        assert_no_stray_cgroup(&parent);
+    }
+}
