@@ -48,7 +48,7 @@ fn apt_packages() -> Vec<(&'static str, bool)> {
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
     setup(args)?;
-    println!("setup: everything is in place");
+    eprintln!("setup: everything is in place");
     Ok(())
 }
 
@@ -59,7 +59,7 @@ pub fn setup(args: &Args) -> anyhow::Result<()> {
         return Ok(());
     }
     if !is_root() {
-        println!(
+        eprintln!(
             "setup: not root: skipping system packages and mounts (the recorder and its integration tests need root)"
         );
         return Ok(());
@@ -83,7 +83,7 @@ pub fn toolchain() -> anyhow::Result<()> {
         ["component", "list", "--toolchain", "nightly", "--installed"],
     ) {
         None => {
-            println!("installing the nightly toolchain (a few minutes)");
+            eprintln!("installing the nightly toolchain (a few minutes)");
             run_ok(Command::new("rustup").args([
                 "toolchain",
                 "install",
@@ -103,7 +103,7 @@ pub fn toolchain() -> anyhow::Result<()> {
                 "nightly",
             ]))?;
         }
-        Some(_) => println!("nightly with rust-src: present"),
+        Some(_) => eprintln!("nightly with rust-src: present"),
     }
     let has = |sub: &str| {
         cargo()
@@ -114,7 +114,7 @@ pub fn toolchain() -> anyhow::Result<()> {
     if !(has("clippy") && has("fmt")) {
         run_ok(Command::new("rustup").args(["component", "add", "clippy", "rustfmt"]))?;
     } else {
-        println!("clippy and rustfmt: present");
+        eprintln!("clippy and rustfmt: present");
     }
     bpf_linker()
 }
@@ -146,7 +146,7 @@ fn bpf_linker_works(sysroot: &Path) -> bool {
 fn bpf_linker() -> anyhow::Result<()> {
     let sysroot = nightly_sysroot()?;
     if bpf_linker_works(&sysroot) {
-        println!("bpf-linker: present");
+        eprintln!("bpf-linker: present");
         return Ok(());
     }
     // bpf-linker needs an LLVM to link against: use the one in the nightly
@@ -181,7 +181,7 @@ fn bpf_linker() -> anyhow::Result<()> {
     let _ = fs::remove_file(&link);
     std::os::unix::fs::symlink(&libllvm, &link)
         .with_context(|| format!("linking {} to {}", link.display(), libllvm.display()))?;
-    println!(
+    eprintln!(
         "installing bpf-linker against {} (compiles for a few minutes)",
         libllvm.display()
     );
@@ -209,7 +209,7 @@ fn packages() -> anyhow::Result<()> {
     step("system packages");
     let pkgs = apt_packages();
     if !Path::new("/etc/debian_version").exists() || output("apt-get", ["--version"]).is_none() {
-        println!(
+        eprintln!(
             "not a Debian system: make sure these are installed: {}",
             pkgs.iter().map(|(p, _)| *p).collect::<Vec<_>>().join(" ")
         );
@@ -220,7 +220,7 @@ fn packages() -> anyhow::Result<()> {
         .filter(|(p, _)| !dpkg_installed(p))
         .collect();
     if missing.is_empty() {
-        println!("all packages present");
+        eprintln!("all packages present");
         return Ok(());
     }
     let mut apt = Command::new("apt-get");
@@ -231,13 +231,13 @@ fn packages() -> anyhow::Result<()> {
         let available = output("apt-cache", ["show", "--no-all-versions", pkg])
             .is_some_and(|s| !s.trim().is_empty());
         if optional && !available {
-            println!("{pkg}: not in the archive, skipped (optional)");
+            eprintln!("{pkg}: not in the archive, skipped (optional)");
         } else {
             install.push(pkg);
         }
     }
     if !install.is_empty() {
-        println!("installing {}", install.join(" "));
+        eprintln!("installing {}", install.join(" "));
         run_ok(
             Command::new("apt-get")
                 .args(["install", "-y"])
@@ -275,7 +275,7 @@ fn mounts() -> anyhow::Result<()> {
         (has("/sys/fs/bpf", "bpf"), "bpf", "/sys/fs/bpf"),
     ] {
         if ok {
-            println!("{fstype}: mounted");
+            eprintln!("{fstype}: mounted");
         } else {
             run_ok(Command::new("mount").args(["-t", fstype, fstype, point]))?;
         }
@@ -293,7 +293,7 @@ pub fn run_recorderctl(args: &RunArgs) -> anyhow::Result<()> {
     let mut cmd = if is_root() {
         Command::new(&bin)
     } else {
-        println!("recorderctl needs root: running it with sudo");
+        eprintln!("recorderctl needs root: running it with sudo");
         let mut c = Command::new("sudo");
         c.arg(&bin);
         c
