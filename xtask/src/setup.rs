@@ -149,38 +149,8 @@ fn bpf_linker() -> anyhow::Result<()> {
         eprintln!("bpf-linker: present");
         return Ok(());
     }
-    // bpf-linker needs an LLVM to link against: use the one in the nightly
-    // toolchain through a prefix that looks like an LLVM installation.
-    let lib_dir = sysroot.join("lib");
-    let mut candidates: Vec<PathBuf> = fs::read_dir(&lib_dir)
-        .with_context(|| format!("reading {}", lib_dir.display()))?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("libLLVM.so."))
-        })
-        .collect();
-    candidates.sort();
-    let Some(libllvm) = candidates.pop() else {
-        bail!(
-            "no libLLVM.so.* in {}; install the nightly toolchain's llvm (rustup component add llvm-tools --toolchain nightly) or LLVM itself, then `cargo install bpf-linker`",
-            lib_dir.display()
-        );
-    };
     let prefix = target_dir().join("bpf-linker-llvm");
-    let bin = prefix.join("bin");
-    let lib = prefix.join("lib");
-    fs::create_dir_all(&bin)?;
-    fs::create_dir_all(&lib)?;
-    let llvm_config = bin.join("llvm-config");
-    fs::write(&llvm_config, "")?;
-    fs::set_permissions(&llvm_config, fs::Permissions::from_mode(0o755))?;
-    let link = lib.join("libLLVM.so");
-    let _ = fs::remove_file(&link);
-    std::os::unix::fs::symlink(&libllvm, &link)
-        .with_context(|| format!("linking {} to {}", link.display(), libllvm.display()))?;
+    let libllvm = llvm_prefix(&sysroot, &prefix)?;
     eprintln!(
         "installing bpf-linker against {} (compiles for a few minutes)",
         libllvm.display()
@@ -196,6 +166,43 @@ fn bpf_linker() -> anyhow::Result<()> {
         bail!("bpf-linker was installed but does not run; is ~/.cargo/bin on PATH?");
     }
     Ok(())
+}
+
+/// bpf-linker needs an LLVM to link against: makes `prefix` look like an
+/// LLVM installation whose library is the nightly toolchain's libLLVM (an
+/// empty `bin/llvm-config` and `lib/libLLVM.so` linked to it). Returns the
+/// library.
+fn llvm_prefix(sysroot: &Path, prefix: &Path) -> anyhow::Result<PathBuf> {
+    let lib_dir = sysroot.join("lib");
+    let mut candidates: Vec<PathBuf> = fs::read_dir(&lib_dir)
+        .with_context(|| format!("reading {}", lib_dir.display()))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("libLLVM.so."))
+        })
+        .collect();
+    candidates.sort();
+    let Some(libllvm) = candidates.pop() else {
+        bail!(
+            "the nightly toolchain has no libLLVM.so.* in {}; install LLVM and then `cargo install bpf-linker` by hand",
+            lib_dir.display()
+        );
+    };
+    let bin = prefix.join("bin");
+    let lib = prefix.join("lib");
+    fs::create_dir_all(&bin)?;
+    fs::create_dir_all(&lib)?;
+    let llvm_config = bin.join("llvm-config");
+    fs::write(&llvm_config, "")?;
+    fs::set_permissions(&llvm_config, fs::Permissions::from_mode(0o755))?;
+    let link = lib.join("libLLVM.so");
+    let _ = fs::remove_file(&link);
+    std::os::unix::fs::symlink(&libllvm, &link)
+        .with_context(|| format!("linking {} to {}", link.display(), libllvm.display()))?;
+    Ok(libllvm)
 }
 
 /// Whether dpkg has `pkg` installed.
@@ -306,4 +313,35 @@ pub fn run_recorderctl(args: &RunArgs) -> anyhow::Result<()> {
         .or_else(|| st.signal().map(|s| 128 + s))
         .unwrap_or(1);
     std::process::exit(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn llvm_prefix_points_at_the_nightly_libllvm() {
+        // The real nightly toolchain (setup has run on every test machine).
+        let sysroot = nightly_sysroot().unwrap();
+        let prefix = env::temp_dir().join(format!("xtask-llvm-prefix-{}", std::process::id()));
+        let lib = llvm_prefix(&sysroot, &prefix).unwrap();
+        // Twice: it is idempotent.
+        assert_eq!(llvm_prefix(&sysroot, &prefix).unwrap(), lib);
+        let link = prefix.join("lib/libLLVM.so");
+        assert_eq!(fs::read_link(&link).unwrap(), lib);
+        assert!(lib.starts_with(sysroot.join("lib")) && fs::metadata(&link).unwrap().is_file());
+        let mode = fs::metadata(prefix.join("bin/llvm-config"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o111, 0o111);
+        fs::remove_dir_all(&prefix).unwrap();
+    }
+
+    #[test]
+    fn installed_bpf_linker_is_recognised() {
+        // bpf-linker does not load without the nightly's libLLVM on the
+        // library path; the check must supply it like rustup does.
+        assert!(bpf_linker_works(&nightly_sysroot().unwrap()));
+    }
 }
