@@ -7,6 +7,7 @@ use std::{
     collections::BTreeSet,
     fs,
     io::Read as _,
+    os::unix::fs::PermissionsExt as _,
     path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Output, Stdio},
     sync::OnceLock,
@@ -390,10 +391,20 @@ fn sigint_is_forwarded_and_the_profile_written() {
 fn not_root_is_a_clear_error() {
     require_root();
     let parent = cgroup_parent("notroot");
+    // A copy nobody can run: the checkout may live where only root can
+    // enter (e.g. /root).
+    let dir = std::env::temp_dir().join(format!("recorder-test-notroot-{}", std::process::id()));
+    fs::create_dir_all(&dir).unwrap();
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = dir.join("recorderctl");
+    fs::copy(env!("CARGO_BIN_EXE_recorderctl"), &bin).unwrap();
+    fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
     let out = run(Command::new("setpriv")
         .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
-        .arg(env!("CARGO_BIN_EXE_recorderctl"))
-        .args(["record", "--cgroup-parent", &parent, "--", "true"]));
+        .arg(&bin)
+        .args(["record", "--cgroup-parent", &parent, "--", "true"])
+        .current_dir("/"));
+    fs::remove_dir_all(&dir).unwrap();
     let err = stderr(&out);
     assert!(!out.status.success());
     assert!(
