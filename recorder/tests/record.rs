@@ -393,7 +393,8 @@ fn killed_command_gives_128_plus_signal() {
 
 /// Waits for `child`, killing it and failing if it hangs (a safeguard so
 /// that a broken build fails instead of hanging, not a timing assertion).
-fn wait_or_kill(child: &mut Child, what: &str) -> ExitStatus {
+/// On a hang, what is left in the recording's cgroups is killed too.
+fn wait_or_kill(child: &mut Child, parent: &str, what: &str) -> ExitStatus {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -402,6 +403,13 @@ fn wait_or_kill(child: &mut Child, what: &str) -> ExitStatus {
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
+            let hierarchy = Hierarchy::detect().unwrap();
+            let mut cgroups = hierarchy.descendants(parent).unwrap_or_default();
+            cgroups.reverse();
+            for cgroup in cgroups {
+                let _ = hierarchy.remove(&cgroup, Duration::from_secs(5));
+            }
+            let _ = hierarchy.remove(parent, Duration::from_secs(5));
             panic!("{what} did not end");
         }
         thread::sleep(Duration::from_millis(20));
@@ -438,7 +446,7 @@ fn sigint_is_forwarded_and_the_profile_written() {
     }
     // SAFETY: kill(2) on our own child.
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
-    let status = wait_or_kill(&mut child, "recorderctl after SIGINT");
+    let status = wait_or_kill(&mut child, &parent, "recorderctl after SIGINT");
     let mut err = String::new();
     child
         .stderr
