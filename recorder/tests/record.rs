@@ -4,9 +4,10 @@
 mod common;
 
 use std::{
-    collections::BTreeSet,
+    collections::{BTreeMap, BTreeSet},
     fs,
     io::Read as _,
+    os::unix::fs::PermissionsExt as _,
     path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Output, Stdio},
     sync::OnceLock,
@@ -17,23 +18,27 @@ use std::{
 use common::{allowed_names, recorderctl, require_root, run, run_ok, scratch};
 use recorder::cgroup::Hierarchy;
 
+/// Compiles the C test program with `flags` into CARGO_TARGET_TMPDIR/`name`.
+fn compile_test_program(name: &str, flags: &[&str]) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/programs/syscalls.c");
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let tmp = dir.join(format!("{name}.{}", std::process::id()));
+    let out = dir.join(name);
+    run_ok(
+        Command::new("gcc")
+            .args(flags)
+            .args(["-O2", "-Wall", "-Wextra", "-Werror", "-pthread", "-o"])
+            .arg(&tmp)
+            .arg(&src),
+    );
+    fs::rename(&tmp, &out).unwrap();
+    out
+}
+
 /// The C test program, compiled once per test binary.
 fn test_program() -> &'static Path {
     static PROGRAM: OnceLock<PathBuf> = OnceLock::new();
-    PROGRAM.get_or_init(|| {
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/programs/syscalls.c");
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
-        let tmp = dir.join(format!("syscalls.{}", std::process::id()));
-        let out = dir.join("syscalls");
-        run_ok(
-            Command::new("gcc")
-                .args(["-O2", "-Wall", "-Wextra", "-Werror", "-pthread", "-o"])
-                .arg(&tmp)
-                .arg(&src),
-        );
-        fs::rename(&tmp, &out).unwrap();
-        out
-    })
+    PROGRAM.get_or_init(|| compile_test_program("syscalls", &[]))
 }
 
 /// A cgroup parent of this test alone, so that the tests running in
@@ -115,6 +120,70 @@ fn records_known_syscalls_from_threads() {
     }
     // The chmod really happened in the recorded run.
     assert!(dir.join("chmod-me").exists());
+    assert_no_stray_cgroup(&parent);
+}
+
+/// The names of each ALLOW rule, keyed by the rule's `includes.arches`
+/// (empty for the native rule).
+fn names_by_arch(profile: &str) -> BTreeMap<Vec<String>, BTreeSet<String>> {
+    let v: serde_json::Value = serde_json::from_str(profile).unwrap();
+    let mut out: BTreeMap<Vec<String>, BTreeSet<String>> = BTreeMap::new();
+    for rule in v["syscalls"].as_array().unwrap() {
+        if rule["action"] != "SCMP_ACT_ALLOW" {
+            continue;
+        }
+        let arches = rule["includes"]["arches"]
+            .as_array()
+            .map(|a| a.iter().map(|s| s.as_str().unwrap().to_owned()).collect())
+            .unwrap_or_default();
+        let names = rule["names"].as_array().unwrap();
+        out.entry(arches)
+            .or_default()
+            .extend(names.iter().map(|n| n.as_str().unwrap().to_owned()));
+    }
+    out
+}
+
+/// A 32-bit program's syscalls are named with the i386 table and allowed
+/// for SCMP_ARCH_X86 only (i386 numbers mean other calls on x86_64: 15 is
+/// chmod for i386, rt_sigreturn for x86_64). Only the execve that starts it
+/// is a native syscall.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn records_32bit_syscalls_under_their_own_arch() {
+    require_root();
+    let program = compile_test_program("syscalls32", &["-m32"]);
+    let dir = scratch("record-compat");
+    let parent = cgroup_parent("compat");
+    let out = dir.join("profile.json");
+    run_ok(&mut record(
+        &parent,
+        &out,
+        &[program.to_str().unwrap(), "known", dir.to_str().unwrap()],
+    ));
+    let rules = names_by_arch(&fs::read_to_string(&out).unwrap());
+    let native = rules.get(&Vec::new()).cloned().unwrap_or_default();
+    assert_eq!(
+        native.into_iter().collect::<Vec<_>>(),
+        ["execve"],
+        "rules: {rules:?}"
+    );
+    let compat = rules
+        .get(&vec!["SCMP_ARCH_X86".to_owned()])
+        .unwrap_or_else(|| panic!("no SCMP_ARCH_X86 rule: {rules:?}"));
+    let wanted = [
+        "uname",
+        "getcpu",
+        "sched_yield",
+        "chmod",
+        "memfd_create",
+        "close_range",
+        "pidfd_open",
+        // i386 only: a 32-bit libc's start-up.
+        "set_thread_area",
+    ];
+    let m = missing(compat, &wanted);
+    assert!(m.is_empty(), "missing {m:?} in {compat:?}");
     assert_no_stray_cgroup(&parent);
 }
 
@@ -324,7 +393,8 @@ fn killed_command_gives_128_plus_signal() {
 
 /// Waits for `child`, killing it and failing if it hangs (a safeguard so
 /// that a broken build fails instead of hanging, not a timing assertion).
-fn wait_or_kill(child: &mut Child, what: &str) -> ExitStatus {
+/// On a hang, what is left in the recording's cgroups is killed too.
+fn wait_or_kill(child: &mut Child, parent: &str, what: &str) -> ExitStatus {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -333,6 +403,13 @@ fn wait_or_kill(child: &mut Child, what: &str) -> ExitStatus {
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
+            let hierarchy = Hierarchy::detect().unwrap();
+            let mut cgroups = hierarchy.descendants(parent).unwrap_or_default();
+            cgroups.reverse();
+            for cgroup in cgroups {
+                let _ = hierarchy.remove(&cgroup, Duration::from_secs(5));
+            }
+            let _ = hierarchy.remove(parent, Duration::from_secs(5));
             panic!("{what} did not end");
         }
         thread::sleep(Duration::from_millis(20));
@@ -369,7 +446,7 @@ fn sigint_is_forwarded_and_the_profile_written() {
     }
     // SAFETY: kill(2) on our own child.
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
-    let status = wait_or_kill(&mut child, "recorderctl after SIGINT");
+    let status = wait_or_kill(&mut child, &parent, "recorderctl after SIGINT");
     let mut err = String::new();
     child
         .stderr
@@ -390,10 +467,20 @@ fn sigint_is_forwarded_and_the_profile_written() {
 fn not_root_is_a_clear_error() {
     require_root();
     let parent = cgroup_parent("notroot");
+    // A copy nobody can run: the checkout may live where only root can
+    // enter (e.g. /root).
+    let dir = std::env::temp_dir().join(format!("recorder-test-notroot-{}", std::process::id()));
+    fs::create_dir_all(&dir).unwrap();
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = dir.join("recorderctl");
+    fs::copy(env!("CARGO_BIN_EXE_recorderctl"), &bin).unwrap();
+    fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
     let out = run(Command::new("setpriv")
         .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
-        .arg(env!("CARGO_BIN_EXE_recorderctl"))
-        .args(["record", "--cgroup-parent", &parent, "--", "true"]));
+        .arg(&bin)
+        .args(["record", "--cgroup-parent", &parent, "--", "true"])
+        .current_dir("/"));
+    fs::remove_dir_all(&dir).unwrap();
     let err = stderr(&out);
     assert!(!out.status.success());
     assert!(

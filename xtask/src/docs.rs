@@ -46,6 +46,6 @@ pub fn generate(out: &Path) -> anyhow::Result<()> {
             ])
             .arg(&out),
     )?;
-    println!("docs: written to {}", out.display());
+    eprintln!("docs: written to {}", out.display());
     Ok(())
 }

@@ -72,7 +72,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         }
     }
     install_daemon_files(&root, args.destdir.as_deref())?;
-    println!("installed under {}", root.display());
+    eprintln!("installed under {}", root.display());
     Ok(())
 }
 
@@ -96,6 +96,6 @@ fn install(from: &Path, to: &Path, mode: u32) -> anyhow::Result<()> {
         .with_context(|| format!("copying {} to {}", from.display(), tmp.display()))?;
     fs::set_permissions(&tmp, fs::Permissions::from_mode(mode))?;
     fs::rename(&tmp, to).with_context(|| format!("installing {}", to.display()))?;
-    println!("  {}", to.display());
+    eprintln!("  {}", to.display());
     Ok(())
 }

@@ -81,16 +81,16 @@ pub(crate) fn is_root() -> bool {
 
 /// Prints a step heading.
 pub(crate) fn step(what: &str) {
-    println!("==> {what}");
+    eprintln!("==> {what}");
 }
 
 /// Describes a command the way a shell user would type it.
 pub(crate) fn describe(cmd: &Command) -> String {
-    let mut words = vec![cmd.get_program().to_string_lossy().into_owned()];
-    words.extend(cmd.get_args().map(|a| a.to_string_lossy().into_owned()));
+    let mut words = vec![quote(cmd.get_program())];
+    words.extend(cmd.get_args().map(quote));
     let envs: Vec<String> = cmd
         .get_envs()
-        .filter_map(|(k, v)| Some(format!("{}={}", k.to_string_lossy(), v?.to_string_lossy())))
+        .filter_map(|(k, v)| Some(format!("{}={}", k.to_string_lossy(), quote(v?))))
         .collect();
     if envs.is_empty() {
         words.join(" ")
@@ -99,9 +99,22 @@ pub(crate) fn describe(cmd: &Command) -> String {
     }
 }
 
+/// Quotes a word for a POSIX shell if it needs it.
+fn quote(word: &OsStr) -> String {
+    let w = word.to_string_lossy();
+    let plain = !w.is_empty()
+        && w.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-./=:,+@%".contains(c));
+    if plain {
+        w.into_owned()
+    } else {
+        format!("'{}'", w.replace('\'', r"'\''"))
+    }
+}
+
 /// Runs a command with inherited stdio, echoing it first.
 pub(crate) fn status(cmd: &mut Command) -> anyhow::Result<ExitStatus> {
-    println!("$ {}", describe(cmd));
+    eprintln!("$ {}", describe(cmd));
     cmd.status()
         .with_context(|| format!("cannot run {}", cmd.get_program().to_string_lossy()))
 }
@@ -125,4 +138,20 @@ where
     out.status
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn describes_commands_as_a_shell_would_read_them() {
+        let mut cmd = Command::new("recorderctl");
+        cmd.args(["record", "--", "sh", "-c", "ls / > /dev/null", "it's"])
+            .env("LLVM_PREFIX", "/a b");
+        assert_eq!(
+            describe(&cmd),
+            r#"LLVM_PREFIX='/a b' recorderctl record -- sh -c 'ls / > /dev/null' 'it'\''s'"#
+        );
+    }
 }

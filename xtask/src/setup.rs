@@ -48,7 +48,7 @@ fn apt_packages() -> Vec<(&'static str, bool)> {
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
     setup(args)?;
-    println!("setup: everything is in place");
+    eprintln!("setup: everything is in place");
     Ok(())
 }
 
@@ -59,7 +59,7 @@ pub fn setup(args: &Args) -> anyhow::Result<()> {
         return Ok(());
     }
     if !is_root() {
-        println!(
+        eprintln!(
             "setup: not root: skipping system packages and mounts (the recorder and its integration tests need root)"
         );
         return Ok(());
@@ -83,7 +83,7 @@ pub fn toolchain() -> anyhow::Result<()> {
         ["component", "list", "--toolchain", "nightly", "--installed"],
     ) {
         None => {
-            println!("installing the nightly toolchain (a few minutes)");
+            eprintln!("installing the nightly toolchain (a few minutes)");
             run_ok(Command::new("rustup").args([
                 "toolchain",
                 "install",
@@ -103,7 +103,7 @@ pub fn toolchain() -> anyhow::Result<()> {
                 "nightly",
             ]))?;
         }
-        Some(_) => println!("nightly with rust-src: present"),
+        Some(_) => eprintln!("nightly with rust-src: present"),
     }
     let has = |sub: &str| {
         cargo()
@@ -114,7 +114,7 @@ pub fn toolchain() -> anyhow::Result<()> {
     if !(has("clippy") && has("fmt")) {
         run_ok(Command::new("rustup").args(["component", "add", "clippy", "rustfmt"]))?;
     } else {
-        println!("clippy and rustfmt: present");
+        eprintln!("clippy and rustfmt: present");
     }
     bpf_linker()
 }
@@ -146,42 +146,12 @@ fn bpf_linker_works(sysroot: &Path) -> bool {
 fn bpf_linker() -> anyhow::Result<()> {
     let sysroot = nightly_sysroot()?;
     if bpf_linker_works(&sysroot) {
-        println!("bpf-linker: present");
+        eprintln!("bpf-linker: present");
         return Ok(());
     }
-    // bpf-linker needs an LLVM to link against: use the one in the nightly
-    // toolchain through a prefix that looks like an LLVM installation.
-    let lib_dir = sysroot.join("lib");
-    let mut candidates: Vec<PathBuf> = fs::read_dir(&lib_dir)
-        .with_context(|| format!("reading {}", lib_dir.display()))?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("libLLVM.so."))
-        })
-        .collect();
-    candidates.sort();
-    let Some(libllvm) = candidates.pop() else {
-        bail!(
-            "no libLLVM.so.* in {}; install the nightly toolchain's llvm (rustup component add llvm-tools --toolchain nightly) or LLVM itself, then `cargo install bpf-linker`",
-            lib_dir.display()
-        );
-    };
     let prefix = target_dir().join("bpf-linker-llvm");
-    let bin = prefix.join("bin");
-    let lib = prefix.join("lib");
-    fs::create_dir_all(&bin)?;
-    fs::create_dir_all(&lib)?;
-    let llvm_config = bin.join("llvm-config");
-    fs::write(&llvm_config, "")?;
-    fs::set_permissions(&llvm_config, fs::Permissions::from_mode(0o755))?;
-    let link = lib.join("libLLVM.so");
-    let _ = fs::remove_file(&link);
-    std::os::unix::fs::symlink(&libllvm, &link)
-        .with_context(|| format!("linking {} to {}", link.display(), libllvm.display()))?;
-    println!(
+    let libllvm = llvm_prefix(&sysroot, &prefix)?;
+    eprintln!(
         "installing bpf-linker against {} (compiles for a few minutes)",
         libllvm.display()
     );
@@ -198,6 +168,43 @@ fn bpf_linker() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// bpf-linker needs an LLVM to link against: makes `prefix` look like an
+/// LLVM installation whose library is the nightly toolchain's libLLVM (an
+/// empty `bin/llvm-config` and `lib/libLLVM.so` linked to it). Returns the
+/// library.
+fn llvm_prefix(sysroot: &Path, prefix: &Path) -> anyhow::Result<PathBuf> {
+    let lib_dir = sysroot.join("lib");
+    let mut candidates: Vec<PathBuf> = fs::read_dir(&lib_dir)
+        .with_context(|| format!("reading {}", lib_dir.display()))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("libLLVM.so."))
+        })
+        .collect();
+    candidates.sort();
+    let Some(libllvm) = candidates.pop() else {
+        bail!(
+            "the nightly toolchain has no libLLVM.so.* in {}; install LLVM and then `cargo install bpf-linker` by hand",
+            lib_dir.display()
+        );
+    };
+    let bin = prefix.join("bin");
+    let lib = prefix.join("lib");
+    fs::create_dir_all(&bin)?;
+    fs::create_dir_all(&lib)?;
+    let llvm_config = bin.join("llvm-config");
+    fs::write(&llvm_config, "")?;
+    fs::set_permissions(&llvm_config, fs::Permissions::from_mode(0o755))?;
+    let link = lib.join("libLLVM.so");
+    let _ = fs::remove_file(&link);
+    std::os::unix::fs::symlink(&libllvm, &link)
+        .with_context(|| format!("linking {} to {}", link.display(), libllvm.display()))?;
+    Ok(libllvm)
+}
+
 /// Whether dpkg has `pkg` installed.
 fn dpkg_installed(pkg: &str) -> bool {
     output("dpkg-query", ["-W", "-f=${db:Status-Status}", pkg])
@@ -209,7 +216,7 @@ fn packages() -> anyhow::Result<()> {
     step("system packages");
     let pkgs = apt_packages();
     if !Path::new("/etc/debian_version").exists() || output("apt-get", ["--version"]).is_none() {
-        println!(
+        eprintln!(
             "not a Debian system: make sure these are installed: {}",
             pkgs.iter().map(|(p, _)| *p).collect::<Vec<_>>().join(" ")
         );
@@ -220,7 +227,7 @@ fn packages() -> anyhow::Result<()> {
         .filter(|(p, _)| !dpkg_installed(p))
         .collect();
     if missing.is_empty() {
-        println!("all packages present");
+        eprintln!("all packages present");
         return Ok(());
     }
     let mut apt = Command::new("apt-get");
@@ -231,13 +238,13 @@ fn packages() -> anyhow::Result<()> {
         let available = output("apt-cache", ["show", "--no-all-versions", pkg])
             .is_some_and(|s| !s.trim().is_empty());
         if optional && !available {
-            println!("{pkg}: not in the archive, skipped (optional)");
+            eprintln!("{pkg}: not in the archive, skipped (optional)");
         } else {
             install.push(pkg);
         }
     }
     if !install.is_empty() {
-        println!("installing {}", install.join(" "));
+        eprintln!("installing {}", install.join(" "));
         run_ok(
             Command::new("apt-get")
                 .args(["install", "-y"])
@@ -275,7 +282,7 @@ fn mounts() -> anyhow::Result<()> {
         (has("/sys/fs/bpf", "bpf"), "bpf", "/sys/fs/bpf"),
     ] {
         if ok {
-            println!("{fstype}: mounted");
+            eprintln!("{fstype}: mounted");
         } else {
             run_ok(Command::new("mount").args(["-t", fstype, fstype, point]))?;
         }
@@ -293,7 +300,7 @@ pub fn run_recorderctl(args: &RunArgs) -> anyhow::Result<()> {
     let mut cmd = if is_root() {
         Command::new(&bin)
     } else {
-        println!("recorderctl needs root: running it with sudo");
+        eprintln!("recorderctl needs root: running it with sudo");
         let mut c = Command::new("sudo");
         c.arg(&bin);
         c
@@ -306,4 +313,35 @@ pub fn run_recorderctl(args: &RunArgs) -> anyhow::Result<()> {
         .or_else(|| st.signal().map(|s| 128 + s))
         .unwrap_or(1);
     std::process::exit(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn llvm_prefix_points_at_the_nightly_libllvm() {
+        // The real nightly toolchain (setup has run on every test machine).
+        let sysroot = nightly_sysroot().unwrap();
+        let prefix = env::temp_dir().join(format!("xtask-llvm-prefix-{}", std::process::id()));
+        let lib = llvm_prefix(&sysroot, &prefix).unwrap();
+        // Twice: it is idempotent.
+        assert_eq!(llvm_prefix(&sysroot, &prefix).unwrap(), lib);
+        let link = prefix.join("lib/libLLVM.so");
+        assert_eq!(fs::read_link(&link).unwrap(), lib);
+        assert!(lib.starts_with(sysroot.join("lib")) && fs::metadata(&link).unwrap().is_file());
+        let mode = fs::metadata(prefix.join("bin/llvm-config"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o111, 0o111);
+        fs::remove_dir_all(&prefix).unwrap();
+    }
+
+    #[test]
+    fn installed_bpf_linker_is_recognised() {
+        // bpf-linker does not load without the nightly's libLLVM on the
+        // library path; the check must supply it like rustup does.
+        assert!(bpf_linker_works(&nightly_sysroot().unwrap()));
+    }
 }

@@ -97,7 +97,7 @@ fn run_logged(
     log: &Arc<Mutex<File>>,
     totals: &mut Totals,
 ) -> anyhow::Result<bool> {
-    println!("$ {}", describe(cmd));
+    eprintln!("$ {}", describe(cmd));
     if let Ok(mut f) = log.lock() {
         writeln!(f, "$ {}", describe(cmd))?;
     }
@@ -128,7 +128,7 @@ fn run_logged(
 pub fn run(args: &Args) -> anyhow::Result<()> {
     setup::setup(&setup::Args::default())?;
     if !is_root() {
-        println!("warning: not root: the integration tests will fail (they load eBPF programs)");
+        eprintln!("warning: not root: the integration tests will fail (they load eBPF programs)");
     }
     let log_path = target_dir().join("xtask-test.log");
     std::fs::create_dir_all(target_dir())?;
