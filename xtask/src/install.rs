@@ -76,12 +76,39 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// TODO(daemon): install the systemd unit (e.g.
-/// `<destdir>/usr/lib/systemd/system/recorderd.service`, with ExecStart
-/// pointing at `<prefix>/bin/recorderd`) and the default configuration
-/// (`<destdir>/etc/recorder/recorderd.toml`, never overwriting an existing
-/// one) once recorderd has them.
-fn install_daemon_files(_root: &Path, _destdir: Option<&Path>) -> anyhow::Result<()> {
+/// Installs the systemd unit (with ExecStart pointing at `<root>/bin`),
+/// the default configuration (never overwriting an existing one) and the
+/// user docs the unit names.
+fn install_daemon_files(root: &Path, destdir: Option<&Path>) -> anyhow::Result<()> {
+    let src = crate::workspace_root();
+    let staged = |abs: &str| match destdir {
+        Some(d) => d.join(abs.trim_start_matches('/')),
+        None => PathBuf::from(abs),
+    };
+    // The path the unit runs, as seen on the target system.
+    let bin = match destdir {
+        Some(d) => Path::new("/").join(root.strip_prefix(d).unwrap_or(root)),
+        None => root.to_path_buf(),
+    }
+    .join("bin/recorderd");
+    let unit = fs::read_to_string(src.join("recorder/systemd/recorderd.service"))?
+        .replace("/usr/local/bin/recorderd", &bin.display().to_string());
+    let unit_path = staged("/etc/systemd/system/recorderd.service");
+    let tmp = src.join("target/recorderd.service");
+    fs::write(&tmp, unit)?;
+    install(&tmp, &unit_path, 0o644)?;
+    let config = staged("/etc/recorder/recorderd.toml");
+    if config.exists() {
+        eprintln!("  {} exists: kept", config.display());
+    } else {
+        install(&src.join("recorder/systemd/recorderd.toml"), &config, 0o644)?;
+    }
+    for doc in ["usage.md", "ARCHITECTURE.md"] {
+        let from = src.join("docs").join(doc);
+        if from.exists() {
+            install(&from, &root.join("share/doc/recorder").join(doc), 0o644)?;
+        }
+    }
     Ok(())
 }
 

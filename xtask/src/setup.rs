@@ -37,6 +37,8 @@ fn apt_packages() -> Vec<(&'static str, bool)> {
         ("busybox-static", false),
         ("strace", false),
         ("gcc", false),
+        // systemd-analyze verifies the shipped unit.
+        ("systemd", false),
         ("bpftool", true),
     ];
     // 32-bit test binaries (compat syscalls) on x86_64 hosts.
