@@ -269,3 +269,40 @@ fn full_map_is_reported_and_refused() {
         .args(["rm", "-f", "-t", "0", name])
         .output();
 }
+
+#[test]
+fn sighup_reloads_the_config() {
+    require_root();
+    let cfg_dir = common::scratch("reload-config");
+    let cfg = cfg_dir.join("recorderd.toml");
+    fs::write(&cfg, "record_all = false\n").unwrap();
+    let d = Daemon::start("reload", &["--config", cfg.to_str().unwrap()]);
+    let (id, out) = run_container(&d.dir, &[], &["/bin/true"]);
+    assert!(out.status.success());
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(!d.profile_path(&id).exists(), "auto mode is off");
+    fs::write(&cfg, "record_all = true\n").unwrap();
+    // SAFETY: kill(2) on the daemon we started.
+    unsafe { libc::kill(d.pid() as i32, libc::SIGHUP) };
+    wait_until("record_all in status", || {
+        let s: serde_json::Value =
+            serde_json::from_str(&d.ctl_ok(&["status", "--output", "json"])).unwrap();
+        s["record_all"] == true
+    });
+    let (id, out) = run_container(&d.dir, &[], &["/bin/true"]);
+    assert!(out.status.success());
+    let profile = d.wait_for(&d.profile_path(&id));
+    assert!(allowed_names(&profile).contains("execve"));
+    // A malformed config on SIGHUP is refused and the old one kept.
+    fs::write(&cfg, "record_all = maybe\n").unwrap();
+    // SAFETY: as above.
+    unsafe { libc::kill(d.pid() as i32, libc::SIGHUP) };
+    wait_until("the refusal in the log", || {
+        d.log_text().contains("not reloading")
+    });
+    assert!(
+        d.log_text().contains("line 1, column 14"),
+        "{}",
+        d.log_text()
+    );
+}

@@ -281,3 +281,40 @@ fn malformed_config_is_refused_with_location() {
     let out = run(Command::new(common::recorderd_path()).args(["--config", "/nonexistent.toml"]));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent.toml"));
 }
+
+#[test]
+fn sub_cgroups_existing_and_future_are_recorded() {
+    require_root();
+    let d = Daemon::start("subcg", &[]);
+    let h = recorder::cgroup::Hierarchy::detect().unwrap();
+    let top = "/recorder-test-subcg";
+    let _ = h.remove(&format!("{top}/later"), Duration::from_secs(1));
+    let _ = h.remove(&format!("{top}/early"), Duration::from_secs(1));
+    let _ = h.remove(top, Duration::from_secs(1));
+    h.create(&format!("{top}/early")).unwrap();
+    d.ctl_ok(&["start", "--cgroup", top]);
+    // A process in the existing sub-cgroup, and one in a sub-cgroup made
+    // from inside the recorded cgroup after `start`.
+    let early = h.dir(&format!("{top}/early")).unwrap();
+    let topdir = h.dir(top).unwrap();
+    let script = format!(
+        "echo $$ > {early}/cgroup.procs && uname > /dev/null && \
+         echo $$ > {top}/cgroup.procs && mkdir {top}/later && \
+         echo $$ > {top}/later/cgroup.procs && sync",
+        early = early.display(),
+        top = topdir.display()
+    );
+    run_ok(Command::new("/bin/busybox").args(["sh", "-c", &script]));
+    let profile = d.ctl_ok(&["profile", "--cgroup", top]);
+    let names = allowed_names(&profile);
+    assert!(names.contains("uname"), "existing sub-cgroup: {names:?}");
+    assert!(names.contains("sync"), "sub-cgroup made later: {names:?}");
+    d.ctl_ok(&["stop", "--cgroup", top]);
+    for cg in [
+        format!("{top}/later"),
+        format!("{top}/early"),
+        top.to_owned(),
+    ] {
+        h.remove(&cg, Duration::from_secs(1)).unwrap();
+    }
+}
