@@ -5,8 +5,12 @@
 
 pub mod btf;
 pub mod cgroup;
+pub mod cli_profile;
 pub mod ebpf;
+pub mod format;
 pub mod profile;
+pub mod profile_check;
+pub mod profile_diff;
 pub mod record;
 pub mod syscalls;
 pub mod system;

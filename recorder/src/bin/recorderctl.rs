@@ -4,7 +4,9 @@ use std::{ffi::OsString, path::PathBuf, process::ExitCode};
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use recorder::{
+    cli_profile::{self, ProfileCommand},
     ebpf::LoadOptions,
+    format::{self, OutputArgs},
     profile::Profile,
     record::{self, RecordOptions},
 };
@@ -36,10 +38,14 @@ enum Command {
         /// Do not tell 32-bit (compat) syscalls apart from native ones.
         #[arg(long)]
         no_compat: bool,
+        #[command(flatten)]
+        out: OutputArgs,
         /// The command and its arguments.
         #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
         command: Vec<OsString>,
     },
+    #[command(flatten)]
+    Profile(ProfileCommand),
 }
 
 fn main() -> ExitCode {
@@ -74,6 +80,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             cgroup_parent,
             btf,
             no_compat,
+            out,
             command,
         } => {
             if let Some(path) = &output {
@@ -100,13 +107,27 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                     outcome.out_of_range
                 );
             }
-            let text = outcome.profile.to_json();
+            let rendered = format::render(&outcome.profile, &out.options())?;
+            for note in &rendered.notes {
+                log::warn!("{note}");
+            }
+            let text = rendered.text;
             if let Err(e) = record::emit(&text, output.as_deref()) {
                 // Never lose a recording: fall back to stdout.
                 eprintln!("recorderctl: {e}; printing the profile instead");
                 record::emit(&text, None).context("printing the profile")?;
             }
             Ok(outcome.exit_code() as u8)
+        }
+        Command::Profile(cmd) => {
+            let on_error = cmd.error_exit_code();
+            match cli_profile::run(cmd) {
+                Ok(code) => Ok(code),
+                Err(e) => {
+                    eprintln!("recorderctl: {e}");
+                    Ok(on_error)
+                }
+            }
         }
     }
 }
