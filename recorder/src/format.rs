@@ -188,14 +188,20 @@ fn applies(rule: &SyscallRule, host: &str, caps: &[String]) -> Result<(), String
         ));
     }
     if let Some(cap) = rule.includes.caps.iter().find(|c| !caps.contains(c)) {
-        return Err(format!("needs {cap} (pass --cap {cap} if the container has it)"));
+        return Err(format!(
+            "needs {cap} (pass --cap {cap} if the container has it)"
+        ));
     }
     Ok(())
 }
 
 fn describe(rule: &SyscallRule, index: usize) -> String {
     let names: Vec<&str> = rule.all_names().take(3).collect();
-    let more = if rule.all_names().count() > 3 { ", ..." } else { "" };
+    let more = if rule.all_names().count() > 3 {
+        ", ..."
+    } else {
+        ""
+    };
     format!("rule {index} ({}{more})", names.join(", "))
 }
 
@@ -453,7 +459,10 @@ fn kafel(profile: &Profile, opts: &FormatOptions) -> Result<Rendered, FormatErro
         let max_arg = rule.args.iter().map(|a| a.index.min(5)).max();
         for name in &rule.names {
             let Some(nr) = abi.number(name) else {
-                notes.push(format!("{name} is not a {} syscall; left out", abi.scmp_arch()));
+                notes.push(format!(
+                    "{name} is not a {} syscall; left out",
+                    abi.scmp_arch()
+                ));
                 continue;
             };
             let id = if kafel_lacks(abi, name) {
@@ -492,8 +501,10 @@ fn kafel(profile: &Profile, opts: &FormatOptions) -> Result<Rendered, FormatErro
                 _ if alternatives.iter().any(Vec::is_empty) => entries.push(format!("    {id}")),
                 Some(max) => {
                     let params: Vec<String> = (0..=*max).map(|i| format!("a{i}")).collect();
-                    let ors: Vec<String> =
-                        alternatives.iter().map(|c| format!("({})", c.join(" && "))).collect();
+                    let ors: Vec<String> = alternatives
+                        .iter()
+                        .map(|c| format!("({})", c.join(" && ")))
+                        .collect();
                     entries.push(format!(
                         "    {id}({}) {{ {} }}",
                         params.join(", "),
@@ -546,10 +557,25 @@ mod tests {
     #[test]
     fn oci_drops_rules_needing_caps_unless_given() {
         let p = sample();
-        let r = render(&p, &FormatOptions { format: Format::Oci, ..Default::default() }).unwrap();
+        let r = render(
+            &p,
+            &FormatOptions {
+                format: Format::Oci,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         let oci: OciSeccomp = serde_json::from_str(&r.text).unwrap();
-        assert!(!oci.syscalls.iter().any(|s| s.names.contains(&"mount".to_owned())));
-        assert!(r.notes.iter().any(|n| n.contains("CAP_SYS_ADMIN")), "{:?}", r.notes);
+        assert!(
+            !oci.syscalls
+                .iter()
+                .any(|s| s.names.contains(&"mount".to_owned()))
+        );
+        assert!(
+            r.notes.iter().any(|n| n.contains("CAP_SYS_ADMIN")),
+            "{:?}",
+            r.notes
+        );
         let r = render(
             &p,
             &FormatOptions {
@@ -560,10 +586,20 @@ mod tests {
         )
         .unwrap();
         let oci: OciSeccomp = serde_json::from_str(&r.text).unwrap();
-        assert!(oci.syscalls.iter().any(|s| s.names.contains(&"mount".to_owned())));
+        assert!(
+            oci.syscalls
+                .iter()
+                .any(|s| s.names.contains(&"mount".to_owned()))
+        );
         let v: serde_json::Value = serde_json::from_str(&r.text).unwrap();
         assert!(v.get("archMap").is_none());
-        assert!(v["syscalls"].as_array().unwrap().iter().all(|s| s.get("includes").is_none()));
+        assert!(
+            v["syscalls"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|s| s.get("includes").is_none())
+        );
     }
 
     #[test]

@@ -369,7 +369,10 @@ impl Recorded {
     /// Adds everything in `other`.
     pub fn extend(&mut self, other: &Self) {
         for (abi, names) in &other.syscalls {
-            self.syscalls.entry(*abi).or_default().extend(names.iter().cloned());
+            self.syscalls
+                .entry(*abi)
+                .or_default()
+                .extend(names.iter().cloned());
         }
     }
 }
@@ -546,7 +549,10 @@ impl Profile {
                     m.architecture == entry.architecture
                         || m.sub_architectures.contains(&entry.architecture)
                 });
-                match map.iter_mut().find(|m| m.architecture == entry.architecture) {
+                match map
+                    .iter_mut()
+                    .find(|m| m.architecture == entry.architecture)
+                {
                     Some(m) => {
                         for s in entry.sub_architectures {
                             if !m.sub_architectures.contains(&s) {
@@ -619,7 +625,12 @@ impl Profile {
                                 && u.excludes.normalized() == rule.excludes.normalized()))
                 })
             };
-            let kept: Vec<String> = rule.names.iter().filter(|n| !covered_by(n)).cloned().collect();
+            let kept: Vec<String> = rule
+                .names
+                .iter()
+                .filter(|n| !covered_by(n))
+                .cloned()
+                .collect();
             rule.names = kept;
         }
         self.syscalls = rules
@@ -630,7 +641,6 @@ impl Profile {
             .collect();
     }
 }
-
 
 /// Writes `contents` to `path` atomically: a temporary file is created
 /// exclusively (O_EXCL, O_NOFOLLOW) in the same directory, synced, and renamed
@@ -756,7 +766,11 @@ mod tests {
     fn merge_dedups_arg_rules_and_unconditional_wins() {
         let mut a = Profile {
             default_action: ACT_ERRNO.into(),
-            syscalls: vec![rule(&["read"], &[]), rule(&["socket"], &[(0, 1)]), rule(&["clone"], &[(0, 17)])],
+            syscalls: vec![
+                rule(&["read"], &[]),
+                rule(&["socket"], &[(0, 1)]),
+                rule(&["clone"], &[(0, 17)]),
+            ],
             ..Profile::default()
         };
         let b = Profile {
@@ -789,7 +803,8 @@ mod tests {
 
     #[test]
     fn parse_error_has_location() {
-        let err = Profile::from_json(Path::new("x.json"), "{\n  \"defaultAction\": 3\n}").unwrap_err();
+        let err =
+            Profile::from_json(Path::new("x.json"), "{\n  \"defaultAction\": 3\n}").unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("x.json: line 2"), "{msg}");
     }
@@ -815,7 +830,12 @@ mod tests {
         write_atomic(&link, b"new").unwrap();
         assert_eq!(fs::read_to_string(&target).unwrap(), "keep");
         assert_eq!(fs::read_to_string(&link).unwrap(), "new");
-        assert!(!fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        assert!(
+            !fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
         // No temporary file is left behind.
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 2);
     }

@@ -60,7 +60,8 @@ fn known_in(scmp_arch: &str, name: &str) -> Option<bool> {
 
 fn is_kernel_version(v: &str) -> bool {
     let mut parts = v.split('.');
-    let ok = |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    let ok =
+        |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
     ok(parts.next()) && ok(parts.next()) && parts.next().is_none()
 }
 
@@ -171,7 +172,10 @@ pub fn check(profile: &Profile) -> Vec<Problem> {
                 add(
                     format!("{at}.args[{j}].index"),
                     ProblemKind::ArgIndex,
-                    format!("argument index {} is above 5 (syscalls have 6 arguments)", arg.index),
+                    format!(
+                        "argument index {} is above 5 (syscalls have 6 arguments)",
+                        arg.index
+                    ),
                 );
             }
             if !OPS.contains(&arg.op.as_str()) {
@@ -224,17 +228,14 @@ pub fn check(profile: &Profile) -> Vec<Problem> {
             "{}|{:?}|{:?}|{:?}|{:?}",
             rule.action, rule.errno_ret, args, rule.includes, rule.excludes
         );
-        let named = rule
-            .name
-            .iter()
-            .map(|n| (format!("{at}.name"), n))
-            .chain(rule.names.iter().enumerate().map(|(j, n)| (format!("{at}.names[{j}]"), n)));
+        let named = rule.name.iter().map(|n| (format!("{at}.name"), n)).chain(
+            rule.names
+                .iter()
+                .enumerate()
+                .map(|(j, n)| (format!("{at}.names[{j}]"), n)),
+        );
         for (path, name) in named {
-            if !checkable.is_empty()
-                && checkable
-                    .iter()
-                    .all(|a| known_in(a, name) == Some(false))
-            {
+            if !checkable.is_empty() && checkable.iter().all(|a| known_in(a, name) == Some(false)) {
                 let list: Vec<&str> = checkable.iter().map(|a| a.as_str()).collect();
                 add(
                     path.clone(),
@@ -246,7 +247,9 @@ pub fn check(profile: &Profile) -> Vec<Problem> {
                 Some(first) => add(
                     path,
                     ProblemKind::DuplicateName,
-                    format!("duplicate name {name:?} (also at {first}, with the same action and conditions)"),
+                    format!(
+                        "duplicate name {name:?} (also at {first}, with the same action and conditions)"
+                    ),
                 ),
                 None => {
                     seen.insert((name.clone(), conditions.clone()), path);

@@ -147,7 +147,11 @@ pub fn diff(a: &Profile, b: &Profile) -> ProfileDiff {
                 Some(_) => {}
             }
         }
-        d.removed = ta.keys().filter(|n| !tb.contains_key(*n)).cloned().collect();
+        d.removed = ta
+            .keys()
+            .filter(|n| !tb.contains_key(*n))
+            .cloned()
+            .collect();
         result.arches.push((arch, d));
     }
     result
@@ -188,16 +192,24 @@ mod tests {
 
     #[test]
     fn added_removed_changed_per_arch() {
-        let a = p(r#"{"defaultAction":"SCMP_ACT_ERRNO","architectures":["SCMP_ARCH_X86_64","SCMP_ARCH_X86"],
-            "syscalls":[{"names":["read","write","socket"],"action":"SCMP_ACT_ALLOW"}]}"#);
-        let b = p(r#"{"defaultAction":"SCMP_ACT_ERRNO","architectures":["SCMP_ARCH_X86_64","SCMP_ARCH_X86"],
+        let a = p(
+            r#"{"defaultAction":"SCMP_ACT_ERRNO","architectures":["SCMP_ARCH_X86_64","SCMP_ARCH_X86"],
+            "syscalls":[{"names":["read","write","socket"],"action":"SCMP_ACT_ALLOW"}]}"#,
+        );
+        let b = p(
+            r#"{"defaultAction":"SCMP_ACT_ERRNO","architectures":["SCMP_ARCH_X86_64","SCMP_ARCH_X86"],
             "syscalls":[{"names":["read","getuid32"],"action":"SCMP_ACT_ALLOW"},
-            {"names":["socket"],"action":"SCMP_ACT_ALLOW","args":[{"index":0,"value":1,"valueTwo":0,"op":"SCMP_CMP_EQ"}]}]}"#);
+            {"names":["socket"],"action":"SCMP_ACT_ALLOW","args":[{"index":0,"value":1,"valueTwo":0,"op":"SCMP_CMP_EQ"}]}]}"#,
+        );
         let d = diff(&a, &b);
         assert!(!d.is_empty());
         let x86_64 = &d.arches[0];
         assert_eq!(x86_64.0, "SCMP_ARCH_X86_64");
-        assert_eq!(x86_64.1.added, Vec::<String>::new(), "getuid32 is not an x86_64 syscall");
+        assert_eq!(
+            x86_64.1.added,
+            Vec::<String>::new(),
+            "getuid32 is not an x86_64 syscall"
+        );
         assert_eq!(x86_64.1.removed, vec!["write"]);
         assert_eq!(x86_64.1.changed[0].0, "socket");
         let x86 = &d.arches[1];

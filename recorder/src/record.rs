@@ -198,7 +198,9 @@ pub async fn record(opts: RecordOptions) -> Result<Outcome, RecordError> {
 
     // Let processes CMD left behind end before the set is read.
     drop(guard);
-    let set = kernel.remove(id).unwrap_or(recorder_common::SyscallSet::new(id, PHASE_WORKLOAD));
+    let set = kernel
+        .remove(id)
+        .unwrap_or(recorder_common::SyscallSet::new(id, PHASE_WORKLOAD));
     let _ = kernel.detach();
 
     let (recorded, unknown) = Recorded::from_set(&set);

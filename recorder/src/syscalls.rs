@@ -161,7 +161,10 @@ mod tests {
         for nr in [0u32, 63, 64, 435, 1023] {
             bitmap[(nr / 64) as usize] |= 1 << (nr % 64);
         }
-        assert_eq!(numbers(&bitmap).collect::<Vec<_>>(), vec![0, 63, 64, 435, 1023]);
+        assert_eq!(
+            numbers(&bitmap).collect::<Vec<_>>(),
+            vec![0, 63, 64, 435, 1023]
+        );
         let (named, unknown) = names(Abi::X86_64, &bitmap);
         assert_eq!(named, vec!["read", "uname", "semget", "clone3"]);
         assert_eq!(unknown, vec![1023]);
