@@ -724,3 +724,54 @@ fn compat32_profile_runs_in_podman() {
         stderr(&out)
     );
 }
+
+#[test]
+fn record_takes_a_base_and_a_default_action() {
+    require_root();
+    let dir = scratch("profiles-record-base");
+    let base = dir.join("base.json");
+    fs::write(
+        &base,
+        r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[
+        {"names":["reboot","write"],"action":"SCMP_ACT_ALLOW"},
+        {"names":["ptrace"],"action":"SCMP_ACT_ERRNO","errnoRet":38}]}"#,
+    )
+    .unwrap();
+    let out_path = dir.join("p.json");
+    run_ok(
+        recorderctl()
+            .args(["record", "--default-action", "log", "--base"])
+            .arg(&base)
+            .arg("--output")
+            .arg(&out_path)
+            .args(["--", "/bin/sh", "-c", "echo hi"]),
+    );
+    let p = json(&fs::read_to_string(&out_path).unwrap());
+    assert_eq!(p["defaultAction"], "SCMP_ACT_LOG", "audit mode");
+    assert!(p.get("defaultErrnoRet").is_none(), "{p:#}");
+    let rules = p["syscalls"].as_array().unwrap();
+    let allow = &rules[0]["names"];
+    // Recorded and base names share one sorted rule, each once.
+    assert!(
+        allow.as_array().unwrap().iter().any(|n| n == "reboot"),
+        "{p:#}"
+    );
+    assert!(
+        allow.as_array().unwrap().iter().any(|n| n == "execve"),
+        "{p:#}"
+    );
+    assert_eq!(
+        allow
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|n| *n == "write")
+            .count(),
+        1
+    );
+    let ptrace = rules
+        .iter()
+        .find(|r| r["names"][0] == "ptrace")
+        .expect("base's errno rule kept");
+    assert_eq!(ptrace["errnoRet"], 38);
+}
