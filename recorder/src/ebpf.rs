@@ -9,7 +9,7 @@ use aya::{
     maps::{HashMap, MapData, MapError},
     programs::{RawTracePoint, raw_trace_point::RawTracePointLinkId},
 };
-use recorder_common::SyscallSet;
+use recorder_common::{ArgSet, SyscallSet};
 
 use crate::{btf, system};
 
@@ -18,6 +18,8 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/re
 
 /// Name of the per-cgroup syscall set map.
 pub const SETS_MAP: &str = "SYSCALL_SETS";
+/// Name of the per-cgroup argument value map (opt-in `--args`).
+pub const ARGS_MAP: &str = "ARG_SETS";
 
 #[derive(Debug, thiserror::Error)]
 pub enum KernelError {
@@ -65,6 +67,9 @@ pub struct LoadOptions {
     pub btf: PathBuf,
     /// Tell 32-bit compat syscalls apart (x86_64 only).
     pub compat: bool,
+    /// Record the distinct values of key arguments (socket domain, clone and
+    /// unshare namespace flags, personality) of the native ABI.
+    pub args: bool,
 }
 
 impl Default for LoadOptions {
@@ -73,6 +78,7 @@ impl Default for LoadOptions {
             capacity: 1024,
             btf: PathBuf::from(btf::VMLINUX),
             compat: true,
+            args: false,
         }
     }
 }
@@ -95,6 +101,24 @@ pub struct Kernel {
     sets: HashMap<MapData, u64, SyscallSet>,
     capacity: u32,
     sys_enter: Option<RawTracePointLinkId>,
+    /// The argument map, when argument recording is on.
+    args: Option<HashMap<MapData, u64, ArgSet>>,
+}
+
+/// The native numbers of the syscalls whose arguments are recorded, from
+/// the syscall table (-1: not on this architecture).
+fn arg_syscall_numbers() -> [(&'static str, i64); 4] {
+    let nr = |name| {
+        crate::syscalls::Abi::native()
+            .number(name)
+            .map_or(-1, i64::from)
+    };
+    [
+        ("NR_ARG_SOCKET", nr("socket")),
+        ("NR_ARG_CLONE", nr("clone")),
+        ("NR_ARG_UNSHARE", nr("unshare")),
+        ("NR_ARG_PERSONALITY", nr("personality")),
+    ]
 }
 
 impl Kernel {
@@ -103,11 +127,28 @@ impl Kernel {
     pub fn load(opts: &LoadOptions) -> Result<Self, KernelError> {
         system::check_privileges()?;
         let compat_off = compat_offset(opts)?;
-        let mut ebpf = EbpfLoader::new()
+        let numbers = arg_syscall_numbers();
+        let mut loader = EbpfLoader::new();
+        loader
             .override_global("COMPAT_STATUS_OFFSET", &compat_off, true)
             .map_max_entries(SETS_MAP, opts.capacity)
+            .map_max_entries(ARGS_MAP, opts.capacity);
+        if opts.args {
+            for (global, nr) in &numbers {
+                loader.override_global(global, nr, true);
+            }
+        }
+        let mut ebpf = loader
             .load(OBJECT)
             .map_err(|e| KernelError::Load(Box::new(e)))?;
+        let args = if opts.args {
+            let map = ebpf
+                .take_map(ARGS_MAP)
+                .ok_or(KernelError::Missing(ARGS_MAP))?;
+            Some(HashMap::try_from(map).map_err(KernelError::map(ARGS_MAP))?)
+        } else {
+            None
+        };
         let map = ebpf
             .take_map(SETS_MAP)
             .ok_or(KernelError::Missing(SETS_MAP))?;
@@ -117,6 +158,7 @@ impl Kernel {
             sets,
             capacity: opts.capacity,
             sys_enter: None,
+            args,
         })
     }
 
@@ -177,6 +219,22 @@ impl Kernel {
     /// Starts recording cgroup `id` as part of the recording `owner`.
     /// An existing set for `id` is kept (nothing recorded is lost).
     pub fn insert(&mut self, id: u64, owner: u64, phase: u32) -> Result<(), KernelError> {
+        if let Some(args) = &mut self.args {
+            // BPF_NOEXIST: values already recorded are kept.
+            match args.insert(id, ArgSet::EMPTY, 1) {
+                Ok(()) => {}
+                Err(MapError::SyscallError(e))
+                    if e.io_error.raw_os_error() == Some(libc::EEXIST) => {}
+                Err(MapError::SyscallError(e))
+                    if e.io_error.raw_os_error() == Some(libc::E2BIG) =>
+                {
+                    return Err(KernelError::MapFull {
+                        capacity: self.capacity,
+                    });
+                }
+                Err(e) => return Err(KernelError::map(ARGS_MAP)(e)),
+            }
+        }
         if self.sets.get(&id, 0).is_ok() {
             return Ok(());
         }
@@ -205,6 +263,15 @@ impl Kernel {
     pub fn remove(&mut self, id: u64) -> Option<SyscallSet> {
         let set = self.get(id);
         let _ = self.sets.remove(&id);
+        set
+    }
+
+    /// Stops recording the arguments of cgroup `id`, returning what was
+    /// recorded (`None` when argument recording is off).
+    pub fn remove_args(&mut self, id: u64) -> Option<ArgSet> {
+        let args = self.args.as_mut()?;
+        let set = args.get(&id, 0).ok();
+        let _ = args.remove(&id);
         set
     }
 

@@ -306,6 +306,11 @@ impl Filter {
 pub struct Recorded {
     /// Syscall names by ABI.
     pub syscalls: BTreeMap<Abi, BTreeSet<String>>,
+    /// With argument recording: for a native syscall, the conditions that
+    /// together cover every call seen (one rule each). A syscall without an
+    /// entry is allowed unconditionally.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub args: BTreeMap<String, Vec<ArgRule>>,
 }
 
 impl Recorded {
@@ -368,11 +373,88 @@ impl Recorded {
 
     /// Adds everything in `other`.
     pub fn extend(&mut self, other: &Self) {
+        let native = |r: &Self, name: &str| {
+            r.syscalls
+                .get(&Abi::native())
+                .is_some_and(|s| s.contains(name))
+        };
+        let mut args = BTreeMap::new();
+        for name in self.args.keys().chain(other.args.keys()) {
+            let (a, b) = (self.args.get(name), other.args.get(name));
+            if (a.is_none() && native(self, name)) || (b.is_none() && native(other, name)) {
+                // One side allows it unconditionally.
+                continue;
+            }
+            let mut rules: Vec<ArgRule> = a.into_iter().chain(b).flatten().cloned().collect();
+            rules.sort();
+            rules.dedup();
+            args.insert(name.clone(), rules);
+        }
+        self.args = args;
         for (abi, names) in &other.syscalls {
             self.syscalls
                 .entry(*abi)
                 .or_default()
                 .extend(names.iter().cloned());
+        }
+    }
+
+    /// Adds the argument values the kernel recorded. Values that did not
+    /// fit leave their syscall unconditional.
+    pub fn add_args(&mut self, set: &recorder_common::ArgSet) {
+        use recorder_common::{NS_FLAGS, OVERFLOW_PERSONALITY, OVERFLOW_SOCKET};
+        let eq = |value: u64| ArgRule {
+            index: 0,
+            value,
+            value_two: 0,
+            op: "SCMP_CMP_EQ".to_owned(),
+        };
+        let ns_mask: u64 = NS_FLAGS.iter().fold(0, |m, f| m | f);
+        let ns_rules = |bits: &[u64; 2]| -> Vec<ArgRule> {
+            (0u64..128)
+                .filter(|c| bits[(c / 64) as usize] & (1 << (c % 64)) != 0)
+                .map(|c| ArgRule {
+                    index: 0,
+                    value: ns_mask,
+                    value_two: NS_FLAGS
+                        .iter()
+                        .enumerate()
+                        .filter(|(j, _)| c & (1 << j) != 0)
+                        .fold(0, |m, (_, f)| m | f),
+                    op: "SCMP_CMP_MASKED_EQ".to_owned(),
+                })
+                .collect()
+        };
+        let mut found: Vec<(&str, Vec<ArgRule>)> = Vec::new();
+        if set.overflow & OVERFLOW_SOCKET == 0 {
+            found.push((
+                "socket",
+                (0u64..64)
+                    .filter(|d| set.socket_domains & (1 << d) != 0)
+                    .map(eq)
+                    .collect(),
+            ));
+        }
+        found.push(("clone", ns_rules(&set.clone_ns)));
+        found.push(("unshare", ns_rules(&set.unshare_ns)));
+        if set.overflow & OVERFLOW_PERSONALITY == 0 {
+            let len = (set.personality_len as usize).min(set.personality.len());
+            found.push((
+                "personality",
+                set.personality[..len]
+                    .iter()
+                    .map(|p| eq(u64::from(*p)))
+                    .collect(),
+            ));
+        }
+        for (name, mut rules) in found {
+            if rules.is_empty() {
+                continue;
+            }
+            let entry = self.args.entry(name.to_owned()).or_default();
+            entry.append(&mut rules);
+            entry.sort();
+            entry.dedup();
         }
     }
 }
@@ -404,6 +486,27 @@ impl Profile {
                 ));
             }
             syscalls.push(rule);
+        }
+        // With argument recording, a native syscall whose arguments were
+        // seen is allowed only with those values.
+        if let Some(native) = syscalls
+            .iter_mut()
+            .find(|r| r.includes.is_empty() && r.comment.is_none())
+        {
+            let mut conditional = Vec::new();
+            native.names.retain(|name| match recorded.args.get(name) {
+                Some(rules) if !rules.is_empty() => {
+                    conditional.extend(rules.iter().map(|arg| SyscallRule {
+                        names: vec![name.clone()],
+                        action: ACT_ALLOW.to_owned(),
+                        args: vec![arg.clone()],
+                        ..SyscallRule::default()
+                    }));
+                    false
+                }
+                _ => true,
+            });
+            syscalls.extend(conditional);
         }
         if syscalls.is_empty() {
             syscalls.push(SyscallRule::allow(Vec::new()));

@@ -42,6 +42,10 @@ enum Command {
         /// Do not tell 32-bit (compat) syscalls apart from native ones.
         #[arg(long)]
         no_compat: bool,
+        /// Also record the values of key arguments (socket domain, clone and
+        /// unshare namespace flags, personality) and allow only those.
+        #[arg(long)]
+        args: bool,
         #[command(flatten)]
         out: OutputArgs,
         /// The command and its arguments.
@@ -87,6 +91,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             cgroup_parent,
             btf,
             no_compat,
+            args,
             out,
             command,
         } => {
@@ -99,6 +104,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                 load: LoadOptions {
                     btf,
                     compat: !no_compat,
+                    args,
                     ..LoadOptions::default()
                 },
                 cgroup_parent,
