@@ -905,6 +905,37 @@ mod tests {
     }
 
     #[test]
+    fn recorded_args_become_conditions() {
+        let mut rec = Recorded::default();
+        rec.add(Abi::native(), ["read", "socket", "clone", "unshare"]);
+        let mut set = recorder_common::ArgSet::EMPTY;
+        set.socket_domains = 1 << 1 | 1 << 10;
+        set.clone_ns[0] = 1; // no namespace flags
+        rec.add_args(&set);
+        let p = Profile::from_recorded(&rec);
+        // unshare had no values recorded: it stays unconditional.
+        assert_eq!(p.syscalls[0].names, vec!["read", "unshare"]);
+        let socket: Vec<u64> = p
+            .syscalls
+            .iter()
+            .filter(|r| r.names == ["socket"])
+            .map(|r| r.args[0].value)
+            .collect();
+        assert_eq!(socket, vec![1, 10]);
+        let clone = p.syscalls.iter().find(|r| r.names == ["clone"]).unwrap();
+        assert_eq!(clone.args[0].op, "SCMP_CMP_MASKED_EQ");
+        assert_eq!(clone.args[0].value_two, 0);
+        // Overflowed values leave the syscall unconditional.
+        let mut rec2 = Recorded::default();
+        rec2.add(Abi::native(), ["socket"]);
+        set.overflow = recorder_common::OVERFLOW_SOCKET;
+        rec2.add_args(&set);
+        assert!(!rec2.args.contains_key("socket"));
+        rec.extend(&rec2);
+        assert!(!rec.args.contains_key("socket"), "unconditional wins");
+    }
+
+    #[test]
     fn parse_error_has_location() {
         let err =
             Profile::from_json(Path::new("x.json"), "{\n  \"defaultAction\": 3\n}").unwrap_err();
