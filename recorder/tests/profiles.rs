@@ -888,4 +888,39 @@ fn argument_rules_are_recorded_and_enforced() {
         "{}",
         stderr(&out)
     );
+
+    // The same rules as a Kafel policy, enforced by nsjail.
+    let nsjail = nsjail();
+    let prog = root.join("bin/argprog");
+    let policy = dir.join("args.kafel");
+    run_ok(
+        recorderctl()
+            .args(["record", "--args", "--format", "kafel", "--output"])
+            .arg(&policy)
+            .arg("--")
+            .arg(&prog)
+            .args(&workload[1..]),
+    );
+    let text = fs::read_to_string(&policy).unwrap();
+    assert!(
+        text.contains("socket(a0) { (a0 == 0x1) || (a0 == 0x2) }"),
+        "{text}"
+    );
+    let jail = |args: &[&str]| {
+        let mut c = Command::new(&nsjail);
+        c.args(["-Mo", "--chroot", "/", "-q", "--seccomp_policy"])
+            .arg(&policy)
+            .arg("--")
+            .arg(&prog)
+            .args(args);
+        c
+    };
+    let out = run_ok(&mut jail(&workload[1..]));
+    assert_eq!(stdout(&out).trim(), "args ok");
+    let out = run(&mut jail(&["unix", "inet6"]));
+    assert!(
+        stderr(&out).contains("inet6: Operation not permitted"),
+        "{}",
+        stderr(&out)
+    );
 }
