@@ -168,3 +168,65 @@ mod user_patterns {
     // SAFETY: repr(C), integers and byte arrays only, explicit padding.
     unsafe impl aya::Pod for super::LeafPattern {}
 }
+
+/// Most distinct `personality(2)` values one [`ArgSet`] keeps.
+pub const PERSONALITY_MAX: usize = 8;
+
+/// The namespace flags of `clone(2)` / `unshare(2)` whose combinations an
+/// [`ArgSet`] records: combination bit `i` of [`ArgSet::clone_ns`] has flag
+/// `NS_FLAGS[j]` set exactly when bit `j` of `i` is set.
+pub const NS_FLAGS: [u64; 7] = [
+    0x0002_0000, // CLONE_NEWNS
+    0x0200_0000, // CLONE_NEWCGROUP
+    0x0400_0000, // CLONE_NEWUTS
+    0x0800_0000, // CLONE_NEWIPC
+    0x1000_0000, // CLONE_NEWUSER
+    0x2000_0000, // CLONE_NEWPID
+    0x4000_0000, // CLONE_NEWNET
+];
+
+/// [`ArgSet::overflow`]: a socket domain above 63 was seen.
+pub const OVERFLOW_SOCKET: u64 = 1;
+/// [`ArgSet::overflow`]: more than [`PERSONALITY_MAX`] personalities were seen.
+pub const OVERFLOW_PERSONALITY: u64 = 2;
+
+/// The per-cgroup value of the `ARG_SETS` map (opt-in argument recording):
+/// the distinct values of a few key arguments, in fixed-size bitmaps so that
+/// a container cannot grow it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ArgSet {
+    /// `socket(domain, ...)`: bit `domain` (< 64).
+    pub socket_domains: u64,
+    /// `clone(flags, ...)`: bit = combination of [`NS_FLAGS`] in `flags`.
+    pub clone_ns: [u64; 2],
+    /// `unshare(flags)`: bit = combination of [`NS_FLAGS`] in `flags`.
+    pub unshare_ns: [u64; 2],
+    /// `OVERFLOW_*` bits: values that did not fit (64-bit: the BPF target
+    /// has no 32-bit atomic or).
+    pub overflow: u64,
+    /// `personality(persona)`: the first distinct values.
+    pub personality: [u32; PERSONALITY_MAX],
+    /// How many of `personality` are used.
+    pub personality_len: u32,
+    pub _pad: u32,
+}
+
+impl ArgSet {
+    /// Nothing seen yet.
+    pub const EMPTY: Self = Self {
+        socket_domains: 0,
+        clone_ns: [0; 2],
+        unshare_ns: [0; 2],
+        overflow: 0,
+        personality: [0; PERSONALITY_MAX],
+        personality_len: 0,
+        _pad: 0,
+    };
+}
+
+#[cfg(feature = "user")]
+mod user_args {
+    // SAFETY: repr(C), integers only, no padding (8 + 16 + 16 + 8 + 32 + 4 + 4).
+    unsafe impl aya::Pod for super::ArgSet {}
+}

@@ -25,6 +25,7 @@ use aya_ebpf::{
     maps::{Array, HashMap, PerCpuArray, RingBuf},
     programs::{RawTracePointContext, TracePointContext},
 };
+use recorder_common::{ArgSet, NS_FLAGS, OVERFLOW_PERSONALITY, OVERFLOW_SOCKET, PERSONALITY_MAX};
 use recorder_common::{
     CgroupEvent, EVENT_MKDIR, EVENT_RMDIR, FLAG_AUTO, FLAG_MARKER_SEEN, ID_HEX_LEN, LEAF_MAX,
     LEAF_PREFIX_MAX, LEAF_SUFFIX_MAX, LeafPattern, MAX_LEAF_PATTERNS, PATH_BUF, PHASE_RUNTIME_INIT,
@@ -65,6 +66,23 @@ static LEAF_SCRATCH: PerCpuArray<[u8; LEAF_MAX]> = PerCpuArray::with_max_entries
 /// Scratch space for a cgroup path (too large for the BPF stack).
 #[map]
 static PATH_SCRATCH: PerCpuArray<[u8; PATH_BUF]> = PerCpuArray::with_max_entries(1, 0);
+
+/// cgroup id -> distinct key-argument values (opt-in argument recording).
+/// User space inserts an entry next to each `SYSCALL_SETS` entry it wants
+/// arguments for; the kernel never creates entries here.
+#[map]
+static ARG_SETS: HashMap<u64, ArgSet> = HashMap::with_max_entries(1024, 0);
+
+/// Native syscall numbers whose arguments are recorded, set by user space
+/// from its syscall table; -1 (the default) records none.
+#[unsafe(no_mangle)]
+static NR_ARG_SOCKET: Global<i64> = Global::new(-1);
+#[unsafe(no_mangle)]
+static NR_ARG_CLONE: Global<i64> = Global::new(-1);
+#[unsafe(no_mangle)]
+static NR_ARG_UNSHARE: Global<i64> = Global::new(-1);
+#[unsafe(no_mangle)]
+static NR_ARG_PERSONALITY: Global<i64> = Global::new(-1);
 
 /// Offset of `thread_info.status` in `task_struct`, read from BTF by user
 /// space; 0 disables 32-bit compat detection.
@@ -167,12 +185,106 @@ pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
         return 0;
     };
     let id: i64 = ctx.arg(1);
-    record(set, id, ctx.arg::<u64>(0) as *const u8);
+    let regs = ctx.arg::<u64>(0) as *const u8;
+    if record(set, id, regs) {
+        record_args(cgroup, id, regs);
+    }
     0
 }
 
+/// The index of the combination of namespace flags in `flags`.
 #[inline(always)]
-fn record(set: *mut SyscallSet, id: i64, regs: *const u8) {
+fn ns_combination(flags: u64) -> u64 {
+    let mut combo = 0u64;
+    for (i, flag) in NS_FLAGS.iter().enumerate() {
+        if flags & flag != 0 {
+            combo |= 1 << i;
+        }
+    }
+    combo
+}
+
+#[inline(always)]
+fn mark_ns(words: *mut [u64; 2], combo: u64) {
+    let word = (combo / 64) as usize;
+    if word < 2 {
+        unsafe {
+            let slot = (*words).as_mut_ptr().add(word);
+            atomic_or::<u64, u64, { AtomicOrdering::Relaxed }>(slot, 1u64 << (combo % 64));
+        }
+    }
+}
+
+/// Records the key argument of socket, clone, unshare and personality for
+/// cgroups that have an `ARG_SETS` entry (native ABI only).
+#[inline(always)]
+fn record_args(cgroup: u64, id: i64, regs: *const u8) {
+    if id < 0 {
+        return;
+    }
+    let socket = NR_ARG_SOCKET.load();
+    let clone = NR_ARG_CLONE.load();
+    let unshare = NR_ARG_UNSHARE.load();
+    let personality = NR_ARG_PERSONALITY.load();
+    if id != socket && id != clone && id != unshare && id != personality {
+        return;
+    }
+    let Some(args) = ARG_SETS.get_ptr_mut(&cgroup) else {
+        return;
+    };
+    let a0 = syscall_arg(regs, 0);
+    if id == socket {
+        if a0 < 64 {
+            unsafe {
+                atomic_or::<u64, u64, { AtomicOrdering::Relaxed }>(
+                    &raw mut (*args).socket_domains,
+                    1u64 << a0,
+                )
+            };
+        } else {
+            unsafe {
+                atomic_or::<u64, u64, { AtomicOrdering::Relaxed }>(
+                    &raw mut (*args).overflow,
+                    OVERFLOW_SOCKET,
+                )
+            };
+        }
+    } else if id == clone {
+        mark_ns(unsafe { &raw mut (*args).clone_ns }, ns_combination(a0));
+    } else if id == unshare {
+        mark_ns(unsafe { &raw mut (*args).unshare_ns }, ns_combination(a0));
+    } else {
+        let persona = a0 as u32;
+        let len = unsafe { (*args).personality_len } as usize;
+        for i in 0..PERSONALITY_MAX {
+            if i >= len {
+                break;
+            }
+            if unsafe { (*args).personality[i] } == persona {
+                return;
+            }
+        }
+        if len < PERSONALITY_MAX {
+            // Two CPUs may race for the slot; personality(2) is rare and a
+            // lost value shows as a failing call, not a silent allow.
+            unsafe {
+                (*args).personality[len] = persona;
+                (*args).personality_len = len as u32 + 1;
+            }
+        } else {
+            unsafe {
+                atomic_or::<u64, u64, { AtomicOrdering::Relaxed }>(
+                    &raw mut (*args).overflow,
+                    OVERFLOW_PERSONALITY,
+                )
+            };
+        }
+    }
+}
+
+/// Records syscall `id`; returns whether it was a native one.
+#[inline(always)]
+fn record(set: *mut SyscallSet, id: i64, regs: *const u8) -> bool {
     let nr = id as u64;
     let compat_off = COMPAT_STATUS_OFFSET.load();
     if compat_off != 0 {
@@ -186,7 +298,7 @@ fn record(set: *mut SyscallSet, id: i64, regs: *const u8) {
             } else {
                 out_of_range(set, id);
             }
-            return;
+            return false;
         }
     }
     if nr < SET_BITS as u64 {
@@ -201,10 +313,13 @@ fn record(set: *mut SyscallSet, id: i64, regs: *const u8) {
         } else {
             mark(unsafe { &raw mut (*set).native }, nr);
         }
+        true
     } else if nr & X32_SYSCALL_BIT != 0 && (nr & !X32_SYSCALL_BIT) < SET_BITS as u64 {
         mark(unsafe { &raw mut (*set).x32 }, nr & !X32_SYSCALL_BIT);
+        false
     } else {
         out_of_range(set, id);
+        false
     }
 }
 
@@ -383,6 +498,9 @@ fn enrol(id: u64, owner: u64, phase: u32) -> Result<(), i64> {
             bump(stat::ENROLLED);
             send_event(EVENT_MKDIR, id, true);
         }
+        // Already recorded (user space was first): nothing to do.
+        Err(e) if e == -17 => {}
+        // The map is full.
         Err(_) => bump(stat::ENROL_FAILED),
     }
     Ok(())

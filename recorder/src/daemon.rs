@@ -42,8 +42,10 @@ pub enum DaemonError {
     #[error(transparent)]
     Cgroup(#[from] CgroupError),
     #[error(transparent)]
+    System(#[from] crate::system::SystemError),
+    #[error(transparent)]
     Container(#[from] ContainerError),
-    #[error("cannot set up {path}: {source}")]
+    #[error("cannot set up {path}")]
     Setup {
         path: PathBuf,
         source: std::io::Error,
@@ -595,7 +597,9 @@ impl Manager {
         }
         let mut p = Profile::from_recorded(&recorded);
         for base in r.base.iter().chain(extra_base) {
-            p.merge(base);
+            for note in p.merge(base) {
+                log::info!("{}: merging the base profile: {note}", r.key);
+            }
         }
         Ok(p)
     }
@@ -667,7 +671,9 @@ impl Manager {
                 };
                 if let (Some(base), Some(r)) = (base, self.recordings.get_mut(&owner)) {
                     match &mut r.base {
-                        Some(b) => b.merge(&base),
+                        Some(b) => {
+                            let _ = b.merge(&base);
+                        }
                         None => r.base = Some(base),
                     }
                 }
@@ -1011,6 +1017,8 @@ pub struct Running {
     pub kernel: KernelHandle,
     pub counters: Arc<Counters>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Held for the daemon's lifetime: one daemon per pin dir.
+    _pin_lock: std::fs::File,
 }
 
 impl Running {
@@ -1025,6 +1033,23 @@ impl Running {
             t.abort();
         }
     }
+}
+
+/// Takes an exclusive, non-blocking flock on a directory; the lock holds as
+/// long as the returned file is open.
+fn lock_dir(dir: &Path) -> Result<std::fs::File, DaemonError> {
+    use std::os::fd::AsRawFd as _;
+    let file = std::fs::File::open(dir).map_err(setup_err(dir))?;
+    // SAFETY: flock on a file descriptor we own.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(DaemonError::Setup {
+            path: dir.to_owned(),
+            source: std::io::Error::other(
+                "another recorderd is using this pin dir; stop it, or give this one its own --pin-dir",
+            ),
+        });
+    }
+    Ok(file)
 }
 
 /// The kernel patterns for a config.
@@ -1047,12 +1072,17 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
     for dir in [&config.profiles_dir, &config.state_dir] {
         std::fs::create_dir_all(dir).map_err(setup_err(dir))?;
     }
+    // One daemon per pin dir: two would share the maps and the ring buffer
+    // and steal each other's recordings.
+    crate::system::ensure_bpffs(&config.pin_dir)?;
+    let pin_lock = lock_dir(&config.pin_dir)?;
     let mut kernel = Kernel::load(&LoadOptions {
         capacity: config.capacity,
         btf: config.btf.clone(),
         compat: config.compat,
         pin_dir: Some(config.pin_dir.clone()),
         auto_enrol: true,
+        args: false,
     })?;
     if kernel.has_pinned_link() {
         log::info!(
@@ -1140,6 +1170,7 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
         kernel,
         counters,
         tasks,
+        _pin_lock: pin_lock,
     })
 }
 

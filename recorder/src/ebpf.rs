@@ -12,7 +12,7 @@ use aya::{
         links::{FdLink, PinnedLink},
     },
 };
-use recorder_common::{LEAF_MAX, LeafPattern, MAX_LEAF_PATTERNS, SyscallSet};
+use recorder_common::{ArgSet, LEAF_MAX, LeafPattern, MAX_LEAF_PATTERNS, SyscallSet};
 
 use crate::{btf, system};
 
@@ -21,6 +21,8 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/re
 
 /// Name of the per-cgroup syscall set map.
 pub const SETS_MAP: &str = "SYSCALL_SETS";
+/// Name of the per-cgroup argument value map (opt-in `--args`).
+pub const ARGS_MAP: &str = "ARG_SETS";
 /// Maps that outlive the daemon when a pin directory is given.
 const PINNED_MAPS: [&str; 5] = [SETS_MAP, "CGROUP_LEAF", "EVENTS", "STATS", "LEAF_PATTERNS"];
 
@@ -84,6 +86,9 @@ pub struct LoadOptions {
     pub pin_dir: Option<PathBuf>,
     /// Enrol new container cgroups in the kernel (auto mode).
     pub auto_enrol: bool,
+    /// Record the distinct values of key arguments (socket domain, clone and
+    /// unshare namespace flags, personality) of the native ABI.
+    pub args: bool,
 }
 
 impl Default for LoadOptions {
@@ -94,6 +99,7 @@ impl Default for LoadOptions {
             compat: true,
             pin_dir: None,
             auto_enrol: false,
+            args: false,
         }
     }
 }
@@ -168,6 +174,24 @@ pub struct Kernel {
     pin_dir: Option<PathBuf>,
     sys_enter: Option<Link>,
     cgroup_links: Vec<Link>,
+    /// The argument map, when argument recording is on.
+    args: Option<HashMap<MapData, u64, ArgSet>>,
+}
+
+/// The native numbers of the syscalls whose arguments are recorded, from
+/// the syscall table (-1: not on this architecture).
+fn arg_syscall_numbers() -> [(&'static str, i64); 4] {
+    let nr = |name| {
+        crate::syscalls::Abi::native()
+            .number(name)
+            .map_or(-1, i64::from)
+    };
+    [
+        ("NR_ARG_SOCKET", nr("socket")),
+        ("NR_ARG_CLONE", nr("clone")),
+        ("NR_ARG_UNSHARE", nr("unshare")),
+        ("NR_ARG_PERSONALITY", nr("personality")),
+    ]
 }
 
 impl Kernel {
@@ -187,7 +211,14 @@ impl Kernel {
             .override_global("COMPAT_STATUS_OFFSET", &compat_off, true)
             .override_global("AUTO_ENROL", &auto, true)
             .map_max_entries(SETS_MAP, opts.capacity)
-            .map_max_entries("CGROUP_LEAF", opts.capacity);
+            .map_max_entries("CGROUP_LEAF", opts.capacity)
+            .map_max_entries(ARGS_MAP, opts.capacity);
+        let numbers = arg_syscall_numbers();
+        if opts.args {
+            for (global, nr) in &numbers {
+                loader.override_global(global, nr, true);
+            }
+        }
         if let Some(fmt) = &fmt {
             loader
                 .override_global("TP_ROOT_OFF", &fmt.root, true)
@@ -207,6 +238,14 @@ impl Kernel {
         let mut ebpf = loader
             .load(OBJECT)
             .map_err(|e| KernelError::Load(Box::new(e)))?;
+        let args = if opts.args {
+            let map = ebpf
+                .take_map(ARGS_MAP)
+                .ok_or(KernelError::Missing(ARGS_MAP))?;
+            Some(HashMap::try_from(map).map_err(KernelError::map(ARGS_MAP))?)
+        } else {
+            None
+        };
         let sets = ebpf
             .take_map(SETS_MAP)
             .ok_or(KernelError::Missing(SETS_MAP))?;
@@ -228,6 +267,7 @@ impl Kernel {
             pin_dir: opts.pin_dir.clone(),
             sys_enter: None,
             cgroup_links: Vec::new(),
+            args,
         })
     }
 
@@ -416,6 +456,22 @@ impl Kernel {
     /// Starts recording cgroup `id` as part of the recording `owner`.
     /// An existing set for `id` is kept (nothing recorded is lost).
     pub fn insert(&mut self, id: u64, owner: u64, phase: u32) -> Result<(), KernelError> {
+        if let Some(args) = &mut self.args {
+            // BPF_NOEXIST: values already recorded are kept.
+            match args.insert(id, ArgSet::EMPTY, 1) {
+                Ok(()) => {}
+                Err(MapError::SyscallError(e))
+                    if e.io_error.raw_os_error() == Some(libc::EEXIST) => {}
+                Err(MapError::SyscallError(e))
+                    if e.io_error.raw_os_error() == Some(libc::E2BIG) =>
+                {
+                    return Err(KernelError::MapFull {
+                        capacity: self.capacity,
+                    });
+                }
+                Err(e) => return Err(KernelError::map(ARGS_MAP)(e)),
+            }
+        }
         if self.sets.get(&id, 0).is_ok() {
             return Ok(());
         }
@@ -445,6 +501,15 @@ impl Kernel {
         let set = self.get(id);
         let _ = self.sets.remove(&id);
         let _ = self.leaves.remove(&id);
+        set
+    }
+
+    /// Stops recording the arguments of cgroup `id`, returning what was
+    /// recorded (`None` when argument recording is off).
+    pub fn remove_args(&mut self, id: u64) -> Option<ArgSet> {
+        let args = self.args.as_mut()?;
+        let set = args.get(&id, 0).ok();
+        let _ = args.remove(&id);
         set
     }
 

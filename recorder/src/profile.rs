@@ -1,6 +1,6 @@
 //! The seccomp profile model (docker/moby JSON format, which podman, CRI-O and
-//! containerd also read), built from recorded syscall sets and written
-//! atomically.
+//! containerd also read), built from recorded syscall sets, merged, and
+//! written atomically. Other formats are written by [`crate::format`].
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -32,9 +32,136 @@ pub enum ProfileError {
     UnsafePath { path: PathBuf, reason: &'static str },
 }
 
-/// The action of a rule or the default action.
+/// The actions of a rule or the default action.
 pub const ACT_ALLOW: &str = "SCMP_ACT_ALLOW";
 pub const ACT_ERRNO: &str = "SCMP_ACT_ERRNO";
+pub const ACT_LOG: &str = "SCMP_ACT_LOG";
+pub const ACT_KILL_PROCESS: &str = "SCMP_ACT_KILL_PROCESS";
+pub const ACT_KILL_THREAD: &str = "SCMP_ACT_KILL_THREAD";
+pub const ACT_KILL: &str = "SCMP_ACT_KILL";
+pub const ACT_TRAP: &str = "SCMP_ACT_TRAP";
+pub const ACT_TRACE: &str = "SCMP_ACT_TRACE";
+pub const ACT_NOTIFY: &str = "SCMP_ACT_NOTIFY";
+
+/// Every action libseccomp (and so runc, crun, podman and docker) knows.
+pub const ACTIONS: &[&str] = &[
+    ACT_KILL,
+    ACT_KILL_PROCESS,
+    ACT_KILL_THREAD,
+    ACT_TRAP,
+    ACT_ERRNO,
+    ACT_TRACE,
+    ACT_ALLOW,
+    ACT_LOG,
+    ACT_NOTIFY,
+];
+
+/// Every argument comparison operator.
+pub const OPS: &[&str] = &[
+    "SCMP_CMP_NE",
+    "SCMP_CMP_LT",
+    "SCMP_CMP_LE",
+    "SCMP_CMP_EQ",
+    "SCMP_CMP_GE",
+    "SCMP_CMP_GT",
+    "SCMP_CMP_MASKED_EQ",
+];
+
+/// The architecture names of `architectures` and `archMap` (libseccomp's).
+pub const SCMP_ARCHES: &[&str] = &[
+    "SCMP_ARCH_NATIVE",
+    "SCMP_ARCH_X86",
+    "SCMP_ARCH_X86_64",
+    "SCMP_ARCH_X32",
+    "SCMP_ARCH_ARM",
+    "SCMP_ARCH_AARCH64",
+    "SCMP_ARCH_MIPS",
+    "SCMP_ARCH_MIPS64",
+    "SCMP_ARCH_MIPS64N32",
+    "SCMP_ARCH_MIPSEL",
+    "SCMP_ARCH_MIPSEL64",
+    "SCMP_ARCH_MIPSEL64N32",
+    "SCMP_ARCH_PPC",
+    "SCMP_ARCH_PPC64",
+    "SCMP_ARCH_PPC64LE",
+    "SCMP_ARCH_S390",
+    "SCMP_ARCH_S390X",
+    "SCMP_ARCH_PARISC",
+    "SCMP_ARCH_PARISC64",
+    "SCMP_ARCH_RISCV64",
+    "SCMP_ARCH_LOONGARCH64",
+    "SCMP_ARCH_M68K",
+    "SCMP_ARCH_SH",
+    "SCMP_ARCH_SHEB",
+];
+
+/// The architecture names of a rule's `includes.arches` / `excludes.arches`.
+///
+/// Docker, podman and CRI-O compare these with the *host's* architecture as
+/// libseccomp-golang names it (`amd64`, `arm64`, ...), not with
+/// `SCMP_ARCH_*` names: a rule with `includes.arches: ["SCMP_ARCH_X86"]` is
+/// never applied. A rule cannot be limited to one ABI of a filter; every rule
+/// applies to every architecture of the filter where its names exist.
+pub const FILTER_ARCHES: &[&str] = &[
+    "x86",
+    "amd64",
+    "x32",
+    "arm",
+    "arm64",
+    "mips",
+    "mips64",
+    "mips64n32",
+    "mipsel",
+    "mipsel64",
+    "mipsel64n32",
+    "ppc",
+    "ppc64",
+    "ppc64le",
+    "s390",
+    "s390x",
+    "parisc",
+    "parisc64",
+    "riscv64",
+    "loong64",
+    "m68k",
+    "sh",
+    "sheb",
+];
+
+/// The host's architecture in the naming of [`FILTER_ARCHES`].
+pub const fn host_filter_arch() -> &'static str {
+    Abi::native().filter_arch()
+}
+
+/// The `--default-action` of generated profiles: what happens to a syscall
+/// that was not recorded.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum DefaultAction {
+    /// Fail with an errno (EPERM unless told otherwise).
+    #[default]
+    Errno,
+    /// Allow, but log (audit mode: find what a profile misses).
+    Log,
+    /// Kill the whole process.
+    KillProcess,
+    /// Send SIGSYS.
+    Trap,
+}
+
+impl DefaultAction {
+    /// The libseccomp action name.
+    pub const fn action(self) -> &'static str {
+        match self {
+            Self::Errno => ACT_ERRNO,
+            Self::Log => ACT_LOG,
+            Self::KillProcess => ACT_KILL_PROCESS,
+            Self::Trap => ACT_TRAP,
+        }
+    }
+}
+
+/// EPERM, the errno of [`DefaultAction::Errno`] unless told otherwise.
+pub const EPERM: u32 = 1;
 
 /// A seccomp profile in the docker/moby JSON format. Unknown fields are
 /// kept, so that a profile read and written again loses nothing.
@@ -56,6 +183,7 @@ pub struct Profile {
     pub listener_metadata: Option<String>,
     #[serde(default)]
     pub syscalls: Vec<SyscallRule>,
+    /// Fields this model does not know, kept as they are.
     #[serde(flatten)]
     pub extra: BTreeMap<String, serde_json::Value>,
 }
@@ -73,7 +201,10 @@ pub struct ArchMap {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SyscallRule {
-    #[serde(default)]
+    /// The deprecated single-name form; kept as read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub names: Vec<String>,
     pub action: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -86,6 +217,50 @@ pub struct SyscallRule {
     pub includes: Filter,
     #[serde(default, skip_serializing_if = "Filter::is_empty")]
     pub excludes: Filter,
+    /// Fields this model does not know, kept as they are.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+impl SyscallRule {
+    /// `name` and `names` together.
+    pub fn all_names(&self) -> impl Iterator<Item = &str> {
+        self.name
+            .iter()
+            .chain(self.names.iter())
+            .map(String::as_str)
+    }
+
+    /// An ALLOW rule without conditions.
+    pub fn allow(names: impl IntoIterator<Item = String>) -> Self {
+        Self {
+            names: names.into_iter().collect(),
+            action: ACT_ALLOW.to_owned(),
+            ..Self::default()
+        }
+    }
+
+    /// Whether two rules have the same action and conditions (so that their
+    /// names can share one rule).
+    fn same_conditions(&self, other: &Self) -> bool {
+        self.action == other.action
+            && self.errno_ret == other.errno_ret
+            && sorted_args(&self.args) == sorted_args(&other.args)
+            && self.includes.normalized() == other.includes.normalized()
+            && self.excludes.normalized() == other.excludes.normalized()
+    }
+
+    /// Whether the rule applies always: no argument conditions, no filters.
+    pub fn is_unconditional(&self) -> bool {
+        self.args.is_empty() && self.includes.is_empty() && self.excludes.is_empty()
+    }
+}
+
+fn sorted_args(args: &[ArgRule]) -> Vec<ArgRule> {
+    let mut v = args.to_vec();
+    v.sort();
+    v.dedup();
+    v
 }
 
 /// A condition on one syscall argument.
@@ -115,6 +290,15 @@ impl Filter {
     pub fn is_empty(&self) -> bool {
         self.arches.is_empty() && self.caps.is_empty() && self.min_kernel.is_none()
     }
+
+    fn normalized(&self) -> Self {
+        let mut f = self.clone();
+        f.arches.sort();
+        f.arches.dedup();
+        f.caps.sort();
+        f.caps.dedup();
+        f
+    }
 }
 
 /// What was recorded, by ABI: the input of [`Profile::from_recorded`].
@@ -122,6 +306,11 @@ impl Filter {
 pub struct Recorded {
     /// Syscall names by ABI.
     pub syscalls: BTreeMap<Abi, BTreeSet<String>>,
+    /// With argument recording: for a native syscall, the conditions that
+    /// together cover every call seen (one rule each). A syscall without an
+    /// entry is allowed unconditionally.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub args: BTreeMap<String, Vec<ArgRule>>,
 }
 
 impl Recorded {
@@ -184,6 +373,24 @@ impl Recorded {
 
     /// Adds everything in `other`.
     pub fn extend(&mut self, other: &Self) {
+        let native = |r: &Self, name: &str| {
+            r.syscalls
+                .get(&Abi::native())
+                .is_some_and(|s| s.contains(name))
+        };
+        let mut args = BTreeMap::new();
+        for name in self.args.keys().chain(other.args.keys()) {
+            let (a, b) = (self.args.get(name), other.args.get(name));
+            if (a.is_none() && native(self, name)) || (b.is_none() && native(other, name)) {
+                // One side allows it unconditionally.
+                continue;
+            }
+            let mut rules: Vec<ArgRule> = a.into_iter().chain(b).flatten().cloned().collect();
+            rules.sort();
+            rules.dedup();
+            args.insert(name.clone(), rules);
+        }
+        self.args = args;
         for (abi, names) in &other.syscalls {
             self.syscalls
                 .entry(*abi)
@@ -191,39 +398,122 @@ impl Recorded {
                 .extend(names.iter().cloned());
         }
     }
+
+    /// Adds the argument values the kernel recorded. Values that did not
+    /// fit leave their syscall unconditional.
+    pub fn add_args(&mut self, set: &recorder_common::ArgSet) {
+        use recorder_common::{NS_FLAGS, OVERFLOW_PERSONALITY, OVERFLOW_SOCKET};
+        let eq = |value: u64| ArgRule {
+            index: 0,
+            value,
+            value_two: 0,
+            op: "SCMP_CMP_EQ".to_owned(),
+        };
+        let ns_mask: u64 = NS_FLAGS.iter().fold(0, |m, f| m | f);
+        let ns_rules = |bits: &[u64; 2]| -> Vec<ArgRule> {
+            (0u64..128)
+                .filter(|c| bits[(c / 64) as usize] & (1 << (c % 64)) != 0)
+                .map(|c| ArgRule {
+                    index: 0,
+                    value: ns_mask,
+                    value_two: NS_FLAGS
+                        .iter()
+                        .enumerate()
+                        .filter(|(j, _)| c & (1 << j) != 0)
+                        .fold(0, |m, (_, f)| m | f),
+                    op: "SCMP_CMP_MASKED_EQ".to_owned(),
+                })
+                .collect()
+        };
+        let mut found: Vec<(&str, Vec<ArgRule>)> = Vec::new();
+        if set.overflow & OVERFLOW_SOCKET == 0 {
+            found.push((
+                "socket",
+                (0u64..64)
+                    .filter(|d| set.socket_domains & (1 << d) != 0)
+                    .map(eq)
+                    .collect(),
+            ));
+        }
+        found.push(("clone", ns_rules(&set.clone_ns)));
+        found.push(("unshare", ns_rules(&set.unshare_ns)));
+        if set.overflow & OVERFLOW_PERSONALITY == 0 {
+            let len = (set.personality_len as usize).min(set.personality.len());
+            found.push((
+                "personality",
+                set.personality[..len]
+                    .iter()
+                    .map(|p| eq(u64::from(*p)))
+                    .collect(),
+            ));
+        }
+        for (name, mut rules) in found {
+            if rules.is_empty() {
+                continue;
+            }
+            let entry = self.args.entry(name.to_owned()).or_default();
+            entry.append(&mut rules);
+            entry.sort();
+            entry.dedup();
+        }
+    }
 }
 
 impl Profile {
     /// The least-privilege profile for what was recorded: everything not
     /// recorded fails with EPERM; one ALLOW rule with the native ABI's sorted
-    /// names, and one per other ABI limited to that ABI.
+    /// names, and one per other ABI with the names recorded from processes of
+    /// that ABI.
+    ///
+    /// The docker format cannot limit a rule to one ABI of the filter (see
+    /// [`FILTER_ARCHES`]): libseccomp adds each name to every architecture
+    /// of the filter that has a syscall of that name. So the other ABIs'
+    /// rules are limited to hosts of the native architecture (where they were
+    /// recorded), and a name such as `read` recorded from an i386 process is
+    /// also allowed for x86_64 processes. Names that only i386 has
+    /// (`getuid32`, `socketcall`, ...) stay i386-only.
     pub fn from_recorded(recorded: &Recorded) -> Self {
         let mut syscalls = Vec::new();
         for (abi, names) in &recorded.syscalls {
             if names.is_empty() {
                 continue;
             }
-            let mut rule = SyscallRule {
-                names: names.iter().cloned().collect(),
-                action: ACT_ALLOW.to_owned(),
-                ..SyscallRule::default()
-            };
+            let mut rule = SyscallRule::allow(names.iter().cloned());
             if *abi != Abi::native() {
-                rule.includes.arches = vec![abi.scmp_arch().to_owned()];
-                rule.comment = Some(format!("recorded from {abi} processes"));
+                rule.includes.arches = vec![host_filter_arch().to_owned()];
+                rule.comment = Some(format!(
+                    "recorded from {abi} processes; applies to every architecture of the filter that has these names"
+                ));
             }
             syscalls.push(rule);
         }
-        if syscalls.is_empty() {
-            syscalls.push(SyscallRule {
-                names: Vec::new(),
-                action: ACT_ALLOW.to_owned(),
-                ..SyscallRule::default()
+        // With argument recording, a native syscall whose arguments were
+        // seen is allowed only with those values.
+        if let Some(native) = syscalls
+            .iter_mut()
+            .find(|r| r.includes.is_empty() && r.comment.is_none())
+        {
+            let mut conditional = Vec::new();
+            native.names.retain(|name| match recorded.args.get(name) {
+                Some(rules) if !rules.is_empty() => {
+                    conditional.extend(rules.iter().map(|arg| SyscallRule {
+                        names: vec![name.clone()],
+                        action: ACT_ALLOW.to_owned(),
+                        args: vec![arg.clone()],
+                        ..SyscallRule::default()
+                    }));
+                    false
+                }
+                _ => true,
             });
+            syscalls.extend(conditional);
+        }
+        if syscalls.is_empty() {
+            syscalls.push(SyscallRule::allow(Vec::new()));
         }
         Self {
             default_action: ACT_ERRNO.to_owned(),
-            default_errno_ret: Some(1),
+            default_errno_ret: Some(EPERM),
             architectures: Abi::host_arches()
                 .iter()
                 .map(|a| a.scmp_arch().to_owned())
@@ -233,13 +523,27 @@ impl Profile {
         }
     }
 
+    /// Sets the default action; `errno_ret` applies to
+    /// [`DefaultAction::Errno`] only (EPERM when `None`).
+    pub fn set_default_action(&mut self, action: DefaultAction, errno_ret: Option<u32>) {
+        self.default_action = action.action().to_owned();
+        self.default_errno_ret = match action {
+            DefaultAction::Errno => Some(errno_ret.unwrap_or(EPERM)),
+            _ => None,
+        };
+    }
+
     /// Parses a profile, reporting the line and column of an error.
     pub fn from_json(path: &Path, text: &str) -> Result<Self, ProfileError> {
-        serde_json::from_str(text).map_err(|e| ProfileError::Parse {
-            path: path.to_owned(),
-            line: e.line(),
-            column: e.column(),
-            message: e.to_string(),
+        serde_json::from_str(text).map_err(|e| {
+            let message = e.to_string();
+            let suffix = format!(" at line {} column {}", e.line(), e.column());
+            ProfileError::Parse {
+                path: path.to_owned(),
+                line: e.line(),
+                column: e.column(),
+                message: message.strip_suffix(&suffix).unwrap_or(&message).to_owned(),
+            }
         })
     }
 
@@ -260,46 +564,184 @@ impl Profile {
         text
     }
 
-    /// All names allowed unconditionally by some rule, for `abi` (rules
-    /// without `includes.arches` apply to every ABI).
+    /// The ABIs the profile's filter covers: `architectures`, or every
+    /// `archMap` entry with its sub-architectures, or (neither set) the
+    /// host's native ABI, which is what libseccomp then uses. Names as given.
+    pub fn arches(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        let listed = self.architectures.iter().chain(
+            self.arch_map
+                .iter()
+                .flat_map(|m| std::iter::once(&m.architecture).chain(&m.sub_architectures)),
+        );
+        for a in listed {
+            let a = if a == "SCMP_ARCH_NATIVE" {
+                Abi::native().scmp_arch()
+            } else {
+                a.as_str()
+            };
+            if !out.iter().any(|o| o == a) {
+                out.push(a.to_owned());
+            }
+        }
+        if out.is_empty() {
+            out.push(Abi::native().scmp_arch().to_owned());
+        }
+        out
+    }
+
+    /// All names allowed unconditionally by some rule that applies on this
+    /// host, for syscalls of `abi` (a name that `abi`'s table does not have
+    /// is not counted).
     pub fn allowed_names(&self, abi: Abi) -> BTreeSet<&str> {
+        let host = host_filter_arch();
         self.syscalls
             .iter()
-            .filter(|r| r.action == ACT_ALLOW)
-            .filter(|r| {
-                r.includes.arches.is_empty()
-                    || r.includes.arches.iter().any(|a| a == abi.scmp_arch())
-            })
-            .flat_map(|r| r.names.iter().map(String::as_str))
+            .filter(|r| r.action == ACT_ALLOW && r.args.is_empty())
+            .filter(|r| r.includes.arches.is_empty() || r.includes.arches.iter().any(|a| a == host))
+            .filter(|r| !r.excludes.arches.iter().any(|a| a == host))
+            .flat_map(SyscallRule::all_names)
+            .filter(|n| abi.number(n).is_some())
             .collect()
     }
 
-    /// Merges `other` into `self`: every rule of `other` whose names are not
-    /// already allowed in the same way is added.
-    pub fn merge(&mut self, other: &Self) {
-        for rule in &other.syscalls {
-            if let Some(existing) = self.syscalls.iter_mut().find(|r| {
-                r.action == rule.action
-                    && r.args == rule.args
-                    && r.includes == rule.includes
-                    && r.excludes == rule.excludes
-                    && r.errno_ret == rule.errno_ret
-            }) {
-                for name in &rule.names {
-                    if !existing.names.contains(name) {
-                        existing.names.push(name.clone());
+    /// Merges `other` into `self` (a union): rules with the same action and
+    /// conditions share one rule, identical argument rules appear once, and
+    /// a name that a rule allows unconditionally is dropped from rules that
+    /// allow it only under conditions. `self`'s default action, flags and
+    /// listener win; what differs in `other` is returned as notes.
+    pub fn merge(&mut self, other: &Self) -> Vec<String> {
+        let mut notes = Vec::new();
+        if self.default_action != other.default_action
+            || self.default_errno_ret != other.default_errno_ret
+        {
+            notes.push(format!(
+                "default action {} of the merged profile ignored; keeping {}",
+                other.default_action, self.default_action
+            ));
+        }
+        if self.listener_path.is_none() {
+            self.listener_path.clone_from(&other.listener_path);
+            self.listener_metadata.clone_from(&other.listener_metadata);
+        } else if other.listener_path.is_some() && other.listener_path != self.listener_path {
+            notes.push("listenerPath of the merged profile ignored".to_owned());
+        }
+        for flag in &other.flags {
+            if !self.flags.contains(flag) {
+                self.flags.push(flag.clone());
+            }
+        }
+        if self.arch_map.is_empty() && other.arch_map.is_empty() {
+            for arch in &other.architectures {
+                if !self.architectures.contains(arch) {
+                    self.architectures.push(arch.clone());
+                }
+            }
+        } else {
+            // One of them uses archMap: the union is an archMap.
+            let mut map = std::mem::take(&mut self.arch_map);
+            let singles = std::mem::take(&mut self.architectures)
+                .into_iter()
+                .chain(other.architectures.iter().cloned())
+                .map(|architecture| ArchMap {
+                    architecture,
+                    sub_architectures: Vec::new(),
+                });
+            for entry in other.arch_map.iter().cloned().chain(singles) {
+                let covered = map.iter().any(|m| {
+                    m.architecture == entry.architecture
+                        || m.sub_architectures.contains(&entry.architecture)
+                });
+                match map
+                    .iter_mut()
+                    .find(|m| m.architecture == entry.architecture)
+                {
+                    Some(m) => {
+                        for s in entry.sub_architectures {
+                            if !m.sub_architectures.contains(&s) {
+                                m.sub_architectures.push(s);
+                            }
+                        }
+                    }
+                    None if covered && entry.sub_architectures.is_empty() => {}
+                    None => map.push(entry),
+                }
+            }
+            self.arch_map = map;
+        }
+        for (k, v) in &other.extra {
+            self.extra.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        self.syscalls.extend(other.syscalls.iter().cloned());
+        self.normalize();
+        notes
+    }
+
+    /// Puts the rules in canonical form: the deprecated `name` folded into
+    /// `names`; rules with the same action and conditions joined (first
+    /// occurrence's place, comment and unknown fields); names sorted and
+    /// unique; a name dropped from a rule when a rule with the same action
+    /// allows it unconditionally (or with the same filters and no argument
+    /// conditions); rules left without names removed.
+    pub fn normalize(&mut self) {
+        let mut rules: Vec<SyscallRule> = Vec::new();
+        for mut rule in std::mem::take(&mut self.syscalls) {
+            if let Some(name) = rule.name.take() {
+                rule.names.insert(0, name);
+            }
+            rule.args = sorted_args(&rule.args);
+            match rules.iter_mut().find(|r| r.same_conditions(&rule)) {
+                Some(r) => {
+                    r.names.extend(rule.names);
+                    if r.comment.is_none() {
+                        r.comment = rule.comment;
+                    }
+                    for (k, v) in rule.extra {
+                        r.extra.entry(k).or_insert(v);
                     }
                 }
-                existing.names.sort();
-            } else {
-                self.syscalls.push(rule.clone());
+                None => rules.push(rule),
             }
         }
-        for arch in &other.architectures {
-            if !self.architectures.contains(arch) {
-                self.architectures.push(arch.clone());
-            }
+        let was_empty: Vec<bool> = rules.iter().map(|r| r.names.is_empty()).collect();
+        for r in &mut rules {
+            r.names.sort();
+            r.names.dedup();
         }
+        let covering: Vec<(usize, BTreeSet<String>)> = rules
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.args.is_empty())
+            .map(|(i, r)| (i, r.names.iter().cloned().collect()))
+            .collect();
+        let snapshot = rules.clone();
+        for (i, rule) in rules.iter_mut().enumerate() {
+            let covered_by = |name: &String| {
+                covering.iter().any(|(j, names)| {
+                    let u = &snapshot[*j];
+                    *j != i
+                        && names.contains(name)
+                        && u.action == rule.action
+                        && u.errno_ret == rule.errno_ret
+                        && ((u.includes.is_empty() && u.excludes.is_empty())
+                            || (u.includes.normalized() == rule.includes.normalized()
+                                && u.excludes.normalized() == rule.excludes.normalized()))
+                })
+            };
+            let kept: Vec<String> = rule
+                .names
+                .iter()
+                .filter(|n| !covered_by(n))
+                .cloned()
+                .collect();
+            rule.names = kept;
+        }
+        self.syscalls = rules
+            .into_iter()
+            .zip(was_empty)
+            .filter(|(r, was_empty)| *was_empty || !r.names.is_empty())
+            .map(|(r, _)| r)
+            .collect();
     }
 }
 
@@ -370,18 +812,127 @@ mod tests {
     }
 
     #[test]
-    fn compat_rule_is_limited_to_its_arch() {
+    fn compat_rule_is_limited_to_the_recording_host() {
         let mut rec = Recorded::default();
         rec.add(Abi::native(), ["read"]);
-        rec.add(Abi::compat(), ["socketcall"]);
+        rec.add(Abi::compat(), ["socketcall", "write"]);
         let p = Profile::from_recorded(&rec);
         assert_eq!(p.syscalls.len(), 2);
-        assert_eq!(
-            p.syscalls[1].includes.arches,
-            vec![Abi::compat().scmp_arch()]
-        );
+        // Runtimes match includes.arches against the host (amd64, arm64),
+        // never against SCMP_ARCH_* names.
+        assert_eq!(p.syscalls[1].includes.arches, vec![host_filter_arch()]);
+        assert!(FILTER_ARCHES.contains(&host_filter_arch()));
         assert!(p.allowed_names(Abi::compat()).contains("socketcall"));
+        #[cfg(target_arch = "x86_64")]
         assert!(!p.allowed_names(Abi::native()).contains("socketcall"));
+    }
+
+    #[test]
+    fn type_error_in_a_rule_has_its_own_line() {
+        let text = "{\n  \"defaultAction\": \"SCMP_ACT_ERRNO\",\n  \"syscalls\": [\n    {\"names\": [\"read\"], \"action\": \"SCMP_ACT_ALLOW\",\n     \"args\": [{\"index\": \"zero\", \"value\": 1, \"op\": \"SCMP_CMP_EQ\"}]}\n  ],\n  \"x\": 1\n}\n";
+        let err = Profile::from_json(Path::new("r.json"), text).unwrap_err();
+        let ProfileError::Parse { line, column, .. } = err else {
+            panic!("{err}")
+        };
+        assert_eq!((line, column), (5, 30), "{err}");
+    }
+
+    #[test]
+    fn unknown_fields_survive() {
+        let text = r#"{"defaultAction":"SCMP_ACT_ERRNO","defaultErrno":"EPERM","syscalls":[{"names":["read"],"action":"SCMP_ACT_ALLOW","errno":"EPERM"}]}"#;
+        let p = Profile::from_json(Path::new("u.json"), text).unwrap();
+        assert_eq!(p.extra["defaultErrno"], "EPERM");
+        assert_eq!(p.syscalls[0].extra["errno"], "EPERM");
+        let back: serde_json::Value = serde_json::from_str(&p.to_json()).unwrap();
+        let orig: serde_json::Value = serde_json::from_str(text).unwrap();
+        assert_eq!(back, orig);
+    }
+
+    fn rule(names: &[&str], args: &[(u32, u64)]) -> SyscallRule {
+        SyscallRule {
+            names: names.iter().map(|n| (*n).to_owned()).collect(),
+            action: ACT_ALLOW.into(),
+            args: args
+                .iter()
+                .map(|(index, value)| ArgRule {
+                    index: *index,
+                    value: *value,
+                    value_two: 0,
+                    op: "SCMP_CMP_EQ".into(),
+                })
+                .collect(),
+            ..SyscallRule::default()
+        }
+    }
+
+    #[test]
+    fn merge_dedups_arg_rules_and_unconditional_wins() {
+        let mut a = Profile {
+            default_action: ACT_ERRNO.into(),
+            syscalls: vec![
+                rule(&["read"], &[]),
+                rule(&["socket"], &[(0, 1)]),
+                rule(&["clone"], &[(0, 17)]),
+            ],
+            ..Profile::default()
+        };
+        let b = Profile {
+            default_action: ACT_ERRNO.into(),
+            syscalls: vec![
+                rule(&["socket"], &[(0, 1)]),
+                rule(&["socket"], &[(0, 2)]),
+                rule(&["write", "clone"], &[]),
+            ],
+            ..Profile::default()
+        };
+        let notes = a.merge(&b);
+        assert!(notes.is_empty(), "{notes:?}");
+        let summary: Vec<(Vec<&str>, usize)> = a
+            .syscalls
+            .iter()
+            .map(|r| (r.names.iter().map(String::as_str).collect(), r.args.len()))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                (vec!["clone", "read", "write"], 0),
+                (vec!["socket"], 1),
+                (vec!["socket"], 1),
+            ]
+        );
+        assert_eq!(a.syscalls[1].args[0].value, 1);
+        assert_eq!(a.syscalls[2].args[0].value, 2);
+    }
+
+    #[test]
+    fn recorded_args_become_conditions() {
+        let mut rec = Recorded::default();
+        rec.add(Abi::native(), ["read", "socket", "clone", "unshare"]);
+        let mut set = recorder_common::ArgSet::EMPTY;
+        set.socket_domains = 1 << 1 | 1 << 10;
+        set.clone_ns[0] = 1; // no namespace flags
+        rec.add_args(&set);
+        let p = Profile::from_recorded(&rec);
+        // unshare had no values recorded: it stays unconditional.
+        assert_eq!(p.syscalls[0].names, vec!["read", "unshare"]);
+        let socket: Vec<u64> = p
+            .syscalls
+            .iter()
+            .filter(|r| r.names == ["socket"])
+            .map(|r| r.args[0].value)
+            .collect();
+        assert_eq!(socket, vec![1, 10]);
+        let clone = p.syscalls.iter().find(|r| r.names == ["clone"]).unwrap();
+        assert_eq!(clone.args[0].op, "SCMP_CMP_MASKED_EQ");
+        assert_eq!(clone.args[0].value_two, 0);
+        // Overflowed values leave the syscall unconditional.
+        let mut rec2 = Recorded::default();
+        rec2.add(Abi::native(), ["socket"]);
+        set.overflow = recorder_common::OVERFLOW_SOCKET;
+        rec2.add_args(&set);
+        assert!(!rec2.args.contains_key("socket"));
+        rec.extend(&rec2);
+        assert!(!rec.args.contains_key("socket"), "unconditional wins");
     }
 
     #[test]

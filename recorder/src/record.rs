@@ -207,9 +207,13 @@ pub async fn record(opts: RecordOptions) -> Result<Outcome, RecordError> {
     let set = kernel
         .remove(id)
         .unwrap_or(recorder_common::SyscallSet::new(id, PHASE_WORKLOAD));
+    let args = kernel.remove_args(id);
     let _ = kernel.detach();
 
-    let (recorded, unknown) = Recorded::from_set(&set);
+    let (mut recorded, unknown) = Recorded::from_set(&set);
+    if let Some(args) = &args {
+        recorded.add_args(args);
+    }
     let mut profile = Profile::from_recorded(&recorded);
     if let Some(base) = &opts.base {
         profile.merge(base);

@@ -54,6 +54,21 @@ impl Abi {
         }
     }
 
+    /// The name docker, podman and CRI-O give this architecture in a rule's
+    /// `includes.arches` / `excludes.arches` (libseccomp-golang's names).
+    pub const fn filter_arch(self) -> &'static str {
+        match self {
+            Self::X86_64 => "amd64",
+            Self::X86 => "x86",
+            Self::X32 => "x32",
+            Self::Aarch64 => "arm64",
+            Self::Arm => "arm",
+        }
+    }
+
+    /// Every ABI the recorder can name syscalls of.
+    pub const ALL: [Self; 5] = [Self::X86_64, Self::X86, Self::X32, Self::Aarch64, Self::Arm];
+
     /// The ABIs a profile for this host lists in `architectures`: the native
     /// one first, then those a process on this host can also use.
     pub const fn host_arches() -> &'static [Self] {

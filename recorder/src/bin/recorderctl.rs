@@ -5,7 +5,9 @@ use anyhow::Context as _;
 use clap::{CommandFactory as _, Parser as _};
 use recorder::{
     cli::ctl::{Cli, Command},
+    cli_profile,
     ebpf::LoadOptions,
+    format,
     profile::Profile,
     record::{self, RecordOptions},
 };
@@ -45,6 +47,8 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             cgroup_parent,
             btf,
             no_compat,
+            args,
+            out,
             command,
         } => {
             if let Some(path) = &output {
@@ -56,6 +60,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                 load: LoadOptions {
                     btf,
                     compat: !no_compat,
+                    args,
                     ..LoadOptions::default()
                 },
                 cgroup_parent,
@@ -73,7 +78,11 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                     outcome.out_of_range
                 );
             }
-            let text = outcome.profile.to_json();
+            let rendered = format::render(&outcome.profile, &out.options())?;
+            for note in &rendered.notes {
+                log::warn!("{note}");
+            }
+            let text = rendered.text;
             if let Err(e) = record::emit(&text, output.as_deref()) {
                 // Never lose a recording: fall back to stdout.
                 eprintln!("recorderctl: {e}; printing the profile instead");
@@ -85,6 +94,16 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "recorderctl", &mut io::stdout());
             Ok(0)
+        }
+        Command::Profile(cmd) => {
+            let on_error = cmd.error_exit_code();
+            match cli_profile::run(cmd) {
+                Ok(code) => Ok(code),
+                Err(e) => {
+                    eprintln!("recorderctl: {e}");
+                    Ok(on_error)
+                }
+            }
         }
     }
 }

@@ -19,12 +19,14 @@ async fn main() -> anyhow::Result<()> {
         log::info!("removed {}", config.pin_dir.display());
         return Ok(());
     }
-    let running = daemon::start(config).await?;
-    // Type=notify: tell systemd we are ready (a no-op outside systemd).
-    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    // Handlers first: a SIGTERM right after READY=1 must not kill us
+    // before the partial profiles are written.
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
+    let running = daemon::start(config).await?;
+    // Type=notify: tell systemd we are ready (a no-op outside systemd).
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     loop {
         tokio::select! {
             _ = term.recv() => break,

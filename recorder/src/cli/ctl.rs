@@ -36,12 +36,20 @@ pub enum Command {
         /// Do not tell 32-bit (compat) syscalls apart from native ones.
         #[arg(long)]
         no_compat: bool,
+        /// Also record the values of key arguments (socket domain, clone and
+        /// unshare namespace flags, personality) and allow only those.
+        #[arg(long)]
+        args: bool,
+        #[command(flatten)]
+        out: crate::format::OutputArgs,
         /// The command and its arguments.
         #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
         command: Vec<OsString>,
     },
     #[command(flatten)]
     Daemon(crate::ctl::DaemonCommand),
+    #[command(flatten)]
+    Profile(crate::cli_profile::ProfileCommand),
     /// Print a shell completion script for recorderctl to stdout.
     Completions {
         /// The shell to complete for.

@@ -1,0 +1,308 @@
+//! `recorderctl check`: finds what makes a docker-format profile wrong or
+//! ineffective, each problem with the JSON path of the value at fault
+//! (e.g. `$.syscalls[3].names[2]`).
+
+use std::{collections::BTreeMap, fmt};
+
+use crate::{
+    profile::{
+        ACT_ERRNO, ACT_NOTIFY, ACT_TRACE, ACTIONS, FILTER_ARCHES, OPS, Profile, SCMP_ARCHES,
+    },
+    syscalls::Abi,
+};
+
+/// One problem found in a profile.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// JSON path of the value at fault, e.g. `$.syscalls[3].names[2]`.
+    pub path: String,
+    pub kind: ProblemKind,
+    pub message: String,
+}
+
+/// The classes of problems `check` reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ProblemKind {
+    /// A syscall name that none of the profile's architectures has.
+    UnknownSyscall,
+    /// An action libseccomp does not know.
+    UnknownAction,
+    /// An argument operator libseccomp does not know.
+    UnknownOp,
+    /// An argument index above 5.
+    ArgIndex,
+    /// `architectures` and `archMap` both set (runtimes refuse this).
+    ArchitecturesAndArchMap,
+    /// An architecture name that is not a libseccomp / runtime name.
+    UnknownArch,
+    /// A name listed twice in a rule, or in two rules with the same conditions.
+    DuplicateName,
+    /// `name` and `names` both set in a rule (runtimes refuse this).
+    NameAndNames,
+    /// A field the docker format does not have.
+    UnknownField,
+    /// A value of the right type that cannot be right (e.g. `minKernel`).
+    InvalidValue,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// Whether `name` is a syscall of the ABI libseccomp calls `scmp_arch`:
+/// `None` when the recorder has no table for that architecture.
+fn known_in(scmp_arch: &str, name: &str) -> Option<bool> {
+    let abi = Abi::from_scmp_arch(scmp_arch)?;
+    Some(abi.number(name).is_some())
+}
+
+fn is_kernel_version(v: &str) -> bool {
+    let mut parts = v.split('.');
+    let ok =
+        |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    ok(parts.next()) && ok(parts.next()) && parts.next().is_none()
+}
+
+/// Checks a parsed profile.
+pub fn check(profile: &Profile) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let mut add = |path: String, kind: ProblemKind, message: String| {
+        problems.push(Problem {
+            path,
+            kind,
+            message,
+        });
+    };
+    for key in profile.extra.keys() {
+        add(
+            format!("$.{key}"),
+            ProblemKind::UnknownField,
+            format!("unknown field {key:?}"),
+        );
+    }
+    if !ACTIONS.contains(&profile.default_action.as_str()) {
+        add(
+            "$.defaultAction".into(),
+            ProblemKind::UnknownAction,
+            format!("unknown action {:?}", profile.default_action),
+        );
+    }
+    if !profile.architectures.is_empty() && !profile.arch_map.is_empty() {
+        add(
+            "$.archMap".into(),
+            ProblemKind::ArchitecturesAndArchMap,
+            "both architectures and archMap are set; runtimes refuse such a profile, use one of them".into(),
+        );
+    }
+    for (i, a) in profile.architectures.iter().enumerate() {
+        if !SCMP_ARCHES.contains(&a.as_str()) {
+            add(
+                format!("$.architectures[{i}]"),
+                ProblemKind::UnknownArch,
+                format!("unknown architecture {a:?}"),
+            );
+        }
+    }
+    for (i, m) in profile.arch_map.iter().enumerate() {
+        if !SCMP_ARCHES.contains(&m.architecture.as_str()) {
+            add(
+                format!("$.archMap[{i}].architecture"),
+                ProblemKind::UnknownArch,
+                format!("unknown architecture {:?}", m.architecture),
+            );
+        }
+        for (j, s) in m.sub_architectures.iter().enumerate() {
+            if !SCMP_ARCHES.contains(&s.as_str()) {
+                add(
+                    format!("$.archMap[{i}].subArchitectures[{j}]"),
+                    ProblemKind::UnknownArch,
+                    format!("unknown architecture {s:?}"),
+                );
+            }
+        }
+    }
+    let arches = profile.arches();
+    let checkable: Vec<&String> = arches
+        .iter()
+        .filter(|a| Abi::from_scmp_arch(a).is_some())
+        .collect();
+    // name -> (conditions key, first path) for duplicates across rules.
+    let mut seen: BTreeMap<(String, String), String> = BTreeMap::new();
+    for (i, rule) in profile.syscalls.iter().enumerate() {
+        let at = format!("$.syscalls[{i}]");
+        for key in rule.extra.keys() {
+            add(
+                format!("{at}.{key}"),
+                ProblemKind::UnknownField,
+                format!("unknown field {key:?}"),
+            );
+        }
+        if rule.name.is_some() && !rule.names.is_empty() {
+            add(
+                format!("{at}.name"),
+                ProblemKind::NameAndNames,
+                "both name and names are set; runtimes refuse such a rule".into(),
+            );
+        }
+        if !ACTIONS.contains(&rule.action.as_str()) {
+            add(
+                format!("{at}.action"),
+                ProblemKind::UnknownAction,
+                format!("unknown action {:?}", rule.action),
+            );
+        }
+        if rule.errno_ret.is_some() && ![ACT_ERRNO, ACT_TRACE].contains(&rule.action.as_str()) {
+            add(
+                format!("{at}.errnoRet"),
+                ProblemKind::InvalidValue,
+                format!("errnoRet has no meaning for {}", rule.action),
+            );
+        }
+        if rule.action == ACT_NOTIFY && profile.listener_path.is_none() {
+            add(
+                format!("{at}.action"),
+                ProblemKind::InvalidValue,
+                "SCMP_ACT_NOTIFY needs listenerPath".into(),
+            );
+        }
+        for (j, arg) in rule.args.iter().enumerate() {
+            if arg.index > 5 {
+                add(
+                    format!("{at}.args[{j}].index"),
+                    ProblemKind::ArgIndex,
+                    format!(
+                        "argument index {} is above 5 (syscalls have 6 arguments)",
+                        arg.index
+                    ),
+                );
+            }
+            if !OPS.contains(&arg.op.as_str()) {
+                add(
+                    format!("{at}.args[{j}].op"),
+                    ProblemKind::UnknownOp,
+                    format!("unknown operator {:?}", arg.op),
+                );
+            }
+        }
+        for (which, filter) in [("includes", &rule.includes), ("excludes", &rule.excludes)] {
+            for (j, a) in filter.arches.iter().enumerate() {
+                if !FILTER_ARCHES.contains(&a.as_str()) {
+                    let hint = if SCMP_ARCHES.contains(&a.as_str()) {
+                        format!(
+                            "; {which}.arches is compared with the host architecture as runtimes name it (amd64, arm64, x86, ...), so this never matches"
+                        )
+                    } else {
+                        String::new()
+                    };
+                    add(
+                        format!("{at}.{which}.arches[{j}]"),
+                        ProblemKind::UnknownArch,
+                        format!("unknown architecture {a:?}{hint}"),
+                    );
+                }
+            }
+            for (j, c) in filter.caps.iter().enumerate() {
+                if !c.starts_with("CAP_") || c.len() == 4 {
+                    add(
+                        format!("{at}.{which}.caps[{j}]"),
+                        ProblemKind::InvalidValue,
+                        format!("{c:?} is not a capability name (CAP_...)"),
+                    );
+                }
+            }
+            if let Some(v) = &filter.min_kernel
+                && !is_kernel_version(v)
+            {
+                add(
+                    format!("{at}.{which}.minKernel"),
+                    ProblemKind::InvalidValue,
+                    format!("{v:?} is not a kernel version (e.g. \"4.8\")"),
+                );
+            }
+        }
+        let mut args = rule.args.clone();
+        args.sort();
+        let conditions = format!(
+            "{}|{:?}|{:?}|{:?}|{:?}",
+            rule.action, rule.errno_ret, args, rule.includes, rule.excludes
+        );
+        let named = rule.name.iter().map(|n| (format!("{at}.name"), n)).chain(
+            rule.names
+                .iter()
+                .enumerate()
+                .map(|(j, n)| (format!("{at}.names[{j}]"), n)),
+        );
+        for (path, name) in named {
+            if !checkable.is_empty() && checkable.iter().all(|a| known_in(a, name) == Some(false)) {
+                let list: Vec<&str> = checkable.iter().map(|a| a.as_str()).collect();
+                add(
+                    path.clone(),
+                    ProblemKind::UnknownSyscall,
+                    format!("unknown syscall {name:?} for {}", list.join(", ")),
+                );
+            }
+            match seen.get(&(name.clone(), conditions.clone())) {
+                Some(first) => add(
+                    path,
+                    ProblemKind::DuplicateName,
+                    format!(
+                        "duplicate name {name:?} (also at {first}, with the same action and conditions)"
+                    ),
+                ),
+                None => {
+                    seen.insert((name.clone(), conditions.clone()), path);
+                }
+            }
+        }
+    }
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn problems(json: &str) -> Vec<Problem> {
+        check(&Profile::from_json(Path::new("t.json"), json).unwrap())
+    }
+
+    #[test]
+    fn clean_profile_has_no_problems() {
+        let p = problems(
+            r#"{"defaultAction":"SCMP_ACT_ERRNO","architectures":["SCMP_ARCH_X86_64","SCMP_ARCH_X86"],
+            "syscalls":[{"names":["read","getuid32"],"action":"SCMP_ACT_ALLOW"},
+            {"names":["socket"],"action":"SCMP_ACT_ALLOW","args":[{"index":0,"value":1,"valueTwo":0,"op":"SCMP_CMP_EQ"}]},
+            {"names":["socket"],"action":"SCMP_ACT_ALLOW","args":[{"index":0,"value":2,"valueTwo":0,"op":"SCMP_CMP_EQ"}]}]}"#,
+        );
+        assert_eq!(p, vec![]);
+    }
+
+    #[test]
+    fn each_class_is_reported_with_its_path() {
+        let p = problems(
+            r#"{"defaultAction":"SCMP_ACT_NOPE","architectures":["SCMP_ARCH_X86_64"],
+            "archMap":[{"architecture":"SCMP_ARCH_X86_64","subArchitectures":["SCMP_ARCH_X87"]}],
+            "syscalls":[{"names":["read","no_such_call","read"],"action":"SCMP_ACT_ALLOW"},
+            {"names":["write"],"action":"SCMP_ACT_MAYBE","args":[{"index":6,"value":1,"valueTwo":0,"op":"SCMP_CMP_ABOUT"}]},
+            {"names":["read"],"action":"SCMP_ACT_ALLOW","includes":{"arches":["SCMP_ARCH_X86"]}}]}"#,
+        );
+        let got: Vec<(&str, ProblemKind)> = p.iter().map(|p| (p.path.as_str(), p.kind)).collect();
+        for want in [
+            ("$.defaultAction", ProblemKind::UnknownAction),
+            ("$.archMap", ProblemKind::ArchitecturesAndArchMap),
+            ("$.archMap[0].subArchitectures[0]", ProblemKind::UnknownArch),
+            ("$.syscalls[0].names[1]", ProblemKind::UnknownSyscall),
+            ("$.syscalls[0].names[2]", ProblemKind::DuplicateName),
+            ("$.syscalls[1].action", ProblemKind::UnknownAction),
+            ("$.syscalls[1].args[0].index", ProblemKind::ArgIndex),
+            ("$.syscalls[1].args[0].op", ProblemKind::UnknownOp),
+            ("$.syscalls[2].includes.arches[0]", ProblemKind::UnknownArch),
+        ] {
+            assert!(got.contains(&want), "{want:?} missing from {got:#?}");
+        }
+        assert_eq!(got.len(), 9, "{got:#?}");
+    }
+}
