@@ -11,6 +11,7 @@ pub mod control;
 pub mod ctl;
 pub mod daemon;
 pub mod ebpf;
+pub mod metrics;
 pub mod names;
 pub mod profile;
 pub mod record;
