@@ -36,7 +36,7 @@ use tokio::{net::TcpListener, sync::Semaphore, task::JoinHandle};
 
 use crate::{
     daemon::{Counters, KernelInfo},
-    ebpf::{self, KernelError, ProgramStats},
+    ebpf::{self, ProgramStats},
 };
 
 /// The value of `metrics_addr` that turns the endpoint off.
@@ -59,8 +59,6 @@ pub enum MetricsError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error(transparent)]
-    Stats(#[from] KernelError),
 }
 
 /// Parses `metrics_addr`: `None` when it is "off".
@@ -471,11 +469,6 @@ pub async fn serve(
     snapshot: SharedSnapshot,
     counters: Arc<Counters>,
 ) -> Result<Server, MetricsError> {
-    let stats = if opts.bpf_stats {
-        Some(ebpf::enable_run_time_stats()?)
-    } else {
-        None
-    };
     let listener = TcpListener::bind(opts.addr)
         .await
         .map_err(|source| MetricsError::Bind {
@@ -486,6 +479,15 @@ pub async fn serve(
         addr: opts.addr,
         source,
     })?;
+    // Statistics that cannot be enabled (a kernel before 5.8) are reported
+    // by recorder_bpf_stats_enabled 0, not fatal.
+    let stats = if opts.bpf_stats {
+        ebpf::enable_run_time_stats()
+            .inspect_err(|e| log::error!("{e}"))
+            .ok()
+    } else {
+        None
+    };
     let mut registry = Registry::default();
     registry.register_collector(Box::new(Exporter {
         snapshot: snapshot.clone(),
@@ -528,9 +530,9 @@ async fn accept_loop(listener: TcpListener, endpoint: Arc<Endpoint>) {
                 async move { Ok::<_, Infallible>(r) }
             });
             let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
-            match tokio::time::timeout(CONNECTION_TIMEOUT, conn).await {
-                Ok(Err(e)) => log::debug!("metrics connection: {e}"),
-                Ok(Ok(())) | Err(_) => {}
+            // A timeout just closes the connection.
+            if let Ok(Err(e)) = tokio::time::timeout(CONNECTION_TIMEOUT, conn).await {
+                log::debug!("metrics connection: {e}");
             }
             drop(permit);
         });

@@ -131,13 +131,15 @@ async fn main() -> anyhow::Result<()> {
             .max(Duration::from_secs(30)),
     });
     let running = daemon::start(config).await?;
+    // Recording matters more than its metrics: an endpoint that cannot
+    // listen (say, the port is taken) is logged, not fatal.
     let _metrics = match metrics_opts {
         Some(opts) => {
             match metrics::serve(opts, running.metrics.clone(), running.counters.clone()).await {
                 Ok(server) => Some(server),
                 Err(e) => {
-                    running.shutdown().await;
-                    return Err(e).context("starting the metrics endpoint");
+                    log::error!("{e}; running without the metrics endpoint");
+                    None
                 }
             }
         }
