@@ -506,3 +506,66 @@ fn alert_rules_pass_promtool() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn errors_and_pending_writes_are_counted() {
+    // Room for one cgroup only.
+    let d = Daemon::start("metrics-errors", &["--capacity", "1"]);
+    let a = Container::start();
+    let b = Container::start();
+    d.ctl(&["start", &a.id]);
+    let refused = run(recorderctl()
+        .args(["start", &b.id, "--socket"])
+        .arg(&d.socket));
+    assert!(
+        !refused.status.success(),
+        "a second recording fit in a map of 1"
+    );
+    let s = d.scrape();
+    assert_eq!(
+        sample(&s, "recorder_errors_total{reason=\"map_full\"}"),
+        Some(1.0),
+        "{s}"
+    );
+    assert_eq!(
+        sample(&s, "recorder_errors_total{reason=\"profile_write\"}"),
+        Some(0.0)
+    );
+
+    // The profiles dir becomes a file: the profile cannot be written, the
+    // recording is kept and retried.
+    let profiles = d.dir.join("profiles");
+    std::fs::remove_dir_all(&profiles).unwrap();
+    std::fs::write(&profiles, "in the way").unwrap();
+    let failed = run(recorderctl()
+        .args(["stop", &a.id, "--socket"])
+        .arg(&d.socket));
+    assert!(
+        !failed.status.success(),
+        "the profile was written into a file?"
+    );
+    let s = eventually("recorder_pending_writes 1", || {
+        let s = d.scrape();
+        (sample(&s, "recorder_pending_writes") == Some(1.0)).then_some(s)
+    });
+    assert!(
+        sample(&s, "recorder_errors_total{reason=\"profile_write\"}").is_some_and(|n| n >= 1.0),
+        "{s}"
+    );
+    assert_eq!(
+        sample(&s, "recorder_profiles_written_total"),
+        Some(0.0),
+        "{s}"
+    );
+
+    // Once the directory is back, the retry writes the profile.
+    std::fs::remove_file(&profiles).unwrap();
+    std::fs::create_dir(&profiles).unwrap();
+    let s = eventually("the retried profile to be written", || {
+        let s = d.scrape();
+        (sample(&s, "recorder_profiles_written_total") == Some(1.0)).then_some(s)
+    });
+    assert_eq!(sample(&s, "recorder_pending_writes"), Some(0.0), "{s}");
+    assert!(profiles.join(format!("{}.json", a.id)).exists());
+    assert!(!s.contains(&a.id), "{s}");
+}
