@@ -104,6 +104,10 @@ pub enum KernelCmd {
         patterns: Vec<recorder_common::LeafPattern>,
         record_all: bool,
     },
+    /// The kernel's run statistics of the loaded programs (metrics).
+    ProgramStats {
+        reply: oneshot::Sender<Vec<crate::ebpf::ProgramStats>>,
+    },
 }
 
 /// What the kernel task reports for `status` and metrics.
@@ -197,6 +201,9 @@ impl KernelTask {
                 }
                 self.record_all = record_all;
                 self.settle();
+            }
+            KernelCmd::ProgramStats { reply } => {
+                let _ = reply.send(self.kernel.program_stats());
             }
         }
     }
@@ -294,6 +301,10 @@ impl KernelHandle {
     pub async fn info(&self) -> Result<KernelInfo, DaemonError> {
         self.ask(|reply| KernelCmd::Info { reply }).await
     }
+
+    pub async fn program_stats(&self) -> Result<Vec<crate::ebpf::ProgramStats>, DaemonError> {
+        self.ask(|reply| KernelCmd::ProgramStats { reply }).await
+    }
 }
 
 // ---------------------------------------------------------------- manager
@@ -347,6 +358,8 @@ pub enum ManagerMsg {
 pub struct Counters {
     pub profiles_written: std::sync::atomic::AtomicU64,
     pub write_errors: std::sync::atomic::AtomicU64,
+    /// `start` requests refused because the recording map was full.
+    pub map_full_refusals: std::sync::atomic::AtomicU64,
 }
 
 struct Manager {
@@ -358,6 +371,7 @@ struct Manager {
     counters: Arc<Counters>,
     last_error: Option<String>,
     reported_enrol_failures: u64,
+    metrics: crate::metrics::SharedSnapshot,
 }
 
 fn error(kind: ErrorKind, message: impl Into<String>) -> Reply {
@@ -539,6 +553,9 @@ impl Manager {
         match self.kernel.insert(ids, owner, PHASE_WORKLOAD).await {
             Ok(Ok(())) => {}
             Ok(Err(KernelError::MapFull { capacity })) => {
+                self.counters
+                    .map_full_refusals
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 return error(
                     ErrorKind::MapFull,
                     format!(
@@ -633,6 +650,7 @@ impl Manager {
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let _ = self.kernel.remove(owner).await;
                 self.recordings.remove(&owner);
+                crate::metrics::forget(&self.metrics, owner);
                 self.save();
                 Ok(path)
             }
@@ -884,9 +902,48 @@ impl Manager {
         self.save();
     }
 
+    /// Refreshes the metrics snapshot, so that scrapes never wait for the
+    /// kernel task (runs on every tick).
+    async fn refresh_metrics(&self) {
+        let kernel = self.kernel.info().await.unwrap_or_default();
+        let entries = self.kernel.entries().await.unwrap_or_default();
+        let programs = self.kernel.program_stats().await.unwrap_or_default();
+        let containers = self
+            .recordings
+            .values()
+            .map(|r| {
+                let sets: Vec<SyscallSet> = entries
+                    .iter()
+                    .filter(|(id, s)| s.owner == r.owner || *id == r.owner)
+                    .map(|(_, s)| *s)
+                    .collect();
+                crate::metrics::ContainerSeries {
+                    owner: r.owner,
+                    id: r.key.clone(),
+                    name: r.name.clone(),
+                    syscalls: recorded_of(&sets).0.len(),
+                }
+            })
+            .collect();
+        let snapshot = crate::metrics::Snapshot {
+            refreshed: Some(SystemTime::now()),
+            kernel,
+            active: self.recordings.len(),
+            pending_writes: self
+                .recordings
+                .values()
+                .filter(|r| r.write_error.is_some())
+                .count(),
+            containers,
+            programs,
+        };
+        crate::metrics::store(&self.metrics, snapshot);
+    }
+
     async fn run(mut self, mut rx: mpsc::Receiver<ManagerMsg>) {
         self.load_state();
         self.reconcile().await;
+        self.refresh_metrics().await;
         while let Some(msg) = rx.recv().await {
             match msg {
                 ManagerMsg::Request(req, reply) => {
@@ -894,7 +951,10 @@ impl Manager {
                     let _ = reply.send(r);
                 }
                 ManagerMsg::Event(ev) => self.on_event(ev).await,
-                ManagerMsg::Tick => self.reconcile().await,
+                ManagerMsg::Tick => {
+                    self.reconcile().await;
+                    self.refresh_metrics().await;
+                }
                 ManagerMsg::Reload(config) => {
                     log::info!("configuration reloaded");
                     self.config = *config;
@@ -1016,6 +1076,8 @@ pub struct Running {
     pub manager: mpsc::Sender<ManagerMsg>,
     pub kernel: KernelHandle,
     pub counters: Arc<Counters>,
+    /// What the metrics endpoint serves (refreshed on every tick).
+    pub metrics: crate::metrics::SharedSnapshot,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     /// Held for the daemon's lifetime: one daemon per pin dir.
     _pin_lock: std::fs::File,
@@ -1113,6 +1175,7 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
     let (manager_tx, manager_rx) = mpsc::channel(256);
     let kernel = KernelHandle(kernel_tx);
     let counters = Arc::new(Counters::default());
+    let metrics = crate::metrics::SharedSnapshot::default();
     let poll = Duration::from_millis(config.poll_interval_ms.max(50));
     let manager = Manager {
         config,
@@ -1123,6 +1186,7 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
         counters: counters.clone(),
         last_error: None,
         reported_enrol_failures: 0,
+        metrics: metrics.clone(),
     };
 
     let mut tasks = Vec::new();
@@ -1169,6 +1233,7 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
         manager: manager_tx,
         kernel,
         counters,
+        metrics,
         tasks,
         _pin_lock: pin_lock,
     })

@@ -61,6 +61,8 @@ pub enum KernelError {
         "the recording map is full ({capacity} cgroups); stop some recordings or raise the capacity"
     )]
     MapFull { capacity: u32 },
+    #[error("cannot enable BPF run-time statistics (BPF_ENABLE_STATS): {0}")]
+    Stats(#[source] Box<aya::sys::SyscallError>),
 }
 
 impl KernelError {
@@ -163,6 +165,24 @@ impl CgroupTpFormat {
             reason: "fields root, id and path not found".to_owned(),
         })
     }
+}
+
+/// The kernel's run statistics of one loaded program.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProgramStats {
+    /// The program's name in the object (`sys_enter`, `cgroup_mkdir`, ...).
+    pub name: String,
+    /// Total time spent running it, in nanoseconds.
+    pub run_time_ns: u64,
+    /// How many times it ran.
+    pub run_count: u64,
+}
+
+/// Turns on the kernel's run-time statistics for every BPF program
+/// (`BPF_ENABLE_STATS`) for as long as the returned descriptor is open.
+/// Costs two clock reads per program run (some 20-30 ns).
+pub fn enable_run_time_stats() -> Result<std::os::fd::OwnedFd, KernelError> {
+    aya::sys::enable_stats(aya::sys::Stats::RunTime).map_err(|e| KernelError::Stats(Box::new(e)))
 }
 
 /// The loaded object.
@@ -525,6 +545,23 @@ impl Kernel {
     /// Every recorded cgroup and its set.
     pub fn entries(&self) -> Vec<(u64, SyscallSet)> {
         self.sets.iter().filter_map(Result::ok).collect()
+    }
+
+    /// Run time and run count of every loaded program, from the kernel's
+    /// program info. They grow only while BPF statistics are enabled
+    /// (`BPF_ENABLE_STATS`, see [`enable_run_time_stats`]).
+    pub fn program_stats(&self) -> Vec<ProgramStats> {
+        self.ebpf
+            .programs()
+            .filter_map(|(name, prog)| {
+                let info = prog.info().ok()?;
+                Some(ProgramStats {
+                    name: name.to_owned(),
+                    run_time_ns: u64::try_from(info.run_time().as_nanos()).unwrap_or(u64::MAX),
+                    run_count: info.run_count(),
+                })
+            })
+            .collect()
     }
 
     /// The embedded object, for tools that load it differently (bench).

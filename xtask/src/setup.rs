@@ -39,6 +39,8 @@ fn apt_packages() -> Vec<(&'static str, bool)> {
         ("gcc", false),
         // systemd-analyze verifies the shipped unit.
         ("systemd", false),
+        // promtool and a real Prometheus server scrape recorderd's metrics.
+        ("prometheus", false),
         ("bpftool", true),
     ];
     // 32-bit test binaries (compat syscalls) on x86_64 hosts.

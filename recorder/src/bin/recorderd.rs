@@ -1,8 +1,10 @@
 //! recorderd: records the syscalls of containers and writes their seccomp
 //! profiles. Runs in the foreground and logs to stderr.
+use std::time::Duration;
+
 use anyhow::Context as _;
 use clap::Parser as _;
-use recorder::{cli::daemon::Cli, daemon};
+use recorder::{cli::daemon::Cli, daemon, metrics};
 use tokio::signal::unix::{SignalKind, signal};
 
 #[tokio::main]
@@ -24,7 +26,30 @@ async fn main() -> anyhow::Result<()> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
+    let metrics_addr = metrics::parse_addr(&config.metrics_addr)?;
+    let metrics_opts = metrics_addr.map(|addr| metrics::Options {
+        addr,
+        bpf_stats: config.bpf_stats,
+        // Generous: a few missed ticks are not yet a stuck daemon.
+        stale_after: Duration::from_millis(config.poll_interval_ms.max(50))
+            .saturating_mul(10)
+            .max(Duration::from_secs(30)),
+    });
     let running = daemon::start(config).await?;
+    // Recording matters more than its metrics: an endpoint that cannot
+    // listen (say, the port is taken) is logged, not fatal.
+    let _metrics = match metrics_opts {
+        Some(opts) => {
+            match metrics::serve(opts, running.metrics.clone(), running.counters.clone()).await {
+                Ok(server) => Some(server),
+                Err(e) => {
+                    log::error!("{e}; running without the metrics endpoint");
+                    None
+                }
+            }
+        }
+        None => None,
+    };
     // Type=notify: tell systemd we are ready (a no-op outside systemd).
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     loop {

@@ -46,6 +46,13 @@ pub struct Cli {
     /// Kernel BTF file.
     #[arg(long, value_name = "FILE")]
     pub btf: Option<PathBuf>,
+    /// Prometheus endpoint, host:port ("off" disables it).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<String>,
+    /// Enable the kernel's BPF run-time statistics for the metrics
+    /// (costs some 20-30 ns per BPF program run).
+    #[arg(long)]
+    pub bpf_stats: bool,
     /// Remove the pinned maps and links (stops all recording) and exit.
     #[arg(long)]
     pub unpin: bool,
@@ -89,6 +96,12 @@ impl Cli {
         }
         if let Some(v) = &self.btf {
             c.btf = v.clone();
+        }
+        if let Some(v) = &self.metrics_addr {
+            c.metrics_addr = v.clone();
+        }
+        if self.bpf_stats {
+            c.bpf_stats = true;
         }
         c.validate(&path)?;
         Ok(c)

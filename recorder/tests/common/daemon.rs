@@ -58,6 +58,12 @@ impl Daemon {
             .arg("--pin-dir")
             .arg(&self.pin_dir)
             .args(["--log-level", "debug"])
+            // Tests run daemons side by side: no metrics port unless asked.
+            .args(if self.extra.iter().any(|a| a == "--metrics-addr") {
+                &[][..]
+            } else {
+                &["--metrics-addr", "off"][..]
+            })
             .args(&self.extra)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())

@@ -1,0 +1,641 @@
+//! recorderd's Prometheus endpoint: `/metrics` and `/healthz` on a small
+//! HTTP server (hyper).
+//!
+//! Scrapes never talk to the kernel task: the manager refreshes a
+//! [`Snapshot`] on every tick (every `poll_interval_ms`), and a scrape
+//! encodes that snapshot plus a few atomic counters with the official
+//! `prometheus-client` crate. docs/metrics.md lists the metrics.
+
+use std::{
+    convert::Infallible,
+    net::SocketAddr,
+    os::fd::OwnedFd,
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use http_body_util::Full;
+use hyper::{
+    Method, Request, Response, StatusCode,
+    body::{Bytes, Incoming},
+    header,
+    server::conn::http1,
+    service::service_fn,
+};
+use hyper_util::rt::TokioIo;
+use prometheus_client::{
+    collector::Collector,
+    encoding::{DescriptorEncoder, EncodeMetric as _},
+    metrics::{MetricType, counter::ConstCounter, gauge::ConstGauge},
+    registry::{Registry, Unit},
+};
+use tokio::{net::TcpListener, sync::Semaphore, task::JoinHandle};
+
+use crate::{
+    daemon::{Counters, KernelInfo},
+    ebpf::{self, ProgramStats},
+};
+
+/// The value of `metrics_addr` that turns the endpoint off.
+pub const OFF: &str = "off";
+/// The OpenMetrics content type, served when the scraper asks for it.
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// The classic Prometheus text format, served otherwise.
+const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// At most this many scrapes are served at once.
+const MAX_CONNECTIONS: usize = 64;
+/// A connection is closed after this long, whatever it is doing.
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    #[error("metrics_addr '{0}' is neither host:port nor \"off\"")]
+    BadAddr(String),
+    #[error("cannot listen for metrics on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// Parses `metrics_addr`: `None` when it is "off".
+pub fn parse_addr(text: &str) -> Result<Option<SocketAddr>, MetricsError> {
+    if text.eq_ignore_ascii_case(OFF) {
+        return Ok(None);
+    }
+    text.parse()
+        .map(Some)
+        .map_err(|_| MetricsError::BadAddr(text.to_owned()))
+}
+
+/// One recording's row of `recorder_container_syscalls`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ContainerSeries {
+    /// The recording's owner cgroup id (not exported; finds the row).
+    pub owner: u64,
+    /// Container id, or `cgroup-<id>`.
+    pub id: String,
+    /// The container's name, when the runtime told it.
+    pub name: Option<String>,
+    /// Distinct syscalls recorded so far (over all ABIs), as the profile
+    /// would name them.
+    pub syscalls: usize,
+}
+
+/// What the manager last saw: everything a scrape needs from the kernel
+/// task and the recordings.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    /// When it was taken (`None`: not yet).
+    pub refreshed: Option<SystemTime>,
+    pub kernel: KernelInfo,
+    /// Recordings in progress (profiles not written yet).
+    pub active: usize,
+    /// Recordings whose profile could not be written and is retried.
+    pub pending_writes: usize,
+    pub containers: Vec<ContainerSeries>,
+    pub programs: Vec<ProgramStats>,
+}
+
+/// The snapshot shared between the manager (writer) and scrapes (readers).
+pub type SharedSnapshot = Arc<RwLock<Snapshot>>;
+
+/// Replaces the shared snapshot.
+pub fn store(shared: &SharedSnapshot, snapshot: Snapshot) {
+    // A poisoned lock only means a panic elsewhere mid-write; the value is
+    // replaced whole, so it is safe to go on.
+    let mut guard = shared.write().unwrap_or_else(|e| e.into_inner());
+    *guard = snapshot;
+}
+
+/// Drops the `recorder_container_syscalls` row of recording `owner` (its
+/// profile is written) without waiting for the next refresh.
+pub fn forget(shared: &SharedSnapshot, owner: u64) {
+    let mut guard = shared.write().unwrap_or_else(|e| e.into_inner());
+    guard.containers.retain(|c| c.owner != owner);
+}
+
+fn read(shared: &SharedSnapshot) -> Snapshot {
+    shared.read().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+fn unix_secs(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// Encodes the snapshot and the counters on every scrape.
+#[derive(Debug)]
+struct Exporter {
+    snapshot: SharedSnapshot,
+    counters: Arc<Counters>,
+    bpf_stats: bool,
+    started: SystemTime,
+}
+
+fn load(c: &AtomicU64) -> u64 {
+    c.load(Ordering::Relaxed)
+}
+
+impl Exporter {
+    fn gauge<V: prometheus_client::encoding::EncodeGaugeValue + Copy>(
+        e: &mut DescriptorEncoder,
+        name: &str,
+        help: &str,
+        unit: Option<&Unit>,
+        value: V,
+    ) -> Result<(), std::fmt::Error> {
+        let g = ConstGauge::new(value);
+        g.encode(e.encode_descriptor(name, help, unit, g.metric_type())?)
+    }
+
+    fn counter(
+        e: &mut DescriptorEncoder,
+        name: &str,
+        help: &str,
+        value: u64,
+    ) -> Result<(), std::fmt::Error> {
+        let c = ConstCounter::new(value);
+        c.encode(e.encode_descriptor(name, help, None, c.metric_type())?)
+    }
+}
+
+impl Collector for Exporter {
+    fn encode(&self, mut e: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let s = read(&self.snapshot);
+        let profiles_written = load(&self.counters.profiles_written);
+        let write_errors = load(&self.counters.write_errors);
+        let map_full = load(&self.counters.map_full_refusals);
+
+        {
+            let mut m = e.encode_descriptor(
+                "recorder_build_info",
+                "Always 1; the version of recorderd as a label.",
+                None,
+                MetricType::Gauge,
+            )?;
+            let labels = [("version", crate::VERSION)];
+            ConstGauge::new(1i64).encode(m.encode_family(&labels)?)?;
+        }
+        Self::gauge(
+            &mut e,
+            "recorder_start_time",
+            "When recorderd started, in seconds since the Unix epoch.",
+            Some(&Unit::Seconds),
+            unix_secs(self.started),
+        )?;
+        Self::gauge(
+            &mut e,
+            "recorder_last_refresh_timestamp",
+            "When the daemon last refreshed these metrics, in seconds since the Unix epoch (0: not yet); a stale value means the daemon is stuck.",
+            Some(&Unit::Seconds),
+            s.refreshed.map_or(0.0, unix_secs),
+        )?;
+        {
+            let mut m = e.encode_descriptor(
+                "recorder_recordings",
+                "Recordings by state: active (in progress) and finished (profiles written since the daemon started).",
+                None,
+                MetricType::Gauge,
+            )?;
+            let active = [("state", "active")];
+            ConstGauge::new(s.active as i64).encode(m.encode_family(&active)?)?;
+            let finished = [("state", "finished")];
+            ConstGauge::new(i64::try_from(profiles_written).unwrap_or(i64::MAX))
+                .encode(m.encode_family(&finished)?)?;
+        }
+        {
+            let mut m = e.encode_descriptor(
+                "recorder_container_syscalls",
+                "Distinct syscalls recorded so far per recorded container (removed when its profile is written).",
+                None,
+                MetricType::Gauge,
+            )?;
+            for c in &s.containers {
+                let mut labels = vec![("container_id", c.id.as_str())];
+                if let Some(name) = &c.name {
+                    labels.push(("container_name", name.as_str()));
+                }
+                ConstGauge::new(c.syscalls as i64).encode(m.encode_family(&labels)?)?;
+            }
+        }
+        Self::counter(
+            &mut e,
+            "recorder_profiles_written",
+            "Profiles written since the daemon started.",
+            profiles_written,
+        )?;
+        {
+            let mut m = e.encode_descriptor(
+                "recorder_errors",
+                "Errors by reason: profile_write (a profile could not be written; retried), map_full (a container could not be recorded because the recording map was full).",
+                None,
+                MetricType::Counter,
+            )?;
+            let reasons = [
+                ("profile_write", write_errors),
+                ("map_full", map_full.saturating_add(s.kernel.enrol_failed)),
+            ];
+            for (reason, n) in reasons {
+                let labels = [("reason", reason)];
+                ConstCounter::new(n).encode(m.encode_family(&labels)?)?;
+            }
+        }
+        Self::counter(
+            &mut e,
+            "recorder_enrol_failures",
+            "New containers the kernel could not enrol because the recording map was full (auto mode).",
+            s.kernel.enrol_failed,
+        )?;
+        Self::counter(
+            &mut e,
+            "recorder_enrolments",
+            "Cgroups the kernel enrolled by itself (auto mode and sub-cgroups of recorded containers).",
+            s.kernel.enrolled,
+        )?;
+        Self::gauge(
+            &mut e,
+            "recorder_pending_writes",
+            "Recordings whose profile could not be written yet (retried on every tick).",
+            None,
+            s.pending_writes as i64,
+        )?;
+        Self::gauge(
+            &mut e,
+            "recorder_attached",
+            "1 when the syscall recorder is attached to raw_syscalls:sys_enter, else 0.",
+            None,
+            i64::from(s.kernel.attached),
+        )?;
+        Self::gauge(
+            &mut e,
+            "recorder_map_entries",
+            "Cgroups in the recording map.",
+            None,
+            s.kernel.entries as i64,
+        )?;
+        Self::gauge(
+            &mut e,
+            "recorder_map_capacity",
+            "How many cgroups the recording map can hold (config: capacity).",
+            None,
+            i64::from(s.kernel.capacity),
+        )?;
+        Self::gauge(
+            &mut e,
+            "recorder_bpf_stats_enabled",
+            "1 when recorderd enabled the kernel's BPF run-time statistics (--bpf-stats), else 0.",
+            None,
+            i64::from(self.bpf_stats),
+        )?;
+        {
+            let mut m = e.encode_descriptor(
+                "recorder_bpf_run_time",
+                "Time the kernel spent running each of recorder's BPF programs (grows only while BPF statistics are enabled).",
+                Some(&Unit::Seconds),
+                MetricType::Counter,
+            )?;
+            for p in &s.programs {
+                let labels = [("program", p.name.as_str())];
+                ConstCounter::new(p.run_time_ns as f64 / 1e9).encode(m.encode_family(&labels)?)?;
+            }
+        }
+        {
+            let mut m = e.encode_descriptor(
+                "recorder_bpf_run_count",
+                "Runs of each of recorder's BPF programs (grows only while BPF statistics are enabled).",
+                None,
+                MetricType::Counter,
+            )?;
+            for p in &s.programs {
+                let labels = [("program", p.name.as_str())];
+                ConstCounter::new(p.run_count).encode(m.encode_family(&labels)?)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Rewrites OpenMetrics text (as `prometheus-client` writes it) into the
+/// classic Prometheus text format 0.0.4, for scrapers that do not ask for
+/// OpenMetrics (promtool, curl): counter families are named with their
+/// `_total` suffix, and `# UNIT` and `# EOF` go.
+pub fn to_prometheus_text(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line.starts_with("# UNIT ") || line == "# EOF" {
+            continue;
+        }
+        let meta = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find_map(|p| line.strip_prefix(p).map(|rest| (p, rest)));
+        match meta {
+            Some((prefix, rest)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                out.push_str(prefix);
+                out.push_str(name);
+                if counters.contains(name) {
+                    out.push_str("_total");
+                }
+                out.push(' ');
+                out.push_str(tail);
+            }
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// The scrape handler's state.
+struct Endpoint {
+    registry: Registry,
+    snapshot: SharedSnapshot,
+    /// `/healthz` fails when the snapshot is older than this.
+    stale_after: Duration,
+}
+
+fn reply(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    if let Ok(v) = header::HeaderValue::from_str(content_type) {
+        r.headers_mut().insert(header::CONTENT_TYPE, v);
+    }
+    r
+}
+
+impl Endpoint {
+    fn metrics(&self, openmetrics: bool) -> Response<Full<Bytes>> {
+        let mut text = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &self.registry) {
+            return reply(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "text/plain",
+                format!("cannot encode the metrics: {e}\n"),
+            );
+        }
+        if openmetrics {
+            reply(StatusCode::OK, OPENMETRICS, text)
+        } else {
+            reply(StatusCode::OK, PROMETHEUS_TEXT, to_prometheus_text(&text))
+        }
+    }
+
+    fn healthz(&self) -> Response<Full<Bytes>> {
+        let refreshed = read(&self.snapshot).refreshed;
+        let age = refreshed.map(|t| SystemTime::now().duration_since(t).unwrap_or_default());
+        match age {
+            Some(age) if age <= self.stale_after => reply(StatusCode::OK, "text/plain", "ok\n"),
+            Some(age) => reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain",
+                format!(
+                    "stale: the daemon last refreshed its state {:.1}s ago\n",
+                    age.as_secs_f64()
+                ),
+            ),
+            None => reply(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "starting\n"),
+        }
+    }
+
+    fn respond(&self, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+        if req.method() != Method::GET && req.method() != Method::HEAD {
+            let mut r = reply(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "text/plain",
+                "only GET and HEAD\n",
+            );
+            r.headers_mut()
+                .insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
+            return r;
+        }
+        match req.uri().path() {
+            "/metrics" => {
+                let openmetrics = req
+                    .headers()
+                    .get_all(header::ACCEPT)
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .any(|v| v.contains("application/openmetrics-text"));
+                self.metrics(openmetrics)
+            }
+            "/healthz" => self.healthz(),
+            "/" => reply(
+                StatusCode::OK,
+                "text/html; charset=utf-8",
+                "<html><body><a href=\"/metrics\">/metrics</a> <a href=\"/healthz\">/healthz</a></body></html>\n",
+            ),
+            _ => reply(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
+        }
+    }
+}
+
+/// The running endpoint. Dropping it stops the server and, with
+/// `--bpf-stats`, turns the kernel's BPF statistics back off.
+pub struct Server {
+    /// Where it listens (the port is real even when 0 was asked).
+    pub addr: SocketAddr,
+    task: JoinHandle<()>,
+    _stats: Option<OwnedFd>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// What [`serve`] needs.
+pub struct Options {
+    pub addr: SocketAddr,
+    /// Enable the kernel's BPF run-time statistics while serving.
+    pub bpf_stats: bool,
+    /// `/healthz` fails when the snapshot is older than this.
+    pub stale_after: Duration,
+}
+
+/// Starts serving `/metrics` and `/healthz`.
+pub async fn serve(
+    opts: Options,
+    snapshot: SharedSnapshot,
+    counters: Arc<Counters>,
+) -> Result<Server, MetricsError> {
+    let listener = TcpListener::bind(opts.addr)
+        .await
+        .map_err(|source| MetricsError::Bind {
+            addr: opts.addr,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| MetricsError::Bind {
+        addr: opts.addr,
+        source,
+    })?;
+    // Statistics that cannot be enabled (a kernel before 5.8) are reported
+    // by recorder_bpf_stats_enabled 0, not fatal.
+    let stats = if opts.bpf_stats {
+        ebpf::enable_run_time_stats()
+            .inspect_err(|e| log::error!("{e}"))
+            .ok()
+    } else {
+        None
+    };
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(Exporter {
+        snapshot: snapshot.clone(),
+        counters,
+        bpf_stats: stats.is_some(),
+        started: SystemTime::now(),
+    }));
+    let endpoint = Arc::new(Endpoint {
+        registry,
+        snapshot,
+        stale_after: opts.stale_after,
+    });
+    log::info!("serving metrics on http://{addr}/metrics");
+    let task = tokio::spawn(accept_loop(listener, endpoint));
+    Ok(Server {
+        addr,
+        task,
+        _stats: stats,
+    })
+}
+
+async fn accept_loop(listener: TcpListener, endpoint: Arc<Endpoint>) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                log::warn!("metrics accept: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let endpoint = endpoint.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req: Request<Incoming>| {
+                let r = endpoint.respond(&req);
+                async move { Ok::<_, Infallible>(r) }
+            });
+            let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+            // A timeout just closes the connection.
+            if let Ok(Err(e)) = tokio::time::timeout(CONNECTION_TIMEOUT, conn).await {
+                log::debug!("metrics connection: {e}");
+            }
+            drop(permit);
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addr_parses_or_is_off() {
+        assert_eq!(parse_addr("off").unwrap(), None);
+        assert_eq!(
+            parse_addr("127.0.0.1:9977").unwrap(),
+            Some("127.0.0.1:9977".parse().unwrap())
+        );
+        assert!(parse_addr("localhost").is_err());
+    }
+
+    fn sample() -> String {
+        let snapshot: SharedSnapshot = Arc::default();
+        store(
+            &snapshot,
+            Snapshot {
+                refreshed: Some(SystemTime::now()),
+                kernel: KernelInfo {
+                    entries: 2,
+                    capacity: 8,
+                    attached: true,
+                    enrolled: 3,
+                    enrol_failed: 1,
+                },
+                active: 1,
+                pending_writes: 0,
+                containers: vec![ContainerSeries {
+                    owner: 7,
+                    id: "abc".to_owned(),
+                    name: Some("web \"1\"".to_owned()),
+                    syscalls: 42,
+                }],
+                programs: vec![ProgramStats {
+                    name: "sys_enter".to_owned(),
+                    run_time_ns: 1_500_000_000,
+                    run_count: 9,
+                }],
+            },
+        );
+        let counters = Arc::new(Counters::default());
+        counters.profiles_written.store(5, Ordering::Relaxed);
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(Exporter {
+            snapshot,
+            counters,
+            bpf_stats: true,
+            started: SystemTime::now(),
+        }));
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        text
+    }
+
+    #[test]
+    fn exporter_writes_the_snapshot() {
+        let text = sample();
+        for want in [
+            "recorder_container_syscalls{container_id=\"abc\",container_name=\"web \\\"1\\\"\"} 42",
+            "recorder_profiles_written_total 5",
+            "recorder_recordings{state=\"finished\"} 5",
+            "recorder_errors_total{reason=\"map_full\"} 1",
+            "recorder_bpf_run_time_seconds_total{program=\"sys_enter\"} 1.5",
+            "recorder_bpf_run_count_total{program=\"sys_enter\"} 9",
+            "recorder_map_capacity 8",
+            "# EOF",
+        ] {
+            assert!(text.contains(want), "missing {want} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn prometheus_text_names_counters_with_total() {
+        let text = to_prometheus_text(&sample());
+        assert!(text.contains("# TYPE recorder_profiles_written_total counter\n"));
+        assert!(text.contains("# HELP recorder_bpf_run_time_seconds_total Time"));
+        assert!(text.contains("# TYPE recorder_map_entries gauge\n"));
+        assert!(!text.contains("# UNIT"));
+        assert!(!text.contains("# EOF"));
+    }
+
+    #[test]
+    fn forget_drops_the_row() {
+        let snapshot: SharedSnapshot = Arc::default();
+        store(
+            &snapshot,
+            Snapshot {
+                containers: vec![ContainerSeries {
+                    owner: 7,
+                    ..ContainerSeries::default()
+                }],
+                ..Snapshot::default()
+            },
+        );
+        forget(&snapshot, 7);
+        assert!(read(&snapshot).containers.is_empty());
+    }
+}
