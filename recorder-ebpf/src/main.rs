@@ -18,19 +18,19 @@ use core::intrinsics::{AtomicOrdering, atomic_or, atomic_xadd};
 use aya_ebpf::{
     EbpfContext as _, Global,
     helpers::{
-        bpf_get_current_cgroup_id, bpf_get_current_task, bpf_probe_read_kernel,
-        bpf_probe_read_kernel_buf,
+        bpf_get_current_cgroup_id, bpf_get_current_task,
+        bpf_probe_read_kernel, bpf_probe_read_kernel_buf,
     },
     macros::{map, raw_tracepoint, tracepoint},
     maps::{Array, HashMap, PerCpuArray, RingBuf},
     programs::{RawTracePointContext, TracePointContext},
 };
-use recorder_common::{ArgSet, NS_FLAGS, OVERFLOW_PERSONALITY, OVERFLOW_SOCKET, PERSONALITY_MAX};
 use recorder_common::{
     CgroupEvent, EVENT_MKDIR, EVENT_RMDIR, FLAG_AUTO, FLAG_MARKER_SEEN, ID_HEX_LEN,
-    LEAF_PREFIX_MAX, LEAF_SUFFIX_MAX, LeafPattern, MAX_LEAF_PATTERNS, PATH_BUF, PHASE_RUNTIME_INIT,
-    PHASE_WORKLOAD, SET_BITS, SyscallSet, X32_SYSCALL_BIT, stat,
+    LEAF_PREFIX_MAX, LEAF_SUFFIX_MAX, LeafPattern, MAX_LEAF_PATTERNS, PATH_BUF,
+    PHASE_RUNTIME_INIT, PHASE_WORKLOAD, SET_BITS, SyscallSet, X32_SYSCALL_BIT, stat,
 };
+use recorder_common::{ArgSet, NS_FLAGS, OVERFLOW_PERSONALITY, OVERFLOW_SOCKET, PERSONALITY_MAX};
 
 /// cgroup id -> syscall set. Capacity is set by user space at load time.
 #[map]
@@ -158,8 +158,9 @@ fn caller_is_runtime_init() -> bool {
     // Left uninitialised: zeroing it would be a memset call, which BPF does
     // not have, and the helper fills the whole buffer (it takes uninit memory).
     let mut comm = core::mem::MaybeUninit::<[u64; 2]>::uninit();
-    let ret =
-        unsafe { aya_ebpf::helpers::generated::bpf_get_current_comm(comm.as_mut_ptr().cast(), 16) };
+    let ret = unsafe {
+        aya_ebpf::helpers::generated::bpf_get_current_comm(comm.as_mut_ptr().cast(), 16)
+    };
     if ret != 0 {
         return false;
     }

@@ -220,9 +220,6 @@ mod tests {
         #[cfg(target_arch = "x86_64")]
         assert_eq!(off.unwrap(), 16);
         let _ = off;
-        assert!(
-            btf.member_offset("task_struct", &["no_such_member"])
-                .is_err()
-        );
+        assert!(btf.member_offset("task_struct", &["no_such_member"]).is_err());
     }
 }

@@ -30,9 +30,7 @@ pub enum CgroupError {
     Remove { path: PathBuf, source: io::Error },
     #[error("cannot write {path}: {source}")]
     Write { path: PathBuf, source: io::Error },
-    #[error(
-        "invalid cgroup path '{0}': it must be absolute within the cgroup2 hierarchy, without '..'"
-    )]
+    #[error("invalid cgroup path '{0}': it must be absolute within the cgroup2 hierarchy, without '..'")]
     InvalidPath(String),
     #[error("process {0} does not exist")]
     NoSuchProcess(u32),
@@ -233,9 +231,7 @@ fn unescape(s: &str) -> String {
     while i < bytes.len() {
         if bytes[i] == b'\\'
             && i + 3 < bytes.len()
-            && bytes[i + 1..i + 4]
-                .iter()
-                .all(|b| (b'0'..=b'7').contains(b))
+            && bytes[i + 1..i + 4].iter().all(|b| (b'0'..=b'7').contains(b))
         {
             let v = (bytes[i + 1] - b'0') * 64 + (bytes[i + 2] - b'0') * 8 + (bytes[i + 3] - b'0');
             out.push(v);
@@ -279,12 +275,7 @@ mod tests {
 
     #[test]
     fn no_cgroup2_is_none() {
-        assert!(
-            Hierarchy::from_mountinfo(
-                "28 26 0:26 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\n"
-            )
-            .is_none()
-        );
+        assert!(Hierarchy::from_mountinfo("28 26 0:26 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\n").is_none());
     }
 
     #[test]
@@ -303,10 +294,7 @@ mod tests {
     #[test]
     fn dir_joins_under_mount() {
         let h = Hierarchy::from_mountinfo(UNIFIED).unwrap();
-        assert_eq!(
-            h.dir("/docker/abc").unwrap(),
-            Path::new("/sys/fs/cgroup/docker/abc")
-        );
+        assert_eq!(h.dir("/docker/abc").unwrap(), Path::new("/sys/fs/cgroup/docker/abc"));
         assert_eq!(h.dir("/").unwrap(), Path::new("/sys/fs/cgroup"));
     }
 }

@@ -198,9 +198,7 @@ pub async fn record(opts: RecordOptions) -> Result<Outcome, RecordError> {
 
     // Let processes CMD left behind end before the set is read.
     drop(guard);
-    let set = kernel
-        .remove(id)
-        .unwrap_or(recorder_common::SyscallSet::new(id, PHASE_WORKLOAD));
+    let set = kernel.remove(id).unwrap_or(recorder_common::SyscallSet::new(id, PHASE_WORKLOAD));
     let args = kernel.remove_args(id);
     let _ = kernel.detach();
 

@@ -8,10 +8,7 @@ mod setup;
 mod test;
 
 #[derive(Parser)]
-#[command(
-    name = "xtask",
-    about = "recorder's build, test, bench and install tasks"
-)]
+#[command(name = "xtask", about = "recorder's build, test, bench and install tasks")]
 struct Cli {
     #[command(subcommand)]
     task: Task,

@@ -12,11 +12,7 @@ use recorder::{
 };
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "recorderctl",
-    version,
-    about = "Record the syscalls of containers and commands as seccomp profiles"
-)]
+#[command(name = "recorderctl", version, about = "Record the syscalls of containers and commands as seccomp profiles")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -61,10 +57,7 @@ fn main() -> ExitCode {
         .format_timestamp(None)
         .init();
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("recorderctl: cannot start the async runtime: {e}");
@@ -112,9 +105,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             })
             .await?;
             for (abi, nr) in &outcome.unknown {
-                log::warn!(
-                    "syscall {nr} of {abi} has no name in the syscall table; it is not in the profile"
-                );
+                log::warn!("syscall {nr} of {abi} has no name in the syscall table; it is not in the profile");
             }
             if outcome.out_of_range > 0 {
                 log::info!(

@@ -1,4 +1,1 @@
-fn main() {
-    eprintln!("recorderd: not implemented yet");
-    std::process::exit(1)
-}
+fn main() { eprintln!("recorderd: not implemented yet"); std::process::exit(1) }

@@ -62,12 +62,9 @@ pub fn scratch(name: &str) -> PathBuf {
 pub fn busybox_rootfs() -> &'static Path {
     static ROOTFS: OnceLock<PathBuf> = OnceLock::new();
     ROOTFS.get_or_init(|| {
-        let root =
-            Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("rootfs-{}", std::process::id()));
+        let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("rootfs-{}", std::process::id()));
         let _ = fs::remove_dir_all(&root);
-        for d in [
-            "bin", "etc", "tmp", "proc", "sys", "dev", "root", "var", "run",
-        ] {
+        for d in ["bin", "etc", "tmp", "proc", "sys", "dev", "root", "var", "run"] {
             fs::create_dir_all(root.join(d)).unwrap();
         }
         fs::set_permissions(root.join("tmp"), fs::Permissions::from_mode(0o1777)).unwrap();
@@ -83,11 +80,7 @@ pub fn busybox_rootfs() -> &'static Path {
                 std::os::unix::fs::symlink("busybox", link).unwrap();
             }
         }
-        fs::write(
-            root.join("etc/passwd"),
-            "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n",
-        )
-        .unwrap();
+        fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n").unwrap();
         fs::write(root.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
         root
     })
@@ -98,12 +91,7 @@ pub fn busybox_rootfs() -> &'static Path {
 pub fn podman_run(extra: &[&str], cmd: &[&str]) -> Command {
     let mut c = Command::new("podman");
     c.args(["--runtime", "runc", "run", "--rm"])
-        .args([
-            "--ulimit",
-            "nofile=1024:1024",
-            "--ulimit",
-            "nproc=1024:1024",
-        ])
+        .args(["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"])
         .args(extra)
         .arg("--rootfs")
         .arg(busybox_rootfs())
