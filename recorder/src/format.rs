@@ -16,7 +16,8 @@ use serde::Serialize;
 use crate::{
     profile::{
         ACT_ALLOW, ACT_ERRNO, ACT_KILL, ACT_KILL_PROCESS, ACT_KILL_THREAD, ACT_LOG, ACT_NOTIFY,
-        ACT_TRACE, ACT_TRAP, ArgRule, DefaultAction, Profile, SyscallRule, host_filter_arch,
+        ACT_TRACE, ACT_TRAP, ArgRule, DefaultAction, Profile, SyscallRule, errno_number,
+        host_filter_arch,
     },
     syscalls::Abi,
 };
@@ -244,13 +245,17 @@ pub fn flatten(profile: &Profile, caps: &[String]) -> (OciSeccomp, Vec<String>) 
         syscalls.push(OciSyscall {
             names,
             action: rule.action.clone(),
-            errno_ret: rule.errno_ret,
+            errno_ret: rule
+                .errno_ret
+                .or_else(|| rule.errno.as_deref().and_then(errno_number)),
             args: rule.args.clone(),
         });
     }
     let flat = OciSeccomp {
         default_action: profile.default_action.clone(),
-        default_errno_ret: profile.default_errno_ret,
+        default_errno_ret: profile
+            .default_errno_ret
+            .or_else(|| profile.default_errno.as_deref().and_then(errno_number)),
         architectures,
         flags: profile.flags.clone(),
         listener_path: profile.listener_path.clone(),
@@ -453,16 +458,16 @@ fn kafel(profile: &Profile, opts: &FormatOptions) -> Result<Rendered, FormatErro
     // conjunction, empty = always).
     type Alternatives = (Option<u32>, Vec<Vec<String>>);
     let mut blocks: Vec<(String, BTreeMap<String, Alternatives>)> = Vec::new();
+    let mut missing: Vec<String> = Vec::new();
     for rule in &flat.syscalls {
         let action = kafel_action(&rule.action, rule.errno_ret)?;
         let conj: Vec<String> = rule.args.iter().map(kafel_condition).collect();
         let max_arg = rule.args.iter().map(|a| a.index.min(5)).max();
         for name in &rule.names {
             let Some(nr) = abi.number(name) else {
-                notes.push(format!(
-                    "{name} is not a {} syscall; left out",
-                    abi.scmp_arch()
-                ));
+                if !missing.contains(name) {
+                    missing.push(name.clone());
+                }
                 continue;
             };
             let id = if kafel_lacks(abi, name) {
@@ -481,6 +486,14 @@ fn kafel(profile: &Profile, opts: &FormatOptions) -> Result<Rendered, FormatErro
             entry.0 = entry.0.max(max_arg);
             entry.1.push(conj.clone());
         }
+    }
+    if !missing.is_empty() {
+        notes.push(format!(
+            "{} names are not {} syscalls and are left out: {}",
+            missing.len(),
+            abi.scmp_arch(),
+            missing.join(", ")
+        ));
     }
     let policy = kafel_ident(opts.name.as_deref().unwrap_or(DEFAULT_NAME));
     let default = kafel_action(&flat.default_action, flat.default_errno_ret)?;

@@ -163,6 +163,23 @@ impl DefaultAction {
 /// EPERM, the errno of [`DefaultAction::Errno`] unless told otherwise.
 pub const EPERM: u32 = 1;
 
+/// The number of errno `name` (e.g. `EPERM`), from the syscalls crate's table.
+pub fn errno_number(name: &str) -> Option<u32> {
+    (1..4096)
+        .find(|n| syscalls::Errno::new(*n).name() == Some(name))
+        .and_then(|n| u32::try_from(n).ok())
+}
+
+/// Reads `null` as the default value: Go writes nil slices and pointers as
+/// `null` (e.g. `"args": null` in containers/common's profile).
+fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
 /// A seccomp profile in the docker/moby JSON format. Unknown fields are
 /// kept, so that a profile read and written again loses nothing.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -171,17 +188,32 @@ pub struct Profile {
     pub default_action: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_errno_ret: Option<u32>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// containers/common's alternative to `defaultErrnoRet`: an errno name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_errno: Option<String>,
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub architectures: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub arch_map: Vec<ArchMap>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub flags: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listener_path: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listener_metadata: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub syscalls: Vec<SyscallRule>,
     /// Fields this model does not know, kept as they are.
     #[serde(flatten)]
@@ -193,7 +225,7 @@ pub struct Profile {
 #[serde(rename_all = "camelCase")]
 pub struct ArchMap {
     pub architecture: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub sub_architectures: Vec<String>,
 }
 
@@ -204,18 +236,37 @@ pub struct SyscallRule {
     /// The deprecated single-name form; kept as read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub names: Vec<String>,
     pub action: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub errno_ret: Option<u32>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// containers/common's alternative to `errnoRet`: an errno name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub errno: Option<String>,
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub args: Vec<ArgRule>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
-    #[serde(default, skip_serializing_if = "Filter::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Filter::is_empty"
+    )]
     pub includes: Filter,
-    #[serde(default, skip_serializing_if = "Filter::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Filter::is_empty"
+    )]
     pub excludes: Filter,
     /// Fields this model does not know, kept as they are.
     #[serde(flatten)]
@@ -245,6 +296,7 @@ impl SyscallRule {
     fn same_conditions(&self, other: &Self) -> bool {
         self.action == other.action
             && self.errno_ret == other.errno_ret
+            && self.errno == other.errno
             && sorted_args(&self.args) == sorted_args(&other.args)
             && self.includes.normalized() == other.includes.normalized()
             && self.excludes.normalized() == other.excludes.normalized()
@@ -278,9 +330,17 @@ pub struct ArgRule {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Filter {
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub arches: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub caps: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_kernel: Option<String>,
@@ -839,10 +899,10 @@ mod tests {
 
     #[test]
     fn unknown_fields_survive() {
-        let text = r#"{"defaultAction":"SCMP_ACT_ERRNO","defaultErrno":"EPERM","syscalls":[{"names":["read"],"action":"SCMP_ACT_ALLOW","errno":"EPERM"}]}"#;
+        let text = r#"{"defaultAction":"SCMP_ACT_ERRNO","x-owner":"ops","syscalls":[{"names":["read"],"action":"SCMP_ACT_ALLOW","x-why":"tests"}]}"#;
         let p = Profile::from_json(Path::new("u.json"), text).unwrap();
-        assert_eq!(p.extra["defaultErrno"], "EPERM");
-        assert_eq!(p.syscalls[0].extra["errno"], "EPERM");
+        assert_eq!(p.extra["x-owner"], "ops");
+        assert_eq!(p.syscalls[0].extra["x-why"], "tests");
         let back: serde_json::Value = serde_json::from_str(&p.to_json()).unwrap();
         let orig: serde_json::Value = serde_json::from_str(text).unwrap();
         assert_eq!(back, orig);
@@ -933,6 +993,20 @@ mod tests {
         assert!(!rec2.args.contains_key("socket"));
         rec.extend(&rec2);
         assert!(!rec.args.contains_key("socket"), "unconditional wins");
+    }
+
+    #[test]
+    fn go_nulls_read_as_empty() {
+        // containers/common writes nil slices as null.
+        let text = r#"{"defaultAction":"SCMP_ACT_ERRNO","defaultErrno":"ENOSYS","architectures":null,
+            "syscalls":[{"names":["socket"],"action":"SCMP_ACT_ALLOW","args":null,"comment":"",
+            "includes":{"caps":null},"excludes":null,"errno":"EPERM"}]}"#;
+        let p = Profile::from_json(Path::new("n.json"), text).unwrap();
+        assert!(p.syscalls[0].args.is_empty() && p.architectures.is_empty());
+        assert_eq!(p.syscalls[0].errno.as_deref(), Some("EPERM"));
+        assert_eq!(errno_number("EPERM"), Some(1));
+        assert_eq!(errno_number("ENOSYS"), Some(38));
+        assert_eq!(errno_number("EWHATEVER"), None);
     }
 
     #[test]

@@ -66,9 +66,6 @@ impl Abi {
         }
     }
 
-    /// Every ABI the recorder can name syscalls of.
-    pub const ALL: [Self; 5] = [Self::X86_64, Self::X86, Self::X32, Self::Aarch64, Self::Arm];
-
     /// The ABIs a profile for this host lists in `architectures`: the native
     /// one first, then those a process on this host can also use.
     pub const fn host_arches() -> &'static [Self] {
