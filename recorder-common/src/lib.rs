@@ -53,6 +53,10 @@ pub struct SyscallSet {
 pub const FLAG_AUTO: u32 = 1;
 /// The runtime's seccomp filter load was seen (phase moved to workload).
 pub const FLAG_MARKER_SEEN: u32 = 2;
+/// The filter load was runc's init (a Go program).
+pub const FLAG_RUNTIME_RUNC: u32 = 4;
+/// The filter load was crun's init (C).
+pub const FLAG_RUNTIME_CRUN: u32 = 8;
 
 impl SyscallSet {
     /// An empty set owned by `owner`, starting in `phase`.

@@ -27,9 +27,10 @@ use aya_ebpf::{
 };
 use recorder_common::{ArgSet, NS_FLAGS, OVERFLOW_PERSONALITY, OVERFLOW_SOCKET, PERSONALITY_MAX};
 use recorder_common::{
-    CgroupEvent, EVENT_MKDIR, EVENT_RMDIR, FLAG_AUTO, FLAG_MARKER_SEEN, ID_HEX_LEN, LEAF_MAX,
-    LEAF_PREFIX_MAX, LEAF_SUFFIX_MAX, LeafPattern, MAX_LEAF_PATTERNS, PATH_BUF, PHASE_RUNTIME_INIT,
-    PHASE_WORKLOAD, SET_BITS, SyscallSet, X32_SYSCALL_BIT, stat,
+    CgroupEvent, EVENT_MKDIR, EVENT_RMDIR, FLAG_AUTO, FLAG_MARKER_SEEN, FLAG_RUNTIME_CRUN,
+    FLAG_RUNTIME_RUNC, ID_HEX_LEN, LEAF_MAX, LEAF_PREFIX_MAX, LEAF_SUFFIX_MAX, LeafPattern,
+    MAX_LEAF_PATTERNS, PATH_BUF, PHASE_RUNTIME_INIT, PHASE_WORKLOAD, SET_BITS, SyscallSet,
+    X32_SYSCALL_BIT, stat,
 };
 
 /// cgroup id -> syscall set. Capacity is set by user space at load time.
@@ -164,17 +165,23 @@ fn syscall_arg(regs: *const u8, n: usize) -> u64 {
 /// Whether the calling task is an OCI runtime's init (runc or crun), whose
 /// seccomp filter load marks the start of the workload.
 #[inline(always)]
-fn caller_is_runtime_init() -> bool {
+fn runtime_init_flag() -> u32 {
     // Left uninitialised: zeroing it would be a memset call, which BPF does
     // not have, and the helper fills the whole buffer (it takes uninit memory).
     let mut comm = core::mem::MaybeUninit::<[u64; 2]>::uninit();
     let ret =
         unsafe { aya_ebpf::helpers::generated::bpf_get_current_comm(comm.as_mut_ptr().cast(), 16) };
     if ret != 0 {
-        return false;
+        return 0;
     }
     let head = (unsafe { comm.assume_init() }[0] & 0xffff_ffff) as u32;
-    head == u32::from_le_bytes(*b"runc") || head == u32::from_le_bytes(*b"crun")
+    if head == u32::from_le_bytes(*b"runc") {
+        FLAG_RUNTIME_RUNC
+    } else if head == u32::from_le_bytes(*b"crun") {
+        FLAG_RUNTIME_CRUN
+    } else {
+        0
+    }
 }
 
 #[raw_tracepoint(tracepoint = "sys_enter")]
@@ -304,10 +311,13 @@ fn record(set: *mut SyscallSet, id: i64, regs: *const u8) -> bool {
     if nr < SET_BITS as u64 {
         if unsafe { (*set).phase } == PHASE_RUNTIME_INIT {
             mark(unsafe { &raw mut (*set).init }, nr);
-            if (id == arch::NR_SECCOMP || id == arch::NR_PRCTL) && is_filter_load(id, regs) {
-                unsafe {
-                    (*set).phase = PHASE_WORKLOAD;
-                    (*set).flags |= FLAG_MARKER_SEEN;
+            if id == arch::NR_SECCOMP || id == arch::NR_PRCTL {
+                let runtime = filter_load_by(id, regs);
+                if runtime != 0 {
+                    unsafe {
+                        (*set).phase = PHASE_WORKLOAD;
+                        (*set).flags |= FLAG_MARKER_SEEN | runtime;
+                    }
                 }
             }
         } else {
@@ -325,9 +335,10 @@ fn record(set: *mut SyscallSet, id: i64, regs: *const u8) -> bool {
 
 /// `seccomp(SECCOMP_SET_MODE_FILTER, _, prog)` or
 /// `prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, prog)` with a real program
-/// (libseccomp probes flags with a NULL program first) by the runtime's init.
+/// (libseccomp probes flags with a NULL program first) by the runtime's init:
+/// which runtime's (`FLAG_RUNTIME_*`), or 0.
 #[inline(always)]
-fn is_filter_load(id: i64, regs: *const u8) -> bool {
+fn filter_load_by(id: i64, regs: *const u8) -> u32 {
     let a0 = syscall_arg(regs, 0);
     let a1 = syscall_arg(regs, 1);
     let a2 = syscall_arg(regs, 2);
@@ -336,7 +347,11 @@ fn is_filter_load(id: i64, regs: *const u8) -> bool {
     } else {
         a0 == PR_SET_SECCOMP && a1 == SECCOMP_MODE_FILTER
     };
-    filter && a2 != 0 && caller_is_runtime_init()
+    if filter && a2 != 0 {
+        runtime_init_flag()
+    } else {
+        0
+    }
 }
 
 #[inline(always)]

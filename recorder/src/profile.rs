@@ -399,6 +399,26 @@ impl Recorded {
     }
 }
 
+/// What runc's init (the Go runtime) may call after it loaded the seccomp
+/// filter and before the entrypoint's execve, whether or not one recording
+/// saw it: profiles/runtime-runc.json.
+pub fn runc_floor() -> &'static [String] {
+    static FLOOR: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    FLOOR.get_or_init(|| {
+        let v: serde_json::Value =
+            serde_json::from_str(include_str!("../../profiles/runtime-runc.json"))
+                .unwrap_or_default();
+        v["syscalls"][0]["names"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|n| n.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    })
+}
+
 impl Recorded {
     /// Names what the kernel recorded in `set`. The runtime-init bitmap is
     /// included only when the runtime's seccomp filter load was never seen
@@ -412,6 +432,13 @@ impl Recorded {
             for (w, i) in native.iter_mut().zip(set.init.iter()) {
                 *w |= i;
             }
+        }
+        if set.flags & recorder_common::FLAG_RUNTIME_RUNC != 0 {
+            // runc's init is a Go program: after loading the filter its
+            // runtime may preempt (tgkill, rt_sigreturn), yield or grow its
+            // heap at any moment, so one recording can miss what the next
+            // start needs. See profiles/runtime-runc.json.
+            rec.add(Abi::native(), runc_floor().iter().map(String::as_str));
         }
         let x32 = if cfg!(target_arch = "x86_64") {
             Some((Abi::X32, &set.x32))
@@ -851,6 +878,25 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), ProfileError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn runc_floor_is_shipped_and_named() {
+        let floor = runc_floor();
+        assert!(floor.iter().any(|n| n == "tgkill"), "{floor:?}");
+        for n in floor {
+            assert!(
+                Abi::native().number(n).is_some(),
+                "{n} is not a syscall here"
+            );
+        }
+        let mut set = recorder_common::SyscallSet::new(1, recorder_common::PHASE_WORKLOAD);
+        set.native[0] = 1; // read
+        let (rec, _) = Recorded::from_set(&set);
+        assert!(!rec.native().any(|n| n == "tgkill"));
+        set.flags = recorder_common::FLAG_MARKER_SEEN | recorder_common::FLAG_RUNTIME_RUNC;
+        let (rec, _) = Recorded::from_set(&set);
+        assert!(rec.native().any(|n| n == "tgkill"));
+    }
 
     #[test]
     fn recorded_profile_shape() {

@@ -47,6 +47,7 @@ fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
 #[test]
 fn twenty_short_lived_containers_each_enforced() {
     require_root();
+    let _serial = common::serial();
     let d = Daemon::start("auto20", &["--all"]);
     let workloads: [(&[&str], &[&str]); 4] = [
         (&["/bin/true"], &["execve"]),
@@ -86,6 +87,12 @@ fn twenty_short_lived_containers_each_enforced() {
         assert!(
             !names.contains("seccomp"),
             "{i}: runtime-init noise: {names:?}"
+        );
+        // The runc floor (profiles/runtime-runc.json): the Go runtime's
+        // preemption, which one recording may or may not catch.
+        assert!(
+            names.contains("tgkill") && names.contains("sched_yield"),
+            "{i}: {names:?}"
         );
         sizes.push(names.len());
 
@@ -128,6 +135,7 @@ fn twenty_short_lived_containers_each_enforced() {
 #[test]
 fn kill_dash_nine_and_restart_loses_nothing() {
     require_root();
+    let _serial = common::serial();
     let mut d = Daemon::start("kill9", &["--all"]);
     let name = "recorder-kill9";
     let _ = Command::new("podman").args(["rm", "-f", name]).output();
@@ -196,6 +204,7 @@ fn kill_dash_nine_and_restart_loses_nothing() {
 #[test]
 fn sigterm_writes_partial_profiles() {
     require_root();
+    let _serial = common::serial();
     let mut d = Daemon::start("sigterm", &["--all"]);
     let name = "recorder-sigterm";
     let _ = Command::new("podman").args(["rm", "-f", name]).output();
@@ -225,6 +234,7 @@ fn sigterm_writes_partial_profiles() {
 #[test]
 fn full_map_is_reported_and_refused() {
     require_root();
+    let _serial = common::serial();
     let cfg_dir = common::scratch("mapfull-config");
     let cfg = cfg_dir.join("recorderd.toml");
     fs::write(&cfg, "record_all = true\ncapacity = 1\n").unwrap();
@@ -235,9 +245,13 @@ fn full_map_is_reported_and_refused() {
         &["-d", "--name", name],
         &["/bin/sh", "-c", "sleep 60"],
     ));
-    let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    wait_until("the first recording", || {
-        d.ctl_ok(&["list", "--output", "json"]).contains(&id)
+    let _ = out;
+    // The one slot is taken (by this container, or by one another test
+    // started at the same time: every --all daemon sees every container).
+    wait_until("the map to fill", || {
+        let s: serde_json::Value =
+            serde_json::from_str(&d.ctl_ok(&["status", "--output", "json"])).unwrap();
+        s["map_entries"] == 1
     });
     // A second container does not fit: counted, logged, in status.
     let (_, out) = run_container(&d.dir, &[], &["/bin/true"]);
@@ -273,6 +287,7 @@ fn full_map_is_reported_and_refused() {
 #[test]
 fn sighup_reloads_the_config() {
     require_root();
+    let _serial = common::serial();
     let cfg_dir = common::scratch("reload-config");
     let cfg = cfg_dir.join("recorderd.toml");
     fs::write(&cfg, "record_all = false\n").unwrap();

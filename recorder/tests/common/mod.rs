@@ -138,3 +138,11 @@ pub fn without(profile: &str, names: &[&str], out: &Path) {
     fs::write(out, serde_json::to_string_pretty(&v).unwrap()).unwrap();
 }
 pub mod daemon;
+
+/// Serialises the tests of one binary that must not overlap: every
+/// `recorderd --all` records every new container on the host, so two such
+/// daemons side by side see each other's containers.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
