@@ -47,6 +47,10 @@ pub struct Args {
     /// Skip the daemon measurements (idle CPU, RSS, stop latency).
     #[arg(long)]
     pub no_daemon: bool,
+    /// Also measure the object's raw_tp program NAME attached alone, with
+    /// the map filled as in configuration 4 (for profiling variants).
+    #[arg(long = "program", value_name = "NAME")]
+    pub programs: Vec<String>,
 }
 
 /// Number of idle cgroups recorded besides the workload's.
@@ -116,11 +120,18 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     };
     let runner = Runner::new(&out_dir, &work_dir, iterations)?;
 
-    let configs: Vec<Config> = Config::ALL.into_iter().filter(|c| c.available()).collect();
+    let mut configs: Vec<Config> = Config::ALL.to_vec();
+    // Leaked: a handful of names that live as long as the run.
+    configs.extend(
+        args.programs
+            .iter()
+            .map(|p| Config::Program(Box::leak(p.clone().into_boxed_str()))),
+    );
+    let measured: Vec<Config> = configs.iter().copied().filter(|c| c.available()).collect();
     eprintln!(
         "bench: cgroup2 at {}, workload cgroup {work}; {} configurations × {} workloads, 1 warm-up + {rounds} rounds",
         hierarchy.mount.display(),
-        configs.len(),
+        measured.len(),
         Workload::ALL.len()
     );
     let mut samples = Vec::new();
@@ -131,8 +142,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             format!("round {round}/{rounds}")
         };
         eprint!("bench: {label}:");
-        for i in 0..configs.len() {
-            let config = configs[(i + round) % configs.len()];
+        for i in 0..measured.len() {
+            let config = measured[(i + round) % measured.len()];
             eprint!(" {}", config.key());
             let _ = std::io::stderr().flush();
             let setup = Setup::new(config, &ctx)
@@ -154,7 +165,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     }
 
     eprintln!("bench: BPF program sizes and bpf_stats run time");
-    let programs = probe::programs(&ctx, &runner);
+    let programs = probe::programs(&ctx, &runner, &measured);
     let memory = probe::memory();
     let daemon = if args.no_daemon {
         daemon::Daemon {
@@ -170,13 +181,14 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     };
     drop(cgroups);
 
-    let workloads = report::workloads(&samples, runner.threads);
+    let workloads = report::workloads(&samples, &configs, runner.threads);
     let targets = if args.no_compare {
         Vec::new()
     } else {
         report::targets(&workloads)
     };
     let report = Report {
+        configs,
         machine: machine(),
         quick: args.quick,
         rounds,

@@ -31,6 +31,9 @@ pub enum Config {
     Auto,
     /// 5c. As 4 with syscall argument recording (`--args`): not in this build.
     Args,
+    /// `--program NAME`: the object's raw_tp program NAME attached alone to
+    /// `sys_enter`, with the map filled as in 4 (for profiling variants).
+    Program(&'static str),
 }
 
 impl Config {
@@ -54,12 +57,14 @@ impl Config {
             Self::Compat => "recorded_compat",
             Self::Auto => "recorded_auto",
             Self::Args => "recorded_args",
+            Self::Program(name) => name,
         }
     }
 
     /// Number and description for the table.
-    pub fn label(self) -> &'static str {
+    pub fn label(self) -> String {
         match self {
+            Self::Program(name) => return format!("x program {name} alone"),
             Self::NoBpf => "1 no BPF",
             Self::Floor => "2 floor: empty raw_tp",
             Self::Unrecorded => "3 recorder, cgroup not recorded",
@@ -68,6 +73,7 @@ impl Config {
             Self::Auto => "5b = 4 + auto-mode enrolment",
             Self::Args => "5c = 4 + --args",
         }
+        .to_owned()
     }
 
     /// Whether this build can set the configuration up.
@@ -121,16 +127,24 @@ impl Setup {
                 Self::Kernel(Box::new(kernel))
             }
             Config::Auto => Self::Ebpf(Box::new(load_auto(ctx)?)),
+            Config::Program(name) => {
+                let mut kernel = Kernel::load(&opts(false))?;
+                for &id in ctx.other_ids.iter().chain([&ctx.workload_id]) {
+                    kernel.insert(id, id, PHASE_WORKLOAD)?;
+                }
+                attach_raw_tp(kernel.ebpf_mut(), name)?;
+                Self::Kernel(Box::new(kernel))
+            }
             Config::Args => return Err(anyhow!("--args is not in this build")),
         })
     }
 
     /// The `sys_enter` program that runs on the syscall path, if any.
     pub fn sys_enter_info(&mut self, config: Config) -> Option<ProgramInfo> {
-        let name = if config == Config::Floor {
-            "sys_enter_floor"
-        } else {
-            "sys_enter"
+        let name = match config {
+            Config::Floor => "sys_enter_floor",
+            Config::Program(name) => name,
+            _ => "sys_enter",
         };
         let ebpf = match self {
             Self::None => return None,

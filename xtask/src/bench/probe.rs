@@ -82,15 +82,12 @@ pub struct Program {
 
 /// Sets each BPF configuration up once more with bpf_stats enabled and runs
 /// the 1-thread microbenchmark under it.
-pub fn programs(ctx: &Context, runner: &Runner) -> Vec<Program> {
+pub fn programs(ctx: &Context, runner: &Runner, configs: &[Config]) -> Vec<Program> {
     let mut out = Vec::new();
-    for config in [
-        Config::Floor,
-        Config::Unrecorded,
-        Config::Recorded,
-        Config::Compat,
-        Config::Auto,
-    ] {
+    for &config in configs {
+        if config == Config::NoBpf || !config.available() {
+            continue;
+        }
         match program(config, ctx, runner) {
             Ok(p) => out.push(p),
             Err(e) => eprintln!("bench: bpf_stats for {}: {e:#}", config.key()),

@@ -54,6 +54,9 @@ pub struct Target {
 
 #[derive(Debug, Serialize)]
 pub struct Report {
+    /// The configurations measured, in table order.
+    #[serde(skip)]
+    pub configs: Vec<Config>,
     pub machine: Machine,
     pub quick: bool,
     pub rounds: usize,
@@ -93,7 +96,11 @@ fn overhead_of(samples: &[Sample], config: Config, workload: Workload) -> Option
     median(&mut diffs)
 }
 
-pub fn workloads(samples: &[Sample], threads: usize) -> BTreeMap<&'static str, WorkloadResult> {
+pub fn workloads(
+    samples: &[Sample],
+    configs: &[Config],
+    threads: usize,
+) -> BTreeMap<&'static str, WorkloadResult> {
     let mut out = BTreeMap::new();
     for w in Workload::ALL {
         let mut result = WorkloadResult {
@@ -104,7 +111,7 @@ pub fn workloads(samples: &[Sample], threads: usize) -> BTreeMap<&'static str, W
             ratio_to_floor: BTreeMap::new(),
         };
         let floor = overhead_of(samples, Config::Floor, w);
-        for c in Config::ALL {
+        for &c in configs {
             result.median.insert(c.key(), median_of(samples, c, w));
             if c == Config::NoBpf {
                 continue;
@@ -188,7 +195,7 @@ pub fn markdown(r: &Report) -> String {
         let _ = write!(s, " ---: | ---: | ---: |");
     }
     s.push('\n');
-    for c in Config::ALL {
+    for &c in &r.configs {
         let _ = write!(s, "| {} |", c.label());
         for w in Workload::ALL {
             let Some(result) = r.workloads.get(w.key()) else {
@@ -296,7 +303,7 @@ mod tests {
             s(2, Config::Floor, 120.0),
             s(2, Config::Recorded, 126.0),
         ];
-        let results = workloads(&samples, 2);
+        let results = workloads(&samples, &Config::ALL, 2);
         let r = &results[w.key()];
         assert_eq!(r.overhead["floor"], Some(20.0));
         assert_eq!(r.overhead["recorded"], Some(26.0));
