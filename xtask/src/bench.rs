@@ -165,7 +165,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     }
 
     eprintln!("bench: BPF program sizes and bpf_stats run time");
-    let programs = probe::programs(&ctx, &runner, &measured);
+    let programs = probe::programs(&ctx, &runner, &measured, rounds.div_ceil(2).max(3));
     let memory = probe::memory();
     let daemon = if args.no_daemon {
         daemon::Daemon {

@@ -171,12 +171,19 @@ fn attach_raw_tp(ebpf: &mut Ebpf, name: &str) -> anyhow::Result<()> {
 /// plus the recorder as in configuration 4.
 fn load_auto(ctx: &Context) -> anyhow::Result<Ebpf> {
     let [root_off, id_off, path_off] = ctx.tp_offsets;
-    let zero = 0u32;
     let one = 1u32;
     // The cgroup2 (default) hierarchy has hierarchy id 0.
     let hierarchy = 0u32;
-    let mut ebpf = EbpfLoader::new()
-        .override_global("COMPAT_STATUS_OFFSET", &zero, true)
+    // The same globals as `Kernel::load` with compat off, plus auto mode's.
+    let globals = recorder::ebpf::globals(&LoadOptions {
+        compat: false,
+        ..LoadOptions::default()
+    })?;
+    let mut loader = EbpfLoader::new();
+    for (name, value) in &globals {
+        loader.override_global(name, value, true);
+    }
+    let mut ebpf = loader
         .override_global("AUTO_ENROL", &one, true)
         .override_global("CGROUP2_HIERARCHY", &hierarchy, true)
         .override_global("TP_ROOT_OFF", &root_off, true)

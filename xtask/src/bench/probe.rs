@@ -17,6 +17,7 @@ use serde::Serialize;
 
 use super::{
     config::{Config, Context, Setup},
+    stats::median,
     workload::{Runner, Workload},
 };
 
@@ -74,23 +75,43 @@ pub struct Program {
     pub jited_bytes: u32,
     /// Instructions the verifier processed.
     pub verified_insns: Option<u32>,
-    /// Mean run time per invocation under the 1-thread getppid loop, from
-    /// the kernel's bpf_stats (which add their own clock reads around each
-    /// run, so only the differences between configurations mean much).
+    /// Run time per invocation under the 1-thread getppid loop, from the
+    /// kernel's bpf_stats (which add their own clock reads around each run,
+    /// so only the differences between configurations mean much): the
+    /// median over rounds of the mean over a run.
     pub run_ns: Option<f64>,
 }
 
-/// Sets each BPF configuration up once more with bpf_stats enabled and runs
-/// the 1-thread microbenchmark under it.
-pub fn programs(ctx: &Context, runner: &Runner, configs: &[Config]) -> Vec<Program> {
-    let mut out = Vec::new();
-    for &config in configs {
-        if config == Config::NoBpf || !config.available() {
-            continue;
+/// Sets each BPF configuration up again with bpf_stats enabled, `rounds`
+/// times in rotating order, runs the 1-thread microbenchmark under it and
+/// keeps the median run time per invocation.
+pub fn programs(ctx: &Context, runner: &Runner, configs: &[Config], rounds: usize) -> Vec<Program> {
+    let configs: Vec<Config> = configs
+        .iter()
+        .copied()
+        .filter(|&c| c != Config::NoBpf && c.available())
+        .collect();
+    let mut out: Vec<Program> = Vec::new();
+    let mut runs: Vec<Vec<f64>> = vec![Vec::new(); configs.len()];
+    for round in 0..rounds {
+        for i in 0..configs.len() {
+            let k = (i + round) % configs.len();
+            match program(configs[k], ctx, runner) {
+                Ok(p) => {
+                    if let Some(ns) = p.run_ns {
+                        runs[k].push(ns);
+                    }
+                    if round == 0 {
+                        out.push(p);
+                    }
+                }
+                Err(e) => eprintln!("bench: bpf_stats for {}: {e:#}", configs[k].key()),
+            }
         }
-        match program(config, ctx, runner) {
-            Ok(p) => out.push(p),
-            Err(e) => eprintln!("bench: bpf_stats for {}: {e:#}", config.key()),
+    }
+    for p in &mut out {
+        if let Some(k) = configs.iter().position(|c| c.key() == p.config) {
+            p.run_ns = median(&mut runs[k]);
         }
     }
     out
