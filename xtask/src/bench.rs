@@ -47,6 +47,9 @@ pub struct Args {
     /// Skip the daemon measurements (idle CPU, RSS, stop latency).
     #[arg(long)]
     pub no_daemon: bool,
+    /// Where recorderd and recorderctl are for the daemon measurements.
+    #[arg(long, value_name = "DIR", default_value = "target/release")]
+    pub bin_dir: PathBuf,
     /// Also measure the object's raw_tp program NAME attached alone, with
     /// the map filled as in configuration 4 (for profiling variants).
     #[arg(long = "program", value_name = "NAME")]
@@ -135,6 +138,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         Workload::ALL.len()
     );
     let mut samples = Vec::new();
+    let (mut checks, mut foreign_seen, mut foreign_max) = (0usize, 0usize, 0usize);
     for round in 0..=rounds {
         let label = if round == 0 {
             "warm-up".to_owned()
@@ -160,6 +164,14 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
                 }
             }
             drop(setup);
+            // Programs of others (tests, a running recorderd) on the same hook
+            // slow every configuration alike; note them.
+            checks += 1;
+            let others = foreign_sys_enter_programs();
+            if others > 0 {
+                foreign_seen += 1;
+                foreign_max = foreign_max.max(others);
+            }
         }
         eprintln!();
     }
@@ -177,7 +189,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             "bench: daemon measurements ({} s idle window) if recorderd is built",
             idle.as_secs()
         );
-        daemon::measure(&root, &out_dir, &hierarchy, idle)
+        daemon::measure(&root.join(&args.bin_dir), &out_dir, &hierarchy, idle)
     };
     drop(cgroups);
 
@@ -190,6 +202,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let report = Report {
         configs,
         machine: machine(),
+        foreign_programs: report::Foreign {
+            checks,
+            seen: foreign_seen,
+            max: foreign_max,
+        },
         quick: args.quick,
         rounds,
         iterations,
@@ -224,6 +241,15 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     // The last line: the JSON, on one line.
     println!("{json}");
     Ok(())
+}
+
+/// How many BPF programs named sys_enter* are loaded now (by others: the
+/// bench's own are dropped when this is called).
+fn foreign_sys_enter_programs() -> usize {
+    aya::programs::loaded_programs()
+        .filter_map(Result::ok)
+        .filter(|p| p.name_as_str().is_some_and(|n| n.starts_with("sys_enter")))
+        .count()
 }
 
 fn machine() -> Machine {

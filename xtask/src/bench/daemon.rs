@@ -6,13 +6,14 @@
 //! `None` ("n/a" in the table) with the reason in `note`.
 //!
 //! Interface assumed (the daemon is being written beside this):
-//! `recorderd --socket S`, `recorderctl --socket S start --cgroup PATH`,
-//! `recorderctl --socket S stop --cgroup PATH --output FILE`.
+//! `recorderd --socket S --profiles-dir D --state-dir D --pin-dir D`,
+//! `RECORDER_SOCKET=S recorderctl start --cgroup PATH`, and `stop --cgroup
+//! PATH`, after which a profile file appears under the profiles directory.
 
 use std::{
     fs,
     os::unix::net::UnixStream,
-    path::Path,
+    path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     thread,
     time::{Duration, Instant},
@@ -42,15 +43,19 @@ pub struct Daemon {
 }
 
 /// Measures the daemon if it is built; never fails the bench.
-pub fn measure(root: &Path, out_dir: &Path, hierarchy: &Hierarchy, idle: Duration) -> Daemon {
+/// `bin_dir` holds recorderd and recorderctl (target/release by default).
+pub fn measure(bin_dir: &Path, out_dir: &Path, hierarchy: &Hierarchy, idle: Duration) -> Daemon {
     let mut report = Daemon {
         idle_window_s: idle.as_secs_f64(),
         ..Daemon::default()
     };
-    let bin = root.join("target/release/recorderd");
-    let ctl = root.join("target/release/recorderctl");
+    let bin = bin_dir.join("recorderd");
+    let ctl = bin_dir.join("recorderctl");
     if !bin.exists() || !ctl.exists() {
-        report.note = Some("target/release/recorderd or recorderctl not built".to_owned());
+        report.note = Some(format!(
+            "recorderd or recorderctl not built in {}",
+            bin_dir.display()
+        ));
         return report;
     }
     if let Err(e) = run(&bin, &ctl, out_dir, hierarchy, idle, &mut report) {
@@ -105,10 +110,22 @@ fn run(
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let socket = dir.join("recorderd.sock");
+    let profiles = dir.join("profiles");
+    fs::create_dir_all(&profiles)?;
+    let pins = PinDir(PathBuf::from(format!(
+        "/sys/fs/bpf/recorder-bench-{}",
+        std::process::id()
+    )));
     let log = fs::File::create(dir.join("recorderd.log"))?;
     let child = Command::new(bin)
         .arg("--socket")
         .arg(&socket)
+        .arg("--profiles-dir")
+        .arg(&profiles)
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .arg("--pin-dir")
+        .arg(&pins.0)
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
@@ -165,33 +182,37 @@ fn run(
     thread::sleep(Duration::from_millis(500));
     report.rss_kib_50 = rss_kib(pid);
 
-    // Stop latency, over the recorded cgroups (a few suffice).
+    // Stop latency, over the recorded cgroups (a few suffice): from the
+    // stop command to one more file under the profiles directory.
     let mut latencies = Vec::new();
-    for (i, rel) in cgroups.paths.iter().take(9).enumerate() {
-        let output = dir.join(format!("profile-{i}.json"));
+    for rel in cgroups.paths.iter().take(9) {
+        let before = count_files(&profiles);
         let start = Instant::now();
-        ctl_ok(
-            ctl,
-            &socket,
-            &[
-                "stop",
-                "--cgroup",
-                rel,
-                "--output",
-                &output.to_string_lossy(),
-            ],
-        )?;
-        wait_for_file(&output, Duration::from_secs(10))?;
+        ctl_ok(ctl, &socket, &["stop", "--cgroup", rel])?;
+        wait_for_files(&profiles, before + 1, Duration::from_secs(10))?;
         latencies.push(start.elapsed().as_secs_f64() * 1e3);
     }
     report.stop_to_profile_ms = super::stats::median(&mut latencies);
+    drop(daemon);
+    drop(pins);
     Ok(())
 }
 
+/// Removes the daemon's pin directory however the measurement ends (after
+/// the daemon, declared before it, is gone).
+struct PinDir(PathBuf);
+
+impl Drop for PinDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
 fn ctl_ok(ctl: &Path, socket: &Path, args: &[&str]) -> anyhow::Result<()> {
+    // The socket through the environment: it works whether --socket is a
+    // global or a per-command option.
     let out = Command::new(ctl)
-        .arg("--socket")
-        .arg(socket)
+        .env("RECORDER_SOCKET", socket)
         .args(args)
         .stdin(Stdio::null())
         .output()
@@ -207,11 +228,32 @@ fn ctl_ok(ctl: &Path, socket: &Path, args: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn wait_for_file(path: &Path, timeout: Duration) -> anyhow::Result<()> {
+fn count_files(dir: &Path) -> usize {
+    let mut n = 0;
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            match e.file_type() {
+                Ok(t) if t.is_dir() => stack.push(e.path()),
+                Ok(_) => n += 1,
+                Err(_) => {}
+            }
+        }
+    }
+    n
+}
+
+fn wait_for_files(dir: &Path, count: usize, timeout: Duration) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
-    while !path.exists() {
+    while count_files(dir) < count {
         if Instant::now() > deadline {
-            bail!("no profile at {} after `recorderctl stop`", path.display());
+            bail!(
+                "no new profile under {} after `recorderctl stop`",
+                dir.display()
+            );
         }
         thread::sleep(Duration::from_millis(1));
     }

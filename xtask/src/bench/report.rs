@@ -30,6 +30,17 @@ pub struct Machine {
     pub date_utc: String,
 }
 
+/// Other processes' `sys_enter*` BPF programs seen loaded between
+/// configurations: they slow every configuration alike and add noise.
+#[derive(Debug, Serialize)]
+pub struct Foreign {
+    pub checks: usize,
+    /// In how many checks some were loaded.
+    pub seen: usize,
+    /// The most seen at once.
+    pub max: usize,
+}
+
 #[derive(Debug, Serialize)]
 pub struct WorkloadResult {
     pub label: String,
@@ -58,6 +69,7 @@ pub struct Report {
     #[serde(skip)]
     pub configs: Vec<Config>,
     pub machine: Machine,
+    pub foreign_programs: Foreign,
     pub quick: bool,
     pub rounds: usize,
     pub iterations: u64,
@@ -218,6 +230,13 @@ pub fn markdown(r: &Report) -> String {
             let _ = write!(s, " {} | {overhead} | {ratio} |", num(median, d));
         }
         s.push('\n');
+    }
+    if r.foreign_programs.seen > 0 {
+        let _ = writeln!(
+            s,
+            "\nWarning: other processes had sys_enter BPF programs loaded in {} of {} checks (up to {} at once); they slow every configuration and add noise.",
+            r.foreign_programs.seen, r.foreign_programs.checks, r.foreign_programs.max
+        );
     }
     s.push_str("\noverhead(x) = median over rounds of t(x) − t(1) measured in the same round; /floor = overhead(x) / overhead(2).\n");
 
