@@ -139,6 +139,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     );
     let mut samples = Vec::new();
     let (mut checks, mut foreign_seen, mut foreign_max) = (0usize, 0usize, 0usize);
+    let mut failed = std::collections::BTreeMap::new();
     for round in 0..=rounds {
         let label = if round == 0 {
             "warm-up".to_owned()
@@ -148,10 +149,20 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         eprint!("bench: {label}:");
         for i in 0..measured.len() {
             let config = measured[(i + round) % measured.len()];
+            if failed.contains_key(config.key()) {
+                continue;
+            }
             eprint!(" {}", config.key());
             let _ = std::io::stderr().flush();
-            let setup = Setup::new(config, &ctx)
-                .with_context(|| format!("setting up configuration {}", config.key()))?;
+            // A configuration this kernel cannot set up is reported, not fatal.
+            let setup = match Setup::new(config, &ctx) {
+                Ok(setup) => setup,
+                Err(e) => {
+                    eprint!(" (failed: {e:#})");
+                    failed.insert(config.key(), format!("{e:#}"));
+                    continue;
+                }
+            };
             for workload in Workload::ALL {
                 let value = runner.run(workload)?;
                 if round > 0 {
@@ -177,7 +188,12 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     }
 
     eprintln!("bench: BPF program sizes and bpf_stats run time");
-    let programs = probe::programs(&ctx, &runner, &measured, rounds.div_ceil(2).max(3));
+    let working: Vec<Config> = measured
+        .iter()
+        .copied()
+        .filter(|c| !failed.contains_key(c.key()))
+        .collect();
+    let programs = probe::programs(&ctx, &runner, &working, rounds.div_ceil(2).max(3));
     let memory = probe::memory();
     let daemon = if args.no_daemon {
         daemon::Daemon {
@@ -201,6 +217,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     };
     let report = Report {
         configs,
+        failed_configs: failed,
         machine: machine(),
         foreign_programs: report::Foreign {
             checks,

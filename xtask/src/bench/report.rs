@@ -69,6 +69,8 @@ pub struct Report {
     #[serde(skip)]
     pub configs: Vec<Config>,
     pub machine: Machine,
+    /// Configurations that could not be set up, and why.
+    pub failed_configs: BTreeMap<&'static str, String>,
     pub foreign_programs: Foreign,
     pub quick: bool,
     pub rounds: usize,
@@ -230,6 +232,9 @@ pub fn markdown(r: &Report) -> String {
             let _ = write!(s, " {} | {overhead} | {ratio} |", num(median, d));
         }
         s.push('\n');
+    }
+    for (config, why) in &r.failed_configs {
+        let _ = writeln!(s, "\nConfiguration {config} could not be set up: {why}");
     }
     if r.foreign_programs.seen > 0 {
         let _ = writeln!(
