@@ -18,7 +18,7 @@ use core::intrinsics::{AtomicOrdering, atomic_or, atomic_xadd};
 use aya_ebpf::{
     EbpfContext as _, Global,
     helpers::{
-        bpf_get_current_cgroup_id, bpf_get_current_task, bpf_probe_read_kernel,
+        bpf_get_current_cgroup_id, bpf_get_current_task_btf, bpf_probe_read_kernel,
         bpf_probe_read_kernel_buf,
     },
     macros::{map, raw_tracepoint, tracepoint},
@@ -89,6 +89,23 @@ static NR_ARG_PERSONALITY: Global<i64> = Global::new(-1);
 /// space; 0 disables 32-bit compat detection.
 #[unsafe(no_mangle)]
 static COMPAT_STATUS_OFFSET: Global<u32> = Global::new(0);
+/// Offsets of `task_struct.cgroups`, `css_set.dfl_cgrp`, `cgroup.kn` and
+/// `kernfs_node.id`, read from BTF by user space. With all four set, the
+/// cgroup id is read with four loads from the current task instead of a
+/// `bpf_get_current_cgroup_id()` call (a call costs about as much as the
+/// empty program's dispatch, see docs/performance.md). 0 in `CGROUP_ID_WALK` keeps the
+/// helper. Read-only data: the verifier knows the values and drops the path
+/// not taken.
+#[unsafe(no_mangle)]
+static CGROUP_ID_WALK: Global<u32> = Global::new(0);
+#[unsafe(no_mangle)]
+static TASK_CGROUPS_OFFSET: Global<u32> = Global::new(0);
+#[unsafe(no_mangle)]
+static CSS_SET_DFL_CGRP_OFFSET: Global<u32> = Global::new(0);
+#[unsafe(no_mangle)]
+static CGROUP_KN_OFFSET: Global<u32> = Global::new(0);
+#[unsafe(no_mangle)]
+static KERNFS_NODE_ID_OFFSET: Global<u32> = Global::new(0);
 /// `TS_COMPAT` bit of `thread_info.status`.
 #[unsafe(no_mangle)]
 static COMPAT_STATUS_BIT: Global<u32> = Global::new(0x0002);
@@ -184,16 +201,47 @@ fn runtime_init_flag() -> u32 {
     }
 }
 
+/// The current task, as a BTF pointer the program may read directly (the
+/// x86-64 JIT inlines this helper into a per-CPU load).
+#[inline(always)]
+fn current_task() -> *const u8 {
+    unsafe { bpf_get_current_task_btf() as *const u8 }
+}
+
+/// The cgroup2 id of `task`: `task->cgroups->dfl_cgrp->kn->id`, what
+/// `bpf_get_current_cgroup_id()` returns, without the helper call.
+#[inline(always)]
+fn cgroup_id(task: *const u8) -> u64 {
+    if CGROUP_ID_WALK.load() == 0 {
+        return unsafe { bpf_get_current_cgroup_id() };
+    }
+    // The verifier checks each load against BTF and turns it into a
+    // fault-tolerant load (a bad pointer reads as 0).
+    unsafe {
+        let css = *task
+            .add(TASK_CGROUPS_OFFSET.load() as usize)
+            .cast::<*const u8>();
+        let cgrp = *css
+            .add(CSS_SET_DFL_CGRP_OFFSET.load() as usize)
+            .cast::<*const u8>();
+        let kn = *cgrp
+            .add(CGROUP_KN_OFFSET.load() as usize)
+            .cast::<*const u8>();
+        *kn.add(KERNFS_NODE_ID_OFFSET.load() as usize).cast::<u64>()
+    }
+}
+
 #[raw_tracepoint(tracepoint = "sys_enter")]
 pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
-    let cgroup = unsafe { bpf_get_current_cgroup_id() };
+    let task = current_task();
+    let cgroup = cgroup_id(task);
     // The only work done for cgroups that are not recorded.
     let Some(set) = SYSCALL_SETS.get_ptr_mut(&cgroup) else {
         return 0;
     };
     let id: i64 = ctx.arg(1);
     let regs = ctx.arg::<u64>(0) as *const u8;
-    if record(set, id, regs) {
+    if record(set, task, id, regs) {
         record_args(cgroup, id, regs);
     }
     0
@@ -291,14 +339,12 @@ fn record_args(cgroup: u64, id: i64, regs: *const u8) {
 
 /// Records syscall `id`; returns whether it was a native one.
 #[inline(always)]
-fn record(set: *mut SyscallSet, id: i64, regs: *const u8) -> bool {
+fn record(set: *mut SyscallSet, task: *const u8, id: i64, regs: *const u8) -> bool {
     let nr = id as u64;
     let compat_off = COMPAT_STATUS_OFFSET.load();
     if compat_off != 0 {
-        let task = unsafe { bpf_get_current_task() } as *const u8;
-        let status: u32 =
-            unsafe { bpf_probe_read_kernel(task.add(compat_off as usize).cast::<u32>()) }
-                .unwrap_or(0);
+        // A direct (BTF-checked) load, not a bpf_probe_read_kernel() call.
+        let status: u32 = unsafe { *task.add(compat_off as usize).cast::<u32>() };
         if status & COMPAT_STATUS_BIT.load() != 0 {
             if nr < SET_BITS as u64 {
                 mark(unsafe { &raw mut (*set).compat }, nr);

@@ -108,10 +108,7 @@ impl Default for LoadOptions {
 
 /// The compat offset to pass to the program: the offset of
 /// `task_struct.thread_info.status`, or 0 when compat detection is off.
-fn compat_offset(opts: &LoadOptions) -> Result<u32, KernelError> {
-    // Read BTF even when compat detection is off: it validates --btf, and a
-    // kernel without BTF is one we have not tested against.
-    let btf = btf::Btf::read(&opts.btf)?;
+fn compat_offset(btf: &btf::Btf, opts: &LoadOptions) -> Result<u32, KernelError> {
     if !opts.compat || !cfg!(target_arch = "x86_64") {
         return Ok(0);
     }
@@ -185,6 +182,35 @@ pub fn enable_run_time_stats() -> Result<std::os::fd::OwnedFd, KernelError> {
     aya::sys::enable_stats(aya::sys::Stats::RunTime).map_err(|e| KernelError::Stats(Box::new(e)))
 }
 
+/// The offsets that let `sys_enter` read the cgroup id with loads instead of
+/// a helper call; `None` (the helper is used) when BTF lacks one of them.
+fn cgroup_id_offsets(btf: &btf::Btf) -> Option<[u32; 4]> {
+    Some([
+        btf.member_offset("task_struct", &["cgroups"]).ok()?,
+        btf.member_offset("css_set", &["dfl_cgrp"]).ok()?,
+        btf.member_offset("cgroup", &["kn"]).ok()?,
+        btf.member_offset("kernfs_node", &["id"]).ok()?,
+    ])
+}
+
+/// The read-only globals `Kernel::load` sets in the object, by name (public
+/// so that tools loading the object differently, like the bench, match it).
+pub fn globals(opts: &LoadOptions) -> Result<Vec<(&'static str, u32)>, KernelError> {
+    // Read BTF even when compat detection is off: it validates --btf, and a
+    // kernel without BTF is one we have not tested against.
+    let btf = btf::Btf::read(&opts.btf)?;
+    let walk = cgroup_id_offsets(&btf);
+    let [cgroups, dfl_cgrp, kn, id] = walk.unwrap_or_default();
+    Ok(vec![
+        ("COMPAT_STATUS_OFFSET", compat_offset(&btf, opts)?),
+        ("CGROUP_ID_WALK", u32::from(walk.is_some())),
+        ("TASK_CGROUPS_OFFSET", cgroups),
+        ("CSS_SET_DFL_CGRP_OFFSET", dfl_cgrp),
+        ("CGROUP_KN_OFFSET", kn),
+        ("KERNFS_NODE_ID_OFFSET", id),
+    ])
+}
+
 /// The loaded object.
 pub struct Kernel {
     ebpf: Ebpf,
@@ -219,7 +245,7 @@ impl Kernel {
     /// yet.
     pub fn load(opts: &LoadOptions) -> Result<Self, KernelError> {
         system::check_privileges()?;
-        let compat_off = compat_offset(opts)?;
+        let globals = globals(opts)?;
         let auto = u32::from(opts.auto_enrol);
         let fmt = if opts.auto_enrol {
             Some(CgroupTpFormat::read(&system::ensure_tracefs()?)?)
@@ -227,8 +253,10 @@ impl Kernel {
             None
         };
         let mut loader = EbpfLoader::new();
+        for (name, value) in &globals {
+            loader.override_global(name, value, true);
+        }
         loader
-            .override_global("COMPAT_STATUS_OFFSET", &compat_off, true)
             .override_global("AUTO_ENROL", &auto, true)
             .map_max_entries(SETS_MAP, opts.capacity)
             .map_max_entries("CGROUP_LEAF", opts.capacity)
@@ -578,4 +606,19 @@ impl Kernel {
 /// The default BTF path.
 pub fn default_btf() -> &'static Path {
     Path::new(btf::VMLINUX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_btf_has_the_cgroup_id_offsets() {
+        // Every test machine of this project has kernel BTF.
+        let globals = globals(&LoadOptions::default()).unwrap();
+        let get = |name| globals.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
+        assert_eq!(get("CGROUP_ID_WALK"), Some(1));
+        assert!(get("TASK_CGROUPS_OFFSET").is_some_and(|v| v > 0));
+        assert!(get("CGROUP_KN_OFFSET").is_some_and(|v| v > 0));
+    }
 }

@@ -9,6 +9,7 @@ use std::{
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 
+#[cfg(feature = "bench")]
 mod bench;
 mod docs;
 mod install;
@@ -33,8 +34,10 @@ enum Task {
     Test(test::Args),
     /// Set up, build, and run recorderctl with the given arguments.
     Run(setup::RunArgs),
-    /// Measure the recorder's overhead against the empty-program floor.
-    Bench(bench::Args),
+    /// Measure the recorder's overhead against the empty-program floor
+    /// (`cargo xtask bench --help` for its options).
+    #[command(disable_help_flag = true)]
+    Bench(BenchArgs),
     /// Generate man pages and shell completions into target/docs.
     Docs(docs::Args),
     /// Install binaries, unit, config, man pages and completions.
@@ -46,9 +49,58 @@ fn main() -> anyhow::Result<()> {
         Task::Setup(a) => setup::run(&a),
         Task::Test(a) => test::run(&a),
         Task::Run(a) => setup::run_recorderctl(&a),
-        Task::Bench(a) => bench::run(&a),
+        Task::Bench(a) => run_bench(&a),
         Task::Docs(a) => docs::run(&a),
         Task::Install(a) => install::run(&a),
+    }
+}
+
+/// `cargo xtask bench ARGS`: the bench's own options, parsed by the bench.
+#[derive(clap::Args)]
+struct BenchArgs {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    args: Vec<String>,
+}
+
+/// With the `bench` feature, runs the bench; without it (a plain
+/// `cargo xtask`, which must build on a fresh machine before setup has
+/// installed bpf-linker), sets up and re-runs xtask with the feature.
+fn run_bench(a: &BenchArgs) -> anyhow::Result<()> {
+    #[cfg(feature = "bench")]
+    {
+        use clap::Parser as _;
+        #[derive(clap::Parser)]
+        #[command(name = "cargo xtask bench")]
+        struct Bench {
+            #[command(flatten)]
+            args: bench::Args,
+        }
+        let parsed =
+            Bench::parse_from(std::iter::once("bench".to_owned()).chain(a.args.iter().cloned()));
+        bench::run(&parsed.args)
+    }
+    #[cfg(not(feature = "bench"))]
+    {
+        setup::setup(&setup::Args::default())?;
+        let status = cargo()
+            .args([
+                "run",
+                "--quiet",
+                "--release",
+                "--package",
+                "xtask",
+                "--features",
+                "bench",
+                "--",
+                "bench",
+            ])
+            .args(&a.args)
+            .status()
+            .context("running the bench")?;
+        if !status.success() {
+            bail!("the bench failed: {status}");
+        }
+        Ok(())
     }
 }
 

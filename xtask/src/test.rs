@@ -166,13 +166,34 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         step("clippy");
         let clippy = status(
             cargo()
-                .args(["clippy", "--all-targets"])
+                .args(["clippy", "--all-targets", "--all-features"])
                 .args(workspace)
                 .args(["--", "-D", "warnings"]),
         )?;
         step("rustfmt");
         let fmt = status(cargo().args(["fmt", "--all", "--check"]))?;
-        for (ok, name) in [(clippy.success(), "clippy"), (fmt.success(), "rustfmt")] {
+        // The bench's smoke test: it runs end to end (its figures are not
+        // checked here; see docs/performance.md).
+        step("bench smoke (cargo xtask bench --quick --no-compare)");
+        let bench = status(
+            cargo()
+                .args([
+                    "run",
+                    "--quiet",
+                    "--release",
+                    "--package",
+                    "xtask",
+                    "--features",
+                    "bench",
+                    "--",
+                ])
+                .args(["bench", "--quick", "--no-compare"]),
+        )?;
+        for (ok, name) in [
+            (clippy.success(), "clippy"),
+            (fmt.success(), "rustfmt"),
+            (bench.success(), "bench smoke"),
+        ] {
             if ok {
                 checks_passed += 1;
             } else {
