@@ -4,7 +4,7 @@
 
 use std::fs;
 
-use anyhow::{Context as _, anyhow};
+use anyhow::Context as _;
 use aya::{
     Ebpf, EbpfLoader,
     maps::HashMap,
@@ -29,7 +29,7 @@ pub enum Config {
     /// 5b. As 4 with auto mode: `cgroup_mkdir`/`cgroup_rmdir` attached and
     /// `AUTO_ENROL` = 1.
     Auto,
-    /// 5c. As 4 with syscall argument recording (`--args`): not in this build.
+    /// 5c. As 4 with syscall argument recording (`--args`).
     Args,
     /// `--program NAME`: the object's raw_tp program NAME attached alone to
     /// `sys_enter`, with the map filled as in 4 (for profiling variants).
@@ -78,9 +78,7 @@ impl Config {
 
     /// Whether this build can set the configuration up.
     pub fn available(self) -> bool {
-        // `--args` is being added elsewhere; wire it into `Setup::new` (load
-        // option or global) and return true here once it exists.
-        !matches!(self, Self::Args)
+        true
     }
 }
 
@@ -107,6 +105,10 @@ impl Setup {
             capacity: 1024,
             compat,
             ..LoadOptions::default()
+        };
+        let with_args = LoadOptions {
+            args: true,
+            ..opts(false)
         };
         Ok(match config {
             Config::NoBpf => Self::None,
@@ -135,7 +137,14 @@ impl Setup {
                 attach_raw_tp(kernel.ebpf_mut(), name)?;
                 Self::Kernel(Box::new(kernel))
             }
-            Config::Args => return Err(anyhow!("--args is not in this build")),
+            Config::Args => {
+                let mut kernel = Kernel::load(&with_args)?;
+                for &id in ctx.other_ids.iter().chain([&ctx.workload_id]) {
+                    kernel.insert(id, id, PHASE_WORKLOAD)?;
+                }
+                kernel.attach()?;
+                Self::Kernel(Box::new(kernel))
+            }
         })
     }
 
