@@ -67,7 +67,8 @@ pub enum DaemonCommand {
         #[arg(long, value_name = "FILE")]
         base: Option<PathBuf>,
     },
-    /// Stop recording and write the profile to <profiles-dir>/<container-id>.json.
+    /// Stop recording and write the profile to <profiles-dir>/<container-id>.json
+    /// (with --format, also the converted profile beside it); prints its path.
     Stop {
         #[command(flatten)]
         conn: Conn,
@@ -76,6 +77,8 @@ pub enum DaemonCommand {
         /// Merge this profile into the result.
         #[arg(long, value_name = "FILE")]
         base: Option<PathBuf>,
+        #[command(flatten)]
+        out: crate::format::OutputArgs,
     },
     /// Print the profile recorded so far; recording goes on.
     Profile {
@@ -86,6 +89,8 @@ pub enum DaemonCommand {
         /// Merge this profile into the result.
         #[arg(long, value_name = "FILE")]
         base: Option<PathBuf>,
+        #[command(flatten)]
+        out: crate::format::OutputArgs,
     },
     /// List the recordings.
     List {
@@ -106,12 +111,37 @@ pub enum CtlError {
     Client(#[from] ClientError),
     #[error(transparent)]
     Profile(#[from] crate::profile::ProfileError),
+    #[error(transparent)]
+    Format(#[from] crate::format::FormatError),
+    #[error("cannot write {path}: {err}")]
+    Write { path: PathBuf, err: String },
     #[error("unexpected reply from recorderd")]
     Unexpected,
 }
 
 fn read_base(base: Option<&PathBuf>) -> Result<Option<Profile>, CtlError> {
     Ok(base.map(|p| Profile::read(p)).transpose()?)
+}
+
+/// Renders `profile` as asked; what the format cannot express goes to stderr.
+fn render(profile: &Profile, out: &crate::format::OutputArgs) -> Result<String, CtlError> {
+    let rendered = crate::format::render(profile, &out.options())?;
+    for note in &rendered.notes {
+        eprintln!("recorderctl: note: {note}");
+    }
+    Ok(rendered.text)
+}
+
+/// Where `stop --format F` puts the converted profile, beside the JSON.
+fn converted_path(json: &std::path::Path, format: crate::format::Format) -> PathBuf {
+    use crate::format::Format;
+    let ext = match format {
+        Format::Docker => "json",
+        Format::Oci => "oci.json",
+        Format::Spo => "yaml",
+        Format::Kafel => "kafel",
+    };
+    json.with_extension(ext)
 }
 
 fn print_json<T: serde::Serialize>(v: &T) {
@@ -196,13 +226,33 @@ pub async fn run(cmd: DaemonCommand) -> Result<u8, CtlError> {
                 _ => Err(CtlError::Unexpected),
             }
         }
-        DaemonCommand::Stop { conn, target, base } => {
+        DaemonCommand::Stop {
+            conn,
+            target,
+            base,
+            out,
+        } => {
             let req = Request::Stop {
                 target: target.target(),
                 base: read_base(base.as_ref())?,
             };
             match control::call(&conn.socket, &req).await? {
                 Reply::Stopped { recording, path } => {
+                    let converted =
+                        out.format != crate::format::Format::Docker || out.default_action.is_some();
+                    let path = if converted {
+                        let text = render(&Profile::read(&path)?, &out)?;
+                        let to = converted_path(&path, out.format);
+                        crate::profile::write_atomic(&to, text.as_bytes()).map_err(|e| {
+                            CtlError::Write {
+                                path: to.clone(),
+                                err: e.to_string(),
+                            }
+                        })?;
+                        to
+                    } else {
+                        path
+                    };
                     match conn.output {
                         OutputFormat::Json => {
                             print_json(&serde_json::json!({"recording": recording, "path": path}))
@@ -214,14 +264,19 @@ pub async fn run(cmd: DaemonCommand) -> Result<u8, CtlError> {
                 _ => Err(CtlError::Unexpected),
             }
         }
-        DaemonCommand::Profile { conn, target, base } => {
+        DaemonCommand::Profile {
+            conn,
+            target,
+            base,
+            out,
+        } => {
             let req = Request::Profile {
                 target: target.target(),
                 base: read_base(base.as_ref())?,
             };
             match control::call(&conn.socket, &req).await? {
                 Reply::Profile { profile, .. } => {
-                    print!("{}", profile.to_json());
+                    print!("{}", render(&profile, &out)?);
                     Ok(0)
                 }
                 _ => Err(CtlError::Unexpected),

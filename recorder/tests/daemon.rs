@@ -162,7 +162,7 @@ fn exited_container_gets_its_profile_without_stop() {
     let d = Daemon::start("exit", &[]);
     let id = podman_detached(
         "recorder-exit",
-        "while [ ! -e /tmp/go ]; do sleep 0.1; done; uname -a",
+        "while [ ! -e /tmp/go ]; do sleep 0.1; done; uname -a; sleep 1",
     );
     d.ctl_ok(&["start", &id]);
     run_ok(Command::new("podman").args(["exec", "recorder-exit", "touch", "/tmp/go"]));

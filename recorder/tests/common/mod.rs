@@ -76,7 +76,9 @@ pub fn busybox_rootfs() -> &'static Path {
             .find(|p| Path::new(p).exists())
             .expect("busybox-static is not installed (cargo xtask setup installs it)");
         fs::copy(busybox, root.join("bin/busybox")).unwrap();
-        let list = run_ok(Command::new(root.join("bin/busybox")).arg("--list"));
+        // The source binary: running the fresh copy while another test thread
+        // forks can fail with ETXTBSY.
+        let list = run_ok(Command::new(busybox).arg("--list"));
         for applet in String::from_utf8_lossy(&list.stdout).lines() {
             let link = root.join("bin").join(applet);
             if !link.exists() {
