@@ -536,6 +536,22 @@ impl Manager {
             Ok(id) => id,
             Err(e) => return error(ErrorKind::NotFound, e.to_string()),
         };
+        // Auto mode enrolled the container at mkdir; an OCI hook that asks
+        // for it afterwards only says where the profile goes.
+        if let Some(r) = self.recordings.get_mut(&owner)
+            && r.auto
+            && r.output.is_none()
+            && output.is_some()
+        {
+            r.output = output;
+            r.base = base;
+            let r = r.clone();
+            log::info!("recording {}: profile to go to {:?}", r.key, r.output);
+            self.save();
+            return Reply::Started {
+                recording: self.info(&r).await,
+            };
+        }
         if let Some(r) = self.recordings.get(&owner) {
             return error(
                 ErrorKind::AlreadyRecording,

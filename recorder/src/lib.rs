@@ -14,6 +14,7 @@ pub mod ctl;
 pub mod daemon;
 pub mod ebpf;
 pub mod format;
+pub mod hook;
 pub mod metrics;
 pub mod names;
 pub mod profile;

@@ -1,0 +1,261 @@
+//! recorder-oci-hook with real podman/runc: the hooks.d JSON in a temporary
+//! directory, `podman --hooks-dir DIR run --annotation
+//! io.containers.trace-syscall=...`, with and without recorderd, then the
+//! recorded profile enforced by `podman run --security-opt seccomp=...`.
+
+mod common;
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::{Child, Command},
+    time::{Duration, Instant},
+};
+
+use common::*;
+
+const HOOK: &str = env!("CARGO_BIN_EXE_recorder-oci-hook");
+
+/// A hooks dir whose JSON runs the built hook with `socket`.
+fn hooks_dir(dir: &Path, socket: &Path) -> PathBuf {
+    let hooks = dir.join("hooks.d");
+    fs::create_dir_all(&hooks).unwrap();
+    let json = serde_json::json!({
+        "version": "1.0.0",
+        "hook": {
+            "path": HOOK,
+            "args": ["recorder-oci-hook", "--socket", socket],
+        },
+        "when": {"annotations": {"^io\\.containers\\.trace-syscall$": ".*"}},
+        "stages": ["prestart"],
+    });
+    fs::write(hooks.join("recorder-oci-hook.json"), json.to_string()).unwrap();
+    hooks
+}
+
+fn traced_run(hooks: &Path, annotation: &str, cmd: &[&str]) -> Command {
+    let mut c = Command::new("podman");
+    c.arg("--hooks-dir")
+        .arg(hooks)
+        .args(["--runtime", "runc", "run", "--rm"])
+        .args([
+            "--ulimit",
+            "nofile=1024:1024",
+            "--ulimit",
+            "nproc=1024:1024",
+        ])
+        .arg("--annotation")
+        .arg(format!("io.containers.trace-syscall={annotation}"))
+        .arg("--rootfs")
+        .arg(busybox_rootfs())
+        .args(cmd);
+    c
+}
+
+/// Waits (bounded) for a file to appear and returns its text.
+fn wait_for_file(path: &Path) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(text) = fs::read_to_string(path)
+            && !text.is_empty()
+        {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} did not appear within 60s",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A recorderd of its own; SIGTERMed and unpinned when dropped.
+struct Daemon {
+    child: Child,
+    socket: PathBuf,
+    pin: PathBuf,
+}
+
+impl Daemon {
+    fn start(dir: &Path, all: bool) -> Self {
+        let socket = dir.join("sock");
+        let pin = PathBuf::from(format!(
+            "/sys/fs/bpf/recorder-test-hook-{}-{}",
+            std::process::id(),
+            dir.file_name().unwrap().to_string_lossy()
+        ));
+        let mut cmd = Command::new(recorderd_path());
+        cmd.arg("--socket")
+            .arg(&socket)
+            .arg("--profiles-dir")
+            .arg(dir.join("profiles"))
+            .arg("--state-dir")
+            .arg(dir.join("state"))
+            .arg("--pin-dir")
+            .arg(&pin)
+            .args(["--log-level", "info"])
+            .stderr(fs::File::create(dir.join("recorderd.log")).unwrap());
+        if all {
+            cmd.arg("--all");
+        }
+        let child = cmd.spawn().expect("start recorderd");
+        let d = Self { child, socket, pin };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::os::unix::net::UnixStream::connect(&d.socket).is_err() {
+            assert!(Instant::now() < deadline, "recorderd did not come up");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        d
+    }
+
+    fn status(&self) -> serde_json::Value {
+        let out = run_ok(
+            recorderctl()
+                .args(["status", "--output", "json", "--socket"])
+                .arg(&self.socket),
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        // SAFETY: signals our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = Command::new(recorderd_path())
+            .arg("--pin-dir")
+            .arg(&self.pin)
+            .arg("--unpin")
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
+/// The workload: lists a directory (getdents64) and changes a mode.
+const WORKLOAD: &[&str] = &[
+    "sh",
+    "-c",
+    "ls / >/dev/null && touch /tmp/f && chmod 600 /tmp/f && echo DONE",
+];
+
+/// Checks the recorded profile: it holds what the workload calls, it lets
+/// the workload run under it, and without chmod the chmod fails.
+fn check_profile(dir: &Path, text: &str) {
+    let names = allowed_names(text);
+    for n in ["execve", "getdents64", "chmod"] {
+        assert!(names.contains(n), "{n} missing from {names:?}");
+    }
+    let profile = dir.join("enforce.json");
+    fs::write(&profile, text).unwrap();
+    let seccomp = format!("seccomp={}", profile.display());
+    let out = run_ok(&mut podman_run(&["--security-opt", &seccomp], WORKLOAD));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("DONE"));
+
+    let denied = dir.join("no-chmod.json");
+    without(text, &["chmod", "fchmod", "fchmodat", "fchmodat2"], &denied);
+    let seccomp = format!("seccomp={}", denied.display());
+    let out = run(&mut podman_run(&["--security-opt", &seccomp], WORKLOAD));
+    assert!(
+        !out.status.success() && !String::from_utf8_lossy(&out.stdout).contains("DONE"),
+        "chmod ran under a profile without it"
+    );
+}
+
+#[test]
+fn hook_records_without_recorderd() {
+    require_root();
+    let dir = scratch("hook-standalone");
+    // No recorderd listens here: the hook records on its own.
+    let hooks = hooks_dir(&dir, &dir.join("no-such-socket"));
+    let base = dir.join("base.json");
+    fs::write(
+        &base,
+        r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["reboot"],"action":"SCMP_ACT_ALLOW"}]}"#,
+    )
+    .unwrap();
+    let out_path = dir.join("out.json");
+    let ann = format!("if:{};of:{}", base.display(), out_path.display());
+    let out = run_ok(&mut traced_run(&hooks, &ann, WORKLOAD));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("DONE"));
+    let text = wait_for_file(&out_path);
+    // The if: profile's syscalls are merged in.
+    assert!(allowed_names(&text).contains("reboot"));
+    check_profile(&dir, &text);
+}
+
+#[test]
+fn hook_hands_container_to_recorderd() {
+    require_root();
+    let dir = scratch("hook-daemon");
+    let daemon = Daemon::start(&dir, false);
+    let hooks = hooks_dir(&dir, &daemon.socket);
+    let out_path = dir.join("out.json");
+    let ann = format!("of:{}", out_path.display());
+    run_ok(&mut traced_run(&hooks, &ann, WORKLOAD));
+    let text = wait_for_file(&out_path);
+    // recorderd wrote it, not a detached hook.
+    assert_eq!(daemon.status()["profiles_written"], 1);
+    check_profile(&dir, &text);
+}
+
+#[test]
+fn hook_with_recorderd_in_auto_mode() {
+    require_root();
+    let dir = scratch("hook-daemon-all");
+    let daemon = Daemon::start(&dir, true);
+    let hooks = hooks_dir(&dir, &daemon.socket);
+    let out_path = dir.join("out.json");
+    let ann = format!("of:{}", out_path.display());
+    run_ok(&mut traced_run(&hooks, &ann, WORKLOAD));
+    // Auto mode had enrolled the container already; the hook's output wins.
+    let text = wait_for_file(&out_path);
+    assert!(daemon.status()["profiles_written"].as_u64().unwrap() >= 1);
+    check_profile(&dir, &text);
+}
+
+#[test]
+fn hook_refuses_bad_annotations() {
+    require_root();
+    let dir = scratch("hook-refusals");
+    let hooks = hooks_dir(&dir, &dir.join("no-such-socket"));
+    let file = dir.join("a-file");
+    fs::write(&file, "x").unwrap();
+    let cases = [
+        ("of:relative/out.json".to_owned(), "absolute path"),
+        (
+            format!("if:{}", dir.join("b.json").display()),
+            "no output profile",
+        ),
+        (
+            format!(
+                "if:{};of:{}",
+                dir.join("missing.json").display(),
+                dir.join("o.json").display()
+            ),
+            "input profile",
+        ),
+        (format!("of:{}/o.json", file.display()), "cannot be written"),
+        ("garbage".to_owned(), "is not of the form"),
+    ];
+    for (ann, msg) in cases {
+        let out = run(&mut traced_run(&hooks, &ann, &["echo", "STARTED"]));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{ann}: the container ran");
+        assert!(
+            !String::from_utf8_lossy(&out.stdout).contains("STARTED"),
+            "{ann}: the entrypoint ran"
+        );
+        assert!(
+            stderr.contains("recorder-oci-hook") && stderr.contains(msg),
+            "{ann}: stderr lacks '{msg}': {stderr}"
+        );
+    }
+    assert!(!dir.join("o.json").exists());
+}
