@@ -432,13 +432,11 @@ impl Manager {
     fn find(&self, target: &Target) -> Result<&Recording, Refusal> {
         let found = match target {
             Target::Container(spec) => {
-                let spec = spec.to_ascii_lowercase();
+                let id = spec.to_ascii_lowercase();
                 let m: Vec<&Recording> = self
                     .recordings
                     .values()
-                    .filter(|r| {
-                        r.key.starts_with(&spec) || r.name.as_deref() == Some(spec.as_str())
-                    })
+                    .filter(|r| r.key.starts_with(&id) || r.name.as_deref() == Some(spec.as_str()))
                     .collect();
                 if m.len() > 1 {
                     return Err(Refusal::new(
@@ -475,7 +473,7 @@ impl Manager {
     fn resolve(&self, target: &Target) -> Result<(String, Option<ContainerRef>), Refusal> {
         match target {
             Target::Container(spec) => {
-                let found = container::resolve(&self.hierarchy, spec).map_err(|e| {
+                let found = names::resolve(&self.hierarchy, spec).map_err(|e| {
                     let kind = match &e {
                         ContainerError::NoMatch(_) => ErrorKind::NotFound,
                         ContainerError::Ambiguous { .. } => ErrorKind::Ambiguous,

@@ -4,7 +4,10 @@
 
 use std::{fs, path::Path};
 
-use crate::container::Runtime;
+use crate::{
+    cgroup::Hierarchy,
+    container::{self, ContainerError, Found, Runtime},
+};
 
 /// podman's (containers/storage) container list.
 const PODMAN_CONTAINERS: &str = "/var/lib/containers/storage/overlay-containers/containers.json";
@@ -28,6 +31,34 @@ pub fn lookup(runtime: Runtime, id: &str) -> Option<String> {
     }?;
     let name = sanitize(&name);
     (!name.is_empty()).then_some(name)
+}
+
+/// Finds the one running container whose id is `spec`, starts with it, or
+/// whose runtime calls it `spec` (an id or prefix wins over a name).
+pub fn resolve(hierarchy: &Hierarchy, spec: &str) -> Result<Found, ContainerError> {
+    let by_id = match container::resolve(hierarchy, spec) {
+        Err(ContainerError::NoMatch(_) | ContainerError::BadId(_)) => None,
+        other => Some(other),
+    };
+    if let Some(result) = by_id {
+        return result;
+    }
+    let mut named: Vec<Found> = container::scan(hierarchy)?
+        .into_iter()
+        .filter(|f| lookup(f.container.runtime, &f.container.id).as_deref() == Some(spec))
+        .collect();
+    named.dedup_by(|a, b| a.container.id == b.container.id);
+    match named.len() {
+        0 => Err(ContainerError::NoMatch(spec.to_owned())),
+        1 => Ok(named.remove(0)),
+        _ => Err(ContainerError::Ambiguous {
+            prefix: spec.to_owned(),
+            candidates: named
+                .iter()
+                .map(|f| format!("{} ({})", f.container.id, f.container.runtime))
+                .collect(),
+        }),
+    }
 }
 
 fn podman(list: &Path, id: &str) -> Option<String> {

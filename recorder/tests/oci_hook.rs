@@ -4,6 +4,7 @@
 //! recorded profile enforced by `podman run --security-opt seccomp=...`.
 
 mod common;
+mod support;
 
 use std::{
     fs,
@@ -13,6 +14,7 @@ use std::{
 };
 
 use common::*;
+use support::*;
 
 const HOOK: &str = env!("CARGO_BIN_EXE_recorder-oci-hook");
 
@@ -50,92 +52,6 @@ fn traced_run(hooks: &Path, annotation: &str, cmd: &[&str]) -> Command {
         .arg(busybox_rootfs())
         .args(cmd);
     c
-}
-
-/// Waits (bounded) for a file to appear and returns its text.
-fn wait_for_file(path: &Path) -> String {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(text) = fs::read_to_string(path)
-            && !text.is_empty()
-        {
-            return text;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} did not appear within 60s",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// A recorderd of its own; SIGTERMed and unpinned when dropped.
-struct Daemon {
-    child: Child,
-    socket: PathBuf,
-    pin: PathBuf,
-}
-
-impl Daemon {
-    fn start(dir: &Path, all: bool) -> Self {
-        let socket = dir.join("sock");
-        let pin = PathBuf::from(format!(
-            "/sys/fs/bpf/recorder-test-hook-{}-{}",
-            std::process::id(),
-            dir.file_name().unwrap().to_string_lossy()
-        ));
-        let mut cmd = Command::new(recorderd_path());
-        cmd.arg("--socket")
-            .arg(&socket)
-            .arg("--profiles-dir")
-            .arg(dir.join("profiles"))
-            .arg("--state-dir")
-            .arg(dir.join("state"))
-            .arg("--pin-dir")
-            .arg(&pin)
-            .args(["--log-level", "info"])
-            .stderr(fs::File::create(dir.join("recorderd.log")).unwrap());
-        if all {
-            cmd.arg("--all");
-        }
-        let child = cmd.spawn().expect("start recorderd");
-        let d = Self { child, socket, pin };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::os::unix::net::UnixStream::connect(&d.socket).is_err() {
-            assert!(Instant::now() < deadline, "recorderd did not come up");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        d
-    }
-
-    fn status(&self) -> serde_json::Value {
-        let out = run_ok(
-            recorderctl()
-                .args(["status", "--output", "json", "--socket"])
-                .arg(&self.socket),
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        // SAFETY: signals our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = Command::new(recorderd_path())
-            .arg("--pin-dir")
-            .arg(&self.pin)
-            .arg("--unpin")
-            .stderr(std::process::Stdio::null())
-            .status();
-    }
 }
 
 /// The workload: lists a directory (getdents64) and changes a mode.
