@@ -79,6 +79,12 @@ pub struct RecordingInfo {
     pub runtime: crate::container::Runtime,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// The image, where the runtime's metadata tells it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// The pod's UID (Kubernetes layouts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_uid: Option<String>,
     pub cgroup: String,
     pub cgroup_id: u64,
     /// Distinct syscalls recorded so far.

@@ -120,16 +120,17 @@ fn print_json<T: serde::Serialize>(v: &T) {
 
 fn print_recordings(list: &[RecordingInfo]) {
     println!(
-        "{:<14} {:<10} {:<20} {:>8} {:<20} CGROUP",
-        "CONTAINER", "RUNTIME", "NAME", "SYSCALLS", "STARTED"
+        "{:<14} {:<10} {:<20} {:<24} {:>8} {:<20} CGROUP",
+        "CONTAINER", "RUNTIME", "NAME", "IMAGE", "SYSCALLS", "STARTED"
     );
     for r in list {
         let short: String = r.key.chars().take(12).collect();
         println!(
-            "{:<14} {:<10} {:<20} {:>8} {:<20} {}",
+            "{:<14} {:<10} {:<20} {:<24} {:>8} {:<20} {}",
             short,
             r.runtime.to_string(),
             r.name.as_deref().unwrap_or("-"),
+            r.image.as_deref().unwrap_or("-"),
             r.syscalls,
             format_time(r.started),
             r.cgroup

@@ -420,6 +420,11 @@ impl Manager {
             key: r.key.clone(),
             runtime: r.runtime(),
             name: r.name.clone(),
+            image: r
+                .container
+                .as_ref()
+                .and_then(|c| names::image(c.runtime, &c.id)),
+            pod_uid: r.container.as_ref().and_then(|c| c.pod_uid.clone()),
             cgroup: r.cgroup.clone(),
             cgroup_id: r.owner,
             syscalls,

@@ -61,6 +61,27 @@ pub fn resolve(hierarchy: &Hierarchy, spec: &str) -> Result<Found, ContainerErro
     }
 }
 
+/// The image a runtime says container `id` runs, if it can be found.
+pub fn image(runtime: Runtime, id: &str) -> Option<String> {
+    let image = match runtime {
+        Runtime::Podman => podman_image(Path::new(PODMAN_CONTAINERS), id),
+        Runtime::Docker => docker_config(Path::new(DOCKER_CONTAINERS), id)
+            .and_then(|v| v["Config"]["Image"].as_str().map(str::to_owned)),
+        _ => None,
+    }?;
+    let image = sanitize(&image);
+    (!image.is_empty()).then_some(image)
+}
+
+fn podman_image(list: &Path, id: &str) -> Option<String> {
+    let text = fs::read_to_string(list).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let c = v.as_array()?.iter().find(|c| c["id"] == id)?;
+    // "metadata" is a JSON document in a string.
+    let meta: serde_json::Value = serde_json::from_str(c["metadata"].as_str()?).ok()?;
+    meta["image-name"].as_str().map(str::to_owned)
+}
+
 fn podman(list: &Path, id: &str) -> Option<String> {
     let text = fs::read_to_string(list).ok()?;
     let v: serde_json::Value = serde_json::from_str(&text).ok()?;
@@ -70,13 +91,16 @@ fn podman(list: &Path, id: &str) -> Option<String> {
         .and_then(|c| c["names"][0].as_str().map(str::to_owned))
 }
 
-fn docker(dir: &Path, id: &str) -> Option<String> {
+fn docker_config(dir: &Path, id: &str) -> Option<serde_json::Value> {
     if !id.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     let text = fs::read_to_string(dir.join(id).join("config.v2.json")).ok()?;
-    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    v["Name"]
+    serde_json::from_str(&text).ok()
+}
+
+fn docker(dir: &Path, id: &str) -> Option<String> {
+    docker_config(dir, id)?["Name"]
         .as_str()
         .map(|n| n.trim_start_matches('/').to_owned())
 }
@@ -99,5 +123,29 @@ mod tests {
         fs::write(&f, r#"[{"id":"abc","names":["web"]}]"#).unwrap();
         assert_eq!(podman(&f, "abc").as_deref(), Some("web"));
         assert_eq!(podman(&f, "def"), None);
+    }
+
+    #[test]
+    fn reads_images() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("containers.json");
+        fs::write(
+            &f,
+            r#"[{"id":"abc","names":["web"],"metadata":"{\"image-name\":\"docker.io/library/nginx:1\"}"}]"#,
+        )
+        .unwrap();
+        assert_eq!(
+            podman_image(&f, "abc").as_deref(),
+            Some("docker.io/library/nginx:1")
+        );
+        fs::create_dir_all(dir.path().join("ab12")).unwrap();
+        fs::write(
+            dir.path().join("ab12/config.v2.json"),
+            r#"{"Name":"/web","Config":{"Image":"busybox:1"}}"#,
+        )
+        .unwrap();
+        assert_eq!(docker(dir.path(), "ab12").as_deref(), Some("web"));
+        let c = docker_config(dir.path(), "ab12").unwrap();
+        assert_eq!(c["Config"]["Image"], "busybox:1");
     }
 }
