@@ -69,6 +69,8 @@ pub enum Request {
     },
     List,
     Status,
+    /// The profiles written so far (the index).
+    Profiles,
 }
 
 /// One recording, as `list` shows it.
@@ -134,6 +136,14 @@ pub enum Reply {
     },
     Status {
         status: StatusInfo,
+    },
+    /// The profile written for a container that is no longer recorded.
+    StoredProfile {
+        entry: crate::index::Entry,
+        profile: Profile,
+    },
+    Profiles {
+        profiles: Vec<crate::index::Entry>,
     },
     Error {
         kind: ErrorKind,

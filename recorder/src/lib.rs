@@ -15,6 +15,7 @@ pub mod daemon;
 pub mod ebpf;
 pub mod format;
 pub mod hook;
+pub mod index;
 pub mod metrics;
 pub mod names;
 pub mod profile;

@@ -70,6 +70,7 @@ fn docker_start_profile_stop_by_name_and_prefix() {
     assert_eq!(list[0]["key"], id.as_str());
     assert_eq!(list[0]["runtime"], "docker");
     assert_eq!(list[0]["name"], name.as_str());
+    assert_eq!(list[0]["image"], IMAGE);
     assert!(!run(&mut daemon.ctl(&["start", &id[..12]])).status.success());
 
     run_ok(&mut docker(&["exec", &name, "touch", "/tmp/go"]));
@@ -88,6 +89,13 @@ fn docker_start_profile_stop_by_name_and_prefix() {
     assert_recorded(&fs::read_to_string(&path).unwrap());
     assert!(daemon.list().is_empty());
     run_ok(&mut docker(&["exec", &name, "touch", "/tmp/end"]));
+    drop(_c);
+    // Gone, yet its profile is still found by name through the index.
+    let stored = stdout_of(&mut daemon.ctl(&["profile", &name]));
+    assert_eq!(
+        allowed_names(&stored),
+        allowed_names(&fs::read_to_string(&path).unwrap())
+    );
 }
 
 #[test]
@@ -97,9 +105,12 @@ fn docker_auto_mode_profile_is_enforced() {
     let _dockerd = Dockerd::start(&dir);
     let daemon = Daemon::start(&dir, true);
     let cidfile = dir.join("cid");
+    let name = format!("recorder-test-auto-{}", std::process::id());
     let out = run_ok(&mut docker(&[
         "run",
         "--rm",
+        "--name",
+        &name,
         "--cidfile",
         cidfile.to_str().unwrap(),
         IMAGE,
@@ -113,6 +124,18 @@ fn docker_auto_mode_profile_is_enforced() {
     // Written when docker removes the container's cgroup.
     let text = wait_for_file(&daemon.profiles.join(format!("{id}.json")));
     assert_recorded(&text);
+    // The index knows it: `profiles` lists it, `profile` finds it by name.
+    let out = run_ok(&mut daemon.ctl(&["profiles", "--output", "json"]));
+    let profiles: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let entry = profiles
+        .iter()
+        .find(|e| e["key"] == id.as_str())
+        .unwrap_or_else(|| panic!("{id} not in {profiles:?}"));
+    assert_eq!(entry["runtime"], "docker");
+    assert_eq!(entry["name"], name.as_str());
+    assert_eq!(entry["image"], IMAGE);
+    let stored = stdout_of(&mut daemon.ctl(&["profile", &name]));
+    assert_eq!(allowed_names(&stored), allowed_names(&text));
 
     let profile = dir.join("profile.json");
     fs::write(&profile, &text).unwrap();
