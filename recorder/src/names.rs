@@ -1,6 +1,6 @@
-//! Container names from the runtimes' own metadata on disk, where it can be
-//! read without talking to the runtime. Names are for display only: they
-//! never form a path.
+//! Container names and images from the runtimes' own metadata on disk, read
+//! without talking to the runtime (so without its socket). Names are shown
+//! and accepted wherever an id is; they never form a path.
 
 use std::{fs, path::Path};
 
@@ -11,8 +11,20 @@ use crate::{
 
 /// podman's (containers/storage) container list.
 const PODMAN_CONTAINERS: &str = "/var/lib/containers/storage/overlay-containers/containers.json";
-/// docker's per-container config.
-const DOCKER_CONTAINERS: &str = "/var/lib/docker/containers";
+/// docker's data root, unless /etc/docker/daemon.json sets `data-root`.
+const DOCKER_ROOT: &str = "/var/lib/docker";
+const DOCKER_DAEMON_JSON: &str = "/etc/docker/daemon.json";
+
+/// The directory of docker's per-container configs.
+fn docker_containers() -> std::path::PathBuf {
+    let root = fs::read_to_string(DOCKER_DAEMON_JSON)
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v["data-root"].as_str().map(std::path::PathBuf::from))
+        .filter(|p| p.is_absolute())
+        .unwrap_or_else(|| DOCKER_ROOT.into());
+    root.join("containers")
+}
 
 /// Keeps printable characters only, and at most 128 of them.
 pub fn sanitize(name: &str) -> String {
@@ -26,7 +38,7 @@ pub fn sanitize(name: &str) -> String {
 pub fn lookup(runtime: Runtime, id: &str) -> Option<String> {
     let name = match runtime {
         Runtime::Podman => podman(Path::new(PODMAN_CONTAINERS), id),
-        Runtime::Docker => docker(Path::new(DOCKER_CONTAINERS), id),
+        Runtime::Docker => docker(&docker_containers(), id),
         _ => None,
     }?;
     let name = sanitize(&name);
@@ -65,7 +77,7 @@ pub fn resolve(hierarchy: &Hierarchy, spec: &str) -> Result<Found, ContainerErro
 pub fn image(runtime: Runtime, id: &str) -> Option<String> {
     let image = match runtime {
         Runtime::Podman => podman_image(Path::new(PODMAN_CONTAINERS), id),
-        Runtime::Docker => docker_config(Path::new(DOCKER_CONTAINERS), id)
+        Runtime::Docker => docker_config(&docker_containers(), id)
             .and_then(|v| v["Config"]["Image"].as_str().map(str::to_owned)),
         _ => None,
     }?;
