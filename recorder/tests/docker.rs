@@ -188,12 +188,10 @@ fn containerd_auto_mode_profile_is_enforced() {
     require_root();
     let dir = scratch("containerd-auto");
     let _dockerd = Dockerd::start(&dir);
-    let save = Command::new("docker")
-        .args(["save", IMAGE])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    run_ok(ctr(&["image", "import", "-"]).stdin(save.stdout.unwrap()));
+    pipe(
+        Command::new("docker").args(["save", IMAGE]),
+        &mut ctr(&["image", "import", "-"]),
+    );
     let image = format!("docker.io/{IMAGE}:latest");
     let daemon = Daemon::start(&dir, true);
 

@@ -9,8 +9,7 @@ mod support;
 use std::{
     fs,
     path::{Path, PathBuf},
-    process::{Child, Command},
-    time::{Duration, Instant},
+    process::Command,
 };
 
 use common::*;

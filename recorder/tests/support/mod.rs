@@ -158,17 +158,9 @@ impl Dockerd {
         wait_for("dockerd", 60, || docker_up().then_some(()));
         // The busybox rootfs as an image.
         let rootfs = crate::common::busybox_rootfs();
-        let tar = Command::new("tar")
-            .arg("-C")
-            .arg(rootfs)
-            .args(["-c", "."])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        run_ok(
-            Command::new("docker")
-                .args(["import", "-", IMAGE])
-                .stdin(tar.stdout.unwrap()),
+        pipe(
+            Command::new("tar").arg("-C").arg(rootfs).args(["-c", "."]),
+            Command::new("docker").args(["import", "-", IMAGE]),
         );
         d
     }
@@ -207,4 +199,12 @@ pub fn stdout_of(cmd: &mut Command) -> String {
 pub fn ran_to(cmd: &mut Command, marker: &str) -> bool {
     let out = run(cmd);
     out.status.success() && String::from_utf8_lossy(&out.stdout).contains(marker)
+}
+
+/// `producer | consumer`; both must succeed.
+pub fn pipe(producer: &mut Command, consumer: &mut Command) {
+    let mut p = producer.stdout(Stdio::piped()).spawn().unwrap();
+    run_ok(consumer.stdin(p.stdout.take().unwrap()));
+    let status = p.wait().unwrap();
+    assert!(status.success(), "{producer:?} failed: {status}");
 }
