@@ -244,6 +244,7 @@ pub fn record_detached(
 /// The detached recorder. Reports "ok" or the error on `report`, then
 /// records until the cgroup is gone.
 fn recorder_main(cgroup: &str, base: Option<Profile>, output: &Path, report: OwnedFd) -> i32 {
+    close_inherited(report.as_raw_fd());
     let mut report = std::fs::File::from(report);
     let setup = || -> Result<(Hierarchy, Kernel, u64), HookError> {
         let hierarchy = Hierarchy::detect()?;
@@ -301,6 +302,24 @@ fn recorder_main(cgroup: &str, base: Option<Profile>, output: &Path, report: Own
             syslog(&format!("profile of {cgroup}: {e}"));
             1
         }
+    }
+}
+
+/// Closes every descriptor above stderr but `keep`: whatever the runtime
+/// passed the hook must not be held open for the container's lifetime.
+fn close_inherited(keep: i32) {
+    let fds: Vec<i32> = match std::fs::read_dir("/proc/self/fd") {
+        Ok(dir) => dir
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse().ok())
+            .collect(),
+        Err(_) => return,
+    };
+    for fd in fds.into_iter().filter(|&fd| fd > 2 && fd != keep) {
+        // SAFETY: closing inherited descriptors nothing in this process
+        // uses (the directory handle above is already closed; closing it
+        // again fails harmlessly with EBADF).
+        unsafe { libc::close(fd) };
     }
 }
 
