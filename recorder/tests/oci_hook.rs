@@ -17,19 +17,19 @@ use support::*;
 
 const HOOK: &str = env!("CARGO_BIN_EXE_recorder-oci-hook");
 
-/// A hooks dir whose JSON runs the built hook with `socket`.
+/// A hooks dir holding the shipped hooks.d JSON, pointed at the built hook
+/// and at `socket`.
 fn hooks_dir(dir: &Path, socket: &Path) -> PathBuf {
     let hooks = dir.join("hooks.d");
     fs::create_dir_all(&hooks).unwrap();
-    let json = serde_json::json!({
-        "version": "1.0.0",
-        "hook": {
-            "path": HOOK,
-            "args": ["recorder-oci-hook", "--socket", socket],
-        },
-        "when": {"annotations": {"^io\\.containers\\.trace-syscall$": ".*"}},
-        "stages": ["prestart"],
-    });
+    let shipped = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/hooks.d/recorder-oci-hook.json"
+    );
+    let mut json: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(shipped).unwrap()).unwrap();
+    json["hook"]["path"] = HOOK.into();
+    json["hook"]["args"] = serde_json::json!(["recorder-oci-hook", "--socket", socket]);
     fs::write(hooks.join("recorder-oci-hook.json"), json.to_string()).unwrap();
     hooks
 }
