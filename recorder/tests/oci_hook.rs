@@ -45,6 +45,8 @@ fn traced_run(hooks: &Path, annotation: &str, cmd: &[&str]) -> Command {
             "--ulimit",
             "nproc=1024:1024",
         ])
+        // Each container gets its own /tmp: the rootfs is shared by tests.
+        .args(["--tmpfs", "/tmp"])
         .arg("--annotation")
         .arg(format!("io.containers.trace-syscall={annotation}"))
         .arg("--rootfs")

@@ -4,13 +4,13 @@
 
 use std::{
     fs,
-    path::{Path, PathBuf},
+    path::Path,
     process::{Child, Command, Stdio},
     sync::{Mutex, MutexGuard},
     time::{Duration, Instant},
 };
 
-use crate::common::{recorderctl, recorderd_path, run, run_ok};
+use crate::common::{run, run_ok};
 
 /// Polls `f` every 100 ms until it gives a value, for at most `secs`.
 pub fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
@@ -34,87 +34,30 @@ pub fn wait_for_file(path: &Path) -> String {
     })
 }
 
-/// A recorderd of its own; SIGTERMed and unpinned when dropped.
-pub struct Daemon {
-    child: Child,
-    pub socket: PathBuf,
-    pub profiles: PathBuf,
-    pub state: PathBuf,
-    pin: PathBuf,
+/// The shared test daemon (tests/common/daemon.rs), started by directory
+/// name, with or without auto mode, plus JSON views of `status` and `list`.
+pub struct Daemon(pub crate::common::daemon::Daemon);
+
+impl std::ops::Deref for Daemon {
+    type Target = crate::common::daemon::Daemon;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 impl Daemon {
     pub fn start(dir: &Path, all: bool) -> Self {
-        let socket = dir.join("sock");
-        let pin = PathBuf::from(format!(
-            "/sys/fs/bpf/recorder-test-{}-{}",
-            std::process::id(),
-            dir.file_name().unwrap().to_string_lossy()
-        ));
-        let profiles = dir.join("profiles");
-        let state = dir.join("state");
-        let mut cmd = Command::new(recorderd_path());
-        cmd.arg("--socket")
-            .arg(&socket)
-            .arg("--profiles-dir")
-            .arg(&profiles)
-            .arg("--state-dir")
-            .arg(&state)
-            .arg("--pin-dir")
-            .arg(&pin)
-            .args(["--log-level", "info"])
-            .stderr(fs::File::create(dir.join("recorderd.log")).unwrap());
-        if all {
-            cmd.arg("--all");
-        }
-        let child = cmd.spawn().expect("start recorderd");
-        let d = Self {
-            child,
-            socket,
-            profiles,
-            state,
-            pin,
-        };
-        wait_for("recorderd's socket", 30, || {
-            std::os::unix::net::UnixStream::connect(&d.socket).ok()
-        });
-        d
-    }
-
-    /// recorderctl with this daemon's socket.
-    pub fn ctl(&self, args: &[&str]) -> Command {
-        let mut c = recorderctl();
-        c.args(args).arg("--socket").arg(&self.socket);
-        c
+        let name = format!("rt-{}", dir.file_name().unwrap().to_string_lossy());
+        let extra: &[&str] = if all { &["--all"] } else { &[] };
+        Self(crate::common::daemon::Daemon::start(&name, extra))
     }
 
     pub fn status(&self) -> serde_json::Value {
-        let out = run_ok(&mut self.ctl(&["status", "--output", "json"]));
-        serde_json::from_slice(&out.stdout).unwrap()
+        serde_json::from_str(&self.ctl_ok(&["status", "--output", "json"])).unwrap()
     }
 
     pub fn list(&self) -> Vec<serde_json::Value> {
-        let out = run_ok(&mut self.ctl(&["list", "--output", "json"]));
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        // SAFETY: signals our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = Command::new(recorderd_path())
-            .arg("--pin-dir")
-            .arg(&self.pin)
-            .arg("--unpin")
-            .stderr(Stdio::null())
-            .status();
+        serde_json::from_str(&self.ctl_ok(&["list", "--output", "json"])).unwrap()
     }
 }
 
