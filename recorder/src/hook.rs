@@ -52,15 +52,16 @@ pub enum HookError {
     NoOutput,
     #[error("{ANNOTATION}: {0} must be an absolute path without '..'")]
     Relative(PathBuf),
+    // The sources are printed by the caller's error chain.
     #[error("{ANNOTATION}: cannot use the input profile: {0}")]
-    Input(#[source] ProfileError),
-    #[error("{ANNOTATION}: the output profile {path} cannot be written: {source}")]
+    Input(ProfileError),
+    #[error("{ANNOTATION}: the output profile {path} cannot be written")]
     Output { path: PathBuf, source: io::Error },
     #[error(transparent)]
     Cgroup(#[from] CgroupError),
     #[error(transparent)]
     Kernel(#[from] KernelError),
-    #[error("recorderd refused the container: {0}")]
+    #[error("recorderd refused the container")]
     Daemon(#[source] ClientError),
     #[error("cannot start the detached recorder: {0}")]
     Detach(io::Error),
@@ -263,7 +264,7 @@ fn recorder_main(cgroup: &str, base: Option<Profile>, output: &Path, report: Own
     let (hierarchy, mut kernel, id) = match setup() {
         Ok(v) => v,
         Err(e) => {
-            let _ = report.write_all(e.to_string().as_bytes());
+            let _ = report.write_all(chain(&e).as_bytes());
             return 1;
         }
     };
@@ -303,6 +304,18 @@ fn recorder_main(cgroup: &str, base: Option<Profile>, output: &Path, report: Own
             1
         }
     }
+}
+
+/// An error and its sources, "a: b: c".
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        cur = s.source();
+    }
+    text
 }
 
 /// Closes every descriptor above stderr but `keep`: whatever the runtime

@@ -49,6 +49,8 @@ impl Drop for Container {
 #[test]
 fn docker_start_profile_stop_by_name_and_prefix() {
     require_root();
+    // Built before any test thread forks (a copy being written cannot be exec'd).
+    busybox_rootfs();
     let dir = scratch("docker-manual");
     let _dockerd = Dockerd::start(&dir);
     let daemon = Daemon::start(&dir, false);
@@ -101,6 +103,8 @@ fn docker_start_profile_stop_by_name_and_prefix() {
 #[test]
 fn docker_auto_mode_profile_is_enforced() {
     require_root();
+    // Built before any test thread forks (a copy being written cannot be exec'd).
+    busybox_rootfs();
     let dir = scratch("docker-auto");
     let _dockerd = Dockerd::start(&dir);
     let daemon = Daemon::start(&dir, true);
@@ -186,6 +190,8 @@ fn ctr(args: &[&str]) -> Command {
 #[test]
 fn containerd_auto_mode_profile_is_enforced() {
     require_root();
+    // Built before any test thread forks (a copy being written cannot be exec'd).
+    busybox_rootfs();
     let dir = scratch("containerd-auto");
     let _dockerd = Dockerd::start(&dir);
     pipe(

@@ -115,6 +115,8 @@ impl Drop for Cleanup {
 #[test]
 fn kubepods_layouts_are_recorded_in_auto_mode() {
     require_root();
+    // Built before any test thread forks (a copy being written cannot be exec'd).
+    busybox_rootfs();
     let dir = scratch("kubepods");
     let daemon = Daemon::start(&dir, true);
     let mount = cgroup2_mount();

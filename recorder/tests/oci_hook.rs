@@ -88,6 +88,8 @@ fn check_profile(dir: &Path, text: &str) {
 #[test]
 fn hook_records_without_recorderd() {
     require_root();
+    // Built before any test thread forks (a copy being written cannot be exec'd).
+    busybox_rootfs();
     let dir = scratch("hook-standalone");
     // No recorderd listens here: the hook records on its own.
     let hooks = hooks_dir(&dir, &dir.join("no-such-socket"));
@@ -110,6 +112,8 @@ fn hook_records_without_recorderd() {
 #[test]
 fn hook_hands_container_to_recorderd() {
     require_root();
+    // Built before any test thread forks (a copy being written cannot be exec'd).
+    busybox_rootfs();
     let dir = scratch("hook-daemon");
     let daemon = Daemon::start(&dir, false);
     let hooks = hooks_dir(&dir, &daemon.socket);
@@ -125,6 +129,8 @@ fn hook_hands_container_to_recorderd() {
 #[test]
 fn hook_with_recorderd_in_auto_mode() {
     require_root();
+    // Built before any test thread forks (a copy being written cannot be exec'd).
+    busybox_rootfs();
     let dir = scratch("hook-daemon-all");
     let daemon = Daemon::start(&dir, true);
     let hooks = hooks_dir(&dir, &daemon.socket);
@@ -140,6 +146,8 @@ fn hook_with_recorderd_in_auto_mode() {
 #[test]
 fn hook_refuses_bad_annotations() {
     require_root();
+    // Built before any test thread forks (a copy being written cannot be exec'd).
+    busybox_rootfs();
     let dir = scratch("hook-refusals");
     let hooks = hooks_dir(&dir, &dir.join("no-such-socket"));
     let file = dir.join("a-file");

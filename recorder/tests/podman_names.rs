@@ -13,6 +13,8 @@ use support::*;
 #[test]
 fn podman_container_by_name() {
     require_root();
+    // Built before any test thread forks (a copy being written cannot be exec'd).
+    busybox_rootfs();
     let dir = scratch("podman-names");
     let daemon = Daemon::start(&dir, false);
     let name = format!("recorder-test-names-{}", std::process::id());
