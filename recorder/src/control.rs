@@ -69,6 +69,8 @@ pub enum Request {
     },
     List,
     Status,
+    /// The profiles written so far (the index).
+    Profiles,
 }
 
 /// One recording, as `list` shows it.
@@ -79,6 +81,12 @@ pub struct RecordingInfo {
     pub runtime: crate::container::Runtime,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// The image, where the runtime's metadata tells it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// The pod's UID (Kubernetes layouts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_uid: Option<String>,
     pub cgroup: String,
     pub cgroup_id: u64,
     /// Distinct syscalls recorded so far.
@@ -128,6 +136,14 @@ pub enum Reply {
     },
     Status {
         status: StatusInfo,
+    },
+    /// The profile written for a container that is no longer recorded.
+    StoredProfile {
+        entry: crate::index::Entry,
+        profile: Profile,
+    },
+    Profiles {
+        profiles: Vec<crate::index::Entry>,
     },
     Error {
         kind: ErrorKind,

@@ -97,6 +97,11 @@ pub enum DaemonCommand {
         #[command(flatten)]
         conn: Conn,
     },
+    /// List the profiles recorderd has written (also of containers that are gone).
+    Profiles {
+        #[command(flatten)]
+        conn: Conn,
+    },
     /// Show the daemon's state.
     Status {
         #[command(flatten)]
@@ -150,19 +155,39 @@ fn print_json<T: serde::Serialize>(v: &T) {
 
 fn print_recordings(list: &[RecordingInfo]) {
     println!(
-        "{:<14} {:<10} {:<20} {:>8} {:<20} CGROUP",
-        "CONTAINER", "RUNTIME", "NAME", "SYSCALLS", "STARTED"
+        "{:<14} {:<10} {:<20} {:<24} {:>8} {:<20} CGROUP",
+        "CONTAINER", "RUNTIME", "NAME", "IMAGE", "SYSCALLS", "STARTED"
     );
     for r in list {
         let short: String = r.key.chars().take(12).collect();
         println!(
-            "{:<14} {:<10} {:<20} {:>8} {:<20} {}",
+            "{:<14} {:<10} {:<20} {:<24} {:>8} {:<20} {}",
             short,
             r.runtime.to_string(),
             r.name.as_deref().unwrap_or("-"),
+            r.image.as_deref().unwrap_or("-"),
             r.syscalls,
             format_time(r.started),
             r.cgroup
+        );
+    }
+}
+
+fn print_profiles(list: &[crate::index::Entry]) {
+    println!(
+        "{:<14} {:<10} {:<20} {:<24} {:<20} PATH",
+        "CONTAINER", "RUNTIME", "NAME", "IMAGE", "WRITTEN"
+    );
+    for e in list {
+        let short: String = e.key.chars().take(12).collect();
+        println!(
+            "{:<14} {:<10} {:<20} {:<24} {:<20} {}",
+            short,
+            e.runtime.to_string(),
+            e.name.as_deref().unwrap_or("-"),
+            e.image.as_deref().unwrap_or("-"),
+            format_time(e.written),
+            e.path.display()
         );
     }
 }
@@ -275,7 +300,7 @@ pub async fn run(cmd: DaemonCommand) -> Result<u8, CtlError> {
                 base: read_base(base.as_ref())?,
             };
             match control::call(&conn.socket, &req).await? {
-                Reply::Profile { profile, .. } => {
+                Reply::Profile { profile, .. } | Reply::StoredProfile { profile, .. } => {
                     print!("{}", render(&profile, &out)?);
                     Ok(0)
                 }
@@ -292,6 +317,18 @@ pub async fn run(cmd: DaemonCommand) -> Result<u8, CtlError> {
             }
             _ => Err(CtlError::Unexpected),
         },
+        DaemonCommand::Profiles { conn } => {
+            match control::call(&conn.socket, &Request::Profiles).await? {
+                Reply::Profiles { profiles } => {
+                    match conn.output {
+                        OutputFormat::Json => print_json(&profiles),
+                        OutputFormat::Text => print_profiles(&profiles),
+                    }
+                    Ok(0)
+                }
+                _ => Err(CtlError::Unexpected),
+            }
+        }
         DaemonCommand::Status { conn } => {
             match control::call(&conn.socket, &Request::Status).await? {
                 Reply::Status { status } => {

@@ -318,6 +318,9 @@ pub struct Recording {
     pub key: String,
     pub container: Option<ContainerRef>,
     pub name: Option<String>,
+    /// The image, where the runtime's metadata tells it (at start).
+    #[serde(default)]
+    pub image: Option<String>,
     pub cgroup: String,
     pub started: u64,
     pub auto: bool,
@@ -420,6 +423,8 @@ impl Manager {
             key: r.key.clone(),
             runtime: r.runtime(),
             name: r.name.clone(),
+            image: r.image.clone(),
+            pod_uid: r.container.as_ref().and_then(|c| c.pod_uid.clone()),
             cgroup: r.cgroup.clone(),
             cgroup_id: r.owner,
             syscalls,
@@ -432,13 +437,11 @@ impl Manager {
     fn find(&self, target: &Target) -> Result<&Recording, Refusal> {
         let found = match target {
             Target::Container(spec) => {
-                let spec = spec.to_ascii_lowercase();
+                let id = spec.to_ascii_lowercase();
                 let m: Vec<&Recording> = self
                     .recordings
                     .values()
-                    .filter(|r| {
-                        r.key.starts_with(&spec) || r.name.as_deref() == Some(spec.as_str())
-                    })
+                    .filter(|r| r.key.starts_with(&id) || r.name.as_deref() == Some(spec.as_str()))
                     .collect();
                 if m.len() > 1 {
                     return Err(Refusal::new(
@@ -475,7 +478,7 @@ impl Manager {
     fn resolve(&self, target: &Target) -> Result<(String, Option<ContainerRef>), Refusal> {
         match target {
             Target::Container(spec) => {
-                let found = container::resolve(&self.hierarchy, spec).map_err(|e| {
+                let found = names::resolve(&self.hierarchy, spec).map_err(|e| {
                     let kind = match &e {
                         ContainerError::NoMatch(_) => ErrorKind::NotFound,
                         ContainerError::Ambiguous { .. } => ErrorKind::Ambiguous,
@@ -536,6 +539,22 @@ impl Manager {
             Ok(id) => id,
             Err(e) => return error(ErrorKind::NotFound, e.to_string()),
         };
+        // Auto mode enrolled the container at mkdir; an OCI hook that asks
+        // for it afterwards only says where the profile goes.
+        if let Some(r) = self.recordings.get_mut(&owner)
+            && r.auto
+            && r.output.is_none()
+            && output.is_some()
+        {
+            r.output = output;
+            r.base = base;
+            let r = r.clone();
+            log::info!("recording {}: profile to go to {:?}", r.key, r.output);
+            self.save();
+            return Reply::Started {
+                recording: self.info(&r).await,
+            };
+        }
         if let Some(r) = self.recordings.get(&owner) {
             return error(
                 ErrorKind::AlreadyRecording,
@@ -573,11 +592,15 @@ impl Manager {
         let name = container
             .as_ref()
             .and_then(|c| names::lookup(c.runtime, &c.id));
+        let image = container
+            .as_ref()
+            .and_then(|c| names::image(c.runtime, &c.id));
         let rec = Recording {
             owner,
             key,
             container,
             name,
+            image,
             cgroup,
             started: now_secs(),
             auto: false,
@@ -645,6 +668,17 @@ impl Manager {
         match result {
             Ok(()) => {
                 log::info!("profile of {} written to {}", r.key, path.display());
+                let entry = crate::index::Entry {
+                    key: r.key.clone(),
+                    runtime: r.runtime(),
+                    name: r.name.clone(),
+                    image: r.image.clone(),
+                    path: path.clone(),
+                    written: now_secs(),
+                };
+                if let Err(e) = crate::index::add(&self.config.state_dir, entry) {
+                    log::error!("profile index: {e}");
+                }
                 self.counters
                     .profiles_written
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -710,7 +744,15 @@ impl Manager {
             Request::Profile { target, base } => {
                 let r = match self.find(&target) {
                     Ok(r) => r.clone(),
-                    Err(refusal) => return refusal.into(),
+                    Err(refusal) => {
+                        return match &target {
+                            Target::Container(spec) => {
+                                stored_profile(&self.config.state_dir, spec, base.as_ref())
+                                    .unwrap_or_else(|| refusal.into())
+                            }
+                            _ => refusal.into(),
+                        };
+                    }
                 };
                 match self.build_profile(&r, base.as_ref()).await {
                     Ok(profile) => Reply::Profile {
@@ -720,6 +762,10 @@ impl Manager {
                     Err(e) => error(ErrorKind::Internal, e.to_string()),
                 }
             }
+            Request::Profiles => match crate::index::load(&self.config.state_dir) {
+                Ok(profiles) => Reply::Profiles { profiles },
+                Err(e) => error(ErrorKind::Internal, e.to_string()),
+            },
             Request::List => {
                 let mut recordings = Vec::new();
                 for r in self.recordings.values() {
@@ -785,10 +831,12 @@ impl Manager {
             return false;
         };
         let name = names::lookup(container.runtime, &container.id);
+        let image = names::image(container.runtime, &container.id);
         let rec = Recording {
             owner,
             key: container.id.clone(),
             name,
+            image,
             cgroup: path.clone().unwrap_or_else(|| format!("(removed)/{leaf}")),
             container: Some(container),
             started: now_secs(),
@@ -981,6 +1029,29 @@ fn recorded_of(sets: &[SyscallSet]) -> (Recorded, Vec<(crate::syscalls::Abi, u32
     unknown.sort_unstable();
     unknown.dedup();
     (all, unknown)
+}
+
+/// The profile written for a container that is not recorded any more,
+/// from the index. `None`: the index knows no such container either.
+fn stored_profile(state_dir: &Path, spec: &str, base: Option<&Profile>) -> Option<Reply> {
+    let entries = crate::index::load(state_dir).unwrap_or_default();
+    let entry = match crate::index::find(&entries, spec) {
+        Ok(e) => e,
+        Err(crate::index::IndexError::NotFound(_)) => return None,
+        Err(e @ crate::index::IndexError::Ambiguous { .. }) => {
+            return Some(error(ErrorKind::Ambiguous, e.to_string()));
+        }
+        Err(e) => return Some(error(ErrorKind::Internal, e.to_string())),
+    };
+    Some(match Profile::read(&entry.path) {
+        Ok(mut profile) => {
+            if let Some(b) = base {
+                profile.merge(b);
+            }
+            Reply::StoredProfile { entry, profile }
+        }
+        Err(e) => error(ErrorKind::NotFound, e.to_string()),
+    })
 }
 
 fn describe(target: &Target) -> String {

@@ -14,6 +14,8 @@ pub mod ctl;
 pub mod daemon;
 pub mod ebpf;
 pub mod format;
+pub mod hook;
+pub mod index;
 pub mod metrics;
 pub mod names;
 pub mod profile;

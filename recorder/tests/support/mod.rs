@@ -1,0 +1,153 @@
+//! Helpers for the runtime tests (OCI hook, docker, containerd, kubepods):
+//! a recorderd of the test's own, a dockerd the test starts, bounded waits.
+#![allow(dead_code, reason = "each test binary uses a different subset")]
+
+use std::{
+    fs,
+    path::Path,
+    process::{Child, Command, Stdio},
+    sync::{Mutex, MutexGuard},
+    time::{Duration, Instant},
+};
+
+use crate::common::{run, run_ok};
+
+/// Polls `f` every 100 ms until it gives a value, for at most `secs`.
+pub fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {secs}s waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Waits (bounded) for a file to appear and returns its text.
+pub fn wait_for_file(path: &Path) -> String {
+    wait_for(&path.display().to_string(), 60, || {
+        fs::read_to_string(path).ok().filter(|t| !t.is_empty())
+    })
+}
+
+/// The shared test daemon (tests/common/daemon.rs), started by directory
+/// name, with or without auto mode, plus JSON views of `status` and `list`.
+pub struct Daemon(pub crate::common::daemon::Daemon);
+
+impl std::ops::Deref for Daemon {
+    type Target = crate::common::daemon::Daemon;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl Daemon {
+    pub fn start(dir: &Path, all: bool) -> Self {
+        let name = format!("rt-{}", dir.file_name().unwrap().to_string_lossy());
+        let extra: &[&str] = if all { &["--all"] } else { &[] };
+        Self(crate::common::daemon::Daemon::start(&name, extra))
+    }
+
+    pub fn status(&self) -> serde_json::Value {
+        serde_json::from_str(&self.ctl_ok(&["status", "--output", "json"])).unwrap()
+    }
+
+    pub fn list(&self) -> Vec<serde_json::Value> {
+        serde_json::from_str(&self.ctl_ok(&["list", "--output", "json"])).unwrap()
+    }
+}
+
+/// The image the docker and containerd tests run: the busybox rootfs.
+pub const IMAGE: &str = "recorder-test/busybox";
+
+fn docker_up() -> bool {
+    Command::new("docker")
+        .arg("info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// A dockerd on /var/run/docker.sock (the default data root, where the
+/// names are read from), started by the test unless one runs already, and
+/// stopped when dropped. Tests that use it run one at a time.
+pub struct Dockerd {
+    child: Option<Child>,
+    _lock: MutexGuard<'static, ()>,
+}
+
+static DOCKER_LOCK: Mutex<()> = Mutex::new(());
+
+impl Dockerd {
+    pub fn start(log_dir: &Path) -> Self {
+        let lock = DOCKER_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let child = if docker_up() {
+            None
+        } else {
+            let child = Command::new("dockerd")
+                .args(["--host", "unix:///var/run/docker.sock"])
+                .stdout(Stdio::null())
+                .stderr(fs::File::create(log_dir.join("dockerd.log")).unwrap())
+                .spawn()
+                .expect("dockerd is not installed (cargo xtask setup installs docker.io)");
+            Some(child)
+        };
+        let d = Self { child, _lock: lock };
+        wait_for("dockerd", 60, || docker_up().then_some(()));
+        // The busybox rootfs as an image.
+        let rootfs = crate::common::busybox_rootfs();
+        pipe(
+            Command::new("tar").arg("-C").arg(rootfs).args(["-c", "."]),
+            Command::new("docker").args(["import", "-", IMAGE]),
+        );
+        d
+    }
+}
+
+impl Drop for Dockerd {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            // SAFETY: signals our own child.
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// `docker` with arguments.
+pub fn docker(args: &[&str]) -> Command {
+    let mut c = Command::new("docker");
+    c.args(args);
+    c
+}
+
+/// The stdout of a successful command, trimmed.
+pub fn stdout_of(cmd: &mut Command) -> String {
+    String::from_utf8_lossy(&run_ok(cmd).stdout)
+        .trim()
+        .to_owned()
+}
+
+/// Runs a command and says whether it succeeded and printed `marker`.
+pub fn ran_to(cmd: &mut Command, marker: &str) -> bool {
+    let out = run(cmd);
+    out.status.success() && String::from_utf8_lossy(&out.stdout).contains(marker)
+}
+
+/// `producer | consumer`; both must succeed.
+pub fn pipe(producer: &mut Command, consumer: &mut Command) {
+    let mut p = producer.stdout(Stdio::piped()).spawn().unwrap();
+    run_ok(consumer.stdin(p.stdout.take().unwrap()));
+    let status = p.wait().unwrap();
+    assert!(status.success(), "{producer:?} failed: {status}");
+}
