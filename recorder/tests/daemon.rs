@@ -57,7 +57,8 @@ fn base_profile() -> &'static Path {
 fn start_stop_profile_enforced() {
     require_root();
     let d = Daemon::start("core", &[]);
-    let id = podman_detached("recorder-core", &workload(true));
+    // Kept alive after the workload, so its logs can be read.
+    let id = podman_detached("recorder-core", &format!("{}; sleep 60", workload(true)));
     let short = &id[..12];
 
     let out = d.ctl_ok(&["start", short]);
@@ -75,13 +76,18 @@ fn start_stop_profile_enforced() {
 
     run_ok(Command::new("podman").args(["exec", "recorder-core", "touch", "/tmp/go"]));
     // Wait for the workload to finish (bounded).
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let logs = run(Command::new("podman").args(["logs", "recorder-core"]));
         if String::from_utf8_lossy(&logs.stdout).contains("WORKLOAD-OK") {
             break;
         }
-        assert!(Instant::now() < deadline, "workload did not finish");
+        assert!(
+            Instant::now() < deadline,
+            "workload did not finish: {}{}",
+            String::from_utf8_lossy(&logs.stdout),
+            String::from_utf8_lossy(&logs.stderr)
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     // `profile` prints what was recorded so far and keeps recording.
