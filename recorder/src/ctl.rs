@@ -149,6 +149,15 @@ fn converted_path(json: &std::path::Path, format: crate::format::Format) -> Path
     json.with_extension(ext)
 }
 
+/// Prints `v` as JSON or, for people, with `text`; returns exit code 0.
+fn show<T: serde::Serialize>(output: OutputFormat, v: &T, text: impl FnOnce(&T)) -> u8 {
+    match output {
+        OutputFormat::Json => print_json(v),
+        OutputFormat::Text => text(v),
+    }
+    0
+}
+
 fn print_json<T: serde::Serialize>(v: &T) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
@@ -308,36 +317,22 @@ pub async fn run(cmd: DaemonCommand) -> Result<u8, CtlError> {
             }
         }
         DaemonCommand::List { conn } => match control::call(&conn.socket, &Request::List).await? {
-            Reply::List { recordings } => {
-                match conn.output {
-                    OutputFormat::Json => print_json(&recordings),
-                    OutputFormat::Text => print_recordings(&recordings),
-                }
-                Ok(0)
-            }
+            Reply::List { recordings } => Ok(show(conn.output, &recordings, |r| {
+                print_recordings(r);
+            })),
             _ => Err(CtlError::Unexpected),
         },
         DaemonCommand::Profiles { conn } => {
             match control::call(&conn.socket, &Request::Profiles).await? {
-                Reply::Profiles { profiles } => {
-                    match conn.output {
-                        OutputFormat::Json => print_json(&profiles),
-                        OutputFormat::Text => print_profiles(&profiles),
-                    }
-                    Ok(0)
-                }
+                Reply::Profiles { profiles } => Ok(show(conn.output, &profiles, |p| {
+                    print_profiles(p);
+                })),
                 _ => Err(CtlError::Unexpected),
             }
         }
         DaemonCommand::Status { conn } => {
             match control::call(&conn.socket, &Request::Status).await? {
-                Reply::Status { status } => {
-                    match conn.output {
-                        OutputFormat::Json => print_json(&status),
-                        OutputFormat::Text => print_status(&status),
-                    }
-                    Ok(0)
-                }
+                Reply::Status { status } => Ok(show(conn.output, &status, print_status)),
                 _ => Err(CtlError::Unexpected),
             }
         }
