@@ -119,7 +119,10 @@ fn race_program() -> PathBuf {
         Command::new("gcc")
             .args(["-O2", "-pthread", "-o"])
             .arg(&bin)
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/programs/race64.c")),
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/programs/race64.c"
+            )),
     );
     bin
 }
@@ -233,7 +236,7 @@ fn short_lived_containers_under_auto_mode() {
     let count: usize = std::env::var("RECORDER_STRESS_CONTAINERS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(40);
+        .unwrap_or(200);
     let d = Daemon::start("stress", &["--all"]);
     let baseline = status(&d)["map_entries"].as_u64().unwrap();
     let rss = |pid: u32| -> u64 {
@@ -285,10 +288,7 @@ fn short_lived_containers_under_auto_mode() {
             "{id}: {names:?}"
         );
     }
-    let written = ids
-        .iter()
-        .filter(|id| d.profile_path(id).exists())
-        .count();
+    let written = ids.iter().filter(|id| d.profile_path(id).exists()).count();
     let mut entries = 0;
     wait_until("map entries back to the baseline", 30, || {
         entries = status(&d)["map_entries"].as_u64().unwrap();
@@ -369,7 +369,7 @@ fn bad_requests_get_errors_and_a_slow_client_blocks_no_one() {
                 let t = Instant::now();
                 let mut line = String::new();
                 let _ = BufReader::new(s).read_line(&mut line);
-                (line, t.elapsed())
+                (line, t.elapsed(), Instant::now())
             })
         })
         .collect();
@@ -383,9 +383,16 @@ fn bad_requests_get_errors_and_a_slow_client_blocks_no_one() {
         served += 1;
     }
     let served_in = t.elapsed();
+    let served_at = Instant::now();
     for h in slow {
-        let (line, waited) = h.join().unwrap();
+        let (line, waited, answered_at) = h.join().unwrap();
         expect_error("slow client", &line, "timed out");
+        // The others were served while this one still hung: had the slow
+        // clients blocked the server, they would have been answered first.
+        assert!(
+            answered_at > served_at,
+            "a slow client was answered before the others were served"
+        );
         println!("RESULT slow client answered after {waited:?}");
     }
     println!("RESULT badclients: {served}/50 served in {served_in:?} while 8 slow clients hung");
@@ -442,10 +449,29 @@ mod fuzz {
             .unwrap_or(default)
     }
     const TOKENS: &[&[u8]] = &[
-        b"{", b"}", b"[", b"]", b"\"", b":", b",", b"null", b"-1", b"1e999", b"\\u0000",
-        b"\"op\"", b"\"version\"", b"\"target\"", b"\"cgroup\"", b"\"/../..\"",
-        b"\"output\"", b"\"base\"", b"\"syscalls\"", b"\"names\"", b"18446744073709551616",
-        b"\xff\xfe", b"true",
+        b"{",
+        b"}",
+        b"[",
+        b"]",
+        b"\"",
+        b":",
+        b",",
+        b"null",
+        b"-1",
+        b"1e999",
+        b"\\u0000",
+        b"\"op\"",
+        b"\"version\"",
+        b"\"target\"",
+        b"\"cgroup\"",
+        b"\"/../..\"",
+        b"\"output\"",
+        b"\"base\"",
+        b"\"syscalls\"",
+        b"\"names\"",
+        b"18446744073709551616",
+        b"\xff\xfe",
+        b"true",
     ];
     pub fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
         let mut v = seed.to_vec();
@@ -522,10 +548,20 @@ fn fuzz_profile_and_request_parsers() {
 fn malformed_base_profile_is_refused_with_location() {
     let dir = common::scratch("bad-base");
     let base = dir.join("base.json");
-    fs::write(&base, "{\n  \"defaultAction\": \"SCMP_ACT_ERRNO\",\n  \"syscalls\": [ {\"names\": 3} ]\n}\n")
-        .unwrap();
+    fs::write(
+        &base,
+        "{\n  \"defaultAction\": \"SCMP_ACT_ERRNO\",\n  \"syscalls\": [ {\"names\": 3} ]\n}\n",
+    )
+    .unwrap();
     let out = run(common::recorderctl()
-        .args(["start", "--cgroup", "/x", "--socket", "/nonexistent.sock", "--base"])
+        .args([
+            "start",
+            "--cgroup",
+            "/x",
+            "--socket",
+            "/nonexistent.sock",
+            "--base",
+        ])
         .arg(&base));
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
@@ -604,7 +640,11 @@ fn planted_symlink_is_not_followed_and_dotdot_is_refused() {
 // ---------------------------------------------------------------- faults
 
 fn mount_tmpfs(at: &Path, opts: &str) {
-    run_ok(Command::new("mount").args(["-t", "tmpfs", "-o", opts, "tmpfs"]).arg(at));
+    run_ok(
+        Command::new("mount")
+            .args(["-t", "tmpfs", "-o", opts, "tmpfs"])
+            .arg(at),
+    );
 }
 
 struct Unmount(PathBuf);
@@ -779,7 +819,15 @@ fn missing_tracefs_and_bpffs_are_mounted_at_startup() {
         exec "$@"
     "#;
     let mut child = Command::new("unshare")
-        .args(["--mount", "--propagation", "private", "/bin/sh", "-c", script, "sh"])
+        .args([
+            "--mount",
+            "--propagation",
+            "private",
+            "/bin/sh",
+            "-c",
+            script,
+            "sh",
+        ])
         .arg(common::recorderd_path())
         .arg("--socket")
         .arg(&socket)
@@ -808,7 +856,8 @@ fn missing_tracefs_and_bpffs_are_mounted_at_startup() {
         thread::sleep(Duration::from_millis(100));
     };
     let stderr = fs::read_to_string(dir.join("err")).unwrap_or_default();
-    let mountinfo = fs::read_to_string(format!("/proc/{}/mountinfo", child.id())).unwrap_or_default();
+    let mountinfo =
+        fs::read_to_string(format!("/proc/{}/mountinfo", child.id())).unwrap_or_default();
     // SAFETY: kill(2) on our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let _ = child.wait();
@@ -818,4 +867,79 @@ fn missing_tracefs_and_bpffs_are_mounted_at_startup() {
     assert!(mountinfo.contains(" /sys/fs/bpf "), "{mountinfo}");
     assert!(mountinfo.contains("tracefs"), "{mountinfo}");
     println!("RESULT nomounts: recorderd mounted tracefs and bpffs and answered");
+}
+
+/// kill -9 of recorderd with a manual (`start --cgroup`) recording running
+/// and a profile write pending; then a restart. tests/auto.rs covers auto
+/// mode; this covers what it does not: syscalls made while the daemon is
+/// down land in a manual recording, and a pending write survives the kill.
+#[test]
+fn kill_9_with_a_manual_recording_and_a_pending_write() {
+    require_root();
+    let bin = race_program();
+    let h = Hierarchy::detect().unwrap();
+    let mut d = Daemon::start("kill9manual", &[]);
+    fs::create_dir_all(&d.profiles).unwrap();
+    mount_tmpfs(&d.profiles, "size=64k,mode=755");
+    let _guard = Unmount(d.profiles.clone());
+    let pid = std::process::id();
+    let (first, second) = RARE.split_at(32);
+    let in_cgroup = |dir: &Path, nrs: &[(u32, &str)]| {
+        run_ok(
+            Command::new("/bin/sh")
+                .arg("-c")
+                .arg(r#"echo $$ > "$0" && exec "$@""#)
+                .arg(dir.join("cgroup.procs"))
+                .arg(&bin)
+                .args(nrs.iter().map(|(nr, _)| nr.to_string())),
+        );
+    };
+    // A: recorded; half its syscalls before the kill, half while down.
+    let rel_a = format!("/recorder-test-kill9-a-{pid}");
+    let dir_a = h.create(&rel_a).unwrap();
+    d.ctl_ok(&["start", "--cgroup", &rel_a]);
+    let key_a = format!("cgroup-{}", h.id(&rel_a).unwrap());
+    // B: finished while the profiles dir is read-only: a pending write.
+    let rel_b = format!("/recorder-test-kill9-b-{pid}");
+    let dir_b = h.create(&rel_b).unwrap();
+    d.ctl_ok(&["start", "--cgroup", &rel_b]);
+    let key_b = format!("cgroup-{}", h.id(&rel_b).unwrap());
+    in_cgroup(&dir_a, first);
+    in_cgroup(&dir_b, RARE.as_slice());
+    run_ok(
+        Command::new("mount")
+            .args(["-o", "remount,ro"])
+            .arg(&d.profiles),
+    );
+    h.remove(&rel_b, Duration::from_secs(5)).unwrap();
+    wait_until("the pending write", 30, || {
+        status(&d)["pending_writes"] == 1
+    });
+
+    d.signal(libc::SIGKILL);
+    in_cgroup(&dir_a, second);
+    d.spawn();
+
+    // B is still pending after the restart, and is written once possible.
+    let st = status(&d);
+    let list = d.ctl_ok(&["list", "--output", "json"]);
+    assert!(list.contains(&key_a) && list.contains(&key_b), "{list}");
+    run_ok(
+        Command::new("mount")
+            .args(["-o", "remount,rw"])
+            .arg(&d.profiles),
+    );
+    let b = allowed_names(&d.wait_for(&d.profile_path(&key_b)));
+    assert!(lost(&b).is_empty(), "B lost {:?}", lost(&b));
+    // A has both halves.
+    d.ctl_ok(&["stop", "--cgroup", &rel_a]);
+    let a = allowed_names(&fs::read_to_string(d.profile_path(&key_a)).unwrap());
+    h.remove(&rel_a, Duration::from_secs(5)).unwrap();
+    println!(
+        "RESULT kill9 manual: A lost = {}, B lost = {}, pending after restart = {}",
+        lost(&a).len(),
+        lost(&b).len(),
+        st["pending_writes"]
+    );
+    assert!(lost(&a).is_empty(), "A lost {:?}", lost(&a));
 }
