@@ -189,10 +189,16 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
                 ])
                 .args(["bench", "--quick", "--no-compare"]),
         )?;
+        step("install check (cargo xtask install --destdir target/install-check)");
+        let install = install_check();
+        if let Err(e) = &install {
+            println!("install check: {e:#}");
+        }
         for (ok, name) in [
             (clippy.success(), "clippy"),
             (fmt.success(), "rustfmt"),
             (bench.success(), "bench smoke"),
+            (install.is_ok(), "install check"),
         ] {
             if ok {
                 checks_passed += 1;
@@ -233,6 +239,41 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     } else {
         std::process::exit(1)
     }
+}
+
+/// Stages an installation and checks that every file it must install is
+/// there: the binaries, man pages, completions, the systemd unit (pointing
+/// at the installed recorderd), the default config and the OCI hook.
+fn install_check() -> anyhow::Result<()> {
+    let dest = target_dir().join("install-check");
+    let _ = std::fs::remove_dir_all(&dest);
+    crate::install::run(&crate::install::Args {
+        prefix: "/usr/local".into(),
+        destdir: Some(dest.clone()),
+    })?;
+    let want = [
+        "usr/local/bin/recorderd",
+        "usr/local/bin/recorderctl",
+        "usr/local/share/man/man1/recorderctl.1",
+        "usr/local/share/man/man1/recorderd.1",
+        "usr/local/share/bash-completion/completions/recorderctl",
+        "etc/systemd/system/recorderd.service",
+        "etc/recorder/recorderd.toml",
+        "usr/share/containers/oci/hooks.d/recorder-oci-hook.json",
+    ];
+    let missing: Vec<&str> = want
+        .iter()
+        .copied()
+        .filter(|p| !dest.join(p).exists())
+        .collect();
+    anyhow::ensure!(missing.is_empty(), "not installed: {}", missing.join(", "));
+    let unit = std::fs::read_to_string(dest.join("etc/systemd/system/recorderd.service"))?;
+    anyhow::ensure!(
+        unit.contains("ExecStart=/usr/local/bin/recorderd --all"),
+        "the unit does not run the installed recorderd"
+    );
+    println!("install check: {} files in place", want.len());
+    Ok(())
 }
 
 #[cfg(test)]
