@@ -289,11 +289,22 @@ fn short_lived_containers_under_auto_mode() {
         );
     }
     let written = ids.iter().filter(|id| d.profile_path(id).exists()).count();
+    // Our containers' recordings are gone, and so are their map entries.
+    // An --all daemon also records containers that others run on the host
+    // meanwhile: their entries are theirs, so the baseline is checked when
+    // no such recording is alive (and reported otherwise).
     let mut entries = 0;
-    wait_until("map entries back to the baseline", 30, || {
-        entries = status(&d)["map_entries"].as_u64().unwrap();
-        entries <= baseline
+    let mut foreign = 0;
+    wait_until("our recordings and map entries to go", 60, || {
+        let list = d.ctl_ok(&["list", "--output", "json"]);
+        let st = status(&d);
+        entries = st["map_entries"].as_u64().unwrap();
+        foreign = st["recordings"].as_u64().unwrap();
+        !ids.iter().any(|id| list.contains(id.as_str())) && (foreign > 0 || entries <= baseline)
     });
+    if foreign > 0 {
+        println!("NOTE stress: {foreign} recordings of other containers alive; map check skipped");
+    }
     let rss_end = rss(d.pid());
     let drift = rss_after_20.map(|r| (rss_end as f64 - r as f64) / r as f64 * 100.0);
     println!(
