@@ -1099,6 +1099,20 @@ async fn serve_conn(stream: UnixStream, group: u32, manager: mpsc::Sender<Manage
             error(ErrorKind::BadRequest, "incomplete request line")
         }
         Ok(Ok(_)) => match control::parse_request(&line) {
+            // recorderd writes as root: a socket-group member choosing the
+            // path could overwrite any file on the host.
+            Ok(Request::Start {
+                output: Some(out), ..
+            }) if uid != 0 => {
+                log::warn!(
+                    "refused output path {} from uid {uid} (pid {pid:?}): only root may choose where a profile is written",
+                    out.display()
+                );
+                error(
+                    ErrorKind::PermissionDenied,
+                    "permission denied: only root may choose the output path of a profile",
+                )
+            }
             Ok(req) => {
                 let (tx, rx) = oneshot::channel();
                 if manager
