@@ -22,7 +22,9 @@ pub const PROTOCOL_VERSION: u32 = 1;
 pub const MAX_REQUEST: usize = 1 << 20;
 /// The largest reply the client reads.
 pub const MAX_REPLY: usize = 64 << 20;
-/// How long the daemon waits for a request line.
+/// How many control connections the daemon serves at once.
+pub const MAX_CONNECTIONS: usize = 512;
+/// How long the daemon waits for a request line (and to write its reply).
 pub const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What to record.

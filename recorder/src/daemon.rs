@@ -1130,7 +1130,12 @@ async fn serve_conn(stream: UnixStream, group: u32, manager: mpsc::Sender<Manage
             Err(refusal) => refusal.into(),
         },
     };
-    let _ = write.write_all(&control::reply_line(&reply)).await;
+    // A client that never reads its reply does not hold the slot forever.
+    let _ = tokio::time::timeout(
+        control::READ_TIMEOUT,
+        write.write_all(&control::reply_line(&reply)),
+    )
+    .await;
 }
 
 fn bind_socket(path: &Path, group: u32) -> Result<UnixListener, DaemonError> {
@@ -1301,11 +1306,22 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
         }
     }));
     let tx = manager_tx.clone();
+    // At most this many connections are served at once; more wait in the
+    // listen backlog. Each holds a task and a descriptor for up to
+    // READ_TIMEOUT, so a flood of slow clients cannot exhaust either.
+    let slots = Arc::new(tokio::sync::Semaphore::new(control::MAX_CONNECTIONS));
     tasks.push(tokio::spawn(async move {
         loop {
+            let Ok(slot) = slots.clone().acquire_owned().await else {
+                return;
+            };
             match listener.accept().await {
                 Ok((stream, _)) => {
-                    tokio::spawn(serve_conn(stream, group, tx.clone()));
+                    let tx = tx.clone();
+                    tokio::spawn(async move {
+                        serve_conn(stream, group, tx).await;
+                        drop(slot);
+                    });
                 }
                 Err(e) => {
                     log::error!("accept: {e}");
