@@ -533,7 +533,19 @@ impl Manager {
         }
         let (cgroup, container) = match self.resolve(&target) {
             Ok(v) => v,
-            Err(r) => return r.into(),
+            Err(refusal) => {
+                // A docker name the engine knows (its API takes names too).
+                let by_engine = match &target {
+                    Target::Container(spec) if refusal.kind == ErrorKind::NotFound => {
+                        crate::docker_api::inspect(spec).await
+                    }
+                    _ => None,
+                };
+                match by_engine.and_then(|c| self.resolve(&Target::Container(c.id)).ok()) {
+                    Some(v) => v,
+                    None => return refusal.into(),
+                }
+            }
         };
         let owner = match self.hierarchy.id(&cgroup) {
             Ok(id) => id,
@@ -589,12 +601,10 @@ impl Manager {
         let key = container
             .as_ref()
             .map_or_else(|| format!("cgroup-{owner}"), |c| c.id.clone());
-        let name = container
-            .as_ref()
-            .and_then(|c| names::lookup(c.runtime, &c.id));
-        let image = container
-            .as_ref()
-            .and_then(|c| names::image(c.runtime, &c.id));
+        let (name, image) = match &container {
+            Some(c) => name_and_image(c).await,
+            None => (None, None),
+        };
         let rec = Recording {
             owner,
             key,
@@ -830,8 +840,7 @@ impl Manager {
         let Some(container) = container else {
             return false;
         };
-        let name = names::lookup(container.runtime, &container.id);
-        let image = names::image(container.runtime, &container.id);
+        let (name, image) = name_and_image(&container).await;
         let rec = Recording {
             owner,
             key: container.id.clone(),
@@ -1015,6 +1024,20 @@ impl Manager {
             }
         }
     }
+}
+
+/// A container's name and image: for docker from the Engine API, else (or
+/// when the engine does not answer) from the runtime's metadata on disk.
+async fn name_and_image(c: &ContainerRef) -> (Option<String>, Option<String>) {
+    if c.runtime == Runtime::Docker
+        && let Some(i) = crate::docker_api::inspect(&c.id).await
+    {
+        return (i.name, i.image);
+    }
+    (
+        names::lookup(c.runtime, &c.id),
+        names::image(c.runtime, &c.id),
+    )
 }
 
 /// Names the union of a recording's sets.

@@ -12,6 +12,7 @@ pub mod container;
 pub mod control;
 pub mod ctl;
 pub mod daemon;
+pub mod docker_api;
 pub mod ebpf;
 pub mod format;
 pub mod hook;

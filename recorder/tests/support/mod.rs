@@ -73,9 +73,10 @@ fn docker_up() -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// A dockerd on /var/run/docker.sock (the default data root, where the
-/// names are read from), started by the test unless one runs already, and
-/// stopped when dropped. Tests that use it run one at a time.
+/// A dockerd on /var/run/docker.sock, started by the test unless one runs
+/// already, and stopped when dropped. Tests that use it run one at a time.
+/// Its data root is a directory of the tests', which docker's own files on
+/// disk do not point to: the names the tests see come from the Engine API.
 pub struct Dockerd {
     child: Option<Child>,
     _lock: MutexGuard<'static, ()>,
@@ -91,6 +92,8 @@ impl Dockerd {
         } else {
             let child = Command::new("dockerd")
                 .args(["--host", "unix:///var/run/docker.sock"])
+                .arg("--data-root")
+                .arg(Path::new(env!("CARGO_TARGET_TMPDIR")).join("docker-data-root"))
                 .stdout(Stdio::null())
                 .stderr(fs::File::create(log_dir.join("dockerd.log")).unwrap())
                 .spawn()
