@@ -82,18 +82,7 @@ fn run_bench(a: &BenchArgs) -> anyhow::Result<()> {
     #[cfg(not(feature = "bench"))]
     {
         setup::setup(&setup::Args::default())?;
-        let status = cargo()
-            .args([
-                "run",
-                "--quiet",
-                "--release",
-                "--package",
-                "xtask",
-                "--features",
-                "bench",
-                "--",
-                "bench",
-            ])
+        let status = bench_command()
             .args(&a.args)
             .status()
             .context("running the bench")?;
@@ -102,6 +91,23 @@ fn run_bench(a: &BenchArgs) -> anyhow::Result<()> {
         }
         Ok(())
     }
+}
+
+/// `cargo run` of this xtask with the `bench` feature, up to `bench`.
+pub(crate) fn bench_command() -> Command {
+    let mut cmd = cargo();
+    cmd.args([
+        "run",
+        "--quiet",
+        "--release",
+        "--package",
+        "xtask",
+        "--features",
+        "bench",
+        "--",
+        "bench",
+    ]);
+    cmd
 }
 
 /// The workspace root (xtask lives one level below it).

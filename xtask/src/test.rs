@@ -175,20 +175,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         // The bench's smoke test: it runs end to end (its figures are not
         // checked here; see docs/performance.md).
         step("bench smoke (cargo xtask bench --quick --no-compare)");
-        let bench = status(
-            cargo()
-                .args([
-                    "run",
-                    "--quiet",
-                    "--release",
-                    "--package",
-                    "xtask",
-                    "--features",
-                    "bench",
-                    "--",
-                ])
-                .args(["bench", "--quick", "--no-compare"]),
-        )?;
+        let bench = status(crate::bench_command().args(["--quick", "--no-compare"]))?;
         step("install check (cargo xtask install --destdir target/install-check)");
         let install = install_check();
         if let Err(e) = &install {
