@@ -504,39 +504,17 @@ impl Kernel {
     /// Starts recording cgroup `id` as part of the recording `owner`.
     /// An existing set for `id` is kept (nothing recorded is lost).
     pub fn insert(&mut self, id: u64, owner: u64, phase: u32) -> Result<(), KernelError> {
+        let capacity = self.capacity;
         if let Some(args) = &mut self.args {
-            // BPF_NOEXIST: values already recorded are kept.
-            match args.insert(id, ArgSet::EMPTY, 1) {
-                Ok(()) => {}
-                Err(MapError::SyscallError(e))
-                    if e.io_error.raw_os_error() == Some(libc::EEXIST) => {}
-                Err(MapError::SyscallError(e))
-                    if e.io_error.raw_os_error() == Some(libc::E2BIG) =>
-                {
-                    return Err(KernelError::MapFull {
-                        capacity: self.capacity,
-                    });
-                }
-                Err(e) => return Err(KernelError::map(ARGS_MAP)(e)),
-            }
+            insert_new(args, id, ArgSet::EMPTY, ARGS_MAP, capacity)?;
         }
-        if self.sets.get(&id, 0).is_ok() {
-            return Ok(());
-        }
-        let set = SyscallSet::new(owner, phase);
-        // BPF_NOEXIST: a set the kernel enrolled meanwhile is kept.
-        match self.sets.insert(id, set, 1) {
-            Ok(()) => Ok(()),
-            Err(MapError::SyscallError(e)) if e.io_error.raw_os_error() == Some(libc::EEXIST) => {
-                Ok(())
-            }
-            Err(MapError::SyscallError(e)) if e.io_error.raw_os_error() == Some(libc::E2BIG) => {
-                Err(KernelError::MapFull {
-                    capacity: self.capacity,
-                })
-            }
-            Err(e) => Err(KernelError::map(SETS_MAP)(e)),
-        }
+        insert_new(
+            &mut self.sets,
+            id,
+            SyscallSet::new(owner, phase),
+            SETS_MAP,
+            capacity,
+        )
     }
 
     /// The set recorded for cgroup `id`, if it is recorded.
@@ -567,7 +545,7 @@ impl Kernel {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        !self.sets.keys().any(|k| k.is_ok())
     }
 
     /// Every recorded cgroup and its set.
@@ -603,9 +581,23 @@ impl Kernel {
     }
 }
 
-/// The default BTF path.
-pub fn default_btf() -> &'static Path {
-    Path::new(btf::VMLINUX)
+/// Inserts `value` for `id` unless `id` is there already (BPF_NOEXIST: a
+/// value recorded meanwhile, e.g. enrolled by the kernel, is kept).
+fn insert_new<V: aya::Pod>(
+    map: &mut HashMap<MapData, u64, V>,
+    id: u64,
+    value: V,
+    name: &'static str,
+    capacity: u32,
+) -> Result<(), KernelError> {
+    match map.insert(id, value, 1) {
+        Ok(()) => Ok(()),
+        Err(MapError::SyscallError(e)) if e.io_error.raw_os_error() == Some(libc::EEXIST) => Ok(()),
+        Err(MapError::SyscallError(e)) if e.io_error.raw_os_error() == Some(libc::E2BIG) => {
+            Err(KernelError::MapFull { capacity })
+        }
+        Err(e) => Err(KernelError::map(name)(e)),
+    }
 }
 
 #[cfg(test)]

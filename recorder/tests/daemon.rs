@@ -133,7 +133,8 @@ fn start_stop_profile_enforced() {
     ));
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("WORKLOAD-OK"),
-        "workload failed under its profile: {}\n{}",
+        "workload failed under its profile ({}): {}\n{}",
+        out.status,
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
