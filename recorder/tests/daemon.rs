@@ -22,9 +22,13 @@ fn workload(wait: bool) -> String {
         ""
     };
     // The client retries until the listener is up; every wait is bounded.
+    // The listener's stdin is a pipe that stays open: busybox nc shuts its
+    // side of the connection down when its stdin ends, and with /dev/null a
+    // client that had not yet read "ping" from its own pipe would see EOF
+    // and quit without sending it (about 1 run in 20 lost the data).
     format!(
         "{wait}echo hi > /tmp/f && chmod 600 /tmp/f && mkdir /tmp/d && ln -s /tmp/d /tmp/l && \
-         (nc -l -p 7777 > /tmp/got &) && \
+         (sleep 30 | nc -l -p 7777 > /tmp/got &) && \
          for i in $(seq 50); do echo ping | nc -w 2 127.0.0.1 7777 && break; sleep 0.1; done; \
          for i in $(seq 50); do grep -q ping /tmp/got && echo WORKLOAD-OK && break; sleep 0.1; done"
     )
