@@ -75,6 +75,27 @@ impl SyscallSet {
     }
 }
 
+/// log2 of [`FILTER_SLOTS`].
+pub const FILTER_SHIFT: u32 = 13;
+/// Slots of the `RECORDED_FILTER` array: a counting filter in front of the
+/// `SYSCALL_SETS` hash map. Slot [`filter_slot`]`(id)` counts the recorded
+/// cgroups whose id hashes there, so a zero slot proves that a cgroup is not
+/// recorded without the hash lookup (a helper call). 8192 slots: 64 KiB of
+/// kernel memory, and a 1.2 % chance per unrecorded cgroup to pay the lookup
+/// with 100 cgroups recorded.
+pub const FILTER_SLOTS: u32 = 1 << FILTER_SHIFT;
+/// `BPF_F_MMAPABLE`: user space maps the filter and updates its counters
+/// with atomic instructions, as the kernel does (a map update would write
+/// the whole slot and could lose a concurrent kernel increment).
+pub const BPF_F_MMAPABLE: u32 = 1 << 10;
+
+/// The `RECORDED_FILTER` slot of cgroup `id`. Fibonacci hashing: cgroup ids
+/// are inode numbers, mostly consecutive, and the multiply spreads them.
+#[inline(always)]
+pub const fn filter_slot(id: u64) -> u32 {
+    (id.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - FILTER_SHIFT)) as u32
+}
+
 /// Index of the per-program counters in the `STATS` per-CPU array.
 pub mod stat {
     /// Syscalls recorded into some set.
@@ -123,6 +144,19 @@ mod tests {
             4 * SET_WORDS * 8 + 8 + 8 + 8 + 4 + 4
         );
         assert_eq!(core::mem::size_of::<CgroupEvent>(), 16);
+    }
+
+    #[test]
+    fn filter_slots_are_in_range_and_spread() {
+        let mut seen = [0u8; FILTER_SLOTS as usize];
+        // 1024 consecutive inode numbers land in 1024 distinct slots.
+        for id in 4096..4096 + 1024u64 {
+            let slot = filter_slot(id) as usize;
+            assert!(slot < FILTER_SLOTS as usize);
+            seen[slot] += 1;
+        }
+        assert_eq!(seen.iter().filter(|&&n| n > 1).count(), 0);
+        assert!(filter_slot(u64::MAX) < FILTER_SLOTS);
     }
 }
 

@@ -1,7 +1,9 @@
 //! The recorder's eBPF programs.
 //!
-//! * `sys_enter` (raw tracepoint `raw_syscalls:sys_enter`): the recorder. One
-//!   hash lookup by cgroup id; for recorded cgroups, one bit set in a bitmap.
+//! * `sys_enter` (raw tracepoint `raw_syscalls:sys_enter`): the recorder. A
+//!   counting filter by cgroup id (an array slot, no helper call) turns away
+//!   almost every cgroup that is not recorded; the rest pay one hash lookup,
+//!   and recorded ones one bit set in a bitmap.
 //! * `sys_enter_floor`: an empty program on the same hook, the reference floor
 //!   for `cargo xtask bench`. Never attached by the daemon.
 //! * `cgroup_mkdir` / `cgroup_rmdir` (tracepoints `cgroup:*`): auto mode.
@@ -27,15 +29,23 @@ use aya_ebpf::{
 };
 use recorder_common::{ArgSet, NS_FLAGS, OVERFLOW_PERSONALITY, OVERFLOW_SOCKET, PERSONALITY_MAX};
 use recorder_common::{
-    CgroupEvent, EVENT_MKDIR, EVENT_RMDIR, FLAG_AUTO, FLAG_MARKER_SEEN, FLAG_RUNTIME_CRUN,
+    BPF_F_MMAPABLE, CgroupEvent, FILTER_SLOTS, EVENT_MKDIR, EVENT_RMDIR, FLAG_AUTO, FLAG_MARKER_SEEN, FLAG_RUNTIME_CRUN,
     FLAG_RUNTIME_RUNC, ID_HEX_LEN, LEAF_MAX, LEAF_PREFIX_MAX, LEAF_SUFFIX_MAX, LeafPattern,
     MAX_LEAF_PATTERNS, PATH_BUF, PHASE_RUNTIME_INIT, PHASE_WORKLOAD, SET_BITS, SyscallSet,
-    X32_SYSCALL_BIT, stat,
+    X32_SYSCALL_BIT, filter_slot, stat,
 };
 
 /// cgroup id -> syscall set. Capacity is set by user space at load time.
 #[map]
 static SYSCALL_SETS: HashMap<u64, SyscallSet> = HashMap::with_max_entries(1024, 0);
+
+/// Slot `filter_slot(id)` counts the `SYSCALL_SETS` entries whose id hashes
+/// there; 0 means "not recorded" for sure. Whoever inserts an entry adds 1
+/// first and whoever removes one subtracts 1 after, both atomically (user
+/// space through an mmap of this array), so a recorded cgroup's slot is never
+/// 0. Array lookups are inlined by the verifier: no helper call.
+#[map]
+static RECORDED_FILTER: Array<u64> = Array::with_max_entries(FILTER_SLOTS, BPF_F_MMAPABLE);
 
 /// Per-CPU counters, indexed by `recorder_common::stat`.
 #[map]
@@ -235,7 +245,10 @@ fn cgroup_id(task: *const u8) -> u64 {
 pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
     let task = current_task();
     let cgroup = cgroup_id(task);
-    // The only work done for cgroups that are not recorded.
+    // The only work done for (almost all) cgroups that are not recorded.
+    if !maybe_recorded(cgroup) {
+        return 0;
+    }
     let Some(set) = SYSCALL_SETS.get_ptr_mut(&cgroup) else {
         return 0;
     };
@@ -245,6 +258,23 @@ pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
         record_args(cgroup, id, regs);
     }
     0
+}
+
+/// False when cgroup `id` is certainly not recorded (its filter slot is 0).
+#[inline(always)]
+fn maybe_recorded(id: u64) -> bool {
+    match RECORDED_FILTER.get_ptr(filter_slot(id)) {
+        Some(count) => (unsafe { core::ptr::read_volatile(count) }) != 0,
+        None => false,
+    }
+}
+
+/// Adds `delta` (wrapping) to cgroup `id`'s filter slot.
+#[inline(always)]
+fn filter_add(id: u64, delta: u64) {
+    if let Some(count) = RECORDED_FILTER.get_ptr_mut(filter_slot(id)) {
+        unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(count, delta) };
+    }
 }
 
 /// The index of the combination of namespace flags in `flags`.
@@ -553,16 +583,21 @@ fn enrol(id: u64, owner: u64, phase: u32) -> Result<(), i64> {
     set.owner = owner;
     set.phase = phase;
     set.flags = FLAG_AUTO;
+    // Counted before the entry exists, so the entry is never filtered out.
+    filter_add(id, 1);
     // BPF_NOEXIST: never clobber a set user space registered.
     match SYSCALL_SETS.insert(&id, &*set, 1) {
         Ok(()) => {
             bump(stat::ENROLLED);
             send_event(EVENT_MKDIR, id, true);
         }
-        // Already recorded (user space was first): nothing to do.
-        Err(e) if e == -17 => {}
+        // Already recorded (user space was first, and counted it).
+        Err(e) if e == -17 => filter_add(id, u64::MAX),
         // The map is full.
-        Err(_) => bump(stat::ENROL_FAILED),
+        Err(_) => {
+            filter_add(id, u64::MAX);
+            bump(stat::ENROL_FAILED);
+        }
     }
     Ok(())
 }

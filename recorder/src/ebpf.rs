@@ -2,7 +2,10 @@
 //! `record` command, or the daemon's kernel task) holds a [`Kernel`] and
 //! is the only one that touches it.
 
-use std::path::{Path, PathBuf};
+use std::{
+    path::{Path, PathBuf},
+    sync::atomic::{AtomicU64, Ordering},
+};
 
 use aya::{
     Ebpf, EbpfLoader,
@@ -12,7 +15,9 @@ use aya::{
         links::{FdLink, PinnedLink},
     },
 };
-use recorder_common::{ArgSet, LEAF_MAX, LeafPattern, MAX_LEAF_PATTERNS, SyscallSet};
+use recorder_common::{
+    ArgSet, FILTER_SLOTS, LEAF_MAX, LeafPattern, MAX_LEAF_PATTERNS, SyscallSet, filter_slot,
+};
 
 use crate::{btf, system};
 
@@ -23,8 +28,17 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/re
 pub const SETS_MAP: &str = "SYSCALL_SETS";
 /// Name of the per-cgroup argument value map (opt-in `--args`).
 pub const ARGS_MAP: &str = "ARG_SETS";
+/// Name of the counting filter in front of [`SETS_MAP`].
+pub const FILTER_MAP: &str = "RECORDED_FILTER";
 /// Maps that outlive the daemon when a pin directory is given.
-const PINNED_MAPS: [&str; 5] = [SETS_MAP, "CGROUP_LEAF", "EVENTS", "STATS", "LEAF_PATTERNS"];
+const PINNED_MAPS: [&str; 6] = [
+    SETS_MAP,
+    FILTER_MAP,
+    "CGROUP_LEAF",
+    "EVENTS",
+    "STATS",
+    "LEAF_PATTERNS",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum KernelError {
@@ -63,6 +77,8 @@ pub enum KernelError {
     MapFull { capacity: u32 },
     #[error("cannot enable BPF run-time statistics (BPF_ENABLE_STATS): {0}")]
     Stats(#[source] Box<aya::sys::SyscallError>),
+    #[error("cannot mmap the {FILTER_MAP} map: {0}")]
+    Filter(#[source] std::io::Error),
 }
 
 impl KernelError {
@@ -211,10 +227,78 @@ pub fn globals(opts: &LoadOptions) -> Result<Vec<(&'static str, u32)>, KernelErr
     ])
 }
 
+/// The `RECORDED_FILTER` array, mapped into this process: one counter per
+/// slot of recorded cgroups whose id hashes there (see recorder-common). The
+/// kernel's `cgroup_mkdir` updates the same counters with atomic adds, so
+/// user space must too: a map update would overwrite a concurrent increment.
+struct Filter {
+    counters: std::ptr::NonNull<AtomicU64>,
+    len: usize,
+    /// Keeps the map (and its fd) alive as long as the mapping.
+    _map: Array<MapData, u64>,
+}
+
+// SAFETY: the mapping is owned by the `Filter` and only reached through
+// `AtomicU64`s, which may be shared between threads.
+unsafe impl Send for Filter {}
+unsafe impl Sync for Filter {}
+
+impl Filter {
+    fn new(map: Array<MapData, u64>) -> Result<Self, KernelError> {
+        use std::os::fd::{AsFd as _, AsRawFd as _};
+        let len = FILTER_SLOTS as usize * size_of::<u64>();
+        let fd = aya::maps::IterableMap::map(&map).fd().as_fd().as_raw_fd();
+        // SAFETY: a fresh shared mapping of the whole array (the kernel
+        // rounds an mmapable array up to whole pages), checked below.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(KernelError::Filter(std::io::Error::last_os_error()));
+        }
+        let counters = std::ptr::NonNull::new(ptr.cast::<AtomicU64>())
+            .ok_or_else(|| KernelError::Filter(std::io::Error::other("mmap returned NULL")))?;
+        Ok(Self {
+            counters,
+            len,
+            _map: map,
+        })
+    }
+
+    fn counter(&self, id: u64) -> &AtomicU64 {
+        // `filter_slot` is below FILTER_SLOTS, and the mapping holds that
+        // many aligned u64s (page-aligned start).
+        unsafe { &*self.counters.as_ptr().add(filter_slot(id) as usize) }
+    }
+
+    fn add(&self, id: u64) {
+        self.counter(id).fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn sub(&self, id: u64) {
+        self.counter(id).fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Filter {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `new`, with its length.
+        unsafe { libc::munmap(self.counters.as_ptr().cast(), self.len) };
+    }
+}
+
 /// The loaded object.
 pub struct Kernel {
     ebpf: Ebpf,
     sets: HashMap<MapData, u64, SyscallSet>,
+    filter: Filter,
     leaves: HashMap<MapData, u64, [u8; LEAF_MAX]>,
     capacity: u32,
     pin_dir: Option<PathBuf>,
@@ -283,6 +367,10 @@ impl Kernel {
         for (name, path) in &pin_paths {
             loader.map_pin_path(name, path.as_path());
         }
+        // A filter pinned by an earlier run counts that run's entries.
+        let fresh_filter = !pin_paths
+            .iter()
+            .any(|(name, path)| *name == FILTER_MAP && path.exists());
         let mut ebpf = loader
             .load(OBJECT)
             .map_err(|e| KernelError::Load(Box::new(e)))?;
@@ -297,7 +385,19 @@ impl Kernel {
         let sets = ebpf
             .take_map(SETS_MAP)
             .ok_or(KernelError::Missing(SETS_MAP))?;
-        let sets = HashMap::try_from(sets).map_err(KernelError::map(SETS_MAP))?;
+        let sets: HashMap<MapData, u64, SyscallSet> =
+            HashMap::try_from(sets).map_err(KernelError::map(SETS_MAP))?;
+        let filter = ebpf
+            .take_map(FILTER_MAP)
+            .ok_or(KernelError::Missing(FILTER_MAP))?;
+        let filter = Filter::new(Array::try_from(filter).map_err(KernelError::map(FILTER_MAP))?)?;
+        if fresh_filter {
+            // Entries pinned by a version without the filter: count them
+            // before anything is attached, or they would be filtered out.
+            for id in sets.keys().filter_map(Result::ok) {
+                filter.add(id);
+            }
+        }
         let leaves = ebpf
             .take_map("CGROUP_LEAF")
             .ok_or(KernelError::Missing("CGROUP_LEAF"))?;
@@ -310,6 +410,7 @@ impl Kernel {
         Ok(Self {
             ebpf,
             sets,
+            filter,
             leaves,
             capacity,
             pin_dir: opts.pin_dir.clone(),
@@ -508,13 +609,21 @@ impl Kernel {
         if let Some(args) = &mut self.args {
             insert_new(args, id, ArgSet::EMPTY, ARGS_MAP, capacity)?;
         }
-        insert_new(
+        // Counted before the entry exists, so it is never filtered out; the
+        // count is taken back when the entry was there already (the kernel
+        // counted it) or could not be made.
+        self.filter.add(id);
+        let inserted = insert_new(
             &mut self.sets,
             id,
             SyscallSet::new(owner, phase),
             SETS_MAP,
             capacity,
-        )
+        );
+        if !matches!(inserted, Ok(true)) {
+            self.filter.sub(id);
+        }
+        inserted.map(drop)
     }
 
     /// The set recorded for cgroup `id`, if it is recorded.
@@ -525,7 +634,11 @@ impl Kernel {
     /// Stops recording cgroup `id`, returning what was recorded.
     pub fn remove(&mut self, id: u64) -> Option<SyscallSet> {
         let set = self.get(id);
-        let _ = self.sets.remove(&id);
+        // Uncounted only after the entry is gone, and only by whoever
+        // removed it.
+        if self.sets.remove(&id).is_ok() {
+            self.filter.sub(id);
+        }
         let _ = self.leaves.remove(&id);
         set
     }
@@ -582,17 +695,20 @@ impl Kernel {
 }
 
 /// Inserts `value` for `id` unless `id` is there already (BPF_NOEXIST: a
-/// value recorded meanwhile, e.g. enrolled by the kernel, is kept).
+/// value recorded meanwhile, e.g. enrolled by the kernel, is kept). Returns
+/// whether it inserted.
 fn insert_new<V: aya::Pod>(
     map: &mut HashMap<MapData, u64, V>,
     id: u64,
     value: V,
     name: &'static str,
     capacity: u32,
-) -> Result<(), KernelError> {
+) -> Result<bool, KernelError> {
     match map.insert(id, value, 1) {
-        Ok(()) => Ok(()),
-        Err(MapError::SyscallError(e)) if e.io_error.raw_os_error() == Some(libc::EEXIST) => Ok(()),
+        Ok(()) => Ok(true),
+        Err(MapError::SyscallError(e)) if e.io_error.raw_os_error() == Some(libc::EEXIST) => {
+            Ok(false)
+        }
         Err(MapError::SyscallError(e)) if e.io_error.raw_os_error() == Some(libc::E2BIG) => {
             Err(KernelError::MapFull { capacity })
         }

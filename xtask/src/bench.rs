@@ -119,7 +119,6 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let ctx = Context {
         workload_id: hierarchy.id(&work)?,
         other_ids,
-        tp_offsets: config::tracepoint_offsets(),
     };
     let runner = Runner::new(&out_dir, &work_dir, iterations)?;
 
