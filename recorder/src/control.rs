@@ -110,6 +110,10 @@ pub struct StatusInfo {
     pub recordings: usize,
     pub map_entries: usize,
     pub map_capacity: u32,
+    /// The sum of the `RECORDED_FILTER` counters: equal to `map_entries`
+    /// but for inserts and removals in flight (a diagnostic of the filter).
+    #[serde(default)]
+    pub filter_count: u64,
     /// Enrolments the kernel could not make because the map was full.
     pub enrol_failures: u64,
     pub profiles_written: u64,

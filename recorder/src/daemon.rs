@@ -114,6 +114,7 @@ pub enum KernelCmd {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct KernelInfo {
     pub entries: usize,
+    pub filter_count: u64,
     pub capacity: u32,
     pub attached: bool,
     pub enrolled: u64,
@@ -186,6 +187,7 @@ impl KernelTask {
             KernelCmd::Info { reply } => {
                 let _ = reply.send(KernelInfo {
                     entries: self.kernel.len(),
+                    filter_count: self.kernel.filter_count(),
                     capacity: self.kernel.capacity(),
                     attached: self.kernel.attached(),
                     enrolled: self.kernel.stat(stat::ENROLLED),
@@ -794,6 +796,7 @@ impl Manager {
                         record_all: self.config.record_all,
                         recordings: self.recordings.len(),
                         map_entries: k.entries,
+                        filter_count: k.filter_count,
                         map_capacity: k.capacity,
                         enrol_failures: k.enrol_failed,
                         profiles_written: self

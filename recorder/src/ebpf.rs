@@ -285,6 +285,13 @@ impl Filter {
     fn sub(&self, id: u64) {
         self.counter(id).fetch_sub(1, Ordering::SeqCst);
     }
+
+    fn total(&self) -> u64 {
+        (0..FILTER_SLOTS as usize)
+            // SAFETY: in bounds of the mapping, as in `counter`.
+            .map(|i| unsafe { &*self.counters.as_ptr().add(i) }.load(Ordering::Relaxed))
+            .fold(0u64, u64::wrapping_add)
+    }
 }
 
 impl Drop for Filter {
@@ -650,6 +657,12 @@ impl Kernel {
         let set = args.get(&id, 0).ok();
         let _ = args.remove(&id);
         set
+    }
+
+    /// The sum of the filter's counters: [`Self::len`] when no insert or
+    /// removal is in flight.
+    pub fn filter_count(&self) -> u64 {
+        self.filter.total()
     }
 
     /// How many cgroups are recorded.

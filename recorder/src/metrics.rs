@@ -561,6 +561,7 @@ mod tests {
                 refreshed: Some(SystemTime::now()),
                 kernel: KernelInfo {
                     entries: 2,
+                    filter_count: 2,
                     capacity: 8,
                     attached: true,
                     enrolled: 3,

@@ -101,6 +101,7 @@ fn start_stop_profile_enforced() {
     let s: serde_json::Value = serde_json::from_str(&status).unwrap();
     assert_eq!(s["recordings"], 1);
     assert_eq!(s["attached"], true);
+    assert_eq!(s["filter_count"], s["map_entries"], "{s}");
 
     let path = d.ctl_ok(&["stop", short, "--base", base_profile().to_str().unwrap()]);
     let path = path.trim();
@@ -128,6 +129,7 @@ fn start_stop_profile_enforced() {
         serde_json::from_str(&d.ctl_ok(&["status", "--output", "json"])).unwrap();
     assert_eq!(s["recordings"], 0);
     assert_eq!(s["attached"], false, "detach when idle");
+    assert_eq!(s["filter_count"], 0, "{s}");
 
     // Enforce: the same workload from the start under the recorded profile
     // (plus the documented base for what happened before `start`).

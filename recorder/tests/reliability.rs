@@ -305,10 +305,19 @@ fn short_lived_containers_under_auto_mode() {
     if foreign > 0 {
         println!("NOTE stress: {foreign} recordings of other containers alive; map check skipped");
     }
+    // The filter in front of the map counts exactly the map's entries: every
+    // kernel enrolment and every removal kept it in step.
+    let mut filter = 0;
+    wait_until("the filter to count the map's entries", 10, || {
+        let st = status(&d);
+        entries = st["map_entries"].as_u64().unwrap();
+        filter = st["filter_count"].as_u64().unwrap();
+        filter == entries
+    });
     let rss_end = rss(d.pid());
     let drift = rss_after_20.map(|r| (rss_end as f64 - r as f64) / r as f64 * 100.0);
     println!(
-        "RESULT stress: {count} containers (2 at a time) in {elapsed:?}, {:?} per container; profiles {written}/{count}; map entries {entries} (baseline {baseline}); RSS after 20 {:?} kB, at end {rss_end} kB, drift {drift:?} %",
+        "RESULT stress: {count} containers (2 at a time) in {elapsed:?}, {:?} per container; profiles {written}/{count}; map entries {entries} (baseline {baseline}), filter count {filter}; RSS after 20 {:?} kB, at end {rss_end} kB, drift {drift:?} %",
         elapsed / count as u32,
         rss_after_20
     );
@@ -935,6 +944,8 @@ fn kill_9_with_a_manual_recording_and_a_pending_write() {
     let st = status(&d);
     let list = d.ctl_ok(&["list", "--output", "json"]);
     assert!(list.contains(&key_a) && list.contains(&key_b), "{list}");
+    // The pinned filter came back with the pinned map, in step with it.
+    assert_eq!(st["filter_count"], st["map_entries"], "{st}");
     run_ok(
         Command::new("mount")
             .args(["-o", "remount,rw"])
