@@ -96,6 +96,40 @@ pub const fn filter_slot(id: u64) -> u32 {
     (id.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - FILTER_SHIFT)) as u32
 }
 
+/// log2 of [`CACHE_SLOTS`].
+pub const CACHE_SHIFT: u32 = 10;
+/// Slots of the `SET_CACHE` array: a direct-mapped cache of recorded sets.
+/// A recorded cgroup whose slot ([`cache_slot`]) is free moves its later
+/// syscalls there from its `SYSCALL_SETS` entry, so that they cost an
+/// (inlined) array lookup instead of a hash lookup; user space merges the
+/// two. 1024 slots of 552 bytes: 552 KiB of kernel memory.
+pub const CACHE_SLOTS: u32 = 1 << CACHE_SHIFT;
+/// [`CachedSet::id`] of a free slot.
+pub const CACHE_FREE: u64 = 0;
+/// [`CachedSet::id`] while the kernel fills in a slot it has just claimed.
+pub const CACHE_CLAIMING: u64 = u64::MAX - 1;
+/// [`CachedSet::id`] of a slot user space has released; it zeroes the set
+/// and frees the slot once no program can still be writing to it.
+pub const CACHE_RELEASED: u64 = u64::MAX;
+
+/// The `SET_CACHE` slot of cgroup `id` (the top bits of the same hash as
+/// [`filter_slot`]).
+#[inline(always)]
+pub const fn cache_slot(id: u64) -> u32 {
+    filter_slot(id) >> (FILTER_SHIFT - CACHE_SHIFT)
+}
+
+/// A value of the `SET_CACHE` array.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CachedSet {
+    /// The cgroup whose syscalls this slot records, or `CACHE_*`.
+    pub id: u64,
+    /// Syscalls recorded here (phase: workload). `owner`, `phase` and
+    /// `flags` of the `SYSCALL_SETS` entry are the ones that count.
+    pub set: SyscallSet,
+}
+
 /// Index of the per-program counters in the `STATS` per-CPU array.
 pub mod stat {
     /// Syscalls recorded into some set.
@@ -131,6 +165,8 @@ mod user {
     // the kernel could leave uninitialised (checked by the size tests).
     unsafe impl aya::Pod for super::SyscallSet {}
     unsafe impl aya::Pod for super::CgroupEvent {}
+    // SAFETY: repr(C), a u64 and a SyscallSet (no padding, checked below).
+    unsafe impl aya::Pod for super::CachedSet {}
 }
 
 #[cfg(test)]
@@ -144,6 +180,11 @@ mod tests {
             4 * SET_WORDS * 8 + 8 + 8 + 8 + 4 + 4
         );
         assert_eq!(core::mem::size_of::<CgroupEvent>(), 16);
+        assert_eq!(
+            core::mem::size_of::<CachedSet>(),
+            8 + core::mem::size_of::<SyscallSet>()
+        );
+        assert!(cache_slot(u64::MAX) < CACHE_SLOTS);
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! The recorder's eBPF programs.
 //!
-//! * `sys_enter` (raw tracepoint `raw_syscalls:sys_enter`): the recorder. A
-//!   counting filter by cgroup id (an array slot, no helper call) turns away
-//!   almost every cgroup that is not recorded; the rest pay one hash lookup,
-//!   and recorded ones one bit set in a bitmap.
+//! * `sys_enter` (raw tracepoint `raw_syscalls:sys_enter`): the recorder.
+//!   Recorded cgroups find their set in a direct-mapped array cache; a
+//!   counting filter (another array slot) turns away almost every cgroup that
+//!   is not recorded; the rest pay one hash lookup. Array lookups are inlined
+//!   by the verifier, so the common paths make no call. A recorded syscall
+//!   sets one bit in a bitmap.
 //! * `sys_enter_floor`: an empty program on the same hook, the reference floor
 //!   for `cargo xtask bench`. Never attached by the daemon.
 //! * `cgroup_mkdir` / `cgroup_rmdir` (tracepoints `cgroup:*`): auto mode.
@@ -15,7 +17,7 @@
 #![feature(core_intrinsics)]
 #![allow(internal_features)]
 
-use core::intrinsics::{AtomicOrdering, atomic_or, atomic_xadd};
+use core::intrinsics::{AtomicOrdering, atomic_cxchg, atomic_or, atomic_xadd, atomic_xchg};
 
 use aya_ebpf::{
     EbpfContext as _, Global,
@@ -29,10 +31,11 @@ use aya_ebpf::{
 };
 use recorder_common::{ArgSet, NS_FLAGS, OVERFLOW_PERSONALITY, OVERFLOW_SOCKET, PERSONALITY_MAX};
 use recorder_common::{
-    BPF_F_MMAPABLE, CgroupEvent, FILTER_SLOTS, EVENT_MKDIR, EVENT_RMDIR, FLAG_AUTO, FLAG_MARKER_SEEN, FLAG_RUNTIME_CRUN,
-    FLAG_RUNTIME_RUNC, ID_HEX_LEN, LEAF_MAX, LEAF_PREFIX_MAX, LEAF_SUFFIX_MAX, LeafPattern,
-    MAX_LEAF_PATTERNS, PATH_BUF, PHASE_RUNTIME_INIT, PHASE_WORKLOAD, SET_BITS, SyscallSet,
-    X32_SYSCALL_BIT, filter_slot, stat,
+    BPF_F_MMAPABLE, CACHE_CLAIMING, CACHE_FREE, CACHE_SLOTS, CachedSet, CgroupEvent, EVENT_MKDIR,
+    EVENT_RMDIR, FILTER_SLOTS, FLAG_AUTO, FLAG_MARKER_SEEN, FLAG_RUNTIME_CRUN, FLAG_RUNTIME_RUNC,
+    ID_HEX_LEN, LEAF_MAX, LEAF_PREFIX_MAX, LEAF_SUFFIX_MAX, LeafPattern, MAX_LEAF_PATTERNS,
+    PATH_BUF, PHASE_RUNTIME_INIT, PHASE_WORKLOAD, SET_BITS, SyscallSet, X32_SYSCALL_BIT,
+    cache_slot, filter_slot, stat,
 };
 
 /// cgroup id -> syscall set. Capacity is set by user space at load time.
@@ -46,6 +49,14 @@ static SYSCALL_SETS: HashMap<u64, SyscallSet> = HashMap::with_max_entries(1024, 
 /// 0. Array lookups are inlined by the verifier: no helper call.
 #[map]
 static RECORDED_FILTER: Array<u64> = Array::with_max_entries(FILTER_SLOTS, BPF_F_MMAPABLE);
+
+/// Slot `cache_slot(id)` holds the set of one recorded cgroup that hashes
+/// there (the first to make a syscall in the workload phase while the slot
+/// was free). Its syscalls are recorded here instead of in its
+/// `SYSCALL_SETS` entry, which stays the recording's identity; user space
+/// merges the two and releases the slot when it removes the entry.
+#[map]
+static SET_CACHE: Array<CachedSet> = Array::with_max_entries(CACHE_SLOTS, BPF_F_MMAPABLE);
 
 /// Per-CPU counters, indexed by `recorder_common::stat`.
 #[map]
@@ -245,19 +256,59 @@ fn cgroup_id(task: *const u8) -> u64 {
 pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
     let task = current_task();
     let cgroup = cgroup_id(task);
-    // The only work done for (almost all) cgroups that are not recorded.
+    let Some(cached) = SET_CACHE.get_ptr_mut(cache_slot(cgroup)) else {
+        return 0;
+    };
+    let id: i64 = ctx.arg(1);
+    let regs = ctx.arg::<u64>(0) as *const u8;
+    // A recorded cgroup with a cache slot: no call at all.
+    if unsafe { core::ptr::read_volatile(&raw const (*cached).id) } == cgroup {
+        if record(unsafe { &raw mut (*cached).set }, task, id, regs) {
+            record_args(cgroup, id, regs);
+        }
+        return 0;
+    }
+    // The only other work done for (almost all) cgroups not recorded.
     if !maybe_recorded(cgroup) {
         return 0;
     }
     let Some(set) = SYSCALL_SETS.get_ptr_mut(&cgroup) else {
         return 0;
     };
-    let id: i64 = ctx.arg(1);
-    let regs = ctx.arg::<u64>(0) as *const u8;
     if record(set, task, id, regs) {
         record_args(cgroup, id, regs);
     }
+    // Once the runtime's init is done, later syscalls go to a free slot.
+    if unsafe { (*set).phase } == PHASE_WORKLOAD
+        && unsafe { core::ptr::read_volatile(&raw const (*cached).id) } == CACHE_FREE
+    {
+        claim(cached, cgroup);
+    }
     0
+}
+
+/// Takes the free cache slot `cached` for `cgroup`. The set of a free slot
+/// is all zeros (user space zeroes it before freeing it).
+#[inline(always)]
+fn claim(cached: *mut CachedSet, cgroup: u64) {
+    let id = unsafe { &raw mut (*cached).id };
+    let (_, won) = unsafe {
+        atomic_cxchg::<u64, { AtomicOrdering::SeqCst }, { AtomicOrdering::SeqCst }>(
+            id,
+            CACHE_FREE,
+            CACHE_CLAIMING,
+        )
+    };
+    if !won {
+        return;
+    }
+    unsafe {
+        (*cached).set.owner = cgroup;
+        (*cached).set.phase = PHASE_WORKLOAD;
+        // Published with a fully ordered exchange: the phase is visible
+        // before anyone records under the id.
+        atomic_xchg::<u64, { AtomicOrdering::SeqCst }>(id, cgroup);
+    }
 }
 
 /// False when cgroup `id` is certainly not recorded (its filter slot is 0).

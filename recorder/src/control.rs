@@ -114,6 +114,10 @@ pub struct StatusInfo {
     /// but for inserts and removals in flight (a diagnostic of the filter).
     #[serde(default)]
     pub filter_count: u64,
+    /// Recorded cgroups whose syscalls go to a `SET_CACHE` slot (no hash
+    /// lookup); the others use their map entry.
+    #[serde(default)]
+    pub cached: usize,
     /// Enrolments the kernel could not make because the map was full.
     pub enrol_failures: u64,
     pub profiles_written: u64,

@@ -115,6 +115,7 @@ pub enum KernelCmd {
 pub struct KernelInfo {
     pub entries: usize,
     pub filter_count: u64,
+    pub cached: usize,
     pub capacity: u32,
     pub attached: bool,
     pub enrolled: u64,
@@ -143,6 +144,8 @@ impl KernelTask {
     }
 
     fn handle(&mut self, cmd: KernelCmd) {
+        // Commands come at least once per tick (the manager's reconcile).
+        self.kernel.sweep();
         match cmd {
             KernelCmd::Insert {
                 ids,
@@ -188,6 +191,7 @@ impl KernelTask {
                 let _ = reply.send(KernelInfo {
                     entries: self.kernel.len(),
                     filter_count: self.kernel.filter_count(),
+                    cached: self.kernel.cached(),
                     capacity: self.kernel.capacity(),
                     attached: self.kernel.attached(),
                     enrolled: self.kernel.stat(stat::ENROLLED),
@@ -797,6 +801,7 @@ impl Manager {
                         recordings: self.recordings.len(),
                         map_entries: k.entries,
                         filter_count: k.filter_count,
+                        cached: k.cached,
                         map_capacity: k.capacity,
                         enrol_failures: k.enrol_failed,
                         profiles_written: self

@@ -16,7 +16,8 @@ use aya::{
     },
 };
 use recorder_common::{
-    ArgSet, FILTER_SLOTS, LEAF_MAX, LeafPattern, MAX_LEAF_PATTERNS, SyscallSet, filter_slot,
+    ArgSet, CACHE_FREE, CACHE_RELEASED, CACHE_SLOTS, CachedSet, FILTER_SLOTS, LEAF_MAX,
+    LeafPattern, MAX_LEAF_PATTERNS, SyscallSet, cache_slot, filter_slot,
 };
 
 use crate::{btf, system};
@@ -30,10 +31,13 @@ pub const SETS_MAP: &str = "SYSCALL_SETS";
 pub const ARGS_MAP: &str = "ARG_SETS";
 /// Name of the counting filter in front of [`SETS_MAP`].
 pub const FILTER_MAP: &str = "RECORDED_FILTER";
+/// Name of the direct-mapped cache of recorded sets.
+pub const CACHE_MAP: &str = "SET_CACHE";
 /// Maps that outlive the daemon when a pin directory is given.
-const PINNED_MAPS: [&str; 6] = [
+const PINNED_MAPS: [&str; 7] = [
     SETS_MAP,
     FILTER_MAP,
+    CACHE_MAP,
     "CGROUP_LEAF",
     "EVENTS",
     "STATS",
@@ -77,8 +81,12 @@ pub enum KernelError {
     MapFull { capacity: u32 },
     #[error("cannot enable BPF run-time statistics (BPF_ENABLE_STATS): {0}")]
     Stats(#[source] Box<aya::sys::SyscallError>),
-    #[error("cannot mmap the {FILTER_MAP} map: {0}")]
-    Filter(#[source] std::io::Error),
+    #[error("cannot mmap the {map} map: {source}")]
+    Mmap {
+        map: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl KernelError {
@@ -227,26 +235,30 @@ pub fn globals(opts: &LoadOptions) -> Result<Vec<(&'static str, u32)>, KernelErr
     ])
 }
 
-/// The `RECORDED_FILTER` array, mapped into this process: one counter per
-/// slot of recorded cgroups whose id hashes there (see recorder-common). The
-/// kernel's `cgroup_mkdir` updates the same counters with atomic adds, so
-/// user space must too: a map update would overwrite a concurrent increment.
-struct Filter {
-    counters: std::ptr::NonNull<AtomicU64>,
+/// An mmapable BPF array mapped into this process. The kernel's programs
+/// update the same memory with atomic instructions, so user space reaches it
+/// only through `AtomicU64`s (a map update would write a whole value and
+/// could lose a concurrent kernel update).
+struct SharedArray<V: aya::Pod> {
+    base: std::ptr::NonNull<u8>,
     len: usize,
+    /// Bytes per value (the kernel rounds values up to 8 bytes).
+    stride: usize,
     /// Keeps the map (and its fd) alive as long as the mapping.
-    _map: Array<MapData, u64>,
+    _map: Array<MapData, V>,
 }
 
-// SAFETY: the mapping is owned by the `Filter` and only reached through
+// SAFETY: the mapping is owned by the `SharedArray` and only reached through
 // `AtomicU64`s, which may be shared between threads.
-unsafe impl Send for Filter {}
-unsafe impl Sync for Filter {}
+unsafe impl<V: aya::Pod> Send for SharedArray<V> {}
+unsafe impl<V: aya::Pod> Sync for SharedArray<V> {}
 
-impl Filter {
-    fn new(map: Array<MapData, u64>) -> Result<Self, KernelError> {
+impl<V: aya::Pod> SharedArray<V> {
+    fn new(name: &'static str, map: aya::maps::Map, slots: u32) -> Result<Self, KernelError> {
         use std::os::fd::{AsFd as _, AsRawFd as _};
-        let len = FILTER_SLOTS as usize * size_of::<u64>();
+        let map: Array<MapData, V> = Array::try_from(map).map_err(KernelError::map(name))?;
+        let stride = size_of::<V>().next_multiple_of(8);
+        let len = slots as usize * stride;
         let fd = aya::maps::IterableMap::map(&map).fd().as_fd().as_raw_fd();
         // SAFETY: a fresh shared mapping of the whole array (the kernel
         // rounds an mmapable array up to whole pages), checked below.
@@ -261,43 +273,195 @@ impl Filter {
             )
         };
         if ptr == libc::MAP_FAILED {
-            return Err(KernelError::Filter(std::io::Error::last_os_error()));
+            return Err(KernelError::Mmap {
+                map: name,
+                source: std::io::Error::last_os_error(),
+            });
         }
-        let counters = std::ptr::NonNull::new(ptr.cast::<AtomicU64>())
-            .ok_or_else(|| KernelError::Filter(std::io::Error::other("mmap returned NULL")))?;
+        let base = std::ptr::NonNull::new(ptr.cast::<u8>()).ok_or_else(|| KernelError::Mmap {
+            map: name,
+            source: std::io::Error::other("mmap returned NULL"),
+        })?;
         Ok(Self {
-            counters,
+            base,
             len,
+            stride,
             _map: map,
         })
     }
 
-    fn counter(&self, id: u64) -> &AtomicU64 {
-        // `filter_slot` is below FILTER_SLOTS, and the mapping holds that
-        // many aligned u64s (page-aligned start).
-        unsafe { &*self.counters.as_ptr().add(filter_slot(id) as usize) }
+    /// The 8-byte word at byte `offset` of value `slot`.
+    fn word(&self, slot: u32, offset: usize) -> &AtomicU64 {
+        let at = slot as usize * self.stride + offset;
+        // Callers pass slots from `filter_slot`/`cache_slot` and offsets of
+        // u64 fields, all in bounds by construction.
+        debug_assert!(at.is_multiple_of(8) && at + 8 <= self.len);
+        // SAFETY: in bounds and 8-byte aligned (page-aligned base, 8-byte
+        // stride, u64 field offsets).
+        unsafe { &*self.base.as_ptr().add(at).cast::<AtomicU64>() }
     }
+}
 
+impl<V: aya::Pod> Drop for SharedArray<V> {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `new`, with its length.
+        unsafe { libc::munmap(self.base.as_ptr().cast(), self.len) };
+    }
+}
+
+/// The `RECORDED_FILTER` counters (see recorder-common).
+struct Filter(SharedArray<u64>);
+
+impl Filter {
     fn add(&self, id: u64) {
-        self.counter(id).fetch_add(1, Ordering::SeqCst);
+        self.0
+            .word(filter_slot(id), 0)
+            .fetch_add(1, Ordering::SeqCst);
     }
 
     fn sub(&self, id: u64) {
-        self.counter(id).fetch_sub(1, Ordering::SeqCst);
+        self.0
+            .word(filter_slot(id), 0)
+            .fetch_sub(1, Ordering::SeqCst);
     }
 
     fn total(&self) -> u64 {
-        (0..FILTER_SLOTS as usize)
-            // SAFETY: in bounds of the mapping, as in `counter`.
-            .map(|i| unsafe { &*self.counters.as_ptr().add(i) }.load(Ordering::Relaxed))
+        (0..FILTER_SLOTS)
+            .map(|slot| self.0.word(slot, 0).load(Ordering::Relaxed))
             .fold(0u64, u64::wrapping_add)
     }
 }
 
-impl Drop for Filter {
-    fn drop(&mut self) {
-        // SAFETY: the mapping made in `new`, with its length.
-        unsafe { libc::munmap(self.counters.as_ptr().cast(), self.len) };
+/// How long a released cache slot waits before it is zeroed and freed: far
+/// longer than any program run that saw the old id can take.
+const CACHE_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The `SET_CACHE` slots (see recorder-common).
+struct Cache {
+    slots: SharedArray<CachedSet>,
+    /// Slots released by `release`, with when.
+    released: Vec<(u32, std::time::Instant)>,
+}
+
+impl Cache {
+    const ID: usize = std::mem::offset_of!(CachedSet, id);
+    const SET: usize = std::mem::offset_of!(CachedSet, set);
+    /// Byte offsets (in `CachedSet`) of the words of the four bitmaps.
+    fn bitmap_words() -> impl Iterator<Item = usize> {
+        use std::mem::offset_of;
+        [
+            offset_of!(SyscallSet, native),
+            offset_of!(SyscallSet, compat),
+            offset_of!(SyscallSet, x32),
+            offset_of!(SyscallSet, init),
+        ]
+        .into_iter()
+        .flat_map(|start| (0..recorder_common::SET_WORDS).map(move |w| Self::SET + start + w * 8))
+    }
+
+    fn new(slots: SharedArray<CachedSet>) -> Self {
+        let mut cache = Self {
+            slots,
+            released: Vec::new(),
+        };
+        // Released by an earlier run of the daemon, long enough ago.
+        for slot in 0..CACHE_SLOTS {
+            if cache.slots.word(slot, Self::ID).load(Ordering::SeqCst) == CACHE_RELEASED {
+                cache.free(slot);
+            }
+        }
+        cache.released.clear();
+        cache
+    }
+
+    /// What the kernel recorded in cgroup `id`'s cache slot, if it has one.
+    fn get(&self, id: u64) -> Option<SyscallSet> {
+        let slot = cache_slot(id);
+        if self.slots.word(slot, Self::ID).load(Ordering::SeqCst) != id {
+            return None;
+        }
+        Some(self.read(slot))
+    }
+
+    fn read(&self, slot: u32) -> SyscallSet {
+        use std::mem::offset_of;
+        let word = |off: usize| {
+            self.slots
+                .word(slot, Self::SET + off)
+                .load(Ordering::Relaxed)
+        };
+        let bitmap = |start: usize| std::array::from_fn(|w| word(start + w * 8));
+        let mut set = SyscallSet::new(0, recorder_common::PHASE_WORKLOAD);
+        set.native = bitmap(offset_of!(SyscallSet, native));
+        set.compat = bitmap(offset_of!(SyscallSet, compat));
+        set.x32 = bitmap(offset_of!(SyscallSet, x32));
+        set.init = bitmap(offset_of!(SyscallSet, init));
+        set.out_of_range = word(offset_of!(SyscallSet, out_of_range));
+        set.last_out_of_range = word(offset_of!(SyscallSet, last_out_of_range)) as i64;
+        set
+    }
+
+    /// Takes cgroup `id`'s slot away from it (the kernel stops recording
+    /// there) and returns what it recorded.
+    fn release(&mut self, id: u64) -> Option<SyscallSet> {
+        let slot = cache_slot(id);
+        self.slots
+            .word(slot, Self::ID)
+            .compare_exchange(id, CACHE_RELEASED, Ordering::SeqCst, Ordering::SeqCst)
+            .ok()?;
+        self.released.push((slot, std::time::Instant::now()));
+        Some(self.read(slot))
+    }
+
+    /// Zeroes and frees the slots released more than `CACHE_GRACE` ago.
+    fn sweep(&mut self) {
+        let now = std::time::Instant::now();
+        let (due, wait): (Vec<_>, Vec<_>) = self
+            .released
+            .drain(..)
+            .partition(|(_, at)| now.duration_since(*at) >= CACHE_GRACE);
+        self.released = wait;
+        for (slot, _) in due {
+            self.free(slot);
+        }
+    }
+
+    fn free(&self, slot: u32) {
+        for off in Self::bitmap_words() {
+            self.slots.word(slot, off).store(0, Ordering::Relaxed);
+        }
+        for off in [
+            std::mem::offset_of!(SyscallSet, out_of_range),
+            std::mem::offset_of!(SyscallSet, last_out_of_range),
+            std::mem::offset_of!(SyscallSet, owner),
+            // phase and flags share this word
+            std::mem::offset_of!(SyscallSet, phase),
+        ] {
+            self.slots
+                .word(slot, Self::SET + off)
+                .store(0, Ordering::Relaxed);
+        }
+        self.slots
+            .word(slot, Self::ID)
+            .store(CACHE_FREE, Ordering::SeqCst);
+    }
+}
+
+/// Adds what the cache recorded (`extra`) to a `SYSCALL_SETS` value.
+fn merge(set: &mut SyscallSet, extra: &SyscallSet) {
+    for (a, b) in [
+        (&mut set.native, &extra.native),
+        (&mut set.compat, &extra.compat),
+        (&mut set.x32, &extra.x32),
+        (&mut set.init, &extra.init),
+    ] {
+        for (x, y) in a.iter_mut().zip(b) {
+            *x |= y;
+        }
+    }
+    if extra.out_of_range != 0 {
+        set.out_of_range += extra.out_of_range;
+        set.last_out_of_range = extra.last_out_of_range;
     }
 }
 
@@ -306,6 +470,7 @@ pub struct Kernel {
     ebpf: Ebpf,
     sets: HashMap<MapData, u64, SyscallSet>,
     filter: Filter,
+    cache: Cache,
     leaves: HashMap<MapData, u64, [u8; LEAF_MAX]>,
     capacity: u32,
     pin_dir: Option<PathBuf>,
@@ -397,7 +562,11 @@ impl Kernel {
         let filter = ebpf
             .take_map(FILTER_MAP)
             .ok_or(KernelError::Missing(FILTER_MAP))?;
-        let filter = Filter::new(Array::try_from(filter).map_err(KernelError::map(FILTER_MAP))?)?;
+        let filter = Filter(SharedArray::new(FILTER_MAP, filter, FILTER_SLOTS)?);
+        let cache = ebpf
+            .take_map(CACHE_MAP)
+            .ok_or(KernelError::Missing(CACHE_MAP))?;
+        let cache = Cache::new(SharedArray::new(CACHE_MAP, cache, CACHE_SLOTS)?);
         if fresh_filter {
             // Entries pinned by a version without the filter: count them
             // before anything is attached, or they would be filtered out.
@@ -418,6 +587,7 @@ impl Kernel {
             ebpf,
             sets,
             filter,
+            cache,
             leaves,
             capacity,
             pin_dir: opts.pin_dir.clone(),
@@ -633,21 +803,47 @@ impl Kernel {
         inserted.map(drop)
     }
 
-    /// The set recorded for cgroup `id`, if it is recorded.
+    /// The set recorded for cgroup `id`, if it is recorded: its map entry
+    /// and its cache slot together.
     pub fn get(&self, id: u64) -> Option<SyscallSet> {
-        self.sets.get(&id, 0).ok()
+        let mut set = self.sets.get(&id, 0).ok()?;
+        if let Some(cached) = self.cache.get(id) {
+            merge(&mut set, &cached);
+        }
+        Some(set)
     }
 
     /// Stops recording cgroup `id`, returning what was recorded.
     pub fn remove(&mut self, id: u64) -> Option<SyscallSet> {
-        let set = self.get(id);
+        // The cache slot first: from here on the kernel records in the map
+        // entry, read after.
+        let cached = self.cache.release(id);
+        let mut set = self.sets.get(&id, 0).ok();
         // Uncounted only after the entry is gone, and only by whoever
         // removed it.
         if self.sets.remove(&id).is_ok() {
             self.filter.sub(id);
         }
         let _ = self.leaves.remove(&id);
+        if let (Some(set), Some(cached)) = (&mut set, &cached) {
+            merge(set, cached);
+        }
         set
+    }
+
+    /// Frees the cache slots released long enough ago, for other cgroups
+    /// (called regularly by the daemon's kernel task).
+    pub fn sweep(&mut self) {
+        self.cache.sweep();
+    }
+
+    /// How many recorded cgroups have a cache slot.
+    pub fn cached(&self) -> usize {
+        self.sets
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|&id| self.cache.get(id).is_some())
+            .count()
     }
 
     /// Stops recording the arguments of cgroup `id`, returning what was
@@ -676,7 +872,16 @@ impl Kernel {
 
     /// Every recorded cgroup and its set.
     pub fn entries(&self) -> Vec<(u64, SyscallSet)> {
-        self.sets.iter().filter_map(Result::ok).collect()
+        self.sets
+            .iter()
+            .filter_map(Result::ok)
+            .map(|(id, mut set)| {
+                if let Some(cached) = self.cache.get(id) {
+                    merge(&mut set, &cached);
+                }
+                (id, set)
+            })
+            .collect()
     }
 
     /// Run time and run count of every loaded program, from the kernel's

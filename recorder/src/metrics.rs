@@ -562,6 +562,7 @@ mod tests {
                 kernel: KernelInfo {
                     entries: 2,
                     filter_count: 2,
+                    cached: 1,
                     capacity: 8,
                     attached: true,
                     enrolled: 3,

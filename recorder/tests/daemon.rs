@@ -102,6 +102,8 @@ fn start_stop_profile_enforced() {
     assert_eq!(s["recordings"], 1);
     assert_eq!(s["attached"], true);
     assert_eq!(s["filter_count"], s["map_entries"], "{s}");
+    // The container's cgroup moved to a cache slot (nothing else recorded).
+    assert_eq!(s["cached"], 1, "{s}");
 
     let path = d.ctl_ok(&["stop", short, "--base", base_profile().to_str().unwrap()]);
     let path = path.trim();

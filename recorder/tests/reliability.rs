@@ -173,6 +173,75 @@ fn sixty_four_threads_at_a_barrier_twenty_rounds_nothing_lost() {
     println!("RESULT race64: 20 rounds x 64 threads, lost = {total_lost}");
 }
 
+/// A cgroup that takes over the cache slot of a stopped recording starts
+/// from an empty set: nothing of the first recording leaks into it, and
+/// nothing of its own is lost.
+#[test]
+fn a_reused_cache_slot_is_handed_over_clean() {
+    require_root();
+    let bin = race_program();
+    let h = Hierarchy::detect().unwrap();
+    let d = Daemon::start("cacheslot", &[]);
+    let pid = std::process::id();
+    let run_in = |rel: &str, nrs: &[(u32, &str)]| {
+        let procs = h.dir(rel).unwrap().join("cgroup.procs");
+        run_ok(
+            Command::new("/bin/sh")
+                .arg("-c")
+                .arg(r#"echo $$ > "$0" && exec "$@""#)
+                .arg(&procs)
+                .arg(&bin)
+                .args(nrs.iter().map(|(nr, _)| nr.to_string())),
+        );
+    };
+    // A records all 64 rare syscalls in its cache slot.
+    let rel_a = format!("/recorder-test-slot-a-{pid}");
+    h.create(&rel_a).unwrap();
+    let id_a = h.id(&rel_a).unwrap();
+    d.ctl_ok(&["start", "--cgroup", &rel_a]);
+    run_in(&rel_a, &RARE);
+    assert_eq!(status(&d)["cached"], 1, "A records in the cache");
+    d.ctl_ok(&["stop", "--cgroup", &rel_a]);
+    let a = allowed_names(&fs::read_to_string(d.profile_path(&format!("cgroup-{id_a}"))).unwrap());
+    assert!(lost(&a).is_empty(), "A lost {:?}", lost(&a));
+    // B: a new cgroup whose id maps to the same slot (ids are inode
+    // numbers, handed out in order, so one turns up within a few thousand).
+    let slot = recorder_common::cache_slot(id_a);
+    let rel_b = format!("/recorder-test-slot-b-{pid}");
+    let mut tries = 0;
+    let id_b = loop {
+        h.create(&rel_b).unwrap();
+        let id = h.id(&rel_b).unwrap();
+        if recorder_common::cache_slot(id) == slot {
+            break id;
+        }
+        h.remove(&rel_b, Duration::from_secs(5)).unwrap();
+        tries += 1;
+        assert!(tries < 20_000, "no cgroup id with cache slot {slot}");
+    };
+    // The slot is freed a second after A's release, on the daemon's next
+    // command.
+    thread::sleep(Duration::from_millis(1500));
+    status(&d);
+    let (first, second) = RARE.split_at(32);
+    d.ctl_ok(&["start", "--cgroup", &rel_b]);
+    run_in(&rel_b, first);
+    assert_eq!(status(&d)["cached"], 1, "B took the freed slot");
+    d.ctl_ok(&["stop", "--cgroup", &rel_b]);
+    let b = allowed_names(&fs::read_to_string(d.profile_path(&format!("cgroup-{id_b}"))).unwrap());
+    h.remove(&rel_a, Duration::from_secs(5)).unwrap();
+    h.remove(&rel_b, Duration::from_secs(5)).unwrap();
+    let leaked: Vec<_> = second.iter().filter(|(_, n)| b.contains(*n)).collect();
+    let missing: Vec<_> = first.iter().filter(|(_, n)| !b.contains(*n)).collect();
+    println!(
+        "RESULT cache slot {slot}: A={id_a}, B={id_b} after {tries} tries; leaked {}, lost {}",
+        leaked.len(),
+        missing.len()
+    );
+    assert!(leaked.is_empty(), "A's syscalls leaked into B: {leaked:?}");
+    assert!(missing.is_empty(), "B lost {missing:?}");
+}
+
 #[test]
 fn five_hundred_concurrent_clients_and_a_recording_meanwhile() {
     require_root();
