@@ -9,10 +9,10 @@ use std::{
 use anyhow::Context as _;
 use aya::{
     EbpfLoader,
-    maps::{HashMap, IterableMap as _, MapData},
+    maps::{Array, HashMap, IterableMap as _, MapData},
 };
-use recorder::ebpf::{Kernel, SETS_MAP};
-use recorder_common::SyscallSet;
+use recorder::ebpf::{CACHE_MAP, FILTER_MAP, Kernel, SETS_MAP};
+use recorder_common::{CachedSet, SyscallSet};
 use serde::Serialize;
 
 use super::{
@@ -32,29 +32,41 @@ pub struct Memory {
     pub bytes_per_slot: Option<f64>,
     /// The map's `memlock` at capacity 1024 (the default).
     pub memlock_at_1024: Option<u64>,
+    /// `memlock` of the fixed-size arrays in front of the map: the counting
+    /// filter and the set cache (the same at any capacity).
+    pub filter_bytes: Option<u64>,
+    pub cache_bytes: Option<u64>,
 }
 
 pub fn memory() -> Memory {
-    let at = |capacity| -> anyhow::Result<u64> {
+    let at = |capacity, name: &str| -> anyhow::Result<u64> {
         let zero = 0u32;
         let mut ebpf = EbpfLoader::new()
             .override_global("COMPAT_STATUS_OFFSET", &zero, true)
             .map_max_entries(SETS_MAP, capacity)
             .load(Kernel::object())?;
-        let map = ebpf.take_map(SETS_MAP).context("no syscall-set map")?;
-        let sets: HashMap<MapData, u64, SyscallSet> = HashMap::try_from(map)?;
-        let fd = sets.map().fd().as_fd().as_raw_fd();
-        memlock(&fs::read_to_string(format!("/proc/self/fdinfo/{fd}"))?)
-            .context("no memlock line in the map's fdinfo")
+        let map = ebpf.take_map(name).context("no such map")?;
+        let of = |data: &MapData| -> anyhow::Result<u64> {
+            let fd = data.fd().as_fd().as_raw_fd();
+            memlock(&fs::read_to_string(format!("/proc/self/fdinfo/{fd}"))?)
+                .context("no memlock line in the map's fdinfo")
+        };
+        match name {
+            SETS_MAP => of(HashMap::<MapData, u64, SyscallSet>::try_from(map)?.map()),
+            CACHE_MAP => of(Array::<MapData, CachedSet>::try_from(map)?.map()),
+            _ => of(Array::<MapData, u64>::try_from(map)?.map()),
+        }
     };
-    let small = at(1024).ok();
-    let large = at(4096).ok();
+    let small = at(1024, SETS_MAP).ok();
+    let large = at(4096, SETS_MAP).ok();
     Memory {
         value_bytes: size_of::<SyscallSet>(),
         bytes_per_slot: small
             .zip(large)
             .map(|(s, l)| (l.saturating_sub(s)) as f64 / 3072.0),
         memlock_at_1024: small,
+        filter_bytes: at(1024, FILTER_MAP).ok(),
+        cache_bytes: at(1024, CACHE_MAP).ok(),
     }
 }
 

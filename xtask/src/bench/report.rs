@@ -276,13 +276,15 @@ pub fn markdown(r: &Report) -> String {
     }
 
     let m = &r.memory;
+    let kib = |b: Option<u64>| b.map_or("n/a".to_owned(), |b| format!("{:.0}", b as f64 / 1024.0));
     let _ = writeln!(
         s,
-        "\nKernel memory per recorded cgroup: value {} B (size_of::<SyscallSet>()); {} B per map slot with the hash map's overhead (kernel memlock accounting, preallocated: paid per capacity slot, recorded or not); map at capacity 1024: {} KiB.",
+        "\nKernel memory per recorded cgroup: value {} B (size_of::<SyscallSet>()); {} B per map slot with the hash map's overhead (kernel memlock accounting, preallocated: paid per capacity slot, recorded or not); map at capacity 1024: {} KiB. Fixed, at any capacity: the counting filter {} KiB and the set cache {} KiB.",
         m.value_bytes,
         num(m.bytes_per_slot, 0),
-        m.memlock_at_1024
-            .map_or("n/a".to_owned(), |b| format!("{:.0}", b as f64 / 1024.0))
+        kib(m.memlock_at_1024),
+        kib(m.filter_bytes),
+        kib(m.cache_bytes),
     );
 
     let d = &r.daemon;
