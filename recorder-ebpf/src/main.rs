@@ -1,9 +1,9 @@
 //! The recorder's eBPF programs.
 //!
 //! * `sys_enter` (raw tracepoint `raw_syscalls:sys_enter`): the recorder.
-//!   Recorded cgroups find their set in a direct-mapped array cache; a
-//!   counting filter (another array slot) turns away almost every cgroup that
-//!   is not recorded; the rest pay one hash lookup. Array lookups are inlined
+//!   A counting filter (an array slot) turns away almost every cgroup that
+//!   is not recorded; recorded cgroups find their set in a direct-mapped
+//!   array cache; the rest pay one hash lookup. Array lookups are inlined
 //!   by the verifier, so the common paths make no call. A recorded syscall
 //!   sets one bit in a bitmap.
 //! * `sys_enter_floor`: an empty program on the same hook, the reference floor
@@ -256,6 +256,10 @@ fn cgroup_id(task: *const u8) -> u64 {
 pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
     let task = current_task();
     let cgroup = cgroup_id(task);
+    // The only work done for (almost all) cgroups not recorded.
+    if !maybe_recorded(cgroup) {
+        return 0;
+    }
     let Some(cached) = SET_CACHE.get_ptr_mut(cache_slot(cgroup)) else {
         return 0;
     };
@@ -266,10 +270,6 @@ pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
         if record(unsafe { &raw mut (*cached).set }, task, id, regs) {
             record_args(cgroup, id, regs);
         }
-        return 0;
-    }
-    // The only other work done for (almost all) cgroups not recorded.
-    if !maybe_recorded(cgroup) {
         return 0;
     }
     let Some(set) = SYSCALL_SETS.get_ptr_mut(&cgroup) else {
