@@ -337,20 +337,26 @@ fn run_target(target: &str, seconds: u64) -> anyhow::Result<Option<String>> {
         outcome.add_line(&line);
     }
 
-    let stats = outcome.stats.unwrap_or_default();
-    let execs = outcome.final_execs.unwrap_or(stats.execs);
+    let execs = outcome
+        .final_execs
+        .or(outcome.stats.as_ref().map(|s| s.execs))
+        .unwrap_or(0);
+    let coverage = match &outcome.stats {
+        Some(s) => format!(
+            "cov {}, ft {}, corpus {} inputs ({})",
+            s.cov, s.ft, s.corpus, s.corpus_size
+        ),
+        // A crash while loading the corpus comes before any status line.
+        None => "no coverage figures".to_owned(),
+    };
     let verdict = match (&outcome.crash, status.success()) {
         (None, true) => "no crash".to_owned(),
         (Some(_), _) => "CRASH".to_owned(),
         (None, false) => format!("FAILED ({status})"),
     };
     println!(
-        "RESULT fuzz {target}: {execs} execs in {seconds} s ({}/s), cov {}, ft {}, corpus {} inputs ({}), {verdict}",
+        "RESULT fuzz {target}: {execs} execs in {seconds} s ({}/s), {coverage}, {verdict}",
         outcome.execs_per_sec.unwrap_or(execs / seconds.max(1)),
-        stats.cov,
-        stats.ft,
-        stats.corpus,
-        stats.corpus_size,
     );
     if status.success() && outcome.crash.is_none() {
         return Ok(None);
@@ -363,10 +369,12 @@ fn run_target(target: &str, seconds: u64) -> anyhow::Result<Option<String>> {
         Some(input) => {
             let input = fuzz_dir().join(input);
             println!("fuzz {target}: the crashing input is {}", input.display());
+            let mut again = cargo_fuzz("run");
+            again.arg(target).arg(&input);
             println!(
-                "reproduce: cd {} && cargo +nightly fuzz run {target} {}",
+                "reproduce: cd {} && {}",
                 fuzz_dir().display(),
-                input.display()
+                describe(&again)
             );
             format!("{target} crashed on {}", input.display())
         }
