@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand};
 #[cfg(feature = "bench")]
 mod bench;
 mod docs;
+mod fuzz;
 mod install;
 mod setup;
 mod test;
@@ -38,6 +39,9 @@ enum Task {
     /// (`cargo xtask bench --help` for its options).
     #[command(disable_help_flag = true)]
     Bench(BenchArgs),
+    /// Fuzz the profile parser and the control protocol (cargo-fuzz,
+    /// libFuzzer), each for a bounded time; fails on a crash.
+    Fuzz(fuzz::Args),
     /// Generate man pages and shell completions into target/docs.
     Docs(docs::Args),
     /// Install binaries, unit, config, man pages and completions.
@@ -50,6 +54,7 @@ fn main() -> anyhow::Result<()> {
         Task::Test(a) => test::run(&a),
         Task::Run(a) => setup::run_recorderctl(&a),
         Task::Bench(a) => run_bench(&a),
+        Task::Fuzz(a) => fuzz::run(&a),
         Task::Docs(a) => docs::run(&a),
         Task::Install(a) => install::run(&a),
     }

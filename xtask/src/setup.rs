@@ -37,6 +37,8 @@ fn apt_packages() -> Vec<(&'static str, bool)> {
         ("busybox-static", false),
         ("strace", false),
         ("gcc", false),
+        // cargo-fuzz's libfuzzer-sys compiles libFuzzer (C++).
+        ("g++", false),
         // systemd-analyze verifies the shipped unit.
         ("systemd", false),
         // promtool and a real Prometheus server scrape recorderd's metrics.
@@ -67,6 +69,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
 /// Everything: toolchains, bpf-linker, and (as root) packages and mounts.
 pub fn setup(args: &Args) -> anyhow::Result<()> {
     toolchain()?;
+    cargo_fuzz()?;
     if args.no_system {
         return Ok(());
     }
@@ -130,6 +133,21 @@ pub fn toolchain() -> anyhow::Result<()> {
         eprintln!("clippy and rustfmt: present");
     }
     bpf_linker()
+}
+
+/// cargo-fuzz, for `cargo xtask fuzz` (the fuzz targets in fuzz/ build with
+/// the nightly toolchain that [`toolchain`] installs).
+pub fn cargo_fuzz() -> anyhow::Result<()> {
+    if output("cargo", ["fuzz", "--version"]).is_some() {
+        eprintln!("cargo-fuzz: present");
+        return Ok(());
+    }
+    eprintln!("installing cargo-fuzz (compiles for a minute or so)");
+    run_ok(Command::new("cargo").args(["install", "cargo-fuzz", "--locked"]))?;
+    if output("cargo", ["fuzz", "--version"]).is_none() {
+        bail!("cargo-fuzz was installed but `cargo fuzz` does not run; is ~/.cargo/bin on PATH?");
+    }
+    Ok(())
 }
 
 /// The nightly toolchain's sysroot.

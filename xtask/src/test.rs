@@ -1,6 +1,7 @@
 //! `cargo xtask test`: set up, then build and run the whole suite (unit and
-//! integration tests of every user-space crate, clippy, rustfmt), with the
-//! test output shown and kept in target/xtask-test.log.
+//! integration tests of every user-space crate, clippy, rustfmt, the bench's
+//! smoke run, an install check, and 60 s of fuzzing per fuzz target), with
+//! the test output shown and kept in target/xtask-test.log.
 //!
 //! The run fails when any step fails or when no test ran at all, and ends
 //! with a line `N passed, M failed, K skipped`.
@@ -19,9 +20,13 @@ use crate::{cargo, describe, is_root, setup, status, step, target_dir};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Skip clippy and rustfmt.
+    /// Skip clippy, rustfmt, the bench smoke run, the install check and
+    /// fuzzing.
     #[arg(long)]
     pub no_lint: bool,
+    /// Skip fuzzing only.
+    #[arg(long)]
+    pub no_fuzz: bool,
     /// Arguments for the test binaries (after `--`), e.g. a name filter.
     #[arg(last = true)]
     pub test_args: Vec<String>,
@@ -172,6 +177,14 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         )?;
         step("rustfmt");
         let fmt = status(cargo().args(["fmt", "--all", "--check"]))?;
+        // fuzz/ is a workspace of its own.
+        let fmt_fuzz = status(cargo().args([
+            "fmt",
+            "--all",
+            "--check",
+            "--manifest-path",
+            "fuzz/Cargo.toml",
+        ]))?;
         // The bench's smoke test: it runs end to end (its figures are not
         // checked here; see docs/performance.md).
         step("bench smoke (cargo xtask bench --quick --no-compare)");
@@ -181,12 +194,22 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         if let Err(e) = &install {
             println!("install check: {e:#}");
         }
-        for (ok, name) in [
+        let mut checks = vec![
             (clippy.success(), "clippy"),
-            (fmt.success(), "rustfmt"),
+            (fmt.success() && fmt_fuzz.success(), "rustfmt"),
             (bench.success(), "bench smoke"),
             (install.is_ok(), "install check"),
-        ] {
+        ];
+        if !args.no_fuzz {
+            // Both targets, 60 s each, from the corpus in fuzz/corpus.
+            step("fuzz (cargo xtask fuzz --seconds 60)");
+            let fuzz = crate::fuzz::run(&crate::fuzz::Args::default());
+            if let Err(e) = &fuzz {
+                println!("fuzz: {e:#}");
+            }
+            checks.push((fuzz.is_ok(), "fuzz"));
+        }
+        for (ok, name) in checks {
             if ok {
                 checks_passed += 1;
             } else {
