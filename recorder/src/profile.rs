@@ -293,13 +293,17 @@ impl SyscallRule {
 
     /// Whether two rules have the same action and conditions (so that their
     /// names can share one rule).
-    fn same_conditions(&self, other: &Self) -> bool {
-        self.action == other.action
-            && self.errno_ret == other.errno_ret
-            && self.errno == other.errno
-            && sorted_args(&self.args) == sorted_args(&other.args)
-            && self.includes.normalized() == other.includes.normalized()
-            && self.excludes.normalized() == other.excludes.normalized()
+    /// What two rules must share to be joined into one: equal keys are
+    /// equal conditions.
+    fn conditions_key(&self) -> ConditionsKey {
+        (
+            self.action.clone(),
+            self.errno_ret,
+            self.errno.clone(),
+            sorted_args(&self.args),
+            self.includes.normalized(),
+            self.excludes.normalized(),
+        )
     }
 
     /// Whether the rule applies always: no argument conditions, no filters.
@@ -307,6 +311,15 @@ impl SyscallRule {
         self.args.is_empty() && self.includes.is_empty() && self.excludes.is_empty()
     }
 }
+
+type ConditionsKey = (
+    String,
+    Option<u32>,
+    Option<String>,
+    Vec<ArgRule>,
+    Filter,
+    Filter,
+);
 
 fn sorted_args(args: &[ArgRule]) -> Vec<ArgRule> {
     let mut v = args.to_vec();
@@ -327,7 +340,7 @@ pub struct ArgRule {
 }
 
 /// `includes` / `excludes` of a rule.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Filter {
     #[serde(
@@ -771,13 +784,18 @@ impl Profile {
     /// allows it unconditionally (or with the same filters and no argument
     /// conditions); rules left without names removed.
     pub fn normalize(&mut self) {
+        // Linear in the rules and names (a base profile may have thousands
+        // of rules, and the daemon merges it on the control path).
         let mut rules: Vec<SyscallRule> = Vec::new();
+        let mut by_conditions: std::collections::HashMap<ConditionsKey, usize> =
+            std::collections::HashMap::new();
         for mut rule in std::mem::take(&mut self.syscalls) {
             if let Some(name) = rule.name.take() {
                 rule.names.insert(0, name);
             }
             rule.args = sorted_args(&rule.args);
-            match rules.iter_mut().find(|r| r.same_conditions(&rule)) {
+            let key = rule.conditions_key();
+            match by_conditions.get(&key).and_then(|&i| rules.get_mut(i)) {
                 Some(r) => {
                     r.names.extend(rule.names);
                     if r.comment.is_none() {
@@ -787,7 +805,10 @@ impl Profile {
                         r.extra.entry(k).or_insert(v);
                     }
                 }
-                None => rules.push(rule),
+                None => {
+                    by_conditions.insert(key, rules.len());
+                    rules.push(rule);
+                }
             }
         }
         let was_empty: Vec<bool> = rules.iter().map(|r| r.names.is_empty()).collect();
@@ -795,25 +816,44 @@ impl Profile {
             r.names.sort();
             r.names.dedup();
         }
-        let covering: Vec<(usize, BTreeSet<String>)> = rules
+        // The rules without argument conditions that allow each name, by
+        // name, action, errno and filters: a name of rule i is covered by
+        // another such rule with i's action and errno and either no
+        // filters or i's filters.
+        type Cover = (String, String, Option<u32>, Filter, Filter);
+        let filters: Vec<(Filter, Filter)> = rules
             .iter()
-            .enumerate()
-            .filter(|(_, r)| r.args.is_empty())
-            .map(|(i, r)| (i, r.names.iter().cloned().collect()))
+            .map(|r| (r.includes.normalized(), r.excludes.normalized()))
             .collect();
-        let snapshot = rules.clone();
+        let mut covering: std::collections::HashMap<Cover, Vec<usize>> =
+            std::collections::HashMap::new();
+        for (j, r) in rules.iter().enumerate() {
+            if r.args.is_empty() {
+                for n in &r.names {
+                    let (inc, exc) = filters[j].clone();
+                    covering
+                        .entry((n.clone(), r.action.clone(), r.errno_ret, inc, exc))
+                        .or_default()
+                        .push(j);
+                }
+            }
+        }
         for (i, rule) in rules.iter_mut().enumerate() {
             let covered_by = |name: &String| {
-                covering.iter().any(|(j, names)| {
-                    let u = &snapshot[*j];
-                    *j != i
-                        && names.contains(name)
-                        && u.action == rule.action
-                        && u.errno_ret == rule.errno_ret
-                        && ((u.includes.is_empty() && u.excludes.is_empty())
-                            || (u.includes.normalized() == rule.includes.normalized()
-                                && u.excludes.normalized() == rule.excludes.normalized()))
-                })
+                let (inc, exc) = &filters[i];
+                let others = |inc: &Filter, exc: &Filter| {
+                    let key = (
+                        name.clone(),
+                        rule.action.clone(),
+                        rule.errno_ret,
+                        inc.clone(),
+                        exc.clone(),
+                    );
+                    covering
+                        .get(&key)
+                        .is_some_and(|js| js.iter().any(|&j| j != i))
+                };
+                others(&Filter::default(), &Filter::default()) || others(inc, exc)
             };
             let kept: Vec<String> = rule
                 .names
