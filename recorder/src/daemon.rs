@@ -1281,6 +1281,9 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
         detach_when_idle: config.detach_when_idle,
     };
     task.settle();
+    // Loading parsed the kernel's BTF (megabytes) and the object; give the
+    // freed memory back instead of keeping it in the idle daemon's RSS.
+    crate::system::release_freed_memory();
     let listener = bind_socket(&config.socket, group)?;
     log::info!(
         "recorderd {} listening on {} (cgroup2 at {}, {:?} layout); record_all={}",

@@ -359,13 +359,15 @@ impl Cache {
         .flat_map(|start| (0..recorder_common::SET_WORDS).map(move |w| Self::SET + start + w * 8))
     }
 
-    fn new(slots: SharedArray<CachedSet>) -> Self {
+    fn new(slots: SharedArray<CachedSet>, reused: bool) -> Self {
         let mut cache = Self {
             slots,
             released: Vec::new(),
         };
-        // Released by an earlier run of the daemon, long enough ago.
-        for slot in 0..CACHE_SLOTS {
+        // Released by an earlier run of the daemon, long enough ago. (A
+        // fresh map is all free: not scanning it keeps its pages out of
+        // this process's memory.)
+        for slot in (0..CACHE_SLOTS).filter(|_| reused) {
             if cache.slots.word(slot, Self::ID).load(Ordering::SeqCst) == CACHE_RELEASED {
                 cache.free(slot);
             }
@@ -539,10 +541,15 @@ impl Kernel {
         for (name, path) in &pin_paths {
             loader.map_pin_path(name, path.as_path());
         }
-        // A filter pinned by an earlier run counts that run's entries.
-        let fresh_filter = !pin_paths
-            .iter()
-            .any(|(name, path)| *name == FILTER_MAP && path.exists());
+        // A filter pinned by an earlier run counts that run's entries; a
+        // cache pinned by one may hold slots it released.
+        let pinned = |map: &str| {
+            pin_paths
+                .iter()
+                .any(|(name, path)| *name == map && path.exists())
+        };
+        let fresh_filter = !pinned(FILTER_MAP);
+        let reused_cache = pinned(CACHE_MAP);
         let mut ebpf = loader
             .load(OBJECT)
             .map_err(|e| KernelError::Load(Box::new(e)))?;
@@ -566,7 +573,10 @@ impl Kernel {
         let cache = ebpf
             .take_map(CACHE_MAP)
             .ok_or(KernelError::Missing(CACHE_MAP))?;
-        let cache = Cache::new(SharedArray::new(CACHE_MAP, cache, CACHE_SLOTS)?);
+        let cache = Cache::new(
+            SharedArray::new(CACHE_MAP, cache, CACHE_SLOTS)?,
+            reused_cache,
+        );
         if fresh_filter {
             // Entries pinned by a version without the filter: count them
             // before anything is attached, or they would be filtered out.
