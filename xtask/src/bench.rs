@@ -138,6 +138,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     );
     let mut samples = Vec::new();
     let (mut checks, mut foreign_seen, mut foreign_max) = (0usize, 0usize, 0usize);
+    let mut own_programs = std::collections::BTreeSet::new();
     let mut failed = std::collections::BTreeMap::new();
     for round in 0..=rounds {
         let label = if round == 0 {
@@ -154,7 +155,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             eprint!(" {}", config.key());
             let _ = std::io::stderr().flush();
             // A configuration this kernel cannot set up is reported, not fatal.
-            let setup = match Setup::new(config, &ctx) {
+            let mut setup = match Setup::new(config, &ctx) {
                 Ok(setup) => setup,
                 Err(e) => {
                     eprint!(" (failed: {e:#})");
@@ -173,11 +174,14 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
                     });
                 }
             }
+            if let Some(info) = setup.sys_enter_info(config) {
+                own_programs.insert(info.id());
+            }
             drop(setup);
             // Programs of others (tests, a running recorderd) on the same hook
             // slow every configuration alike; note them.
             checks += 1;
-            let others = foreign_sys_enter_programs();
+            let others = foreign_sys_enter_programs(&own_programs);
             if others > 0 {
                 foreign_seen += 1;
                 foreign_max = foreign_max.max(others);
@@ -259,12 +263,15 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// How many BPF programs named sys_enter* are loaded now (by others: the
-/// bench's own are dropped when this is called).
-fn foreign_sys_enter_programs() -> usize {
+/// How many BPF programs named sys_enter* others have loaded now. The
+/// bench's own (`own`, by id) are left out: they are dropped when this is
+/// called, but the kernel frees a detached program only after a grace
+/// period, so they may still be listed.
+fn foreign_sys_enter_programs(own: &std::collections::BTreeSet<u32>) -> usize {
     aya::programs::loaded_programs()
         .filter_map(Result::ok)
         .filter(|p| p.name_as_str().is_some_and(|n| n.starts_with("sys_enter")))
+        .filter(|p| !own.contains(&p.id()))
         .count()
 }
 
