@@ -112,19 +112,25 @@ const RARE: [(u32, &str); 64] = [
     (326, "copy_file_range"),
 ];
 
+/// The race program, compiled once per test binary: tests run in parallel,
+/// and each compiling it into the same (wiped) scratch dir removed the
+/// binary from under another test.
 fn race_program() -> PathBuf {
-    let dir = common::scratch("race64");
-    let bin = dir.join("race64");
-    run_ok(
-        Command::new("gcc")
-            .args(["-O2", "-pthread", "-o"])
-            .arg(&bin)
-            .arg(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/programs/race64.c"
-            )),
-    );
-    bin
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        let bin = common::scratch("race64").join("race64");
+        run_ok(
+            Command::new("gcc")
+                .args(["-O2", "-pthread", "-o"])
+                .arg(&bin)
+                .arg(concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/tests/programs/race64.c"
+                )),
+        );
+        bin
+    })
+    .clone()
 }
 
 /// Runs the race program inside cgroup `rel` (recorded by `d` with
