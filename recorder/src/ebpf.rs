@@ -346,43 +346,36 @@ struct Cache {
 impl Cache {
     const ID: usize = std::mem::offset_of!(CachedSet, id);
     const SET: usize = std::mem::offset_of!(CachedSet, set);
-    /// Byte offsets (in `CachedSet`) of the words of the four bitmaps.
-    fn bitmap_words() -> impl Iterator<Item = usize> {
-        use std::mem::offset_of;
-        [
-            offset_of!(SyscallSet, native),
-            offset_of!(SyscallSet, compat),
-            offset_of!(SyscallSet, x32),
-            offset_of!(SyscallSet, init),
-        ]
-        .into_iter()
-        .flat_map(|start| (0..recorder_common::SET_WORDS).map(move |w| Self::SET + start + w * 8))
-    }
 
     fn new(slots: SharedArray<CachedSet>, reused: bool) -> Self {
-        let mut cache = Self {
+        let cache = Self {
             slots,
             released: Vec::new(),
         };
         // Released by an earlier run of the daemon, long enough ago. (A
         // fresh map is all free: not scanning it keeps its pages out of
         // this process's memory.)
-        for slot in (0..CACHE_SLOTS).filter(|_| reused) {
-            if cache.slots.word(slot, Self::ID).load(Ordering::SeqCst) == CACHE_RELEASED {
-                cache.free(slot);
+        if reused {
+            for slot in 0..CACHE_SLOTS {
+                if cache.slots.word(slot, Self::ID).load(Ordering::SeqCst) == CACHE_RELEASED {
+                    cache.free(slot);
+                }
             }
         }
-        cache.released.clear();
         cache
+    }
+
+    /// Whether cgroup `id` records in its cache slot.
+    fn holds(&self, id: u64) -> bool {
+        self.slots
+            .word(cache_slot(id), Self::ID)
+            .load(Ordering::SeqCst)
+            == id
     }
 
     /// What the kernel recorded in cgroup `id`'s cache slot, if it has one.
     fn get(&self, id: u64) -> Option<SyscallSet> {
-        let slot = cache_slot(id);
-        if self.slots.word(slot, Self::ID).load(Ordering::SeqCst) != id {
-            return None;
-        }
-        Some(self.read(slot))
+        self.holds(id).then(|| self.read(cache_slot(id)))
     }
 
     fn read(&self, slot: u32) -> SyscallSet {
@@ -428,17 +421,10 @@ impl Cache {
         }
     }
 
+    /// Zeroes the slot's whole set (a `SyscallSet` is made of 8-byte
+    /// words, see recorder-common's layout test), then frees it.
     fn free(&self, slot: u32) {
-        for off in Self::bitmap_words() {
-            self.slots.word(slot, off).store(0, Ordering::Relaxed);
-        }
-        for off in [
-            std::mem::offset_of!(SyscallSet, out_of_range),
-            std::mem::offset_of!(SyscallSet, last_out_of_range),
-            std::mem::offset_of!(SyscallSet, owner),
-            // phase and flags share this word
-            std::mem::offset_of!(SyscallSet, phase),
-        ] {
+        for off in (0..size_of::<SyscallSet>()).step_by(8) {
             self.slots
                 .word(slot, Self::SET + off)
                 .store(0, Ordering::Relaxed);
@@ -816,11 +802,15 @@ impl Kernel {
     /// The set recorded for cgroup `id`, if it is recorded: its map entry
     /// and its cache slot together.
     pub fn get(&self, id: u64) -> Option<SyscallSet> {
-        let mut set = self.sets.get(&id, 0).ok()?;
+        Some(self.with_cache(id, self.sets.get(&id, 0).ok()?))
+    }
+
+    /// `set`, cgroup `id`'s map entry, with what its cache slot recorded.
+    fn with_cache(&self, id: u64, mut set: SyscallSet) -> SyscallSet {
         if let Some(cached) = self.cache.get(id) {
             merge(&mut set, &cached);
         }
-        Some(set)
+        set
     }
 
     /// Stops recording cgroup `id`, returning what was recorded.
@@ -852,7 +842,7 @@ impl Kernel {
         self.sets
             .keys()
             .filter_map(Result::ok)
-            .filter(|&id| self.cache.get(id).is_some())
+            .filter(|&id| self.cache.holds(id))
             .count()
     }
 
@@ -885,12 +875,7 @@ impl Kernel {
         self.sets
             .iter()
             .filter_map(Result::ok)
-            .map(|(id, mut set)| {
-                if let Some(cached) = self.cache.get(id) {
-                    merge(&mut set, &cached);
-                }
-                (id, set)
-            })
+            .map(|(id, set)| (id, self.with_cache(id, set)))
             .collect()
     }
 

@@ -291,10 +291,8 @@ impl SyscallRule {
         }
     }
 
-    /// Whether two rules have the same action and conditions (so that their
-    /// names can share one rule).
-    /// What two rules must share to be joined into one: equal keys are
-    /// equal conditions.
+    /// The action and conditions of the rule: rules with equal keys can
+    /// share one rule for their names.
     fn conditions_key(&self) -> ConditionsKey {
         (
             self.action.clone(),
