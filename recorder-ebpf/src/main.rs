@@ -1,11 +1,15 @@
 //! The recorder's eBPF programs.
 //!
 //! * `sys_enter` (raw tracepoint `raw_syscalls:sys_enter`): the recorder.
-//!   A counting filter (an array slot) turns away almost every cgroup that
-//!   is not recorded; recorded cgroups find their set in a direct-mapped
-//!   array cache; the rest pay one hash lookup. Array lookups are inlined
-//!   by the verifier, so the common paths make no call. A recorded syscall
-//!   sets one bit in a bitmap.
+//!   The caller's cgroup comes from a per-CPU "last caller" entry when the
+//!   same task made the last syscall on this CPU, else from the task (one
+//!   helper call). A counting filter (an array slot) turns away almost
+//!   every cgroup that is not recorded; recorded cgroups find their set in
+//!   a direct-mapped array cache; the rest pay one hash lookup. Array
+//!   lookups are inlined by the verifier, so the common paths make no call.
+//!   A recorded syscall sets one bit in a bitmap.
+//! * `cgroup_attach_task` / `sched_process_fork` (raw tracepoints): bump
+//!   the generation of the last-caller entries. Attached with `sys_enter`.
 //! * `sys_enter_floor`: an empty program on the same hook, the reference floor
 //!   for `cargo xtask bench`. Never attached by the daemon.
 //! * `cgroup_mkdir` / `cgroup_rmdir` (tracepoints `cgroup:*`): auto mode.
@@ -57,6 +61,28 @@ static RECORDED_FILTER: Array<u64> = Array::with_max_entries(FILTER_SLOTS, BPF_F
 /// merges the two and releases the slot when it removes the entry.
 #[map]
 static SET_CACHE: Array<CachedSet> = Array::with_max_entries(CACHE_SLOTS, BPF_F_MMAPABLE);
+
+/// The task that last made a syscall on each CPU, and its cgroup: a
+/// syscall whose `regs` (the top of the caller's kernel stack, so one value
+/// per live task) and generation match needs no helper call to find its
+/// cgroup. See [`caller_cgroup`].
+#[map]
+static LAST_CALLER: PerCpuArray<LastCaller> = PerCpuArray::with_max_entries(1, 0);
+
+/// Slot 0: the generation of [`LAST_CALLER`] entries. Bumped whenever a task
+/// may have changed cgroup (`cgroup_attach_task`) or a new task may have
+/// been given the kernel stack of one that died (`sched_process_fork`), and
+/// by user space before `sys_enter` is attached; an entry of an older
+/// generation is not used. Mmapable, for that bump.
+#[map]
+static CALLER_GEN: Array<u64> = Array::with_max_entries(1, BPF_F_MMAPABLE);
+
+#[repr(C)]
+pub struct LastCaller {
+    regs: u64,
+    generation: u64,
+    cgroup: u64,
+}
 
 /// Per-CPU counters, indexed by `recorder_common::stat`.
 #[map]
@@ -222,10 +248,10 @@ fn runtime_init_flag() -> u32 {
     }
 }
 
-/// The current task, as a BTF pointer the program may read directly. Still
-/// a helper call on the 6.18 kernel measured (its x86-64 JIT does not inline
-/// it), and the largest part of what an unrecorded syscall costs (see
-/// docs/performance.md), but one call instead of the cgroup-id helper's.
+/// The current task, as a BTF pointer the program may read directly. A
+/// helper call on the 6.18 kernel measured (its verifier does not inline
+/// it), about as costly as the rest of the program: the last-caller entries
+/// exist to avoid it (see docs/performance.md).
 #[inline(always)]
 fn current_task() -> *const u8 {
     unsafe { bpf_get_current_task_btf() as *const u8 }
@@ -254,10 +280,59 @@ fn cgroup_id(task: *const u8) -> u64 {
     }
 }
 
-#[raw_tracepoint(tracepoint = "sys_enter")]
-pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
+/// The cgroup of the task making this syscall, and the task when it had to
+/// be looked up. The per-CPU [`LAST_CALLER`] answers without a call when the
+/// same task made the last syscall on this CPU (the common case: a task
+/// makes many syscalls between context switches).
+///
+/// Why a hit is right: `regs` is the top of the caller's kernel stack, fixed
+/// for the task's life, and no two live tasks share one. A stack is only
+/// reused by a task created later, and every creation bumps the generation
+/// (`sched_process_fork` fires before the child first runs), as does every
+/// cgroup migration (`cgroup_attach_task`, before the migrating write
+/// returns). The generation is read before the cgroup, so an entry is never
+/// newer than its generation says. Syscall tracepoints run BPF with
+/// preemption disabled and a program does not nest on a CPU, so the three
+/// words of an entry are written by one run at a time.
+#[inline(always)]
+fn caller_cgroup(regs: u64) -> (u64, Option<*const u8>) {
+    let (Some(last), Some(generation)) = (LAST_CALLER.get_ptr_mut(0), CALLER_GEN.get_ptr(0)) else {
+        let task = current_task();
+        return (cgroup_id(task), Some(task));
+    };
+    let current = unsafe { core::ptr::read_volatile(generation) };
+    unsafe {
+        if (*last).regs == regs && (*last).generation == current {
+            return ((*last).cgroup, None);
+        }
+    }
+    let current = generation_before_lookup(generation, current);
     let task = current_task();
     let cgroup = cgroup_id(task);
+    unsafe {
+        (*last).regs = regs;
+        (*last).generation = current;
+        (*last).cgroup = cgroup;
+    }
+    (cgroup, Some(task))
+}
+
+/// The generation to store with a cgroup looked up after this: x86 does not
+/// reorder loads, so the value already read will do; elsewhere a fully
+/// ordered read keeps the cgroup lookup after it.
+#[inline(always)]
+fn generation_before_lookup(generation: *const u64, read: u64) -> u64 {
+    if cfg!(bpf_target_arch = "x86_64") {
+        read
+    } else {
+        unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::SeqCst }>(generation.cast_mut(), 0) }
+    }
+}
+
+#[raw_tracepoint(tracepoint = "sys_enter")]
+pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
+    let regs_addr: u64 = ctx.arg(0);
+    let (cgroup, task) = caller_cgroup(regs_addr);
     // The only work done for (almost all) cgroups not recorded.
     if !maybe_recorded(cgroup) {
         return 0;
@@ -266,7 +341,7 @@ pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
         return 0;
     };
     let id: i64 = ctx.arg(1);
-    let regs = ctx.arg::<u64>(0) as *const u8;
+    let regs = regs_addr as *const u8;
     // A recorded cgroup with a cache slot: no call at all.
     if unsafe { core::ptr::read_volatile(&raw const (*cached).id) } == cgroup {
         if record(unsafe { &raw mut (*cached).set }, task, id, regs) {
@@ -422,10 +497,16 @@ fn record_args(cgroup: u64, id: i64, regs: *const u8) {
 
 /// Records syscall `id`; returns whether it was a native one.
 #[inline(always)]
-fn record(set: *mut SyscallSet, task: *const u8, id: i64, regs: *const u8) -> bool {
+fn record(set: *mut SyscallSet, task: Option<*const u8>, id: i64, regs: *const u8) -> bool {
     let nr = id as u64;
     let compat_off = COMPAT_STATUS_OFFSET.load();
     if compat_off != 0 {
+        // The only use of the task on a last-caller hit, so only compat
+        // detection pays for the call.
+        let task = match task {
+            Some(task) => task,
+            None => current_task(),
+        };
         // A direct (BTF-checked) load, not a bpf_probe_read_kernel() call.
         let status: u32 = unsafe { *task.add(compat_off as usize).cast::<u32>() };
         if status & COMPAT_STATUS_BIT.load() != 0 {
@@ -488,6 +569,29 @@ fn out_of_range(set: *mut SyscallSet, id: i64) {
     unsafe {
         atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(&raw mut (*set).out_of_range, 1);
         (*set).last_out_of_range = id;
+    }
+}
+
+/// A task may have moved to another cgroup: no [`LAST_CALLER`] entry made
+/// before now is used.
+#[raw_tracepoint(tracepoint = "cgroup_attach_task")]
+pub fn cgroup_attach_task(_ctx: RawTracePointContext) -> i32 {
+    next_caller_generation();
+    0
+}
+
+/// A new task may have the kernel stack (so the `regs` address) of one that
+/// died: no [`LAST_CALLER`] entry made before now is used.
+#[raw_tracepoint(tracepoint = "sched_process_fork")]
+pub fn sched_process_fork(_ctx: RawTracePointContext) -> i32 {
+    next_caller_generation();
+    0
+}
+
+#[inline(always)]
+fn next_caller_generation() {
+    if let Some(generation) = CALLER_GEN.get_ptr_mut(0) {
+        unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::SeqCst }>(generation, 1) };
     }
 }
 

@@ -33,6 +33,12 @@ pub const ARGS_MAP: &str = "ARG_SETS";
 pub const FILTER_MAP: &str = "RECORDED_FILTER";
 /// Name of the direct-mapped cache of recorded sets.
 pub const CACHE_MAP: &str = "SET_CACHE";
+/// Name of the generation of the per-CPU last-caller entries.
+const CALLER_GEN_MAP: &str = "CALLER_GEN";
+/// Programs that keep the last-caller entries of `sys_enter` honest: each
+/// bumps the generation (see recorder-ebpf). Attached before `sys_enter`
+/// and detached after it.
+const CALLER_HOOKS: [&str; 2] = ["cgroup_attach_task", "sched_process_fork"];
 /// Maps that outlive the daemon when a pin directory is given.
 const PINNED_MAPS: [&str; 7] = [
     SETS_MAP,
@@ -463,6 +469,10 @@ pub struct Kernel {
     capacity: u32,
     pin_dir: Option<PathBuf>,
     sys_enter: Option<Link>,
+    /// Links of [`CALLER_HOOKS`], attached while `sys_enter` is.
+    caller_links: Vec<Link>,
+    /// The last-caller generation (one word).
+    caller_gen: SharedArray<u64>,
     cgroup_links: Vec<Link>,
     /// The argument map, when argument recording is on.
     args: Option<HashMap<MapData, u64, ArgSet>>,
@@ -563,6 +573,10 @@ impl Kernel {
             SharedArray::new(CACHE_MAP, cache, CACHE_SLOTS)?,
             reused_cache,
         );
+        let caller_gen = ebpf
+            .take_map(CALLER_GEN_MAP)
+            .ok_or(KernelError::Missing(CALLER_GEN_MAP))?;
+        let caller_gen = SharedArray::new(CALLER_GEN_MAP, caller_gen, 1)?;
         if fresh_filter {
             // Entries pinned by a version without the filter: count them
             // before anything is attached, or they would be filtered out.
@@ -588,6 +602,8 @@ impl Kernel {
             capacity,
             pin_dir: opts.pin_dir.clone(),
             sys_enter: None,
+            caller_links: Vec::new(),
+            caller_gen,
             cgroup_links: Vec::new(),
             args,
         })
@@ -723,22 +739,43 @@ impl Kernel {
         Ok(prog)
     }
 
-    /// Loads and attaches the recorder to raw_syscalls:sys_enter.
+    /// Loads program `name` if needed and attaches it to the raw
+    /// tracepoint of the same name.
+    fn attach_raw_tp(&mut self, name: &'static str) -> Result<FdLink, KernelError> {
+        let wrap = |source| KernelError::Program {
+            name,
+            source: Box::new(source),
+        };
+        let prog = self.raw_tp(name)?;
+        if prog.fd().is_err() {
+            prog.load().map_err(wrap)?;
+        }
+        let id = prog.attach(name).map_err(wrap)?;
+        Ok(prog.take_link(id).map_err(wrap)?.into())
+    }
+
+    /// Loads and attaches the recorder to raw_syscalls:sys_enter, with the
+    /// hooks its per-CPU last-caller entries rely on.
     pub fn attach(&mut self) -> Result<(), KernelError> {
         if self.sys_enter.is_some() {
             return Ok(());
         }
-        let wrap = |source| KernelError::Program {
-            name: "sys_enter",
-            source: Box::new(source),
-        };
-        let prog = self.raw_tp("sys_enter")?;
-        if prog.fd().is_err() {
-            prog.load().map_err(wrap)?;
+        // The hooks first: from here on every fork and migration bumps the
+        // generation. Then one bump for whatever happened while they were
+        // detached (entries left by an earlier attachment).
+        let mut hooks = Vec::with_capacity(CALLER_HOOKS.len());
+        for name in CALLER_HOOKS {
+            hooks.push((name, self.attach_raw_tp(name)?));
         }
-        let id = prog.attach("sys_enter").map_err(wrap)?;
-        let link: FdLink = prog.take_link(id).map_err(wrap)?.into();
+        self.caller_gen.word(0, 0).fetch_add(1, Ordering::SeqCst);
+        let link = self.attach_raw_tp("sys_enter")?;
         self.sys_enter = Some(self.keep("sys_enter", link)?);
+        // Pinned only now: pinning replaces the hooks of a run that left its
+        // recorder attached, which must outlive that recorder.
+        for (name, link) in hooks {
+            let link = self.keep(name, link)?;
+            self.caller_links.push(link);
+        }
         Ok(())
     }
 
@@ -747,17 +784,24 @@ impl Kernel {
         if let Some(link) = self.sys_enter.take() {
             Self::unkeep(link);
         }
+        for link in self.caller_links.drain(..) {
+            Self::unkeep(link);
+        }
         Ok(())
     }
 
     /// Detaches everything, pinned links included (a clean shutdown).
     pub fn detach_all(&mut self) {
-        if let Some(link) = self.sys_enter.take() {
-            Self::unkeep(link);
-        }
+        let _ = self.detach();
         for link in self.cgroup_links.drain(..) {
             Self::unkeep(link);
         }
+    }
+
+    /// The generation of the kernel's last-caller entries: it grows with
+    /// every fork and cgroup migration while the recorder is attached.
+    pub fn caller_generation(&self) -> u64 {
+        self.caller_gen.word(0, 0).load(Ordering::SeqCst)
     }
 
     /// Whether an earlier run left a pinned recorder link behind.

@@ -320,6 +320,38 @@ const RACERS: [&str; 16] = [
     "getresgid",
 ];
 
+/// A process that moves itself out of the recorded cgroup and back, four
+/// times, making a rare syscall right after each move: the ones made away
+/// are not recorded, the ones made back home are. The kernel remembers the
+/// last caller on each CPU and its cgroup; this fails if a migration does
+/// not make it look the cgroup up again.
+#[test]
+fn syscalls_right_after_a_cgroup_move_go_to_the_new_cgroup() {
+    require_root();
+    let dir = scratch("record-hop");
+    let parent = cgroup_parent("hop");
+    let h = Hierarchy::detect().unwrap();
+    let away = format!("/recorder-test-hop-away-{}", std::process::id());
+    h.create(&away).unwrap();
+    let program = test_program().to_str().unwrap();
+    let out = dir.join("profile.json");
+    let mount = h.mount.to_str().unwrap();
+    let names = record_names(&parent, &out, &[program, "hop", mount, &away]);
+    h.remove(&away, Duration::from_secs(5)).unwrap();
+    let (made_away, made_home) = RACERS[..8].split_at(4);
+    let leaked: Vec<_> = made_away.iter().filter(|n| names.contains(**n)).collect();
+    assert!(
+        leaked.is_empty(),
+        "made outside the recorded cgroup but recorded: {leaked:?}"
+    );
+    assert!(
+        missing(&names, made_home).is_empty(),
+        "made back in the recorded cgroup but missing: {:?}",
+        missing(&names, made_home)
+    );
+    assert_no_stray_cgroup(&parent);
+}
+
 /// 16 threads make 16 different syscalls at the same moment (most of them
 /// in the same two bitmap words); 50 fresh recordings, none may lose one.
 #[test]

@@ -10,6 +10,11 @@
  *                       different rare syscall at the same moment.
  *   syscalls idle       the same threads and barrier, no rare syscalls
  *                       (the baseline for "race").
+ *   syscalls hop MOUNT AWAY
+ *                       four times: moves itself into cgroup AWAY (a path
+ *                       under the cgroup2 mount MOUNT), makes rare syscall
+ *                       i (0-3), moves back to the cgroup it started in and
+ *                       makes rare syscall 4+i. Each right after the move.
  *
  * Exits 0 on success, 2 on a usage error, 3 if a thread cannot start.
  */
@@ -157,6 +162,51 @@ static int race(void) {
     return 0;
 }
 
+/* Writes this process's pid into MOUNT REL/cgroup.procs; returns the open
+ * file (closed by the caller only after the next syscall) or -1. */
+static int move_to(const char *mount, const char *rel) {
+    char path[4096], pid[32];
+    snprintf(path, sizeof path, "%s%s/cgroup.procs", mount, rel);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int n = snprintf(pid, sizeof pid, "%d", getpid());
+    if (write(fd, pid, n) != n) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int hop(const char *mount, const char *away) {
+    char line[4096], home[4096];
+    FILE *f = fopen("/proc/self/cgroup", "re");
+    if (!f)
+        return 4;
+    home[0] = 0;
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, "0::", 3) == 0) {
+            line[strcspn(line, "\n")] = 0;
+            snprintf(home, sizeof home, "%s", line + 3);
+        }
+    fclose(f);
+    if (!home[0])
+        return 4;
+    for (int i = 0; i < 4; i++) {
+        int fd = move_to(mount, away);
+        if (fd < 0)
+            return 5;
+        rare(i);
+        close(fd);
+        fd = move_to(mount, home);
+        if (fd < 0)
+            return 5;
+        rare(4 + i);
+        close(fd);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "known") == 0) {
         dir = argv[2];
@@ -168,6 +218,8 @@ int main(int argc, char **argv) {
         idle = 1;
         return race();
     }
-    fprintf(stderr, "usage: %s known DIR | race | idle\n", argv[0]);
+    if (argc == 4 && strcmp(argv[1], "hop") == 0)
+        return hop(argv[2], argv[3]);
+    fprintf(stderr, "usage: %s known DIR | race | idle | hop MOUNT AWAY\n", argv[0]);
     return 2;
 }
