@@ -38,10 +38,10 @@ pub struct Args {
     /// Do not compare the results with the targets (no PASS/MISS lines).
     #[arg(long)]
     pub no_compare: bool,
-    /// Measured rounds (default 9, or 5 with --quick), after one warm-up round.
+    /// Measured rounds (default 61, or 11 with --quick), after one warm-up round.
     #[arg(long, value_name = "N")]
     pub rounds: Option<usize>,
-    /// getppid calls per thread per run (default 2000000, or 300000 with --quick).
+    /// getppid calls per thread per run (default 100000).
     #[arg(long, value_name = "N")]
     pub iterations: Option<u64>,
     /// Skip the daemon measurements (idle CPU, RSS, stop latency).
@@ -88,11 +88,13 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         bail!("cargo xtask bench loads eBPF programs and creates cgroups: run it as root");
     }
     let started = Instant::now();
-    let rounds = args.rounds.unwrap_or(if args.quick { 5 } else { 9 }).max(1);
-    let iterations = args
-        .iterations
-        .unwrap_or(if args.quick { 300_000 } else { 2_000_000 })
+    // Many short rounds: this machine's speed drifts over seconds, and a
+    // round compares its configurations within about a second.
+    let rounds = args
+        .rounds
+        .unwrap_or(if args.quick { 11 } else { 61 })
         .max(1);
+    let iterations = args.iterations.unwrap_or(100_000).max(1);
     let idle = Duration::from_secs(if args.quick { 5 } else { 30 });
 
     let root = workspace_root();
@@ -140,6 +142,12 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let (mut checks, mut foreign_seen, mut foreign_max) = (0usize, 0usize, 0usize);
     let mut own_programs = std::collections::BTreeSet::new();
     let mut failed = std::collections::BTreeMap::new();
+    // The microbenchmarks of all configurations first, then the tar runs:
+    // each pass is short, so the configurations a round compares run close
+    // together in time (this machine's speed drifts). Every round loads the
+    // configurations afresh: where the kernel places a program and its maps
+    // shifts the timings a little, and differently on each load.
+    let passes: [&[Workload]; 2] = [&[Workload::Getppid1, Workload::GetppidN], &[Workload::Tar]];
     for round in 0..=rounds {
         let label = if round == 0 {
             "warm-up".to_owned()
@@ -147,47 +155,66 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             format!("round {round}/{rounds}")
         };
         eprint!("bench: {label}:");
+        let _ = std::io::stderr().flush();
+        let mut setups = Vec::new();
         for i in 0..measured.len() {
             let config = measured[(i + round) % measured.len()];
             if failed.contains_key(config.key()) {
                 continue;
             }
-            eprint!(" {}", config.key());
-            let _ = std::io::stderr().flush();
             // A configuration this kernel cannot set up is reported, not fatal.
-            let mut setup = match Setup::new(config, &ctx) {
-                Ok(setup) => setup,
+            match Setup::new(config, &ctx) {
+                Ok(mut setup) => {
+                    // Loaded already (the floor) or at its first attach.
+                    if let Some(info) = setup.sys_enter_info() {
+                        own_programs.insert(info.id());
+                    }
+                    setups.push((config, setup));
+                }
                 Err(e) => {
-                    eprint!(" (failed: {e:#})");
+                    eprint!(" ({} failed: {e:#})", config.key());
+                    failed.insert(config.key(), format!("{e:#}"));
+                }
+            }
+        }
+        for pass in passes {
+            for (config, setup) in &mut setups {
+                let config = *config;
+                if failed.contains_key(config.key()) {
+                    continue;
+                }
+                if let Err(e) = setup.attach() {
+                    eprint!(" ({} failed: {e:#})", config.key());
                     failed.insert(config.key(), format!("{e:#}"));
                     continue;
                 }
-            };
-            for workload in Workload::ALL {
-                let value = runner.run(workload)?;
-                if round > 0 {
-                    samples.push(Sample {
-                        round,
-                        config,
-                        workload,
-                        value,
-                    });
+                for &workload in pass {
+                    let value = runner.run(workload)?;
+                    if round > 0 {
+                        samples.push(Sample {
+                            round,
+                            config,
+                            workload,
+                            value,
+                        });
+                    }
+                }
+                if let Some(info) = setup.sys_enter_info() {
+                    own_programs.insert(info.id());
+                }
+                setup.detach()?;
+                // Programs of others (tests, a running recorderd) on the same
+                // hook slow every configuration alike; note them.
+                checks += 1;
+                let others = foreign_sys_enter_programs(&own_programs);
+                if others > 0 {
+                    foreign_seen += 1;
+                    foreign_max = foreign_max.max(others);
                 }
             }
-            if let Some(info) = setup.sys_enter_info(config) {
-                own_programs.insert(info.id());
-            }
-            drop(setup);
-            // Programs of others (tests, a running recorderd) on the same hook
-            // slow every configuration alike; note them.
-            checks += 1;
-            let others = foreign_sys_enter_programs(&own_programs);
-            if others > 0 {
-                foreign_seen += 1;
-                foreign_max = foreign_max.max(others);
-            }
         }
-        eprintln!();
+        drop(setups);
+        eprintln!(" {} configurations", measured.len() - failed.len());
     }
 
     eprintln!("bench: BPF program sizes and bpf_stats run time");
@@ -247,8 +274,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         let ratio = t
             .ratio
             .map_or_else(|| "n/a".to_owned(), |r| format!("{r:.2}"));
+        let control = t
+            .control
+            .map_or_else(|| "n/a".to_owned(), |r| format!("{r:.2}"));
         println!(
-            "{}: {} on {} = {ratio} (limit {:.2})",
+            "{}: {} on {} = {ratio} (limit {:.2}; control {control})",
             t.verdict, t.what, t.workload, t.limit
         );
     }

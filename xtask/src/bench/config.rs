@@ -1,11 +1,11 @@
 //! The kernel-side configurations the workloads run under, and how each is
-//! set up (loaded and attached) and torn down (dropped: aya detaches the
-//! programs and closes the maps).
+//! set up (loaded, maps filled), attached and detached between runs, and
+//! torn down (dropped: aya closes the programs and maps).
 
 use anyhow::Context as _;
 use aya::{
     Ebpf,
-    programs::{ProgramInfo, RawTracePoint},
+    programs::{ProgramInfo, RawTracePoint, raw_trace_point::RawTracePointLinkId},
 };
 use recorder::ebpf::{Kernel, LoadOptions};
 use recorder_common::PHASE_WORKLOAD;
@@ -17,6 +17,10 @@ pub enum Config {
     NoBpf,
     /// 2. `sys_enter_floor`, the empty raw_tp program, attached.
     Floor,
+    /// 2'. The floor again, loaded separately: a control. Its ratio to the
+    /// floor would be 1.00 on a quiet machine; how far it is off shows the
+    /// resolution of the run.
+    FloorAgain,
     /// 3. The recorder attached; other cgroups recorded, not the workload's.
     Unrecorded,
     /// 4. The recorder attached, the workload's cgroup recorded, compat off.
@@ -34,9 +38,10 @@ pub enum Config {
 }
 
 impl Config {
-    pub const ALL: [Config; 7] = [
+    pub const ALL: [Config; 8] = [
         Config::NoBpf,
         Config::Floor,
+        Config::FloorAgain,
         Config::Unrecorded,
         Config::Recorded,
         Config::Compat,
@@ -49,6 +54,7 @@ impl Config {
         match self {
             Self::NoBpf => "no_bpf",
             Self::Floor => "floor",
+            Self::FloorAgain => "floor_again",
             Self::Unrecorded => "unrecorded",
             Self::Recorded => "recorded",
             Self::Compat => "recorded_compat",
@@ -64,6 +70,7 @@ impl Config {
             Self::Program(name) => return format!("x program {name} alone"),
             Self::NoBpf => "1 no BPF",
             Self::Floor => "2 floor: empty raw_tp",
+            Self::FloorAgain => "2' floor again (control: resolution)",
             Self::Unrecorded => "3 recorder, cgroup not recorded",
             Self::Recorded => "4 recorder, cgroup recorded",
             Self::Compat => "5a = 4 + compat detection",
@@ -87,10 +94,14 @@ pub struct Context {
     pub other_ids: Vec<u64>,
 }
 
-/// A configuration set up in the kernel; dropping it tears it down.
-pub enum Setup {
-    None,
-    Kernel(Box<Kernel>),
+/// A configuration loaded in the kernel (maps filled), attached only
+/// between [`Setup::attach`] and [`Setup::detach`], so that the rounds can
+/// switch configurations in milliseconds; dropping it unloads it.
+pub struct Setup {
+    config: Config,
+    kernel: Option<Box<Kernel>>,
+    /// The link of a lone raw_tp program (floor, `--program`) while attached.
+    link: Option<RawTracePointLinkId>,
 }
 
 impl Setup {
@@ -100,16 +111,12 @@ impl Setup {
             compat,
             ..LoadOptions::default()
         };
-        let with_args = LoadOptions {
-            args: true,
-            ..opts(false)
-        };
-        Ok(match config {
-            Config::NoBpf => Self::None,
-            Config::Floor => {
+        let kernel = match config {
+            Config::NoBpf => None,
+            Config::Floor | Config::FloorAgain => {
                 let mut kernel = Kernel::load(&opts(false))?;
-                attach_raw_tp(kernel.ebpf_mut(), "sys_enter_floor")?;
-                Self::Kernel(Box::new(kernel))
+                load_raw_tp(kernel.ebpf_mut(), "sys_enter_floor")?;
+                Some(kernel)
             }
             Config::Unrecorded | Config::Recorded | Config::Compat => {
                 let mut kernel = Kernel::load(&opts(config == Config::Compat))?;
@@ -119,64 +126,102 @@ impl Setup {
                 if config != Config::Unrecorded {
                     kernel.insert(ctx.workload_id, ctx.workload_id, PHASE_WORKLOAD)?;
                 }
-                kernel.attach()?;
-                Self::Kernel(Box::new(kernel))
+                Some(kernel)
             }
-            Config::Auto => {
-                // As `recorderd --all` loads it: AUTO_ENROL = 1 and the
-                // cgroup tracepoints attached, plus the recorder as in 4.
+            Config::Auto | Config::Args | Config::Program(_) => {
+                // Auto: as `recorderd --all` loads it (AUTO_ENROL = 1, the
+                // cgroup tracepoints attached with the recorder).
                 let mut kernel = Kernel::load(&LoadOptions {
-                    auto_enrol: true,
+                    auto_enrol: config == Config::Auto,
+                    args: config == Config::Args,
                     ..opts(false)
                 })?;
                 for &id in ctx.other_ids.iter().chain([&ctx.workload_id]) {
                     kernel.insert(id, id, PHASE_WORKLOAD)?;
                 }
-                kernel.attach_cgroup_events()?;
-                kernel.attach()?;
-                Self::Kernel(Box::new(kernel))
-            }
-            Config::Program(name) => {
-                let mut kernel = Kernel::load(&opts(false))?;
-                for &id in ctx.other_ids.iter().chain([&ctx.workload_id]) {
-                    kernel.insert(id, id, PHASE_WORKLOAD)?;
+                if let Config::Program(name) = config {
+                    load_raw_tp(kernel.ebpf_mut(), name)?;
                 }
-                attach_raw_tp(kernel.ebpf_mut(), name)?;
-                Self::Kernel(Box::new(kernel))
+                Some(kernel)
             }
-            Config::Args => {
-                let mut kernel = Kernel::load(&with_args)?;
-                for &id in ctx.other_ids.iter().chain([&ctx.workload_id]) {
-                    kernel.insert(id, id, PHASE_WORKLOAD)?;
-                }
-                kernel.attach()?;
-                Self::Kernel(Box::new(kernel))
-            }
+        };
+        Ok(Self {
+            config,
+            kernel: kernel.map(Box::new),
+            link: None,
         })
     }
 
+    /// Attaches the configuration's programs.
+    pub fn attach(&mut self) -> anyhow::Result<()> {
+        let Some(kernel) = self.kernel.as_mut() else {
+            return Ok(());
+        };
+        match self.config {
+            Config::NoBpf => {}
+            Config::Floor | Config::FloorAgain | Config::Program(_) => {
+                if self.link.is_none() {
+                    let name = lone_program(self.config);
+                    let prog = raw_tp(kernel.ebpf_mut(), name)?;
+                    let link = prog
+                        .attach("sys_enter")
+                        .with_context(|| format!("attaching {name}"))?;
+                    self.link = Some(link);
+                }
+            }
+            Config::Auto => {
+                kernel.attach_cgroup_events()?;
+                kernel.attach()?;
+            }
+            Config::Unrecorded | Config::Recorded | Config::Compat | Config::Args => {
+                kernel.attach()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Detaches everything [`Setup::attach`] attached; the maps stay.
+    pub fn detach(&mut self) -> anyhow::Result<()> {
+        let Some(kernel) = self.kernel.as_mut() else {
+            return Ok(());
+        };
+        if let Some(link) = self.link.take() {
+            let name = lone_program(self.config);
+            raw_tp(kernel.ebpf_mut(), name)?
+                .detach(link)
+                .with_context(|| format!("detaching {name}"))?;
+        } else {
+            kernel.detach_all();
+        }
+        Ok(())
+    }
+
     /// The `sys_enter` program that runs on the syscall path, if any.
-    pub fn sys_enter_info(&mut self, config: Config) -> Option<ProgramInfo> {
-        let name = match config {
-            Config::Floor => "sys_enter_floor",
-            Config::Program(name) => name,
-            _ => "sys_enter",
-        };
-        let ebpf = match self {
-            Self::None => return None,
-            Self::Kernel(k) => k.ebpf_mut(),
-        };
+    pub fn sys_enter_info(&mut self) -> Option<ProgramInfo> {
+        let name = lone_program(self.config);
+        let ebpf = self.kernel.as_mut()?.ebpf_mut();
         ebpf.program(name)?.info().ok()
     }
 }
 
-fn attach_raw_tp(ebpf: &mut Ebpf, name: &str) -> anyhow::Result<()> {
-    let prog: &mut RawTracePoint = ebpf
+/// The program a configuration puts on `sys_enter`.
+fn lone_program(config: Config) -> &'static str {
+    match config {
+        Config::Floor | Config::FloorAgain => "sys_enter_floor",
+        Config::Program(name) => name,
+        _ => "sys_enter",
+    }
+}
+
+fn raw_tp<'a>(ebpf: &'a mut Ebpf, name: &str) -> anyhow::Result<&'a mut RawTracePoint> {
+    Ok(ebpf
         .program_mut(name)
         .with_context(|| format!("the eBPF object has no program {name}"))?
-        .try_into()?;
-    prog.load().with_context(|| format!("loading {name}"))?;
-    prog.attach("sys_enter")
-        .with_context(|| format!("attaching {name}"))?;
-    Ok(())
+        .try_into()?)
+}
+
+fn load_raw_tp(ebpf: &mut Ebpf, name: &str) -> anyhow::Result<()> {
+    raw_tp(ebpf, name)?
+        .load()
+        .with_context(|| format!("loading {name}"))
 }

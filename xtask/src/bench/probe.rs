@@ -131,14 +131,15 @@ pub fn programs(ctx: &Context, runner: &Runner, configs: &[Config], rounds: usiz
 
 fn program(config: Config, ctx: &Context, runner: &Runner) -> anyhow::Result<Program> {
     let mut setup = Setup::new(config, ctx)?;
+    setup.attach()?;
     let before = setup
-        .sys_enter_info(config)
+        .sys_enter_info()
         .context("no sys_enter program info")?;
     let run_ns = match aya::sys::enable_stats(aya::sys::Stats::RunTime) {
         Ok(stats) => {
-            let before = setup.sys_enter_info(config);
+            let before = setup.sys_enter_info();
             runner.run(Workload::Getppid1)?;
-            let after = setup.sys_enter_info(config);
+            let after = setup.sys_enter_info();
             drop(stats);
             before.zip(after).and_then(|(b, a)| {
                 let runs = a.run_count().saturating_sub(b.run_count());

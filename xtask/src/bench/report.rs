@@ -61,6 +61,9 @@ pub struct Target {
     pub limit: f64,
     /// "PASS", "MISS" or "n/a".
     pub verdict: &'static str,
+    /// The control's ratio on the same workload (the floor loaded again):
+    /// how far from 1.00 an identical program measured in this run.
+    pub control: Option<f64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -150,6 +153,11 @@ pub fn targets(workloads: &BTreeMap<&'static str, WorkloadResult>) -> Vec<Target
         let Some(result) = workloads.get(w.key()) else {
             continue;
         };
+        let control = result
+            .ratio_to_floor
+            .get(Config::FloorAgain.key())
+            .copied()
+            .flatten();
         for (config, what, limit) in [
             (Config::Recorded, "recorded overhead(4)/overhead(2)", 1.3),
             (
@@ -170,6 +178,7 @@ pub fn targets(workloads: &BTreeMap<&'static str, WorkloadResult>) -> Vec<Target
                 ratio,
                 limit,
                 verdict,
+                control,
             });
         }
     }
@@ -246,18 +255,20 @@ pub fn markdown(r: &Report) -> String {
     s.push_str("\noverhead(x) = median over rounds of t(x) − t(1) measured in the same round; /floor = overhead(x) / overhead(2).\n");
 
     if !r.targets.is_empty() {
-        s.push_str("\n| target | workload | ratio | limit | verdict |\n| --- | --- | ---: | ---: | --- |\n");
+        s.push_str("\n| target | workload | ratio | limit | verdict | control |\n| --- | --- | ---: | ---: | --- | ---: |\n");
         for t in &r.targets {
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | ≤ {:.2} | {} |",
+                "| {} | {} | {} | ≤ {:.2} | {} | {} |",
                 t.what,
                 t.workload,
                 num(t.ratio, 2),
                 t.limit,
-                t.verdict
+                t.verdict,
+                num(t.control, 2)
             );
         }
+        s.push_str("\ncontrol = the ratio of configuration 2' (the floor loaded a second time) on the same workload: an identical program, so its distance from 1.00 is this run's resolution.\n");
     }
 
     if !r.programs.is_empty() {
