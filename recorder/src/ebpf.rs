@@ -773,8 +773,15 @@ impl Kernel {
         // Pinned only now: pinning replaces the hooks of a run that left its
         // recorder attached, which must outlive that recorder.
         for (name, link) in hooks {
-            let link = self.keep(name, link)?;
-            self.caller_links.push(link);
+            match self.keep(name, link) {
+                Ok(link) => self.caller_links.push(link),
+                Err(e) => {
+                    // Never leave the recorder running without its hooks
+                    // (the rest of `hooks` is dropped, so detached).
+                    let _ = self.detach();
+                    return Err(e);
+                }
+            }
         }
         Ok(())
     }

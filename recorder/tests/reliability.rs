@@ -968,6 +968,16 @@ fn kill_9_with_a_manual_recording_and_a_pending_write() {
     });
 
     d.signal(libc::SIGKILL);
+    // The recorder stays attached with the hooks that keep its last-caller
+    // entries honest (a recorder without them could credit a task's
+    // syscalls to the cgroup it just left).
+    for link in [
+        "link_sys_enter",
+        "link_cgroup_attach_task",
+        "link_sched_process_fork",
+    ] {
+        assert!(d.pin_dir.join(link).exists(), "{link} not pinned");
+    }
     in_cgroup(&dir_a, second);
     d.spawn();
 
