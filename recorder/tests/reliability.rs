@@ -133,19 +133,25 @@ fn race_program() -> PathBuf {
     .clone()
 }
 
+/// Runs the race program `bin` with the syscalls `nrs` inside the cgroup
+/// directory `dir` (the shell joins it before exec).
+fn race_in(dir: &Path, bin: &Path, nrs: &[(u32, &str)]) {
+    run_ok(
+        Command::new("/bin/sh")
+            .arg("-c")
+            .arg(r#"echo $$ > "$0" && exec "$@""#)
+            .arg(dir.join("cgroup.procs"))
+            .arg(bin)
+            .args(nrs.iter().map(|(nr, _)| nr.to_string())),
+    );
+}
+
 /// Runs the race program inside cgroup `rel` (recorded by `d` with
 /// `start --cgroup`), stops the recording and returns the allowed names.
 fn record_race(d: &Daemon, h: &Hierarchy, rel: &str, bin: &Path) -> BTreeSet<String> {
     let dir = h.create(rel).unwrap();
     d.ctl_ok(&["start", "--cgroup", rel]);
-    let procs = dir.join("cgroup.procs");
-    let mut cmd = Command::new("/bin/sh");
-    cmd.arg("-c")
-        .arg(r#"echo $$ > "$0" && exec "$@""#)
-        .arg(&procs)
-        .arg(bin)
-        .args(RARE.iter().map(|(nr, _)| nr.to_string()));
-    run_ok(&mut cmd);
+    race_in(&dir, bin, &RARE);
     let id = h.id(rel).unwrap();
     d.ctl_ok(&["stop", "--cgroup", rel]);
     let text = fs::read_to_string(d.profile_path(&format!("cgroup-{id}"))).unwrap();
@@ -189,17 +195,7 @@ fn a_reused_cache_slot_is_handed_over_clean() {
     let h = Hierarchy::detect().unwrap();
     let d = Daemon::start("cacheslot", &[]);
     let pid = std::process::id();
-    let run_in = |rel: &str, nrs: &[(u32, &str)]| {
-        let procs = h.dir(rel).unwrap().join("cgroup.procs");
-        run_ok(
-            Command::new("/bin/sh")
-                .arg("-c")
-                .arg(r#"echo $$ > "$0" && exec "$@""#)
-                .arg(&procs)
-                .arg(&bin)
-                .args(nrs.iter().map(|(nr, _)| nr.to_string())),
-        );
-    };
+    let run_in = |rel: &str, nrs: &[(u32, &str)]| race_in(&h.dir(rel).unwrap(), &bin, nrs);
     // A records all 64 rare syscalls in its cache slot.
     let rel_a = format!("/recorder-test-slot-a-{pid}");
     h.create(&rel_a).unwrap();
@@ -935,16 +931,7 @@ fn kill_9_with_a_manual_recording_and_a_pending_write() {
     let _guard = Unmount(d.profiles.clone());
     let pid = std::process::id();
     let (first, second) = RARE.split_at(32);
-    let in_cgroup = |dir: &Path, nrs: &[(u32, &str)]| {
-        run_ok(
-            Command::new("/bin/sh")
-                .arg("-c")
-                .arg(r#"echo $$ > "$0" && exec "$@""#)
-                .arg(dir.join("cgroup.procs"))
-                .arg(&bin)
-                .args(nrs.iter().map(|(nr, _)| nr.to_string())),
-        );
-    };
+    let in_cgroup = |dir: &Path, nrs: &[(u32, &str)]| race_in(dir, &bin, nrs);
     // A: recorded; half its syscalls before the kill, half while down.
     let rel_a = format!("/recorder-test-kill9-a-{pid}");
     let dir_a = h.create(&rel_a).unwrap();
