@@ -260,12 +260,16 @@ unsafe impl<V: aya::Pod> Send for SharedArray<V> {}
 unsafe impl<V: aya::Pod> Sync for SharedArray<V> {}
 
 impl<V: aya::Pod> SharedArray<V> {
-    fn new(name: &'static str, map: aya::maps::Map, slots: u32) -> Result<Self, KernelError> {
+    /// Takes map `name` out of `ebpf` and maps all of it.
+    fn take(ebpf: &mut Ebpf, name: &'static str) -> Result<Self, KernelError> {
         use std::os::fd::{AsFd as _, AsRawFd as _};
+        let map = ebpf.take_map(name).ok_or(KernelError::Missing(name))?;
         let map: Array<MapData, V> = Array::try_from(map).map_err(KernelError::map(name))?;
+        let data = aya::maps::IterableMap::map(&map);
+        let slots = data.info().map_err(KernelError::map(name))?.max_entries();
         let stride = size_of::<V>().next_multiple_of(8);
         let len = slots as usize * stride;
-        let fd = aya::maps::IterableMap::map(&map).fd().as_fd().as_raw_fd();
+        let fd = data.fd().as_fd().as_raw_fd();
         // SAFETY: a fresh shared mapping of the whole array (the kernel
         // rounds an mmapable array up to whole pages), checked below.
         let ptr = unsafe {
@@ -562,21 +566,9 @@ impl Kernel {
             .ok_or(KernelError::Missing(SETS_MAP))?;
         let sets: HashMap<MapData, u64, SyscallSet> =
             HashMap::try_from(sets).map_err(KernelError::map(SETS_MAP))?;
-        let filter = ebpf
-            .take_map(FILTER_MAP)
-            .ok_or(KernelError::Missing(FILTER_MAP))?;
-        let filter = Filter(SharedArray::new(FILTER_MAP, filter, FILTER_SLOTS)?);
-        let cache = ebpf
-            .take_map(CACHE_MAP)
-            .ok_or(KernelError::Missing(CACHE_MAP))?;
-        let cache = Cache::new(
-            SharedArray::new(CACHE_MAP, cache, CACHE_SLOTS)?,
-            reused_cache,
-        );
-        let caller_gen = ebpf
-            .take_map(CALLER_GEN_MAP)
-            .ok_or(KernelError::Missing(CALLER_GEN_MAP))?;
-        let caller_gen = SharedArray::new(CALLER_GEN_MAP, caller_gen, 1)?;
+        let filter = Filter(SharedArray::take(&mut ebpf, FILTER_MAP)?);
+        let cache = Cache::new(SharedArray::take(&mut ebpf, CACHE_MAP)?, reused_cache);
+        let caller_gen = SharedArray::take(&mut ebpf, CALLER_GEN_MAP)?;
         if fresh_filter {
             // Entries pinned by a version without the filter: count them
             // before anything is attached, or they would be filtered out.
