@@ -106,50 +106,38 @@ pub struct Setup {
 
 impl Setup {
     pub fn new(config: Config, ctx: &Context) -> anyhow::Result<Self> {
-        let opts = |compat| LoadOptions {
-            capacity: 1024,
-            compat,
-            ..LoadOptions::default()
-        };
-        let kernel = match config {
-            Config::NoBpf => None,
-            Config::Floor | Config::FloorAgain => {
-                let mut kernel = Kernel::load(&opts(false))?;
-                load_raw_tp(kernel.ebpf_mut(), "sys_enter_floor")?;
-                Some(kernel)
-            }
-            Config::Unrecorded | Config::Recorded | Config::Compat => {
-                let mut kernel = Kernel::load(&opts(config == Config::Compat))?;
-                for &id in &ctx.other_ids {
-                    kernel.insert(id, id, PHASE_WORKLOAD)?;
-                }
-                if config != Config::Unrecorded {
-                    kernel.insert(ctx.workload_id, ctx.workload_id, PHASE_WORKLOAD)?;
-                }
-                Some(kernel)
-            }
-            Config::Auto | Config::Args | Config::Program(_) => {
-                // Auto: as `recorderd --all` loads it (AUTO_ENROL = 1, the
-                // cgroup tracepoints attached with the recorder).
-                let mut kernel = Kernel::load(&LoadOptions {
-                    auto_enrol: config == Config::Auto,
-                    args: config == Config::Args,
-                    ..opts(false)
-                })?;
-                for &id in ctx.other_ids.iter().chain([&ctx.workload_id]) {
-                    kernel.insert(id, id, PHASE_WORKLOAD)?;
-                }
-                if let Config::Program(name) = config {
-                    load_raw_tp(kernel.ebpf_mut(), name)?;
-                }
-                Some(kernel)
-            }
-        };
-        Ok(Self {
+        let mut setup = Self {
             config,
-            kernel: kernel.map(Box::new),
+            kernel: None,
             link: None,
-        })
+        };
+        if config == Config::NoBpf {
+            return Ok(setup);
+        }
+        // Auto: as `recorderd --all` loads it (AUTO_ENROL = 1, the cgroup
+        // tracepoints attached with the recorder).
+        let mut kernel = Kernel::load(&LoadOptions {
+            capacity: 1024,
+            compat: config == Config::Compat,
+            auto_enrol: config == Config::Auto,
+            args: config == Config::Args,
+            ..LoadOptions::default()
+        })?;
+        if let Some(name) = lone_program(config) {
+            load_raw_tp(kernel.ebpf_mut(), name)?;
+        }
+        // The floor's maps stay empty; the others record the idle cgroups,
+        // and the workload's except in configuration 3.
+        if !matches!(config, Config::Floor | Config::FloorAgain) {
+            for &id in &ctx.other_ids {
+                kernel.insert(id, id, PHASE_WORKLOAD)?;
+            }
+            if config != Config::Unrecorded {
+                kernel.insert(ctx.workload_id, ctx.workload_id, PHASE_WORKLOAD)?;
+            }
+        }
+        setup.kernel = Some(Box::new(kernel));
+        Ok(setup)
     }
 
     /// Attaches the configuration's programs.
@@ -157,23 +145,19 @@ impl Setup {
         let Some(kernel) = self.kernel.as_mut() else {
             return Ok(());
         };
-        match self.config {
-            Config::NoBpf => {}
-            Config::Floor | Config::FloorAgain | Config::Program(_) => {
+        match lone_program(self.config) {
+            Some(name) => {
                 if self.link.is_none() {
-                    let name = lone_program(self.config);
-                    let prog = raw_tp(kernel.ebpf_mut(), name)?;
-                    let link = prog
+                    let link = raw_tp(kernel.ebpf_mut(), name)?
                         .attach("sys_enter")
                         .with_context(|| format!("attaching {name}"))?;
                     self.link = Some(link);
                 }
             }
-            Config::Auto => {
-                kernel.attach_cgroup_events()?;
-                kernel.attach()?;
-            }
-            Config::Unrecorded | Config::Recorded | Config::Compat | Config::Args => {
+            None => {
+                if self.config == Config::Auto {
+                    kernel.attach_cgroup_events()?;
+                }
                 kernel.attach()?;
             }
         }
@@ -185,31 +169,30 @@ impl Setup {
         let Some(kernel) = self.kernel.as_mut() else {
             return Ok(());
         };
-        if let Some(link) = self.link.take() {
-            let name = lone_program(self.config);
-            raw_tp(kernel.ebpf_mut(), name)?
+        match (self.link.take(), lone_program(self.config)) {
+            (Some(link), Some(name)) => raw_tp(kernel.ebpf_mut(), name)?
                 .detach(link)
-                .with_context(|| format!("detaching {name}"))?;
-        } else {
-            kernel.detach_all();
+                .with_context(|| format!("detaching {name}"))?,
+            _ => kernel.detach_all(),
         }
         Ok(())
     }
 
     /// The `sys_enter` program that runs on the syscall path, if any.
     pub fn sys_enter_info(&mut self) -> Option<ProgramInfo> {
-        let name = lone_program(self.config);
+        let name = lone_program(self.config).unwrap_or("sys_enter");
         let ebpf = self.kernel.as_mut()?.ebpf_mut();
         ebpf.program(name)?.info().ok()
     }
 }
 
-/// The program a configuration puts on `sys_enter`.
-fn lone_program(config: Config) -> &'static str {
+/// The program a configuration attaches alone to `sys_enter` in place of
+/// the recorder (the floor, `--program`), if any.
+fn lone_program(config: Config) -> Option<&'static str> {
     match config {
-        Config::Floor | Config::FloorAgain => "sys_enter_floor",
-        Config::Program(name) => name,
-        _ => "sys_enter",
+        Config::Floor | Config::FloorAgain => Some("sys_enter_floor"),
+        Config::Program(name) => Some(name),
+        _ => None,
     }
 }
 
