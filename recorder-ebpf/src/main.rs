@@ -343,20 +343,21 @@ pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
     let id: i64 = ctx.arg(1);
     let regs = regs_addr as *const u8;
     // A recorded cgroup with a cache slot: no call at all.
-    if unsafe { core::ptr::read_volatile(&raw const (*cached).id) } == cgroup {
-        if record(unsafe { &raw mut (*cached).set }, task, id, regs) {
-            record_args(cgroup, id, regs);
-        }
-        return 0;
-    }
-    let Some(set) = SYSCALL_SETS.get_ptr_mut(&cgroup) else {
-        return 0;
+    let in_cache = unsafe { core::ptr::read_volatile(&raw const (*cached).id) } == cgroup;
+    let set = if in_cache {
+        unsafe { &raw mut (*cached).set }
+    } else {
+        let Some(set) = SYSCALL_SETS.get_ptr_mut(&cgroup) else {
+            return 0;
+        };
+        set
     };
     if record(set, task, id, regs) {
         record_args(cgroup, id, regs);
     }
     // Once the runtime's init is done, later syscalls go to a free slot.
-    if unsafe { (*set).phase } == PHASE_WORKLOAD
+    if !in_cache
+        && unsafe { (*set).phase } == PHASE_WORKLOAD
         && unsafe { core::ptr::read_volatile(&raw const (*cached).id) } == CACHE_FREE
     {
         claim(cached, cgroup);
@@ -503,10 +504,7 @@ fn record(set: *mut SyscallSet, task: Option<*const u8>, id: i64, regs: *const u
     if compat_off != 0 {
         // The only use of the task on a last-caller hit, so only compat
         // detection pays for the call.
-        let task = match task {
-            Some(task) => task,
-            None => current_task(),
-        };
+        let task = task.unwrap_or_else(current_task);
         // A direct (BTF-checked) load, not a bpf_probe_read_kernel() call.
         let status: u32 = unsafe { *task.add(compat_off as usize).cast::<u32>() };
         if status & COMPAT_STATUS_BIT.load() != 0 {
