@@ -4,8 +4,10 @@
 //!   The caller's cgroup comes from a per-CPU "last caller" entry when the
 //!   same task made the last syscall on this CPU, else from the task (one
 //!   helper call). A counting filter (an array slot) turns away almost
-//!   every cgroup that is not recorded; recorded cgroups find their set in
-//!   a direct-mapped array cache; the rest pay one hash lookup. Array
+//!   every cgroup that is not recorded, and the entry keeps its verdict:
+//!   a hit is turned away with no further lookup. Recorded cgroups find
+//!   their set in a direct-mapped array cache; the rest pay one hash
+//!   lookup. Array
 //!   lookups are inlined by the verifier, so the common paths make no call.
 //!   A recorded syscall sets one bit in a bitmap.
 //! * `cgroup_attach_task` / `sched_process_fork` (raw tracepoints): bump
@@ -62,18 +64,21 @@ static RECORDED_FILTER: Array<u64> = Array::with_max_entries(FILTER_SLOTS, BPF_F
 #[map]
 static SET_CACHE: Array<CachedSet> = Array::with_max_entries(CACHE_SLOTS, BPF_F_MMAPABLE);
 
-/// The task that last made a syscall on each CPU, and its cgroup: a
-/// syscall whose `regs` (the top of the caller's kernel stack, so one value
-/// per live task) and generation match needs no helper call to find its
-/// cgroup. See [`caller_cgroup`].
+/// The task that last made a syscall on each CPU, its cgroup, and whether
+/// that cgroup may be recorded: a syscall whose `regs` (the top of the
+/// caller's kernel stack, so one value per live task) and generation match
+/// needs no helper call to find its cgroup, and no filter lookup to be
+/// turned away. See [`caller`].
 #[map]
 static LAST_CALLER: PerCpuArray<LastCaller> = PerCpuArray::with_max_entries(1, 0);
 
 /// Slot 0: the generation of [`LAST_CALLER`] entries. Bumped whenever a task
 /// may have changed cgroup (`cgroup_attach_task`) or a new task may have
 /// been given the kernel stack of one that died (`sched_process_fork`), and
-/// by user space before `sys_enter` is attached; an entry of an older
-/// generation is not used. Mmapable, for that bump.
+/// by user space before `sys_enter` is attached and after it starts
+/// recording a cgroup; an entry of an older generation is not used.
+/// Mmapable, for user space's bumps; pinned with the sets, so that a
+/// recorder left attached by an earlier run sees them too.
 #[map]
 static CALLER_GEN: Array<u64> = Array::with_max_entries(1, BPF_F_MMAPABLE);
 
@@ -82,6 +87,8 @@ pub struct LastCaller {
     regs: u64,
     generation: u64,
     cgroup: u64,
+    /// Non-zero when `cgroup`'s filter slot was (see [`maybe_recorded`]).
+    recorded: u64,
 }
 
 /// Per-CPU counters, indexed by `recorder_common::stat`.
@@ -280,46 +287,77 @@ fn cgroup_id(task: *const u8) -> u64 {
     }
 }
 
-/// The cgroup of the task making this syscall, and the task when it had to
-/// be looked up. The per-CPU [`LAST_CALLER`] answers without a call when the
-/// same task made the last syscall on this CPU (the common case: a task
-/// makes many syscalls between context switches).
+/// The task making a syscall, as far as `sys_enter` needs to know it.
+struct Caller {
+    cgroup: u64,
+    /// False when `cgroup` is certainly not recorded.
+    recorded: bool,
+    /// The task, when it had to be looked up.
+    task: Option<*const u8>,
+}
+
+impl Caller {
+    #[inline(always)]
+    fn look_up() -> Self {
+        let task = current_task();
+        let cgroup = cgroup_id(task);
+        Self {
+            cgroup,
+            recorded: maybe_recorded(cgroup),
+            task: Some(task),
+        }
+    }
+}
+
+/// The task making this syscall. The per-CPU [`LAST_CALLER`] answers
+/// without a call or a filter lookup when the same task made the last
+/// syscall on this CPU (the common case: a task makes many syscalls between
+/// context switches).
 ///
 /// Why a hit is right: `regs` is the top of the caller's kernel stack, fixed
 /// for the task's life, and no two live tasks share one. A stack is only
 /// reused by a task created later, and every creation bumps the generation
 /// (`sched_process_fork` fires before the child first runs), as does every
 /// cgroup migration (`cgroup_attach_task`, before the migrating write
-/// returns). The generation is read before the cgroup, so an entry is never
-/// newer than its generation says. Syscall tracepoints run BPF with
-/// preemption disabled and a program does not nest on a CPU, so the three
-/// words of an entry are written by one run at a time.
+/// returns). The "may be recorded" verdict only goes stale when the
+/// cgroup starts being recorded: user space bumps the generation after it
+/// counts a cgroup in the filter, and the kernel only enrols cgroups it
+/// sees created, which no task is in yet. (A verdict that goes stale the
+/// other way, a cgroup no longer recorded, only costs a lookup that finds
+/// nothing.) The generation is read before the cgroup and the filter, so
+/// an entry is never newer than its generation says. Syscall tracepoints
+/// run BPF with preemption disabled and a program does not nest on a CPU,
+/// so the words of an entry are written by one run at a time.
 #[inline(always)]
-fn caller_cgroup(regs: u64) -> (u64, Option<*const u8>) {
+fn caller(regs: u64) -> Caller {
     let (Some(last), Some(generation)) = (LAST_CALLER.get_ptr_mut(0), CALLER_GEN.get_ptr(0)) else {
-        let task = current_task();
-        return (cgroup_id(task), Some(task));
+        return Caller::look_up();
     };
     let current = unsafe { core::ptr::read_volatile(generation) };
     unsafe {
         if (*last).regs == regs && (*last).generation == current {
-            return ((*last).cgroup, None);
+            return Caller {
+                cgroup: (*last).cgroup,
+                recorded: (*last).recorded != 0,
+                task: None,
+            };
         }
     }
     let current = generation_before_lookup(generation, current);
-    let task = current_task();
-    let cgroup = cgroup_id(task);
+    let caller = Caller::look_up();
     unsafe {
         (*last).regs = regs;
         (*last).generation = current;
-        (*last).cgroup = cgroup;
+        (*last).cgroup = caller.cgroup;
+        (*last).recorded = caller.recorded as u64;
     }
-    (cgroup, Some(task))
+    caller
 }
 
-/// The generation to store with a cgroup looked up after this: x86 does not
+/// The generation to store with a cgroup and verdict looked up after this:
+/// x86 does not
 /// reorder loads, so the value already read will do; elsewhere a fully
-/// ordered read keeps the cgroup lookup after it.
+/// ordered read keeps the lookups after it.
 #[inline(always)]
 fn generation_before_lookup(generation: *const u64, read: u64) -> u64 {
     if cfg!(bpf_target_arch = "x86_64") {
@@ -332,9 +370,13 @@ fn generation_before_lookup(generation: *const u64, read: u64) -> u64 {
 #[raw_tracepoint(tracepoint = "sys_enter")]
 pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
     let regs_addr: u64 = ctx.arg(0);
-    let (cgroup, task) = caller_cgroup(regs_addr);
+    let Caller {
+        cgroup,
+        recorded,
+        task,
+    } = caller(regs_addr);
     // The only work done for (almost all) cgroups not recorded.
-    if !maybe_recorded(cgroup) {
+    if !recorded {
         return 0;
     }
     let Some(cached) = SET_CACHE.get_ptr_mut(cache_slot(cgroup)) else {

@@ -40,10 +40,13 @@ const CALLER_GEN_MAP: &str = "CALLER_GEN";
 /// and detached after it.
 const CALLER_HOOKS: [&str; 2] = ["cgroup_attach_task", "sched_process_fork"];
 /// Maps that outlive the daemon when a pin directory is given.
-const PINNED_MAPS: [&str; 7] = [
+const PINNED_MAPS: [&str; 8] = [
     SETS_MAP,
     FILTER_MAP,
     CACHE_MAP,
+    // Shared with a recorder an earlier run left attached, so that it sees
+    // the bumps of `insert`.
+    CALLER_GEN_MAP,
     "CGROUP_LEAF",
     "EVENTS",
     "STATS",
@@ -759,7 +762,7 @@ impl Kernel {
         for name in CALLER_HOOKS {
             hooks.push((name, self.attach_raw_tp(name)?));
         }
-        self.caller_gen.word(0, 0).fetch_add(1, Ordering::SeqCst);
+        self.next_caller_generation();
         let link = self.attach_raw_tp("sys_enter")?;
         self.sys_enter = Some(self.keep("sys_enter", link)?);
         // Pinned only now: pinning replaces the hooks of a run that left its
@@ -797,8 +800,16 @@ impl Kernel {
         }
     }
 
+    /// Makes every last-caller entry the kernel holds stale (a fully
+    /// ordered bump: what was written before is seen by any run that
+    /// reads the new generation).
+    fn next_caller_generation(&self) {
+        self.caller_gen.word(0, 0).fetch_add(1, Ordering::SeqCst);
+    }
+
     /// The generation of the kernel's last-caller entries: it grows with
-    /// every fork and cgroup migration while the recorder is attached.
+    /// every fork and cgroup migration while the recorder is attached, and
+    /// with every [`Self::insert`].
     pub fn caller_generation(&self) -> u64 {
         self.caller_gen.word(0, 0).load(Ordering::SeqCst)
     }
@@ -839,6 +850,10 @@ impl Kernel {
         if !matches!(inserted, Ok(true)) {
             self.filter.sub(id);
         }
+        // The kernel's last-caller entries keep each task's "not recorded"
+        // verdict: a new generation makes the tasks already in `id` look
+        // again, so their next syscall is recorded.
+        self.next_caller_generation();
         inserted.map(drop)
     }
 

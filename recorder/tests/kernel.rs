@@ -3,13 +3,19 @@
 
 mod common;
 
-use std::{fs, process::Command, time::Duration};
+use std::{
+    fs,
+    io::{BufRead as _, BufReader},
+    process::{Command, Stdio},
+    time::Duration,
+};
 
-use common::require_root;
+use common::{require_root, serial, test_program};
 use recorder::{
     cgroup::Hierarchy,
     ebpf::{Kernel, LoadOptions},
 };
+use recorder_common::PHASE_WORKLOAD;
 
 /// Every fork and every cgroup migration on the host bumps the generation
 /// while the recorder is attached, and attaching bumps it once more for
@@ -19,6 +25,8 @@ use recorder::{
 #[test]
 fn caller_generation_moves_on_every_fork_and_cgroup_move() {
     require_root();
+    // Its forks would help the other test along.
+    let _serial = serial();
     let mut kernel = Kernel::load(&LoadOptions::default()).unwrap();
     kernel.attach().unwrap();
 
@@ -69,4 +77,78 @@ fn caller_generation_moves_on_every_fork_and_cgroup_move() {
     // ... so attaching again starts a new generation.
     kernel.attach().unwrap();
     assert!(kernel.caller_generation() > detached);
+}
+
+/// Lets the calling thread run on `cpus` only.
+fn pin_this_thread(cpus: std::ops::Range<usize>) {
+    // SAFETY: a zeroed cpu_set_t is an empty set; CPU_SET stays in bounds
+    // for a CPU below CPU_SETSIZE; sched_setaffinity reads the set it is
+    // given.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for cpu in cpus.clone() {
+            libc::CPU_SET(cpu, &mut set);
+        }
+        assert_eq!(
+            libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set),
+            0,
+            "cannot pin the test thread to CPUs {cpus:?}"
+        );
+    }
+}
+
+/// A task that keeps making syscalls has a last-caller entry that says its
+/// cgroup is not recorded. Starting to record that cgroup must make the
+/// entry stale at once: the task's next syscalls are recorded, without a
+/// fork or a cgroup move anywhere to help (the task spins on a CPU of its
+/// own, the test makes its calls from another, and the tests of this
+/// binary run one at a time).
+#[test]
+fn a_running_task_is_recorded_from_the_syscall_after_its_cgroup_is() {
+    require_root();
+    let _serial = serial();
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    assert!(cpus >= 2, "this test needs 2 CPUs (has {cpus})");
+    let program = test_program().to_str().unwrap().to_owned();
+    let mut kernel = Kernel::load(&LoadOptions::default()).unwrap();
+    kernel.attach().unwrap();
+
+    let h = Hierarchy::detect().unwrap();
+    let rel = format!("/recorder-test-verdict-{}", std::process::id());
+    let procs = h.create(&rel).unwrap().join("cgroup.procs");
+    let id = h.id(&rel).unwrap();
+    let flag = std::env::temp_dir().join(format!("recorder-test-verdict-{}", std::process::id()));
+    let _ = fs::remove_file(&flag);
+
+    pin_this_thread(0..1);
+    let mut spinner = Command::new("sh")
+        .arg("-c")
+        .arg(r#"echo $$ > "$1" && exec "$2" spin 1 "$3""#)
+        .arg("sh")
+        .arg(&procs)
+        .arg(&program)
+        .arg(&flag)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    BufReader::new(spinner.stdout.take().unwrap())
+        .read_line(&mut ready)
+        .unwrap();
+    assert_eq!(ready, "ready\n");
+
+    kernel.insert(id, id, PHASE_WORKLOAD).unwrap();
+    fs::write(&flag, "").unwrap();
+    let status = spinner.wait().unwrap();
+    let _ = fs::remove_file(&flag);
+    let set = kernel.remove(id).unwrap();
+    h.remove(&rel, Duration::from_secs(5)).unwrap();
+    pin_this_thread(0..cpus);
+    assert!(status.success(), "the spinner failed: {status}");
+
+    let nr = libc::SYS_getpriority as usize;
+    assert!(
+        set.native[nr / 64] & (1 << (nr % 64)) != 0,
+        "getpriority, made after the cgroup was recorded, is missing"
+    );
 }

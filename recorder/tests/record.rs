@@ -10,36 +10,15 @@ use std::{
     os::unix::fs::PermissionsExt as _,
     path::{Path, PathBuf},
     process::{Child, Command, ExitStatus, Output, Stdio},
-    sync::OnceLock,
     thread,
     time::{Duration, Instant},
 };
 
-use common::{allowed_names, recorderctl, require_root, run, run_ok, scratch};
+use common::{
+    allowed_names, compile_test_program, recorderctl, require_root, run, run_ok, scratch,
+    test_program,
+};
 use recorder::cgroup::Hierarchy;
-
-/// Compiles the C test program with `flags` into CARGO_TARGET_TMPDIR/`name`.
-fn compile_test_program(name: &str, flags: &[&str]) -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/programs/syscalls.c");
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    let tmp = dir.join(format!("{name}.{}", std::process::id()));
-    let out = dir.join(name);
-    run_ok(
-        Command::new("gcc")
-            .args(flags)
-            .args(["-O2", "-Wall", "-Wextra", "-Werror", "-pthread", "-o"])
-            .arg(&tmp)
-            .arg(&src),
-    );
-    fs::rename(&tmp, &out).unwrap();
-    out
-}
-
-/// The C test program, compiled once per test binary.
-fn test_program() -> &'static Path {
-    static PROGRAM: OnceLock<PathBuf> = OnceLock::new();
-    PROGRAM.get_or_init(|| compile_test_program("syscalls", &[]))
-}
 
 /// A cgroup parent of this test alone, so that the tests running in
 /// parallel can each check that nothing is left behind under theirs.

@@ -141,6 +141,29 @@ pub fn without(profile: &str, names: &[&str], out: &Path) {
 }
 pub mod daemon;
 
+/// Compiles the C test program (tests/programs/syscalls.c) with `flags` into CARGO_TARGET_TMPDIR/`name`.
+pub fn compile_test_program(name: &str, flags: &[&str]) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/programs/syscalls.c");
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let tmp = dir.join(format!("{name}.{}", std::process::id()));
+    let out = dir.join(name);
+    run_ok(
+        Command::new("gcc")
+            .args(flags)
+            .args(["-O2", "-Wall", "-Wextra", "-Werror", "-pthread", "-o"])
+            .arg(&tmp)
+            .arg(&src),
+    );
+    fs::rename(&tmp, &out).unwrap();
+    out
+}
+
+/// The C test program, compiled once per test binary.
+pub fn test_program() -> &'static Path {
+    static PROGRAM: OnceLock<PathBuf> = OnceLock::new();
+    PROGRAM.get_or_init(|| compile_test_program("syscalls", &[]))
+}
+
 /// Serialises the tests of one binary that must not overlap: every
 /// `recorderd --all` records every new container on the host, so two such
 /// daemons side by side see each other's containers.

@@ -15,11 +15,17 @@
  *                       under the cgroup2 mount MOUNT), makes rare syscall
  *                       i (0-3), moves back to the cgroup it started in and
  *                       makes rare syscall 4+i. Each right after the move.
+ *   syscalls spin CPU FLAG
+ *                       pins itself to CPU, prints "ready" once it has made
+ *                       1000 getppid calls, and goes on making them until
+ *                       the file FLAG exists; then makes rare syscall 0.
  *
- * Exits 0 on success, 2 on a usage error, 3 if a thread cannot start.
+ * Exits 0 on success, 2 on a usage error, 3 if a thread cannot start, 6 if
+ * it cannot pin itself.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <sched.h>
 #include <linux/capability.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -207,6 +213,23 @@ static int hop(const char *mount, const char *away) {
     return 0;
 }
 
+static int spin(int cpu, const char *flag) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    if (sched_setaffinity(0, sizeof set, &set) != 0)
+        return 6;
+    for (int i = 0; i < 1000; i++)
+        syscall(SYS_getppid);
+    printf("ready\n");
+    fflush(stdout);
+    /* No library call in the loop: every syscall here is one of these two. */
+    while (syscall(SYS_faccessat, AT_FDCWD, flag, F_OK, 0) != 0)
+        syscall(SYS_getppid);
+    rare(0);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "known") == 0) {
         dir = argv[2];
@@ -220,6 +243,8 @@ int main(int argc, char **argv) {
     }
     if (argc == 4 && strcmp(argv[1], "hop") == 0)
         return hop(argv[2], argv[3]);
-    fprintf(stderr, "usage: %s known DIR | race | idle | hop MOUNT AWAY\n", argv[0]);
+    if (argc == 4 && strcmp(argv[1], "spin") == 0)
+        return spin(atoi(argv[2]), argv[3]);
+    fprintf(stderr, "usage: %s known DIR | race | idle | hop MOUNT AWAY | spin CPU FLAG\n", argv[0]);
     return 2;
 }
