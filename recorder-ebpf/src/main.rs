@@ -72,15 +72,17 @@ static SET_CACHE: Array<CachedSet> = Array::with_max_entries(CACHE_SLOTS, BPF_F_
 #[map]
 static LAST_CALLER: PerCpuArray<LastCaller> = PerCpuArray::with_max_entries(1, 0);
 
-/// Slot 0: the generation of [`LAST_CALLER`] entries. Bumped whenever a task
-/// may have changed cgroup (`cgroup_attach_task`) or a new task may have
-/// been given the kernel stack of one that died (`sched_process_fork`), and
-/// by user space before `sys_enter` is attached and after it starts
-/// recording a cgroup; an entry of an older generation is not used.
-/// Mmapable, for user space's bumps; pinned with the sets, so that a
-/// recorder left attached by an earlier run sees them too.
-#[map]
-static CALLER_GEN: Array<u64> = Array::with_max_entries(1, BPF_F_MMAPABLE);
+/// The generation of [`LAST_CALLER`] entries. Bumped whenever a task may
+/// have changed cgroup (`cgroup_attach_task`) or a new task may have been
+/// given the kernel stack of one that died (`sched_process_fork`), and by
+/// user space (which runs the fork hook once, `BPF_PROG_TEST_RUN`) before
+/// `sys_enter` is attached and after it starts recording a cgroup; an entry
+/// of an older generation is not used. A global in a section of its own:
+/// the program reads it at a fixed address, with no lookup, and user space
+/// finds it as its own one-word map (`.bss.caller_gen`).
+#[unsafe(no_mangle)]
+#[unsafe(link_section = ".bss.caller_gen")]
+static mut CALLER_GEN: u64 = 0;
 
 #[repr(C)]
 pub struct LastCaller {
@@ -330,9 +332,10 @@ impl Caller {
 /// so the words of an entry are written by one run at a time.
 #[inline(always)]
 fn caller(regs: u64) -> Caller {
-    let (Some(last), Some(generation)) = (LAST_CALLER.get_ptr_mut(0), CALLER_GEN.get_ptr(0)) else {
+    let Some(last) = LAST_CALLER.get_ptr_mut(0) else {
         return Caller::look_up();
     };
+    let generation = &raw const CALLER_GEN;
     let current = unsafe { core::ptr::read_volatile(generation) };
     unsafe {
         if (*last).regs == regs && (*last).generation == current {
@@ -630,9 +633,7 @@ pub fn sched_process_fork(_ctx: RawTracePointContext) -> i32 {
 
 #[inline(always)]
 fn next_caller_generation() {
-    if let Some(generation) = CALLER_GEN.get_ptr_mut(0) {
-        unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::SeqCst }>(generation, 1) };
-    }
+    unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::SeqCst }>(&raw mut CALLER_GEN, 1) };
 }
 
 /// The bench floor: the same hook, no work.

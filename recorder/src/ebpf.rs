@@ -11,7 +11,7 @@ use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, HashMap, MapData, MapError, PerCpuArray, RingBuf},
     programs::{
-        RawTracePoint, TracePoint,
+        RawTracePoint, RawTracePointRunOptions, TestRun as _, TracePoint,
         links::{FdLink, PinnedLink},
     },
 };
@@ -34,19 +34,23 @@ pub const FILTER_MAP: &str = "RECORDED_FILTER";
 /// Name of the direct-mapped cache of recorded sets.
 pub const CACHE_MAP: &str = "SET_CACHE";
 /// Name of the generation of the per-CPU last-caller entries.
-const CALLER_GEN_MAP: &str = "CALLER_GEN";
+/// The one-word map of the `CALLER_GEN` global (a section of its own).
+/// Never pinned: aya would zero a pinned data section on reuse, and a
+/// generation must never go back. A recorder an earlier run left attached
+/// keeps its own generation until `attach` replaces it.
+const CALLER_GEN_MAP: &str = ".bss.caller_gen";
+/// The hook run once (`BPF_PROG_TEST_RUN`) to bump the generation from
+/// user space.
+const CALLER_GEN_BUMP: &str = "sched_process_fork";
 /// Programs that keep the last-caller entries of `sys_enter` honest: each
 /// bumps the generation (see recorder-ebpf). Attached before `sys_enter`
 /// and detached after it.
 const CALLER_HOOKS: [&str; 2] = ["cgroup_attach_task", "sched_process_fork"];
 /// Maps that outlive the daemon when a pin directory is given.
-const PINNED_MAPS: [&str; 8] = [
+const PINNED_MAPS: [&str; 7] = [
     SETS_MAP,
     FILTER_MAP,
     CACHE_MAP,
-    // Shared with a recorder an earlier run left attached, so that it sees
-    // the bumps of `insert`.
-    CALLER_GEN_MAP,
     "CGROUP_LEAF",
     "EVENTS",
     "STATS",
@@ -479,7 +483,7 @@ pub struct Kernel {
     /// Links of [`CALLER_HOOKS`], attached while `sys_enter` is.
     caller_links: Vec<Link>,
     /// The last-caller generation (one word).
-    caller_gen: SharedArray<u64>,
+    caller_gen: Array<MapData, u64>,
     cgroup_links: Vec<Link>,
     /// The argument map, when argument recording is on.
     args: Option<HashMap<MapData, u64, ArgSet>>,
@@ -571,7 +575,10 @@ impl Kernel {
             HashMap::try_from(sets).map_err(KernelError::map(SETS_MAP))?;
         let filter = Filter(SharedArray::take(&mut ebpf, FILTER_MAP)?);
         let cache = Cache::new(SharedArray::take(&mut ebpf, CACHE_MAP)?, reused_cache);
-        let caller_gen = SharedArray::take(&mut ebpf, CALLER_GEN_MAP)?;
+        let caller_gen = ebpf
+            .take_map(CALLER_GEN_MAP)
+            .ok_or(KernelError::Missing(CALLER_GEN_MAP))?;
+        let caller_gen = Array::try_from(caller_gen).map_err(KernelError::map(CALLER_GEN_MAP))?;
         if fresh_filter {
             // Entries pinned by a version without the filter: count them
             // before anything is attached, or they would be filtered out.
@@ -762,7 +769,8 @@ impl Kernel {
         for name in CALLER_HOOKS {
             hooks.push((name, self.attach_raw_tp(name)?));
         }
-        self.next_caller_generation();
+        // (On an error, dropping `hooks` detaches them.)
+        self.next_caller_generation()?;
         let link = self.attach_raw_tp("sys_enter")?;
         self.sys_enter = Some(self.keep("sys_enter", link)?);
         // Pinned only now: pinning replaces the hooks of a run that left its
@@ -800,18 +808,30 @@ impl Kernel {
         }
     }
 
-    /// Makes every last-caller entry the kernel holds stale (a fully
-    /// ordered bump: what was written before is seen by any run that
-    /// reads the new generation).
-    fn next_caller_generation(&self) {
-        self.caller_gen.word(0, 0).fetch_add(1, Ordering::SeqCst);
+    /// Makes every last-caller entry the kernel holds stale: runs the fork
+    /// hook once, whose fully ordered bump makes what was written before
+    /// visible to any run that reads the new generation.
+    fn next_caller_generation(&mut self) -> Result<(), KernelError> {
+        let wrap = |source| KernelError::Program {
+            name: CALLER_GEN_BUMP,
+            source: Box::new(source),
+        };
+        let prog = self.raw_tp(CALLER_GEN_BUMP)?;
+        if prog.fd().is_err() {
+            prog.load().map_err(wrap)?;
+        }
+        prog.test_run(RawTracePointRunOptions::new())
+            .map_err(wrap)?;
+        Ok(())
     }
 
     /// The generation of the kernel's last-caller entries: it grows with
     /// every fork and cgroup migration while the recorder is attached, and
     /// with every [`Self::insert`].
-    pub fn caller_generation(&self) -> u64 {
-        self.caller_gen.word(0, 0).load(Ordering::SeqCst)
+    pub fn caller_generation(&self) -> Result<u64, KernelError> {
+        self.caller_gen
+            .get(&0, 0)
+            .map_err(KernelError::map(CALLER_GEN_MAP))
     }
 
     /// Whether an earlier run left a pinned recorder link behind.
@@ -852,8 +872,12 @@ impl Kernel {
         }
         // The kernel's last-caller entries keep each task's "not recorded"
         // verdict: a new generation makes the tasks already in `id` look
-        // again, so their next syscall is recorded.
-        self.next_caller_generation();
+        // again, so their next syscall is recorded. Should that fail, the
+        // next fork or cgroup move anywhere on the host does it: a warning,
+        // not a failed insert (the entry is in place).
+        if let Err(e) = self.next_caller_generation() {
+            log::warn!("cgroup {id}: running tasks may go unrecorded until the next fork: {e}");
+        }
         inserted.map(drop)
     }
 

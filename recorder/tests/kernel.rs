@@ -30,11 +30,11 @@ fn caller_generation_moves_on_every_fork_and_cgroup_move() {
     let mut kernel = Kernel::load(&LoadOptions::default()).unwrap();
     kernel.attach().unwrap();
 
-    let before = kernel.caller_generation();
+    let before = kernel.caller_generation().unwrap();
     for _ in 0..100 {
         assert!(Command::new("true").status().unwrap().success());
     }
-    let forks = kernel.caller_generation() - before;
+    let forks = kernel.caller_generation().unwrap() - before;
     assert!(
         forks >= 100,
         "100 forks bumped the generation {forks} times"
@@ -52,11 +52,11 @@ fn caller_generation_moves_on_every_fork_and_cgroup_move() {
         .map(|rel| h.create(rel).unwrap().join("cgroup.procs"))
         .collect();
     let mut sleeper = Command::new("sleep").arg("60").spawn().unwrap();
-    let before = kernel.caller_generation();
+    let before = kernel.caller_generation().unwrap();
     for i in 0..100 {
         fs::write(&procs[i % 2], sleeper.id().to_string()).unwrap();
     }
-    let moves = kernel.caller_generation() - before;
+    let moves = kernel.caller_generation().unwrap() - before;
     sleeper.kill().unwrap();
     sleeper.wait().unwrap();
     for rel in &rels {
@@ -69,14 +69,14 @@ fn caller_generation_moves_on_every_fork_and_cgroup_move() {
 
     // Detached, nothing counts (the hooks go with the recorder) ...
     kernel.detach().unwrap();
-    let detached = kernel.caller_generation();
+    let detached = kernel.caller_generation().unwrap();
     for _ in 0..10 {
         assert!(Command::new("true").status().unwrap().success());
     }
-    assert_eq!(kernel.caller_generation(), detached);
+    assert_eq!(kernel.caller_generation().unwrap(), detached);
     // ... so attaching again starts a new generation.
     kernel.attach().unwrap();
-    assert!(kernel.caller_generation() > detached);
+    assert!(kernel.caller_generation().unwrap() > detached);
 }
 
 /// Lets the calling thread run on `cpus` only.
