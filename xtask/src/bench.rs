@@ -195,6 +195,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
                             round,
                             config,
                             workload,
+                            at: started.elapsed().as_secs_f64(),
                             value,
                         });
                     }
@@ -269,6 +270,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let json = serde_json::to_string(&report)?;
     fs::write(out_dir.join("bench.md"), &markdown)?;
     fs::write(out_dir.join("bench.json"), format!("{json}\n"))?;
+    fs::write(
+        out_dir.join("samples.json"),
+        serde_json::to_string(&report::samples_json(&samples))?,
+    )?;
     println!("{markdown}");
     for t in &report.targets {
         let ratio = t

@@ -19,7 +19,26 @@ pub struct Sample {
     pub round: usize,
     pub config: Config,
     pub workload: Workload,
+    /// When the run ended, in seconds since the bench started.
+    pub at: f64,
     pub value: f64,
+}
+
+/// Every sample, one JSON object each (`target/bench/samples.json`): the
+/// raw data behind the medians, for anyone who wants another estimate.
+pub fn samples_json(samples: &[Sample]) -> serde_json::Value {
+    samples
+        .iter()
+        .map(|s| {
+            serde_json::json!({
+                "round": s.round,
+                "config": s.config.key(),
+                "workload": s.workload.key(),
+                "at_s": s.at,
+                "value": s.value,
+            })
+        })
+        .collect()
 }
 
 #[derive(Debug, Serialize)]
@@ -326,6 +345,7 @@ mod tests {
             round,
             config,
             workload: w,
+            at: 0.0,
             value,
         };
         // Round 1 is slow across the board; pairing cancels it.
