@@ -178,7 +178,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             }
         }
         for pass in passes {
-            for (config, setup) in &mut setups {
+            for (seq, i) in run_order(&setups, pass).into_iter().enumerate() {
+                let (config, setup) = &mut setups[i];
                 let config = *config;
                 if failed.contains_key(config.key()) {
                     continue;
@@ -193,6 +194,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
                     if round > 0 {
                         samples.push(Sample {
                             round,
+                            seq,
                             config,
                             workload,
                             at: started.elapsed().as_secs_f64(),
@@ -296,6 +298,27 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     // The last line: the JSON, on one line.
     println!("{json}");
     Ok(())
+}
+
+/// The order of a round's runs of `pass`, as indices into `setups` (which
+/// are in this round's rotated order). The getppid pass puts a floor run
+/// between every two others (F X1 F X2 … Xn F): this machine flips between
+/// a fast and a slow state every few hundred milliseconds, and a run next
+/// to a floor run is most often in the same state (see
+/// `report::overhead_of`). The tar runs, long and not held to a target,
+/// run once each.
+fn run_order(setups: &[(Config, config::Setup)], pass: &[Workload]) -> Vec<usize> {
+    let floor = setups.iter().position(|(c, _)| *c == Config::Floor);
+    match floor {
+        Some(f) if pass.iter().any(|w| w.is_microbenchmark()) => {
+            let mut order = vec![f];
+            for i in (0..setups.len()).filter(|&i| i != f) {
+                order.extend([i, f]);
+            }
+            order
+        }
+        _ => (0..setups.len()).collect(),
+    }
 }
 
 /// How many BPF programs named sys_enter* others have loaded now. The

@@ -40,6 +40,11 @@ impl Workload {
         }
     }
 
+    /// The syscall microbenchmark, which the targets are measured on.
+    pub fn is_microbenchmark(self) -> bool {
+        matches!(self, Self::Getppid1 | Self::GetppidN)
+    }
+
     pub fn unit(self) -> &'static str {
         match self {
             Self::Getppid1 | Self::GetppidN => "ns/syscall",
