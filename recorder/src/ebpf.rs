@@ -109,6 +109,13 @@ impl KernelError {
             source: Box::new(source),
         }
     }
+
+    fn program(name: &'static str) -> impl Fn(aya::programs::ProgramError) -> Self + Copy {
+        move |source| Self::Program {
+            name,
+            source: Box::new(source),
+        }
+    }
 }
 
 /// How to load the object.
@@ -653,10 +660,7 @@ impl Kernel {
         }
         system::ensure_tracefs()?;
         for name in ["cgroup_mkdir", "cgroup_rmdir"] {
-            let wrap = |source| KernelError::Program {
-                name,
-                source: Box::new(source),
-            };
+            let wrap = KernelError::program(name);
             let prog: &mut TracePoint = self
                 .ebpf
                 .program_mut(name)
@@ -728,30 +732,25 @@ impl Kernel {
         arr.get(&index, 0).map(|v| v.iter().sum()).unwrap_or(0)
     }
 
+    /// Raw tracepoint program `name`, loaded into the kernel if it was not.
     fn raw_tp(&mut self, name: &'static str) -> Result<&mut RawTracePoint, KernelError> {
+        let wrap = KernelError::program(name);
         let prog: &mut RawTracePoint = self
             .ebpf
             .program_mut(name)
             .ok_or(KernelError::Missing(name))?
             .try_into()
-            .map_err(|e| KernelError::Program {
-                name,
-                source: Box::new(e),
-            })?;
-        Ok(prog)
-    }
-
-    /// Loads program `name` if needed and attaches it to the raw
-    /// tracepoint of the same name.
-    fn attach_raw_tp(&mut self, name: &'static str) -> Result<FdLink, KernelError> {
-        let wrap = |source| KernelError::Program {
-            name,
-            source: Box::new(source),
-        };
-        let prog = self.raw_tp(name)?;
+            .map_err(wrap)?;
         if prog.fd().is_err() {
             prog.load().map_err(wrap)?;
         }
+        Ok(prog)
+    }
+
+    /// Attaches program `name` to the raw tracepoint of the same name.
+    fn attach_raw_tp(&mut self, name: &'static str) -> Result<FdLink, KernelError> {
+        let wrap = KernelError::program(name);
+        let prog = self.raw_tp(name)?;
         let id = prog.attach(name).map_err(wrap)?;
         Ok(prog.take_link(id).map_err(wrap)?.into())
     }
@@ -812,16 +811,9 @@ impl Kernel {
     /// hook once, whose fully ordered bump makes what was written before
     /// visible to any run that reads the new generation.
     fn next_caller_generation(&mut self) -> Result<(), KernelError> {
-        let wrap = |source| KernelError::Program {
-            name: CALLER_GEN_BUMP,
-            source: Box::new(source),
-        };
-        let prog = self.raw_tp(CALLER_GEN_BUMP)?;
-        if prog.fd().is_err() {
-            prog.load().map_err(wrap)?;
-        }
-        prog.test_run(RawTracePointRunOptions::new())
-            .map_err(wrap)?;
+        self.raw_tp(CALLER_GEN_BUMP)?
+            .test_run(RawTracePointRunOptions::new())
+            .map_err(KernelError::program(CALLER_GEN_BUMP))?;
         Ok(())
     }
 
