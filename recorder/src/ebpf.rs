@@ -217,6 +217,20 @@ pub struct ProgramStats {
     pub run_time_ns: u64,
     /// How many times it ran.
     pub run_count: u64,
+    /// How many times the kernel skipped it because it was already running
+    /// on that CPU (`recursion_misses`, counted whether or not statistics
+    /// are enabled). For `sys_enter`, each is a syscall that went
+    /// unrecorded. `None` when the kernel does not report it (before 5.12).
+    pub recursion_misses: Option<u64>,
+}
+
+/// The `recursion_misses` line of a program's `/proc/self/fdinfo` entry
+/// (aya's program info does not carry it).
+fn recursion_misses(fdinfo: &str) -> Option<u64> {
+    fdinfo
+        .lines()
+        .find_map(|line| line.strip_prefix("recursion_misses:"))
+        .and_then(|n| n.trim().parse().ok())
 }
 
 /// Turns on the kernel's run-time statistics for every BPF program
@@ -954,17 +968,22 @@ impl Kernel {
     }
 
     /// Run time and run count of every loaded program, from the kernel's
-    /// program info. They grow only while BPF statistics are enabled
-    /// (`BPF_ENABLE_STATS`, see [`enable_run_time_stats`]).
+    /// program info (they grow only while BPF statistics are enabled,
+    /// `BPF_ENABLE_STATS`, see [`enable_run_time_stats`]), and its
+    /// recursion misses, from its fdinfo.
     pub fn program_stats(&self) -> Vec<ProgramStats> {
+        use std::os::fd::{AsFd as _, AsRawFd as _};
         self.ebpf
             .programs()
             .filter_map(|(name, prog)| {
                 let info = prog.info().ok()?;
+                let fd = prog.fd().ok()?.as_fd().as_raw_fd();
+                let fdinfo = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}"));
                 Some(ProgramStats {
                     name: name.to_owned(),
                     run_time_ns: u64::try_from(info.run_time().as_nanos()).unwrap_or(u64::MAX),
                     run_count: info.run_count(),
+                    recursion_misses: fdinfo.ok().as_deref().and_then(recursion_misses),
                 })
             })
             .collect()
@@ -1015,5 +1034,12 @@ mod tests {
         assert_eq!(get("CGROUP_ID_WALK"), Some(1));
         assert!(get("TASK_CGROUPS_OFFSET").is_some_and(|v| v > 0));
         assert!(get("CGROUP_KN_OFFSET").is_some_and(|v| v > 0));
+    }
+
+    #[test]
+    fn reads_recursion_misses_from_fdinfo() {
+        let fdinfo = "prog_type:\t17\nrun_cnt:\t0\nrecursion_misses:\t42\nverified_insns:\t9\n";
+        assert_eq!(recursion_misses(fdinfo), Some(42));
+        assert_eq!(recursion_misses("prog_type:\t17\n"), None);
     }
 }

@@ -316,6 +316,20 @@ impl Collector for Exporter {
                 ConstCounter::new(p.run_count).encode(m.encode_family(&labels)?)?;
             }
         }
+        {
+            let mut m = e.encode_descriptor(
+                "recorder_bpf_recursion_misses",
+                "Runs of each of recorder's BPF programs the kernel skipped because the program was already running on that CPU; for sys_enter, syscalls that went unrecorded (absent before Linux 5.12).",
+                None,
+                MetricType::Counter,
+            )?;
+            for p in &s.programs {
+                if let Some(misses) = p.recursion_misses {
+                    let labels = [("program", p.name.as_str())];
+                    ConstCounter::new(misses).encode(m.encode_family(&labels)?)?;
+                }
+            }
+        }
         Ok(())
     }
 }
@@ -580,6 +594,7 @@ mod tests {
                     name: "sys_enter".to_owned(),
                     run_time_ns: 1_500_000_000,
                     run_count: 9,
+                    recursion_misses: Some(3),
                 }],
             },
         );
@@ -607,6 +622,7 @@ mod tests {
             "recorder_errors_total{reason=\"map_full\"} 1",
             "recorder_bpf_run_time_seconds_total{program=\"sys_enter\"} 1.5",
             "recorder_bpf_run_count_total{program=\"sys_enter\"} 9",
+            "recorder_bpf_recursion_misses_total{program=\"sys_enter\"} 3",
             "recorder_map_capacity 8",
             "# EOF",
         ] {

@@ -259,7 +259,7 @@ impl Drop for Container {
 }
 
 /// The metric families an operator relies on; each must have a HELP line.
-const FAMILIES: [&str; 15] = [
+const FAMILIES: [&str; 16] = [
     "recorder_build_info",
     "recorder_recordings",
     "recorder_container_syscalls",
@@ -274,6 +274,7 @@ const FAMILIES: [&str; 15] = [
     "recorder_bpf_stats_enabled",
     "recorder_bpf_run_time_seconds_total",
     "recorder_bpf_run_count_total",
+    "recorder_bpf_recursion_misses_total",
     "recorder_last_refresh_timestamp_seconds",
 ];
 
@@ -362,6 +363,16 @@ fn scrape_passes_promtool_and_bpf_stats_count_runs() {
         },
     );
     assert!(runs > 0.0);
+    // Read from the program's fdinfo: present on this kernel, and 0 (the
+    // kernel ran the recorder for every syscall).
+    assert_eq!(
+        sample(
+            &scrape,
+            "recorder_bpf_recursion_misses_total{program=\"sys_enter\"}"
+        ),
+        Some(0.0),
+        "{scrape}"
+    );
 
     // OpenMetrics for those who ask for it (Prometheus does).
     let (status, om) = get(
