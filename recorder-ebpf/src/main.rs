@@ -7,9 +7,8 @@
 //!   every cgroup that is not recorded, and the entry keeps its verdict:
 //!   a hit is turned away with no further lookup. Recorded cgroups find
 //!   their set in a direct-mapped array cache; the rest pay one hash
-//!   lookup. Array
-//!   lookups are inlined by the verifier, so the common paths make no call.
-//!   A recorded syscall sets one bit in a bitmap.
+//!   lookup. Array lookups are inlined by the verifier, so the common paths
+//!   make no call. A recorded syscall sets one bit in a bitmap.
 //! * `cgroup_attach_task` / `sched_process_fork` (raw tracepoints): bump
 //!   the generation of the last-caller entries. Attached with `sys_enter`.
 //! * `sys_enter_floor`: an empty program on the same hook, the reference floor
@@ -358,9 +357,8 @@ fn caller(regs: u64) -> Caller {
 }
 
 /// The generation to store with a cgroup and verdict looked up after this:
-/// x86 does not
-/// reorder loads, so the value already read will do; elsewhere a fully
-/// ordered read keeps the lookups after it.
+/// x86 does not reorder loads, so the value already read will do; elsewhere
+/// a fully ordered read keeps the lookups after it.
 #[inline(always)]
 fn generation_before_lookup(generation: *const u64, read: u64) -> u64 {
     if cfg!(bpf_target_arch = "x86_64") {

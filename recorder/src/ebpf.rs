@@ -33,7 +33,6 @@ pub const ARGS_MAP: &str = "ARG_SETS";
 pub const FILTER_MAP: &str = "RECORDED_FILTER";
 /// Name of the direct-mapped cache of recorded sets.
 pub const CACHE_MAP: &str = "SET_CACHE";
-/// Name of the generation of the per-CPU last-caller entries.
 /// The one-word map of the `CALLER_GEN` global (a section of its own).
 /// Never pinned: aya would zero a pinned data section on reuse, and a
 /// generation must never go back. A recorder an earlier run left attached
@@ -45,7 +44,7 @@ const CALLER_GEN_BUMP: &str = "sched_process_fork";
 /// Programs that keep the last-caller entries of `sys_enter` honest: each
 /// bumps the generation (see recorder-ebpf). Attached before `sys_enter`
 /// and detached after it.
-const CALLER_HOOKS: [&str; 2] = ["cgroup_attach_task", "sched_process_fork"];
+const CALLER_HOOKS: [&str; 2] = ["cgroup_attach_task", CALLER_GEN_BUMP];
 /// Maps that outlive the daemon when a pin directory is given.
 const PINNED_MAPS: [&str; 7] = [
     SETS_MAP,
@@ -876,6 +875,7 @@ impl Kernel {
         if !matches!(inserted, Ok(true)) {
             self.filter.sub(id);
         }
+        inserted?;
         // The kernel's last-caller entries keep each task's "not recorded"
         // verdict: a new generation makes the tasks already in `id` look
         // again, so their next syscall is recorded. Should that fail, the
@@ -884,7 +884,7 @@ impl Kernel {
         if let Err(e) = self.next_caller_generation() {
             log::warn!("cgroup {id}: running tasks may go unrecorded until the next fork: {e}");
         }
-        inserted.map(drop)
+        Ok(())
     }
 
     /// The set recorded for cgroup `id`, if it is recorded: its map entry

@@ -203,7 +203,7 @@ pub fn workloads(
 /// overheads are within its noise and only reported).
 pub fn targets(workloads: &BTreeMap<&'static str, WorkloadResult>) -> Vec<Target> {
     let mut out = Vec::new();
-    for w in [Workload::Getppid1, Workload::GetppidN] {
+    for w in Workload::ALL.into_iter().filter(|w| w.is_microbenchmark()) {
         let Some(result) = workloads.get(w.key()) else {
             continue;
         };
