@@ -16,7 +16,7 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use recorder_common::{CgroupEvent, EVENT_MKDIR, EVENT_RMDIR, PHASE_WORKLOAD, SyscallSet, stat};
+use recorder_common::{CgroupEvent, EVENT_MKDIR, EVENT_RMDIR, PHASE_WORKLOAD, SyscallSet};
 use serde::{Deserialize, Serialize};
 use tokio::{
     io::unix::AsyncFd,
@@ -30,7 +30,8 @@ use crate::{
     config::Config,
     container::{self, ContainerError, ContainerRef, Runtime},
     control::{self, ErrorKind, RecordingInfo, Refusal, Reply, Request, StatusInfo, Target},
-    ebpf::{Kernel, KernelError, LoadOptions},
+    ebpf::{Kernel, KernelError, KernelInfo, LoadOptions},
+    metrics::Counters,
     names,
     profile::{self, Profile, Recorded},
 };
@@ -110,18 +111,6 @@ pub enum KernelCmd {
     },
 }
 
-/// What the kernel task reports for `status` and metrics.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct KernelInfo {
-    pub entries: usize,
-    pub filter_count: u64,
-    pub cached: usize,
-    pub capacity: u32,
-    pub attached: bool,
-    pub enrolled: u64,
-    pub enrol_failed: u64,
-}
-
 struct KernelTask {
     kernel: Kernel,
     record_all: bool,
@@ -166,19 +155,14 @@ impl KernelTask {
             KernelCmd::Collect { owner, reply } => {
                 let sets = self
                     .kernel
-                    .entries()
+                    .owned_by(owner)
                     .into_iter()
-                    .filter(|(id, s)| s.owner == owner || *id == owner)
                     .map(|(_, s)| s)
                     .collect();
                 let _ = reply.send(sets);
             }
             KernelCmd::Remove { owner } => {
-                for (id, s) in self.kernel.entries() {
-                    if s.owner == owner || id == owner {
-                        self.kernel.remove(id);
-                    }
-                }
+                self.kernel.remove_owner(owner);
                 self.settle();
             }
             KernelCmd::Entries { reply } => {
@@ -188,15 +172,7 @@ impl KernelTask {
                 let _ = reply.send(self.kernel.leaf(id));
             }
             KernelCmd::Info { reply } => {
-                let _ = reply.send(KernelInfo {
-                    entries: self.kernel.len(),
-                    filter_count: self.kernel.filter_count(),
-                    cached: self.kernel.cached(),
-                    capacity: self.kernel.capacity(),
-                    attached: self.kernel.attached(),
-                    enrolled: self.kernel.stat(stat::ENROLLED),
-                    enrol_failed: self.kernel.stat(stat::ENROL_FAILED),
-                });
+                let _ = reply.send(self.kernel.info());
             }
             KernelCmd::Patterns {
                 patterns,
@@ -360,15 +336,6 @@ pub enum ManagerMsg {
     Tick,
     Reload(Box<Config>),
     Shutdown(oneshot::Sender<()>),
-}
-
-/// Counters the metrics endpoint reads.
-#[derive(Debug, Default)]
-pub struct Counters {
-    pub profiles_written: std::sync::atomic::AtomicU64,
-    pub write_errors: std::sync::atomic::AtomicU64,
-    /// `start` requests refused because the recording map was full.
-    pub map_full_refusals: std::sync::atomic::AtomicU64,
 }
 
 struct Manager {
@@ -979,7 +946,7 @@ impl Manager {
             .map(|r| {
                 let sets: Vec<SyscallSet> = entries
                     .iter()
-                    .filter(|(id, s)| s.owner == r.owner || *id == r.owner)
+                    .filter(|(id, s)| crate::ebpf::belongs_to(*id, s, r.owner))
                     .map(|(_, s)| *s)
                     .collect();
                 crate::metrics::ContainerSeries {

@@ -17,7 +17,7 @@ use aya::{
 };
 use recorder_common::{
     ArgSet, CACHE_FREE, CACHE_RELEASED, CACHE_SLOTS, CachedSet, FILTER_SLOTS, LEAF_MAX,
-    LeafPattern, MAX_LEAF_PATTERNS, SyscallSet, cache_slot, filter_slot,
+    LeafPattern, MAX_LEAF_PATTERNS, SyscallSet, cache_slot, filter_slot, stat,
 };
 
 use crate::{btf, system};
@@ -998,6 +998,53 @@ impl Kernel {
     pub fn ebpf_mut(&mut self) -> &mut Ebpf {
         &mut self.ebpf
     }
+    /// Map and attach state, for `status` and metrics.
+    pub fn info(&self) -> KernelInfo {
+        KernelInfo {
+            entries: self.len(),
+            filter_count: self.filter_count(),
+            cached: self.cached(),
+            capacity: self.capacity(),
+            attached: self.attached(),
+            enrolled: self.stat(stat::ENROLLED),
+            enrol_failed: self.stat(stat::ENROL_FAILED),
+        }
+    }
+
+    /// The cgroups of recording `owner` (its root and the sub-cgroups
+    /// recorded as part of it), with their sets.
+    pub fn owned_by(&self, owner: u64) -> Vec<(u64, SyscallSet)> {
+        self.entries()
+            .into_iter()
+            .filter(|(id, set)| belongs_to(*id, set, owner))
+            .collect()
+    }
+
+    /// Stops recording every cgroup of recording `owner`, returning what
+    /// was recorded.
+    pub fn remove_owner(&mut self, owner: u64) -> Vec<SyscallSet> {
+        let ids: Vec<u64> = self.owned_by(owner).into_iter().map(|(id, _)| id).collect();
+        ids.into_iter().filter_map(|id| self.remove(id)).collect()
+    }
+}
+
+/// Whether cgroup `id`, recorded with `set`, is part of recording `owner`:
+/// the recording's root cgroup, or one recorded on its behalf. The one
+/// place that says what a recording's cgroups are.
+pub fn belongs_to(id: u64, set: &SyscallSet, owner: u64) -> bool {
+    id == owner || set.owner == owner
+}
+
+/// What the kernel side reports for `status` and metrics.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct KernelInfo {
+    pub entries: usize,
+    pub filter_count: u64,
+    pub cached: usize,
+    pub capacity: u32,
+    pub attached: bool,
+    pub enrolled: u64,
+    pub enrol_failed: u64,
 }
 
 /// Inserts `value` for `id` unless `id` is there already (BPF_NOEXIST: a

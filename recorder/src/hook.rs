@@ -280,11 +280,8 @@ fn recorder_main(cgroup: &str, base: Option<Profile>, output: &Path, report: Own
         std::thread::sleep(POLL);
     }
     let mut recorded = Recorded::default();
-    for (cg, set) in kernel.entries() {
-        if set.owner == id || cg == id {
-            recorded.extend(&Recorded::from_set(&set).0);
-            kernel.remove(cg);
-        }
+    for set in kernel.remove_owner(id) {
+        recorded.extend(&Recorded::from_set(&set).0);
     }
     let _ = kernel.detach();
     let mut profile = Profile::from_recorded(&recorded);

@@ -34,10 +34,7 @@ use prometheus_client::{
 };
 use tokio::{net::TcpListener, sync::Semaphore, task::JoinHandle};
 
-use crate::{
-    daemon::{Counters, KernelInfo},
-    ebpf::{self, ProgramStats},
-};
+use crate::ebpf::{self, KernelInfo, ProgramStats};
 
 /// The value of `metrics_addr` that turns the endpoint off.
 pub const OFF: &str = "off";
@@ -69,6 +66,15 @@ pub fn parse_addr(text: &str) -> Result<Option<SocketAddr>, MetricsError> {
     text.parse()
         .map(Some)
         .map_err(|_| MetricsError::BadAddr(text.to_owned()))
+}
+
+/// Counters the metrics endpoint reads.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub profiles_written: AtomicU64,
+    pub write_errors: AtomicU64,
+    /// `start` requests refused because the recording map was full.
+    pub map_full_refusals: AtomicU64,
 }
 
 /// One recording's row of `recorder_container_syscalls`.
