@@ -1,0 +1,843 @@
+//! The manager: owns the recordings. It serves control requests with typed
+//! results ([`Outcome`], [`ManagerError`]; the server turns them into
+//! replies), adopts the cgroups the kernel enrolled (auto mode), finishes
+//! recordings whose cgroup is gone, retries failed writes, and refreshes
+//! the metrics snapshot. It reaches the kernel only through a
+//! [`KernelHandle`], so its logic is tested against a fake kernel task
+//! (`daemon/tests.rs`).
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    sync::{Arc, atomic::Ordering},
+    time::{Instant, SystemTime, UNIX_EPOCH},
+};
+
+use recorder_common::{CgroupEvent, EVENT_MKDIR, EVENT_RMDIR, PHASE_WORKLOAD, SyscallSet};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{
+    DaemonError,
+    kernel_task::{KernelHandle, KernelSnapshot, sets_of},
+    state::{self, Recording},
+};
+use crate::{
+    cgroup::{CgroupError, Hierarchy},
+    config::Config,
+    container::{self, ContainerError, ContainerRef, Runtime},
+    control::{self, RecordingInfo, Request, StatusInfo, Target},
+    ebpf::KernelError,
+    index::{self, IndexError},
+    metrics::{self, Counters, SharedSnapshot},
+    names,
+    profile::{self, Profile, ProfileError, Recorded},
+};
+
+/// Messages to the manager.
+#[derive(Debug)]
+pub enum ManagerMsg {
+    Request(Box<Request>, oneshot::Sender<Result<Outcome, ManagerError>>),
+    Event(CgroupEvent),
+    Tick,
+    Reload(Box<Config>),
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// What a request achieved.
+#[derive(Debug)]
+pub enum Outcome {
+    Started(RecordingInfo),
+    Stopped {
+        recording: RecordingInfo,
+        path: PathBuf,
+    },
+    Profile {
+        recording: RecordingInfo,
+        profile: Profile,
+    },
+    /// The profile written for a container that is no longer recorded.
+    Stored {
+        entry: index::Entry,
+        profile: Profile,
+    },
+    Profiles(Vec<index::Entry>),
+    List(Vec<RecordingInfo>),
+    Status(StatusInfo),
+}
+
+/// Why a request was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ManagerError {
+    #[error("{0} is not being recorded")]
+    NotRecording(String),
+    #[error("'{spec}' is ambiguous; it matches: {}", .keys.join(", "))]
+    Ambiguous { spec: String, keys: Vec<String> },
+    #[error(transparent)]
+    Container(#[from] ContainerError),
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
+    #[error("cgroup {0} does not exist")]
+    NoCgroup(String),
+    #[error("output {} must be an absolute path without '..'", .0.display())]
+    BadOutput(PathBuf),
+    #[error("{key} is already being recorded (since {since})")]
+    AlreadyRecording { key: String, since: u64 },
+    #[error(
+        "cannot record {target}: the recording map is full ({capacity} cgroups); stop some recordings or raise `capacity`"
+    )]
+    MapFull { target: String, capacity: u32 },
+    #[error(
+        "cannot write the profile of {key} to {}: {reason}; keeping the recording and retrying",
+        .path.display()
+    )]
+    Write {
+        key: String,
+        path: PathBuf,
+        reason: String,
+    },
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    #[error(transparent)]
+    StoredProfile(#[from] ProfileError),
+    #[error(transparent)]
+    Daemon(#[from] DaemonError),
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Runs blocking work (file system reads and writes, fsync) off the
+/// manager's task.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, DaemonError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| DaemonError::Blocking(e.to_string()))
+}
+
+/// Names the union of a recording's sets; the unnamed numbers beside.
+fn recorded_of(sets: &[SyscallSet]) -> (Recorded, Vec<(crate::syscalls::Abi, u32)>) {
+    let mut all = Recorded::default();
+    let mut unknown = Vec::new();
+    for s in sets {
+        let (r, u) = Recorded::from_set(s);
+        all.extend(&r);
+        unknown.extend(u);
+    }
+    unknown.sort_unstable();
+    unknown.dedup();
+    (all, unknown)
+}
+
+/// The profile of recording `r` from its kernel sets.
+fn assemble(r: &Recording, sets: &[SyscallSet], extra_base: Option<&Profile>) -> Profile {
+    let (recorded, unknown) = recorded_of(sets);
+    for (abi, nr) in unknown {
+        log::warn!(
+            "{}: syscall {nr} of {abi} has no name; not in the profile",
+            r.key
+        );
+    }
+    let mut p = Profile::from_recorded(&recorded);
+    for base in r.base.iter().chain(extra_base) {
+        for note in p.merge(base) {
+            log::info!("{}: merging the base profile: {note}", r.key);
+        }
+    }
+    p
+}
+
+/// How many distinct syscalls `sets` hold.
+fn count(sets: &[SyscallSet]) -> usize {
+    recorded_of(sets).0.len()
+}
+
+/// How a target reads in messages.
+pub fn describe(target: &Target) -> String {
+    match target {
+        Target::Container(c) => format!("container '{c}'"),
+        Target::Pid(p) => format!("process {p}"),
+        Target::Cgroup(c) => format!("cgroup {c}"),
+    }
+}
+
+/// A container's name and image: for docker from the Engine API, else (or
+/// when the engine does not answer) from the runtime's metadata on disk.
+async fn name_and_image(c: &ContainerRef) -> (Option<String>, Option<String>) {
+    if c.runtime == Runtime::Docker
+        && let Some(i) = crate::docker_api::inspect(&c.id).await
+    {
+        return (i.name, i.image);
+    }
+    let (runtime, id) = (c.runtime, c.id.clone());
+    blocking(move || (names::lookup(runtime, &id), names::image(runtime, &id)))
+        .await
+        .unwrap_or_default()
+}
+
+pub struct Manager {
+    config: Config,
+    hierarchy: Hierarchy,
+    kernel: KernelHandle,
+    recordings: BTreeMap<u64, Recording>,
+    started: Instant,
+    counters: Arc<Counters>,
+    last_error: Option<String>,
+    reported_enrol_failures: u64,
+    metrics: SharedSnapshot,
+}
+
+impl Manager {
+    pub fn new(
+        config: Config,
+        hierarchy: Hierarchy,
+        kernel: KernelHandle,
+        counters: Arc<Counters>,
+        metrics: SharedSnapshot,
+    ) -> Self {
+        Self {
+            config,
+            hierarchy,
+            kernel,
+            recordings: BTreeMap::new(),
+            started: Instant::now(),
+            counters,
+            last_error: None,
+            reported_enrol_failures: 0,
+            metrics,
+        }
+    }
+
+    /// Serves messages until shutdown. Starts by taking up the saved state
+    /// and the kernel's map (a restart loses nothing).
+    pub async fn run(mut self, mut rx: mpsc::Receiver<ManagerMsg>) {
+        self.resume().await;
+        while let Some(msg) = rx.recv().await {
+            match msg {
+                ManagerMsg::Request(req, reply) => {
+                    let result = self.handle(*req).await;
+                    let _ = reply.send(result);
+                }
+                ManagerMsg::Event(ev) => self.on_event(ev).await,
+                ManagerMsg::Tick => self.tick().await,
+                ManagerMsg::Reload(config) => self.reload(*config).await,
+                ManagerMsg::Shutdown(done) => {
+                    self.write_partials().await;
+                    let _ = done.send(());
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Loads the saved recordings and reconciles them with the kernel.
+    pub async fn resume(&mut self) {
+        let dir = self.config.state_dir.clone();
+        for r in blocking(move || state::load(&dir))
+            .await
+            .unwrap_or_default()
+        {
+            self.recordings.insert(r.owner, r);
+        }
+        self.tick().await;
+    }
+
+    /// One tick: one round trip to the kernel task, one read of the map.
+    pub async fn tick(&mut self) {
+        match self.kernel.snapshot().await {
+            Ok(snapshot) => {
+                self.reconcile(&snapshot).await;
+                self.refresh_metrics(&snapshot);
+            }
+            // The snapshot keeps its last refresh time: scrapes report it
+            // as stale instead of showing zeros.
+            Err(e) => log::error!("{e}"),
+        }
+    }
+
+    async fn reload(&mut self, config: Config) {
+        let patterns = super::patterns(&config);
+        if let Err(e) = self.kernel.set_patterns(patterns, config.record_all).await {
+            log::error!("reload: {e}");
+        }
+        log::info!("configuration reloaded");
+        self.config = config;
+    }
+
+    async fn save(&self) {
+        let dir = self.config.state_dir.clone();
+        let recordings = self.recordings.values().cloned().collect();
+        if let Err(e) = blocking(move || state::save(&dir, recordings)).await {
+            log::error!("saving state: {e}");
+        }
+    }
+
+    /// Serves one control request.
+    pub async fn handle(&mut self, req: Request) -> Result<Outcome, ManagerError> {
+        match req {
+            Request::Start {
+                target,
+                base,
+                output,
+            } => self.start(target, base, output).await,
+            Request::Stop { target, base } => self.stop(&target, base).await,
+            Request::Profile { target, base } => self.profile(&target, base).await,
+            Request::Profiles => {
+                let dir = self.config.state_dir.clone();
+                Ok(Outcome::Profiles(
+                    blocking(move || index::load(&dir)).await??,
+                ))
+            }
+            Request::List => {
+                let entries = self.kernel.entries().await?;
+                Ok(Outcome::List(
+                    self.recordings
+                        .values()
+                        .map(|r| r.info(count(&sets_of(&entries, r.owner))))
+                        .collect(),
+                ))
+            }
+            Request::Status => Ok(Outcome::Status(self.status().await?)),
+        }
+    }
+
+    async fn status(&self) -> Result<StatusInfo, ManagerError> {
+        let k = self.kernel.info().await?;
+        Ok(StatusInfo {
+            version: crate::VERSION.to_owned(),
+            protocol: control::PROTOCOL_VERSION,
+            uptime_secs: self.started.elapsed().as_secs(),
+            attached: k.attached,
+            record_all: self.config.record_all,
+            recordings: self.recordings.len(),
+            map_entries: k.entries,
+            filter_count: k.filter_count,
+            cached: k.cached,
+            map_capacity: k.capacity,
+            enrol_failures: k.enrol_failed,
+            profiles_written: self.counters.profiles_written.load(Ordering::Relaxed),
+            pending_writes: self.pending_writes(),
+            last_error: self.last_error.clone(),
+        })
+    }
+
+    fn pending_writes(&self) -> usize {
+        self.recordings
+            .values()
+            .filter(|r| r.write_error.is_some())
+            .count()
+    }
+
+    /// Finds the recording a target names.
+    fn find(&self, target: &Target) -> Result<&Recording, ManagerError> {
+        let found = match target {
+            Target::Container(spec) => {
+                let id = spec.to_ascii_lowercase();
+                let m: Vec<&Recording> = self
+                    .recordings
+                    .values()
+                    .filter(|r| r.key.starts_with(&id) || r.name.as_deref() == Some(spec.as_str()))
+                    .collect();
+                if m.len() > 1 {
+                    return Err(ManagerError::Ambiguous {
+                        spec: spec.clone(),
+                        keys: m.iter().map(|r| r.key.clone()).collect(),
+                    });
+                }
+                m.first().copied()
+            }
+            Target::Pid(pid) => {
+                let cg = self.hierarchy.cgroup_of_pid(*pid).ok();
+                self.recordings.values().find(|r| {
+                    cg.as_deref()
+                        .is_some_and(|c| c == r.cgroup || c.starts_with(&format!("{}/", r.cgroup)))
+                })
+            }
+            Target::Cgroup(path) => self.recordings.values().find(|r| &r.cgroup == path),
+        };
+        found.ok_or_else(|| ManagerError::NotRecording(describe(target)))
+    }
+
+    /// Resolves a target to a cgroup to record.
+    async fn resolve(
+        &self,
+        target: &Target,
+    ) -> Result<(String, Option<ContainerRef>), ManagerError> {
+        match target {
+            Target::Container(spec) => {
+                let (hierarchy, spec) = (self.hierarchy.clone(), spec.clone());
+                let found = blocking(move || names::resolve(&hierarchy, &spec)).await??;
+                Ok((found.cgroup, Some(found.container)))
+            }
+            Target::Pid(pid) => {
+                let cg = self.hierarchy.cgroup_of_pid(*pid)?;
+                let c = container::parse_cgroup_path(&cg);
+                Ok((cg, c))
+            }
+            Target::Cgroup(path) => {
+                crate::cgroup::validate_rel(path)?;
+                if !self.hierarchy.exists(path) {
+                    return Err(ManagerError::NoCgroup(path.clone()));
+                }
+                Ok((path.clone(), container::parse_cgroup_path(path)))
+            }
+        }
+    }
+
+    async fn start(
+        &mut self,
+        target: Target,
+        base: Option<Profile>,
+        output: Option<PathBuf>,
+    ) -> Result<Outcome, ManagerError> {
+        if let Some(out) = &output
+            && (!out.is_absolute()
+                || out
+                    .components()
+                    .any(|c| matches!(c, std::path::Component::ParentDir)))
+        {
+            return Err(ManagerError::BadOutput(out.clone()));
+        }
+        let (cgroup, container) = match self.resolve(&target).await {
+            Ok(v) => v,
+            Err(refusal) => {
+                // A docker name the engine knows (its API takes names too).
+                let by_engine = match (&target, &refusal) {
+                    (
+                        Target::Container(spec),
+                        ManagerError::Container(ContainerError::NoMatch(_)),
+                    ) => crate::docker_api::inspect(spec).await,
+                    _ => None,
+                };
+                match by_engine {
+                    Some(c) => self.resolve(&Target::Container(c.id)).await?,
+                    None => return Err(refusal),
+                }
+            }
+        };
+        let owner = self.hierarchy.id(&cgroup)?;
+        // Auto mode enrolled the container at mkdir; an OCI hook that asks
+        // for it afterwards only says where the profile goes.
+        if let Some(r) = self.recordings.get_mut(&owner)
+            && r.auto
+            && r.output.is_none()
+            && output.is_some()
+        {
+            r.output = output;
+            r.base = base;
+            let r = r.clone();
+            log::info!("recording {}: profile to go to {:?}", r.key, r.output);
+            self.save().await;
+            let entries = self.kernel.entries().await?;
+            return Ok(Outcome::Started(r.info(count(&sets_of(&entries, owner)))));
+        }
+        if let Some(r) = self.recordings.get(&owner) {
+            return Err(ManagerError::AlreadyRecording {
+                key: r.key.clone(),
+                since: r.started,
+            });
+        }
+        // The container's existing sub-cgroups; future ones are enrolled by
+        // the kernel because they are made from inside.
+        let mut ids = vec![owner];
+        for sub in self.hierarchy.descendants(&cgroup).unwrap_or_default() {
+            if let Ok(id) = self.hierarchy.id(&sub) {
+                ids.push(id);
+            }
+        }
+        match self.kernel.insert(ids, owner, PHASE_WORKLOAD).await {
+            Ok(()) => {}
+            Err(DaemonError::Kernel(KernelError::MapFull { capacity })) => {
+                self.counters
+                    .map_full_refusals
+                    .fetch_add(1, Ordering::Relaxed);
+                return Err(ManagerError::MapFull {
+                    target: describe(&target),
+                    capacity,
+                });
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let key = container
+            .as_ref()
+            .map_or_else(|| format!("cgroup-{owner}"), |c| c.id.clone());
+        let (name, image) = match &container {
+            Some(c) => name_and_image(c).await,
+            None => (None, None),
+        };
+        let rec = Recording {
+            owner,
+            key,
+            container,
+            name,
+            image,
+            cgroup,
+            started: now_secs(),
+            auto: false,
+            base,
+            output,
+            finishing: false,
+            write_error: None,
+        };
+        log::info!("recording {} ({})", rec.key, rec.cgroup);
+        // Just inserted: nothing recorded yet worth a map read.
+        let info = rec.info(0);
+        self.recordings.insert(owner, rec);
+        self.save().await;
+        Ok(Outcome::Started(info))
+    }
+
+    async fn stop(
+        &mut self,
+        target: &Target,
+        base: Option<Profile>,
+    ) -> Result<Outcome, ManagerError> {
+        let owner = self.find(target)?.owner;
+        if let (Some(base), Some(r)) = (base, self.recordings.get_mut(&owner)) {
+            match &mut r.base {
+                Some(b) => {
+                    b.merge(&base);
+                }
+                None => r.base = Some(base),
+            }
+        }
+        let entries = self.kernel.entries().await?;
+        let sets = sets_of(&entries, owner);
+        let recording = self
+            .recordings
+            .get(&owner)
+            .map(|r| r.info(count(&sets)))
+            .ok_or_else(|| ManagerError::NotRecording(describe(target)))?;
+        let path = self.finish(owner, &sets).await?;
+        Ok(Outcome::Stopped { recording, path })
+    }
+
+    async fn profile(
+        &mut self,
+        target: &Target,
+        base: Option<Profile>,
+    ) -> Result<Outcome, ManagerError> {
+        let r = match self.find(target) {
+            Ok(r) => r.clone(),
+            Err(refusal) => {
+                return match target {
+                    Target::Container(spec) => {
+                        let dir = self.config.state_dir.clone();
+                        let spec = spec.clone();
+                        blocking(move || stored_profile(&dir, &spec, base.as_ref()))
+                            .await?
+                            .map_err(|e| match e {
+                                ManagerError::Index(IndexError::NotFound(_)) => refusal,
+                                e => e,
+                            })
+                    }
+                    _ => Err(refusal),
+                };
+            }
+        };
+        let entries = self.kernel.entries().await?;
+        let sets = sets_of(&entries, r.owner);
+        Ok(Outcome::Profile {
+            recording: r.info(count(&sets)),
+            profile: assemble(&r, &sets, base.as_ref()),
+        })
+    }
+
+    fn profile_path(&self, r: &Recording) -> PathBuf {
+        r.output
+            .clone()
+            .unwrap_or_else(|| self.config.profiles_dir.join(format!("{}.json", r.key)))
+    }
+
+    /// Writes the profile of recording `owner` from its `sets` and forgets
+    /// it. On failure the recording stays (in memory and in the map) and is
+    /// retried.
+    async fn finish(&mut self, owner: u64, sets: &[SyscallSet]) -> Result<PathBuf, ManagerError> {
+        let Some(r) = self.recordings.get(&owner).cloned() else {
+            return Err(ManagerError::NotRecording(format!("cgroup id {owner}")));
+        };
+        let path = self.profile_path(&r);
+        let text = assemble(&r, sets, None).to_json();
+        let write_path = path.clone();
+        let written = blocking(move || {
+            if let Some(dir) = write_path.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+            }
+            profile::write_atomic(&write_path, text.as_bytes()).map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r);
+        match written {
+            Ok(()) => {
+                log::info!("profile of {} written to {}", r.key, path.display());
+                let entry = index::Entry {
+                    key: r.key.clone(),
+                    runtime: r.runtime(),
+                    name: r.name.clone(),
+                    image: r.image.clone(),
+                    path: path.clone(),
+                    written: now_secs(),
+                };
+                let dir = self.config.state_dir.clone();
+                match blocking(move || index::add(&dir, entry)).await {
+                    Ok(Err(e)) => log::error!("profile index: {e}"),
+                    Err(e) => log::error!("profile index: {e}"),
+                    Ok(Ok(())) => {}
+                }
+                self.counters
+                    .profiles_written
+                    .fetch_add(1, Ordering::Relaxed);
+                if let Err(e) = self.kernel.remove(owner).await {
+                    log::error!("{}: {e}", r.key);
+                }
+                self.recordings.remove(&owner);
+                metrics::forget(&self.metrics, owner);
+                self.save().await;
+                Ok(path)
+            }
+            Err(reason) => {
+                let e = ManagerError::Write {
+                    key: r.key.clone(),
+                    path,
+                    reason: reason.clone(),
+                };
+                log::error!("{e}");
+                self.counters.write_errors.fetch_add(1, Ordering::Relaxed);
+                self.last_error = Some(e.to_string());
+                if let Some(r) = self.recordings.get_mut(&owner) {
+                    r.finishing = true;
+                    r.write_error = Some(reason);
+                }
+                self.save().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Adopts a recording the kernel started by itself (auto mode), from
+    /// its saved leaf name. Returns false if the cgroup is not a container.
+    async fn adopt(&mut self, owner: u64) -> bool {
+        let Ok(Some(leaf)) = self.kernel.leaf(owner).await else {
+            return false;
+        };
+        let Some((leaf_runtime, leaf_id)) = container::parse_leaf(&leaf) else {
+            return false;
+        };
+        // Find the cgroup's path (it may already be gone).
+        let hierarchy = self.hierarchy.clone();
+        let path = blocking(move || {
+            container::scan(&hierarchy)
+                .unwrap_or_default()
+                .into_iter()
+                .find(|f| hierarchy.id(&f.cgroup).ok() == Some(owner))
+                .map(|f| f.cgroup)
+        })
+        .await
+        .unwrap_or_default();
+        let container = path
+            .as_deref()
+            .and_then(container::parse_cgroup_path)
+            .unwrap_or(ContainerRef {
+                id: leaf_id,
+                runtime: leaf_runtime.unwrap_or(Runtime::Containerd),
+                pod_uid: None,
+                namespace: None,
+            });
+        let (name, image) = name_and_image(&container).await;
+        let rec = Recording {
+            owner,
+            key: container.id.clone(),
+            name,
+            image,
+            cgroup: path.clone().unwrap_or_else(|| format!("(removed)/{leaf}")),
+            container: Some(container),
+            started: now_secs(),
+            auto: true,
+            base: None,
+            output: None,
+            finishing: path.is_none(),
+            write_error: None,
+        };
+        log::info!(
+            "recording {} ({}) from its first syscall",
+            rec.key,
+            rec.cgroup
+        );
+        self.recordings.insert(owner, rec);
+        true
+    }
+
+    /// Brings the recordings in line with the kernel's map and the cgroup
+    /// tree: adopts kernel-enrolled cgroups, finishes removed ones, retries
+    /// failed writes. Runs at start and on every tick.
+    async fn reconcile(&mut self, snapshot: &KernelSnapshot) {
+        let mut owners: Vec<u64> = snapshot.entries.iter().map(|(_, s)| s.owner).collect();
+        owners.sort_unstable();
+        owners.dedup();
+        let mut changed = false;
+        for owner in owners {
+            if self.recordings.contains_key(&owner) {
+                continue;
+            }
+            if self.adopt(owner).await {
+                changed = true;
+            } else if let Err(e) = self.kernel.remove(owner).await {
+                // Sets whose recording is gone and that are no container.
+                log::error!("{e}");
+            }
+        }
+        let due: Vec<u64> = self
+            .recordings
+            .values()
+            .filter(|r| r.finishing || !self.cgroup_alive(r))
+            .map(|r| r.owner)
+            .collect();
+        for owner in due {
+            let sets = sets_of(&snapshot.entries, owner);
+            // A failure is kept, logged and retried on the next tick.
+            let _ = self.finish(owner, &sets).await;
+            changed = true;
+        }
+        if changed {
+            self.save().await;
+        }
+        let k = &snapshot.info;
+        if k.enrol_failed > self.reported_enrol_failures {
+            let msg = format!(
+                "the recording map is full ({} cgroups): {} new containers could not be recorded; raise `capacity`",
+                k.capacity,
+                k.enrol_failed - self.reported_enrol_failures
+            );
+            log::error!("{msg}");
+            self.last_error = Some(msg);
+            self.reported_enrol_failures = k.enrol_failed;
+        }
+    }
+
+    fn cgroup_alive(&self, r: &Recording) -> bool {
+        self.hierarchy.id(&r.cgroup).ok() == Some(r.owner)
+    }
+
+    /// A cgroup the kernel saw made or removed.
+    pub async fn on_event(&mut self, ev: CgroupEvent) {
+        match ev.kind {
+            EVENT_MKDIR if ev.enrolled != 0 && !self.recordings.contains_key(&ev.id) => {
+                // Sub-cgroups carry their owner; roots are adopted.
+                let is_root = match self.kernel.entries().await {
+                    Ok(entries) => entries
+                        .iter()
+                        .any(|(id, s)| *id == ev.id && s.owner == ev.id),
+                    Err(e) => {
+                        log::error!("{e}");
+                        false
+                    }
+                };
+                if is_root && self.adopt(ev.id).await {
+                    self.save().await;
+                }
+            }
+            EVENT_RMDIR if self.recordings.contains_key(&ev.id) => {
+                if let Some(r) = self.recordings.get_mut(&ev.id) {
+                    r.finishing = true;
+                }
+                match self.kernel.entries().await {
+                    Ok(entries) => {
+                        // A failure is kept, logged and retried on the next tick.
+                        let _ = self.finish(ev.id, &sets_of(&entries, ev.id)).await;
+                    }
+                    Err(e) => log::error!("{e}"),
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Writes `<key>.partial.json` for every recording (at shutdown).
+    async fn write_partials(&mut self) {
+        let entries = match self.kernel.entries().await {
+            Ok(entries) => entries,
+            Err(e) => {
+                log::error!("no partial profiles: {e}");
+                return self.save().await;
+            }
+        };
+        let mut partials = Vec::new();
+        for r in self.recordings.values() {
+            let path = self
+                .config
+                .profiles_dir
+                .join(format!("{}.partial.json", r.key));
+            let text = assemble(r, &sets_of(&entries, r.owner), None).to_json();
+            partials.push((r.key.clone(), path, text));
+        }
+        let written = blocking(move || {
+            for (key, path, text) in partials {
+                match profile::write_atomic(&path, text.as_bytes()) {
+                    Ok(()) => {
+                        log::info!("partial profile of {key} written to {}", path.display());
+                    }
+                    Err(e) => log::error!("{e}"),
+                }
+            }
+        })
+        .await;
+        if let Err(e) = written {
+            log::error!("{e}");
+        }
+        self.save().await;
+    }
+
+    /// Refreshes the metrics snapshot, so that scrapes never wait for the
+    /// kernel task (runs on every tick).
+    fn refresh_metrics(&self, kernel: &KernelSnapshot) {
+        let containers = self
+            .recordings
+            .values()
+            .map(|r| metrics::ContainerSeries {
+                owner: r.owner,
+                id: r.key.clone(),
+                name: r.name.clone(),
+                syscalls: count(&sets_of(&kernel.entries, r.owner)),
+            })
+            .collect();
+        metrics::store(
+            &self.metrics,
+            metrics::Snapshot {
+                refreshed: Some(SystemTime::now()),
+                kernel: kernel.info,
+                active: self.recordings.len(),
+                pending_writes: self.pending_writes(),
+                containers,
+                programs: kernel.programs.clone(),
+            },
+        );
+    }
+
+    /// The recordings, for tests.
+    #[cfg(test)]
+    pub fn recordings(&self) -> &BTreeMap<u64, Recording> {
+        &self.recordings
+    }
+}
+
+/// The profile written for a container that is not recorded any more,
+/// from the index (blocking).
+fn stored_profile(
+    state_dir: &Path,
+    spec: &str,
+    base: Option<&Profile>,
+) -> Result<Outcome, ManagerError> {
+    let entries = index::load(state_dir)?;
+    let entry = index::find(&entries, spec)?;
+    let mut profile = Profile::read(&entry.path)?;
+    if let Some(b) = base {
+        profile.merge(b);
+    }
+    Ok(Outcome::Stored { entry, profile })
+}

@@ -1,0 +1,242 @@
+//! recorderd: its tasks and how they start, reload and stop.
+//!
+//! * the kernel task ([`kernel_task`]) owns the loaded eBPF object and its
+//!   ring buffer; everything else sends it commands through a handle;
+//! * the manager ([`manager`]) owns the recordings ([`state`]): it serves
+//!   control requests, reacts to cgroup events and ticks, writes profiles;
+//! * the control server ([`server`]) accepts connections and passes
+//!   authenticated requests to the manager;
+//! * a ticker, the ring-buffer forwarder and the signal handlers (in the
+//!   binary, through [`reload`] and [`Running::shutdown`]) feed the manager.
+
+pub mod kernel_task;
+pub mod manager;
+pub mod server;
+pub mod state;
+#[cfg(test)]
+mod tests;
+
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
+
+use recorder_common::CgroupEvent;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::{
+    cgroup::{CgroupError, Hierarchy},
+    config::Config,
+    container::{self, ContainerError},
+    control,
+    ebpf::{Kernel, KernelError, LoadOptions},
+    metrics::{Counters, SharedSnapshot},
+};
+use kernel_task::{KernelHandle, KernelTask};
+use manager::{Manager, ManagerMsg};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Kernel(#[from] KernelError),
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
+    #[error(transparent)]
+    System(#[from] crate::system::SystemError),
+    #[error(transparent)]
+    Container(#[from] ContainerError),
+    #[error("cannot set up {path}")]
+    Setup {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("socket group '{0}' does not exist")]
+    NoGroup(String),
+    #[error("the kernel task stopped")]
+    KernelGone,
+    #[error("a blocking task failed: {0}")]
+    Blocking(String),
+}
+
+fn setup_err(path: &Path) -> impl FnOnce(std::io::Error) -> DaemonError + '_ {
+    move |source| DaemonError::Setup {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// A running daemon's handles, for the binary.
+pub struct Running {
+    pub manager: mpsc::Sender<ManagerMsg>,
+    pub counters: Arc<Counters>,
+    /// What the metrics endpoint serves (refreshed on every tick).
+    pub metrics: SharedSnapshot,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Held for the daemon's lifetime: one daemon per pin dir.
+    _pin_lock: std::fs::File,
+}
+
+impl Running {
+    /// Writes partial profiles and stops the tasks. Pinned maps and links
+    /// stay, so recording goes on until the next start.
+    pub async fn shutdown(self) {
+        let (tx, rx) = oneshot::channel();
+        if self.manager.send(ManagerMsg::Shutdown(tx)).await.is_ok() {
+            // Err: the manager is gone already; nothing to wait for.
+            let _ = rx.await;
+        }
+        for t in self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Takes an exclusive, non-blocking flock on a directory; the lock holds as
+/// long as the returned file is open.
+fn lock_dir(dir: &Path) -> Result<std::fs::File, DaemonError> {
+    use std::os::fd::AsRawFd as _;
+    let file = std::fs::File::open(dir).map_err(setup_err(dir))?;
+    // SAFETY: flock on a file descriptor we own and keep open.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(DaemonError::Setup {
+            path: dir.to_owned(),
+            source: std::io::Error::other(
+                "another recorderd is using this pin dir; stop it, or give this one its own --pin-dir",
+            ),
+        });
+    }
+    Ok(file)
+}
+
+/// The kernel patterns for a config.
+fn patterns(config: &Config) -> Vec<recorder_common::LeafPattern> {
+    if !config.record_all {
+        return Vec::new();
+    }
+    config
+        .auto_patterns
+        .iter()
+        .filter_map(|p| container::compile_pattern(p).ok())
+        .collect()
+}
+
+/// Loads the programs and starts every task.
+pub async fn start(config: Config) -> Result<Running, DaemonError> {
+    let hierarchy = Hierarchy::detect()?;
+    let group = control::gid_of(&config.socket_group)
+        .ok_or_else(|| DaemonError::NoGroup(config.socket_group.clone()))?;
+    for dir in [&config.profiles_dir, &config.state_dir] {
+        std::fs::create_dir_all(dir).map_err(setup_err(dir))?;
+    }
+    // One daemon per pin dir: two would share the maps and the ring buffer
+    // and steal each other's recordings.
+    crate::system::ensure_bpffs(&config.pin_dir)?;
+    let pin_lock = lock_dir(&config.pin_dir)?;
+    let mut kernel = Kernel::load(&LoadOptions {
+        capacity: config.capacity,
+        btf: config.btf.clone(),
+        compat: config.compat,
+        pin_dir: Some(config.pin_dir.clone()),
+        auto_enrol: true,
+        args: false,
+    })?;
+    if kernel.has_pinned_link() {
+        log::info!(
+            "found pinned state in {}: resuming",
+            config.pin_dir.display()
+        );
+    }
+    kernel.set_leaf_patterns(&patterns(&config))?;
+    kernel.attach_cgroup_events()?;
+    let mut task = KernelTask::new(kernel, config.record_all, config.detach_when_idle);
+    task.settle();
+    // Loading parsed the kernel's BTF (megabytes) and the object; give the
+    // freed memory back instead of keeping it in the idle daemon's RSS.
+    crate::system::release_freed_memory();
+    let listener = server::bind(&config.socket, group)?;
+    log::info!(
+        "recorderd {} listening on {} (cgroup2 at {}, {:?} layout); record_all={}",
+        crate::VERSION,
+        config.socket.display(),
+        hierarchy.mount.display(),
+        hierarchy.layout,
+        config.record_all
+    );
+
+    let (kernel_tx, kernel_rx) = mpsc::channel(64);
+    let (event_tx, mut event_rx) = mpsc::channel::<CgroupEvent>(1024);
+    let (manager_tx, manager_rx) = mpsc::channel(256);
+    let counters = Arc::new(Counters::default());
+    let metrics = SharedSnapshot::default();
+    let poll = Duration::from_millis(config.poll_interval_ms.max(50));
+    let manager = Manager::new(
+        config,
+        hierarchy,
+        KernelHandle::new(kernel_tx),
+        counters.clone(),
+        metrics.clone(),
+    );
+
+    let mut tasks = Vec::new();
+    tasks.push(tokio::spawn(async move {
+        if let Err(e) = task.run(kernel_rx, event_tx).await {
+            log::error!("kernel task: {e}");
+        }
+    }));
+    tasks.push(tokio::spawn(manager.run(manager_rx)));
+    // The ring-buffer forwarder: cgroup events to the manager.
+    let tx = manager_tx.clone();
+    tasks.push(tokio::spawn(async move {
+        while let Some(ev) = event_rx.recv().await {
+            if tx.send(ManagerMsg::Event(ev)).await.is_err() {
+                return;
+            }
+        }
+    }));
+    let tx = manager_tx.clone();
+    tasks.push(tokio::spawn(async move {
+        let mut interval = tokio::time::interval(poll);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            interval.tick().await;
+            if tx.send(ManagerMsg::Tick).await.is_err() {
+                return;
+            }
+        }
+    }));
+    tasks.push(tokio::spawn(server::serve(
+        listener,
+        group,
+        manager_tx.clone(),
+    )));
+    Ok(Running {
+        manager: manager_tx,
+        counters,
+        metrics,
+        tasks,
+        _pin_lock: pin_lock,
+    })
+}
+
+/// Applies a reloaded config through the manager, which passes the new
+/// patterns to the kernel task. The socket, pin dir and capacity need a
+/// restart.
+pub async fn reload(running: &Running, config: Config) {
+    if running
+        .manager
+        .send(ManagerMsg::Reload(Box::new(config)))
+        .await
+        .is_err()
+    {
+        log::error!("not reloading: the manager has stopped");
+    }
+}
+
+/// Removes everything the daemon pinned (maps and links).
+pub fn unpin(pin_dir: &Path) -> std::io::Result<()> {
+    match std::fs::remove_dir_all(pin_dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,101 @@
+//! What the manager knows of each recording, and how it survives a
+//! restart: `<state-dir>/recordings.json`, written atomically.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    container::{ContainerRef, Runtime},
+    control::RecordingInfo,
+    profile::Profile,
+};
+
+/// One recording: a container (or cgroup) and the cgroups that belong to it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Recording {
+    /// The cgroup id of its root cgroup (the kernel sets' `owner`).
+    pub owner: u64,
+    /// Container id, or `cgroup-<owner>`.
+    pub key: String,
+    pub container: Option<ContainerRef>,
+    pub name: Option<String>,
+    /// The image, where the runtime's metadata tells it (at start).
+    #[serde(default)]
+    pub image: Option<String>,
+    pub cgroup: String,
+    pub started: u64,
+    pub auto: bool,
+    pub base: Option<Profile>,
+    /// Where to write the profile instead of `<profiles-dir>/<key>.json`.
+    pub output: Option<PathBuf>,
+    /// `stop` was asked, or the cgroup is gone: the profile is due.
+    #[serde(default)]
+    pub finishing: bool,
+    /// Why the last write failed (kept and retried).
+    #[serde(default)]
+    pub write_error: Option<String>,
+}
+
+impl Recording {
+    pub fn runtime(&self) -> Runtime {
+        self.container.as_ref().map_or(Runtime::None, |c| c.runtime)
+    }
+
+    /// How `list` and the replies show it, with `syscalls` recorded so far.
+    pub fn info(&self, syscalls: usize) -> RecordingInfo {
+        RecordingInfo {
+            key: self.key.clone(),
+            runtime: self.runtime(),
+            name: self.name.clone(),
+            image: self.image.clone(),
+            pod_uid: self.container.as_ref().and_then(|c| c.pod_uid.clone()),
+            cgroup: self.cgroup.clone(),
+            cgroup_id: self.owner,
+            syscalls,
+            started: self.started,
+            auto: self.auto,
+        }
+    }
+}
+
+/// The daemon's persistent state (under `state_dir`).
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct State {
+    pub recordings: Vec<Recording>,
+}
+
+/// The state file in `state_dir`.
+pub fn path(state_dir: &Path) -> PathBuf {
+    state_dir.join("recordings.json")
+}
+
+/// The recordings saved in `state_dir`; none when there is no state file.
+/// A malformed file is logged and ignored (the kernel's map still has the
+/// sets, and reconcile adopts what it can).
+pub fn load(state_dir: &Path) -> Vec<Recording> {
+    let path = path(state_dir);
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Vec::new();
+    };
+    match serde_json::from_str::<State>(&text) {
+        Ok(state) => state.recordings,
+        Err(e) => {
+            log::error!("ignoring malformed state {}: {e}", path.display());
+            Vec::new()
+        }
+    }
+}
+
+/// Saves `recordings` atomically (blocking: fsyncs).
+pub fn save(state_dir: &Path, recordings: Vec<Recording>) {
+    let state = State { recordings };
+    let result = serde_json::to_vec_pretty(&state)
+        .map_err(|e| e.to_string())
+        .and_then(|text| {
+            crate::profile::write_atomic(&path(state_dir), &text).map_err(|e| e.to_string())
+        });
+    if let Err(e) = result {
+        log::error!("saving state: {e}");
+    }
+}
