@@ -1,8 +1,12 @@
 //! Types shared by the kernel side (`recorder-ebpf`) and user space (`recorder`).
 //!
-//! Everything here is `#[repr(C)]` and plain old data: the kernel writes it,
-//! user space reads it from BPF maps byte for byte.
+//! The types are `#[repr(C)]` and plain old data: the kernel writes them,
+//! user space reads them from BPF maps byte for byte. [`maps`], [`programs`]
+//! and [`globals`] name what user space looks up in the object.
 #![no_std]
+
+mod names;
+pub use names::{globals, maps, programs};
 
 /// Number of 64-bit words in one syscall bitmap.
 ///

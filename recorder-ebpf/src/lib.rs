@@ -1,4 +1,4 @@
-//! Host-side stub: the programs live in `main.rs` and are built for the BPF
-//! target only. This crate is a build-dependency of `recorder` so that cargo
-//! rebuilds the object when the programs change.
+//! Host-side stub: the programs live in `main.rs` and its modules, and are
+//! built for the BPF target only. This crate is a build-dependency of
+//! `recorder` so that cargo rebuilds the object when the programs change.
 #![no_std]

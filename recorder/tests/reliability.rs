@@ -18,6 +18,7 @@ use std::{
 
 use common::{allowed_names, daemon::Daemon, podman_run, require_root, run, run_ok};
 use recorder::cgroup::Hierarchy;
+use recorder_common::programs;
 
 // ---------------------------------------------------------------- helpers
 
@@ -958,12 +959,13 @@ fn kill_9_with_a_manual_recording_and_a_pending_write() {
     // The recorder stays attached with the hooks that keep its last-caller
     // entries honest (a recorder without them could credit a task's
     // syscalls to the cgroup it just left).
-    for link in [
-        "link_sys_enter",
-        "link_cgroup_attach_task",
-        "link_sched_process_fork",
+    for prog in [
+        programs::SYS_ENTER,
+        programs::CGROUP_ATTACH_TASK,
+        programs::SCHED_PROCESS_FORK,
     ] {
-        assert!(d.pin_dir.join(link).exists(), "{link} not pinned");
+        let link = format!("link_{prog}");
+        assert!(d.pin_dir.join(&link).exists(), "{link} not pinned");
     }
     in_cgroup(&dir_a, second);
     d.spawn();

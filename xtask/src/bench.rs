@@ -23,6 +23,7 @@ use std::{
 
 use anyhow::{Context as _, bail};
 use recorder::cgroup::Hierarchy;
+use recorder_common::programs;
 
 use self::{
     config::{Config, Context, Setup},
@@ -328,7 +329,10 @@ fn run_order(setups: &[(Config, config::Setup)], pass: &[Workload]) -> Vec<usize
 fn foreign_sys_enter_programs(own: &std::collections::BTreeSet<u32>) -> usize {
     aya::programs::loaded_programs()
         .filter_map(Result::ok)
-        .filter(|p| p.name_as_str().is_some_and(|n| n.starts_with("sys_enter")))
+        .filter(|p| {
+            p.name_as_str()
+                .is_some_and(|n| n.starts_with(programs::SYS_ENTER))
+        })
         .filter(|p| !own.contains(&p.id()))
         .count()
 }

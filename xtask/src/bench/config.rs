@@ -8,7 +8,7 @@ use aya::{
     programs::{ProgramInfo, RawTracePoint, raw_trace_point::RawTracePointLinkId},
 };
 use recorder::ebpf::{Kernel, LoadOptions};
-use recorder_common::PHASE_WORKLOAD;
+use recorder_common::{PHASE_WORKLOAD, programs};
 
 /// One configuration of the overhead table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -180,7 +180,7 @@ impl Setup {
 
     /// The `sys_enter` program that runs on the syscall path, if any.
     pub fn sys_enter_info(&mut self) -> Option<ProgramInfo> {
-        let name = lone_program(self.config).unwrap_or("sys_enter");
+        let name = lone_program(self.config).unwrap_or(programs::SYS_ENTER);
         let ebpf = self.kernel.as_mut()?.ebpf_mut();
         ebpf.program(name)?.info().ok()
     }
@@ -190,7 +190,7 @@ impl Setup {
 /// the recorder (the floor, `--program`), if any.
 fn lone_program(config: Config) -> Option<&'static str> {
     match config {
-        Config::Floor | Config::FloorAgain => Some("sys_enter_floor"),
+        Config::Floor | Config::FloorAgain => Some(programs::SYS_ENTER_FLOOR),
         Config::Program(name) => Some(name),
         _ => None,
     }

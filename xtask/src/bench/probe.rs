@@ -11,8 +11,12 @@ use aya::{
     EbpfLoader,
     maps::{Array, HashMap, IterableMap as _, MapData},
 };
-use recorder::ebpf::{CACHE_MAP, FILTER_MAP, Kernel, SETS_MAP};
-use recorder_common::{CachedSet, SyscallSet};
+use recorder::ebpf::Kernel;
+use recorder_common::{
+    CachedSet, SyscallSet,
+    globals::COMPAT_STATUS_OFFSET,
+    maps::{RECORDED_FILTER, SET_CACHE, SYSCALL_SETS},
+};
 use serde::Serialize;
 
 use super::{
@@ -42,8 +46,8 @@ pub fn memory() -> Memory {
     let at = |capacity, name: &str| -> anyhow::Result<u64> {
         let zero = 0u32;
         let mut ebpf = EbpfLoader::new()
-            .override_global("COMPAT_STATUS_OFFSET", &zero, true)
-            .map_max_entries(SETS_MAP, capacity)
+            .override_global(COMPAT_STATUS_OFFSET, &zero, true)
+            .map_max_entries(SYSCALL_SETS, capacity)
             .load(Kernel::object())?;
         let map = ebpf.take_map(name).context("no such map")?;
         let of = |data: &MapData| -> anyhow::Result<u64> {
@@ -52,21 +56,21 @@ pub fn memory() -> Memory {
                 .context("no memlock line in the map's fdinfo")
         };
         match name {
-            SETS_MAP => of(HashMap::<MapData, u64, SyscallSet>::try_from(map)?.map()),
-            CACHE_MAP => of(Array::<MapData, CachedSet>::try_from(map)?.map()),
+            SYSCALL_SETS => of(HashMap::<MapData, u64, SyscallSet>::try_from(map)?.map()),
+            SET_CACHE => of(Array::<MapData, CachedSet>::try_from(map)?.map()),
             _ => of(Array::<MapData, u64>::try_from(map)?.map()),
         }
     };
-    let small = at(1024, SETS_MAP).ok();
-    let large = at(4096, SETS_MAP).ok();
+    let small = at(1024, SYSCALL_SETS).ok();
+    let large = at(4096, SYSCALL_SETS).ok();
     Memory {
         value_bytes: size_of::<SyscallSet>(),
         bytes_per_slot: small
             .zip(large)
             .map(|(s, l)| (l.saturating_sub(s)) as f64 / 3072.0),
         memlock_at_1024: small,
-        filter_bytes: at(1024, FILTER_MAP).ok(),
-        cache_bytes: at(1024, CACHE_MAP).ok(),
+        filter_bytes: at(1024, RECORDED_FILTER).ok(),
+        cache_bytes: at(1024, SET_CACHE).ok(),
     }
 }
 
