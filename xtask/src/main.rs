@@ -9,6 +9,7 @@ use std::{
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 
+mod audit;
 #[cfg(feature = "bench")]
 mod bench;
 mod docs;
@@ -42,6 +43,9 @@ enum Task {
     /// Fuzz the profile parser and the control protocol (cargo-fuzz,
     /// libFuzzer), each for a bounded time; fails on a crash.
     Fuzz(fuzz::Args),
+    /// Audit both lockfiles against the local snapshot of the RustSec
+    /// advisory database ($RECORDER_ADVISORY_DB or ../shared/advisory-db).
+    Audit(audit::Args),
     /// Generate man pages and shell completions into target/docs.
     Docs(docs::Args),
     /// Install binaries, unit, config, man pages and completions.
@@ -55,6 +59,7 @@ fn main() -> anyhow::Result<()> {
         Task::Run(a) => setup::run_recorderctl(&a),
         Task::Bench(a) => run_bench(&a),
         Task::Fuzz(a) => fuzz::run(&a),
+        Task::Audit(a) => audit::run(&a),
         Task::Docs(a) => docs::run(&a),
         Task::Install(a) => install::run(&a),
     }

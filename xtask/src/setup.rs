@@ -66,10 +66,12 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Everything: toolchains, bpf-linker, and (as root) packages and mounts.
+/// Everything: toolchains, bpf-linker, cargo-fuzz, cargo-audit, and (as
+/// root) packages and mounts.
 pub fn setup(args: &Args) -> anyhow::Result<()> {
     toolchain()?;
     cargo_fuzz()?;
+    cargo_audit()?;
     if args.no_system {
         return Ok(());
     }
@@ -138,14 +140,26 @@ pub fn toolchain() -> anyhow::Result<()> {
 /// cargo-fuzz, for `cargo xtask fuzz` (the fuzz targets in fuzz/ build with
 /// the nightly toolchain that [`toolchain`] installs).
 pub fn cargo_fuzz() -> anyhow::Result<()> {
-    if output("cargo", ["fuzz", "--version"]).is_some() {
-        eprintln!("cargo-fuzz: present");
+    cargo_tool("cargo-fuzz", "fuzz", "a minute or so")
+}
+
+/// cargo-audit, for the dependency audit of `cargo xtask test` and
+/// `cargo xtask audit`.
+pub fn cargo_audit() -> anyhow::Result<()> {
+    cargo_tool("cargo-audit", "audit", "a few minutes")
+}
+
+/// Installs the cargo subcommand `sub` from the crate `krate` on crates.io
+/// (with its own lockfile) unless `cargo SUB --version` already runs.
+fn cargo_tool(krate: &str, sub: &str, takes: &str) -> anyhow::Result<()> {
+    if output("cargo", [sub, "--version"]).is_some() {
+        eprintln!("{krate}: present");
         return Ok(());
     }
-    eprintln!("installing cargo-fuzz (compiles for a minute or so)");
-    run_ok(Command::new("cargo").args(["install", "cargo-fuzz", "--locked"]))?;
-    if output("cargo", ["fuzz", "--version"]).is_none() {
-        bail!("cargo-fuzz was installed but `cargo fuzz` does not run; is ~/.cargo/bin on PATH?");
+    eprintln!("installing {krate} (compiles for {takes})");
+    run_ok(Command::new("cargo").args(["install", krate, "--locked"]))?;
+    if output("cargo", [sub, "--version"]).is_none() {
+        bail!("{krate} was installed but `cargo {sub}` does not run; is ~/.cargo/bin on PATH?");
     }
     Ok(())
 }

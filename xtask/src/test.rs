@@ -1,7 +1,8 @@
 //! `cargo xtask test`: set up, then build and run the whole suite (unit and
-//! integration tests of every user-space crate, clippy, rustfmt, the bench's
-//! smoke run, an install check, and 60 s of fuzzing per fuzz target), with
-//! the test output shown and kept in target/xtask-test.log.
+//! integration tests of every user-space crate, clippy, rustfmt, the
+//! dependency audit, the bench's smoke run, an install check, and 60 s of
+//! fuzzing per fuzz target), with the test output shown and kept in
+//! target/xtask-test.log.
 //!
 //! The run fails when any step fails or when no test ran at all, and ends
 //! with a line `N passed, M failed, K skipped`.
@@ -20,8 +21,8 @@ use crate::{cargo, describe, is_root, setup, status, step, target_dir};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Skip clippy, rustfmt, the bench smoke run, the install check and
-    /// fuzzing.
+    /// Skip clippy, rustfmt, the dependency audit, the bench smoke run, the
+    /// install check and fuzzing.
     #[arg(long)]
     pub no_lint: bool,
     /// Skip fuzzing only.
@@ -185,6 +186,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             "--manifest-path",
             "fuzz/Cargo.toml",
         ]))?;
+        step("audit (cargo audit of Cargo.lock and fuzz/Cargo.lock, offline)");
+        let audit = crate::audit::audit();
+        if let Err(e) = &audit {
+            println!("audit: {e:#}");
+        }
         // The bench's smoke test: it runs end to end (its figures are not
         // checked here; see docs/performance.md).
         step("bench smoke (cargo xtask bench --quick --no-compare)");
@@ -197,6 +203,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         let mut checks = vec![
             (clippy.success(), "clippy"),
             (fmt.success() && fmt_fuzz.success(), "rustfmt"),
+            (audit.is_ok(), "audit"),
             (bench.success(), "bench smoke"),
             (install.is_ok(), "install check"),
         ];
