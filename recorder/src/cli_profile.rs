@@ -98,7 +98,7 @@ pub fn read_profile(path: &Path) -> Result<Profile, ProfileError> {
 
 fn write_out(text: &str, output: Option<&Path>) -> Result<(), ProfileCmdError> {
     match output {
-        Some(path) => Ok(profile::write_atomic(path, text.as_bytes())?),
+        Some(path) => Ok(profile::write(path, text)?),
         None => {
             let mut out = io::stdout().lock();
             out.write_all(text.as_bytes())

@@ -277,11 +277,9 @@ pub async fn run(cmd: DaemonCommand) -> Result<u8, CtlError> {
                     let path = if converted {
                         let text = render(&Profile::read(&path)?, &out)?;
                         let to = converted_path(&path, out.format);
-                        crate::profile::write_atomic(&to, text.as_bytes()).map_err(|e| {
-                            CtlError::Write {
-                                path: to.clone(),
-                                err: e.to_string(),
-                            }
+                        crate::profile::write(&to, &text).map_err(|e| CtlError::Write {
+                            path: to.clone(),
+                            err: e.to_string(),
                         })?;
                         to
                     } else {

@@ -367,7 +367,7 @@ impl Manager {
             recordings: self.recordings.values().cloned().collect(),
         };
         let text = serde_json::to_vec_pretty(&state).unwrap_or_default();
-        if let Err(e) = profile::write_atomic(&self.state_path(), &text) {
+        if let Err(e) = crate::atomic_file::write(&self.state_path(), &text) {
             log::error!("saving state: {e}");
         }
     }
@@ -643,7 +643,7 @@ impl Manager {
         let write_path = path.clone();
         let result = tokio::task::spawn_blocking(move || {
             std::fs::create_dir_all(&dir)?;
-            profile::write_atomic(&write_path, text.as_bytes()).map_err(std::io::Error::other)
+            profile::write(&write_path, &text).map_err(std::io::Error::other)
         })
         .await
         .map_err(|e| e.to_string())
@@ -922,7 +922,7 @@ impl Manager {
                 .profiles_dir
                 .join(format!("{}.partial.json", r.key));
             match self.build_profile(&r, None).await {
-                Ok(p) => match profile::write_atomic(&path, p.to_json().as_bytes()) {
+                Ok(p) => match profile::write(&path, &p.to_json()) {
                     Ok(()) => {
                         log::info!("partial profile of {} written to {}", r.key, path.display())
                     }

@@ -288,7 +288,7 @@ fn recorder_main(cgroup: &str, base: Option<Profile>, output: &Path, report: Own
     if let Some(base) = &base {
         profile.merge(base);
     }
-    match profile::write_atomic(output, profile.to_json().as_bytes()) {
+    match profile::write(output, &profile.to_json()) {
         Ok(()) => {
             syslog(&format!(
                 "profile of {cgroup} written to {}",

@@ -3,6 +3,7 @@
 //!
 //! See docs/ARCHITECTURE.md for the map of the code.
 
+pub mod atomic_file;
 pub mod btf;
 pub mod cgroup;
 pub mod cli;

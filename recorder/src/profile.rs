@@ -4,9 +4,7 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    fs,
-    io::{self, Write as _},
-    os::unix::fs::OpenOptionsExt as _,
+    fs, io,
     path::{Path, PathBuf},
 };
 
@@ -30,6 +28,25 @@ pub enum ProfileError {
     Write { path: PathBuf, source: io::Error },
     #[error("refusing to write profile to {path}: {reason}")]
     UnsafePath { path: PathBuf, reason: &'static str },
+}
+
+impl From<crate::atomic_file::WriteError> for ProfileError {
+    fn from(e: crate::atomic_file::WriteError) -> Self {
+        use crate::atomic_file::WriteError;
+        match e {
+            WriteError::Io { path, source } => Self::Write { path, source },
+            WriteError::NoFileName { path } => Self::UnsafePath {
+                path,
+                reason: "it has no file name",
+            },
+        }
+    }
+}
+
+/// Writes a profile's text (in any format) to `path` atomically
+/// ([`crate::atomic_file::write`]).
+pub fn write(path: &Path, text: &str) -> Result<(), ProfileError> {
+    Ok(crate::atomic_file::write(path, text.as_bytes())?)
 }
 
 /// The actions of a rule or the default action.
@@ -870,49 +887,6 @@ impl Profile {
     }
 }
 
-/// Writes `contents` to `path` atomically: a temporary file is created
-/// exclusively (O_EXCL, O_NOFOLLOW) in the same directory, synced, and renamed
-/// over `path`. A reader sees the old file or the new one, never a part; a
-/// symlink planted at `path` is replaced, not followed.
-pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<(), ProfileError> {
-    let err = |source| ProfileError::Write {
-        path: path.to_owned(),
-        source,
-    };
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let file_name = path.file_name().ok_or(ProfileError::UnsafePath {
-        path: path.to_owned(),
-        reason: "it has no file name",
-    })?;
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(file_name);
-    tmp_name.push(format!(".tmp.{}", std::process::id()));
-    let tmp = dir.join(tmp_name);
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o644)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(&tmp)
-        .map_err(err)?;
-    let result = file
-        .write_all(contents)
-        .and_then(|()| file.sync_all())
-        .and_then(|()| fs::rename(&tmp, path));
-    if let Err(e) = result {
-        let _ = fs::remove_file(&tmp);
-        return Err(err(e));
-    }
-    // Make the rename durable too.
-    if let Ok(d) = fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1110,25 +1084,5 @@ mod tests {
         let mut p = Profile::from_recorded(&a);
         p.merge(&Profile::from_recorded(&b));
         assert_eq!(p.syscalls[0].names, vec!["read", "write"]);
-    }
-
-    #[test]
-    fn atomic_write_replaces_symlink_without_following() {
-        let dir = tempfile::tempdir().unwrap();
-        let target = dir.path().join("victim");
-        fs::write(&target, "keep").unwrap();
-        let link = dir.path().join("p.json");
-        std::os::unix::fs::symlink(&target, &link).unwrap();
-        write_atomic(&link, b"new").unwrap();
-        assert_eq!(fs::read_to_string(&target).unwrap(), "keep");
-        assert_eq!(fs::read_to_string(&link).unwrap(), "new");
-        assert!(
-            !fs::symlink_metadata(&link)
-                .unwrap()
-                .file_type()
-                .is_symlink()
-        );
-        // No temporary file is left behind.
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 2);
     }
 }

@@ -276,7 +276,7 @@ async fn wait_forwarding_signals(
 /// Writes the profile to `output` atomically, or to stdout.
 pub fn emit(text: &str, output: Option<&Path>) -> Result<(), RecordError> {
     match output {
-        Some(path) => Ok(crate::profile::write_atomic(path, text.as_bytes())?),
+        Some(path) => Ok(crate::profile::write(path, text)?),
         None => {
             let mut out = io::stdout().lock();
             out.write_all(text.as_bytes())
