@@ -8,10 +8,9 @@ use std::{
 
 use clap::Subcommand;
 
-use crate::{
+use crate::profile::{
+    self, Profile, ProfileError, check, diff,
     format::{self, FormatError, OutputArgs},
-    profile::{self, Profile, ProfileError},
-    profile_check, profile_diff,
 };
 
 /// Errors of the profile commands.
@@ -146,7 +145,7 @@ pub fn run(cmd: ProfileCommand) -> Result<u8, ProfileCmdError> {
         ProfileCommand::Diff { a, b } => {
             let pa = read_profile(&a)?;
             let pb = read_profile(&b)?;
-            let d = profile_diff::diff(&pa, &pb);
+            let d = diff::diff(&pa, &pb);
             if d.is_empty() {
                 return Ok(0);
             }
@@ -158,7 +157,7 @@ pub fn run(cmd: ProfileCommand) -> Result<u8, ProfileCmdError> {
         }
         ProfileCommand::Check { profile } => {
             let p = read_profile(&profile)?;
-            let problems = profile_check::check(&p);
+            let problems = check::check(&p);
             let mut text = String::new();
             for problem in &problems {
                 text.push_str(&format!("{}: {problem}\n", profile.display()));

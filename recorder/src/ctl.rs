@@ -78,7 +78,7 @@ pub enum DaemonCommand {
         #[arg(long, value_name = "FILE")]
         base: Option<PathBuf>,
         #[command(flatten)]
-        out: crate::format::OutputArgs,
+        out: crate::profile::format::OutputArgs,
     },
     /// Print the profile recorded so far; recording goes on.
     Profile {
@@ -90,7 +90,7 @@ pub enum DaemonCommand {
         #[arg(long, value_name = "FILE")]
         base: Option<PathBuf>,
         #[command(flatten)]
-        out: crate::format::OutputArgs,
+        out: crate::profile::format::OutputArgs,
     },
     /// List the recordings.
     List {
@@ -117,7 +117,7 @@ pub enum CtlError {
     #[error(transparent)]
     Profile(#[from] crate::profile::ProfileError),
     #[error(transparent)]
-    Format(#[from] crate::format::FormatError),
+    Format(#[from] crate::profile::format::FormatError),
     #[error("cannot write {path}: {err}")]
     Write { path: PathBuf, err: String },
     #[error("unexpected reply from recorderd")]
@@ -129,8 +129,8 @@ fn read_base(base: Option<&PathBuf>) -> Result<Option<Profile>, CtlError> {
 }
 
 /// Renders `profile` as asked; what the format cannot express goes to stderr.
-fn render(profile: &Profile, out: &crate::format::OutputArgs) -> Result<String, CtlError> {
-    let rendered = crate::format::render(profile, &out.options())?;
+fn render(profile: &Profile, out: &crate::profile::format::OutputArgs) -> Result<String, CtlError> {
+    let rendered = crate::profile::format::render(profile, &out.options())?;
     for note in &rendered.notes {
         eprintln!("recorderctl: note: {note}");
     }
@@ -138,8 +138,8 @@ fn render(profile: &Profile, out: &crate::format::OutputArgs) -> Result<String, 
 }
 
 /// Where `stop --format F` puts the converted profile, beside the JSON.
-fn converted_path(json: &std::path::Path, format: crate::format::Format) -> PathBuf {
-    use crate::format::Format;
+fn converted_path(json: &std::path::Path, format: crate::profile::format::Format) -> PathBuf {
+    use crate::profile::format::Format;
     let ext = match format {
         Format::Docker => "json",
         Format::Oci => "oci.json",
@@ -272,8 +272,8 @@ pub async fn run(cmd: DaemonCommand) -> Result<u8, CtlError> {
             };
             match control::call(&conn.socket, &req).await? {
                 Reply::Stopped { recording, path } => {
-                    let converted =
-                        out.format != crate::format::Format::Docker || out.default_action.is_some();
+                    let converted = out.format != crate::profile::format::Format::Docker
+                        || out.default_action.is_some();
                     let path = if converted {
                         let text = render(&Profile::read(&path)?, &out)?;
                         let to = converted_path(&path, out.format);

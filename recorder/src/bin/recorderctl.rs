@@ -7,8 +7,7 @@ use recorder::{
     cli::ctl::{Cli, Command},
     cli_profile,
     ebpf::LoadOptions,
-    format,
-    profile::Profile,
+    profile::{Profile, format},
     record::{self, RecordOptions},
 };
 

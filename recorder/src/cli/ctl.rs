@@ -41,7 +41,7 @@ pub enum Command {
         #[arg(long)]
         args: bool,
         #[command(flatten)]
-        out: crate::format::OutputArgs,
+        out: crate::profile::format::OutputArgs,
         /// The command and its arguments.
         #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
         command: Vec<OsString>,
