@@ -389,7 +389,7 @@ impl Manager {
 
     async fn info(&self, r: &Recording) -> RecordingInfo {
         let syscalls = match self.kernel.collect(r.owner).await {
-            Ok(sets) => recorded_of(&sets).0.len(),
+            Ok(sets) => Recorded::from_sets(&sets).0.len(),
             Err(_) => 0,
         };
         RecordingInfo {
@@ -611,20 +611,22 @@ impl Manager {
         extra_base: Option<&Profile>,
     ) -> Result<Profile, DaemonError> {
         let sets = self.kernel.collect(r.owner).await?;
-        let (recorded, unknown) = recorded_of(&sets);
-        for (abi, nr) in unknown {
+        let bases: Vec<&Profile> = r.base.iter().chain(extra_base).collect();
+        let built = profile::build(profile::Inputs {
+            sets: &sets,
+            bases: &bases,
+            ..profile::Inputs::default()
+        });
+        for (abi, nr) in built.unknown {
             log::warn!(
                 "{}: syscall {nr} of {abi} has no name; not in the profile",
                 r.key
             );
         }
-        let mut p = Profile::from_recorded(&recorded);
-        for base in r.base.iter().chain(extra_base) {
-            for note in p.merge(base) {
-                log::info!("{}: merging the base profile: {note}", r.key);
-            }
+        for note in built.notes {
+            log::info!("{}: merging the base profile: {note}", r.key);
         }
-        Ok(p)
+        Ok(built.profile)
     }
 
     /// Writes the profile of recording `owner` and forgets it. On failure
@@ -953,7 +955,7 @@ impl Manager {
                     owner: r.owner,
                     id: r.key.clone(),
                     name: r.name.clone(),
-                    syscalls: recorded_of(&sets).0.len(),
+                    syscalls: Recorded::from_sets(&sets).0.len(),
                 }
             })
             .collect();
@@ -1013,20 +1015,6 @@ async fn name_and_image(c: &ContainerRef) -> (Option<String>, Option<String>) {
         names::lookup(c.runtime, &c.id),
         names::image(c.runtime, &c.id),
     )
-}
-
-/// Names the union of a recording's sets.
-fn recorded_of(sets: &[SyscallSet]) -> (Recorded, Vec<(crate::syscalls::Abi, u32)>) {
-    let mut all = Recorded::default();
-    let mut unknown = Vec::new();
-    for s in sets {
-        let (r, u) = Recorded::from_set(s);
-        all.extend(&r);
-        unknown.extend(u);
-    }
-    unknown.sort_unstable();
-    unknown.dedup();
-    (all, unknown)
 }
 
 /// The profile written for a container that is not recorded any more,

@@ -8,6 +8,8 @@
 //! * `recorded`: [`Recorded`], the named kernel sets, and
 //!   [`Profile::from_recorded`];
 //! * `ops`: merge, normalise, what a profile allows;
+//! * `build`: [`build()`], the one pipeline from a recording's kernel sets to
+//!   its profile;
 //! * [`format`]: the other output formats; [`check`]: `recorderctl check`;
 //!   [`diff`]: `recorderctl diff`.
 
@@ -16,6 +18,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
+mod build;
 pub mod check;
 pub mod diff;
 pub mod format;
@@ -24,6 +27,7 @@ mod ops;
 mod recorded;
 mod seccomp;
 
+pub use build::{Built, Inputs, build};
 pub use model::{ArchMap, ArgRule, Filter, Profile, SyscallRule};
 pub use recorded::{Recorded, runc_floor};
 pub use seccomp::{

@@ -105,6 +105,22 @@ impl Recorded {
         (rec, unknown)
     }
 
+    /// Names the union of a recording's sets (its cgroup's and its
+    /// sub-cgroups'), each as [`Recorded::from_set`] does. Returns the
+    /// numbers that have no name, per ABI, sorted and unique, beside.
+    pub fn from_sets(sets: &[recorder_common::SyscallSet]) -> (Self, Vec<(Abi, u32)>) {
+        let mut all = Self::default();
+        let mut unknown = Vec::new();
+        for s in sets {
+            let (r, u) = Self::from_set(s);
+            all.extend(&r);
+            unknown.extend(u);
+        }
+        unknown.sort_unstable();
+        unknown.dedup();
+        (all, unknown)
+    }
+
     /// Adds everything in `other`.
     pub fn extend(&mut self, other: &Self) {
         let native = |r: &Self, name: &str| {
