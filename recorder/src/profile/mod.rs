@@ -11,7 +11,8 @@
 //! * `build`: [`build()`], the one pipeline from a recording's kernel sets to
 //!   its profile;
 //! * [`format`]: the other output formats; [`check`]: `recorderctl check`;
-//!   [`diff`]: `recorderctl diff`.
+//!   [`diff`]: `recorderctl diff`; [`commands`]: the bodies of
+//!   `recorderctl convert/merge/diff/check`.
 
 use std::{
     io,
@@ -20,6 +21,7 @@ use std::{
 
 mod build;
 pub mod check;
+pub mod commands;
 pub mod diff;
 pub mod format;
 mod model;
