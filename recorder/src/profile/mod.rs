@@ -10,7 +10,7 @@
 //! * `ops`: merge, normalise, what a profile allows;
 //! * `build`: [`build()`], the one pipeline from a recording's kernel sets to
 //!   its profile;
-//! * [`format`]: the other output formats; [`check`]: `recorderctl check`;
+//! * [`mod@format`]: the other output formats; [`check`]: `recorderctl check`;
 //!   [`diff`]: `recorderctl diff`; [`commands`]: the bodies of
 //!   `recorderctl convert/merge/diff/check`.
 

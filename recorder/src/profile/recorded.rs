@@ -216,11 +216,11 @@ impl Profile {
     /// that ABI.
     ///
     /// The docker format cannot limit a rule to one ABI of the filter (see
-    /// [`FILTER_ARCHES`]): libseccomp adds each name to every architecture
-    /// of the filter that has a syscall of that name. So the other ABIs'
-    /// rules are limited to hosts of the native architecture (where they were
-    /// recorded), and a name such as `read` recorded from an i386 process is
-    /// also allowed for x86_64 processes. Names that only i386 has
+    /// [`FILTER_ARCHES`](super::FILTER_ARCHES)): libseccomp adds each name to
+    /// every architecture of the filter that has a syscall of that name. So
+    /// the other ABIs' rules are limited to hosts of the native architecture
+    /// (where they were recorded), and a name such as `read` recorded from an
+    /// i386 process is also allowed for x86_64 processes. Names that only i386 has
     /// (`getuid32`, `socketcall`, ...) stay i386-only.
     pub fn from_recorded(recorded: &Recorded) -> Self {
         let mut syscalls = Vec::new();
