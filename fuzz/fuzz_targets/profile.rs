@@ -6,10 +6,9 @@
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use recorder::{
+use recorder::profile::{
+    Profile, check, diff,
     format::{Format, FormatOptions, render},
-    profile::Profile,
-    profile_check, profile_diff,
 };
 use recorder_fuzz::{same_json, text};
 
@@ -58,8 +57,8 @@ fuzz_target!(|data: &[u8]| {
     let _ = merged.merge(&profile);
     reparse("the merged profile", &merged.to_json());
 
-    let _ = profile_check::check(&profile);
-    let _ = profile_diff::diff(&profile, &normal);
+    let _ = check::check(&profile);
+    let _ = diff::diff(&profile, &normal);
 
     for format in [Format::Docker, Format::Oci, Format::Spo, Format::Kafel] {
         let opts = FormatOptions {

@@ -17,8 +17,8 @@ fn main() -> anyhow::Result<()> {
         .map(PathBuf::from)
         .context("usage: gen-docs OUT_DIR")?;
     let commands = [
-        recorder::cli::ctl::Cli::command(),
-        recorder::cli::daemon::Cli::command(),
+        recorder::cli::recorderctl::Cli::command(),
+        recorder::cli::recorderd::Cli::command(),
     ];
     let man = out.join("man");
     fs::create_dir_all(&man).with_context(|| format!("creating {}", man.display()))?;

@@ -29,7 +29,7 @@ use crate::{
     cgroup::{CgroupError, Hierarchy},
     control::{self, ClientError, ErrorKind, Reply, Request, Target},
     ebpf::{Kernel, KernelError, LoadOptions},
-    profile::{self, Profile, ProfileError, Recorded},
+    profile::{self, Profile, ProfileError},
 };
 
 /// The annotation the hook acts on (the same as oci-seccomp-bpf-hook's).
@@ -279,16 +279,15 @@ fn recorder_main(cgroup: &str, base: Option<Profile>, output: &Path, report: Own
     while hierarchy.id(cgroup).ok() == Some(id) {
         std::thread::sleep(POLL);
     }
-    let mut recorded = Recorded::default();
-    for set in kernel.remove_owner(id) {
-        recorded.extend(&Recorded::from_set(&set).0);
-    }
+    let sets = kernel.remove_owner(id);
     let _ = kernel.detach();
-    let mut profile = Profile::from_recorded(&recorded);
-    if let Some(base) = &base {
-        profile.merge(base);
-    }
-    match profile::write_atomic(output, profile.to_json().as_bytes()) {
+    let bases: Vec<&Profile> = base.iter().collect();
+    let built = profile::build(profile::Inputs {
+        sets: &sets,
+        bases: &bases,
+        ..profile::Inputs::default()
+    });
+    match profile::write(output, &built.profile.to_json()) {
         Ok(()) => {
             syslog(&format!(
                 "profile of {cgroup} written to {}",

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{container::Runtime, profile};
+use crate::{atomic_file, container::Runtime};
 
 /// The file in the state directory.
 pub const FILE: &str = "profiles.json";
@@ -27,7 +27,7 @@ pub enum IndexError {
     #[error("cannot read the profile index {path}: {reason}")]
     Read { path: PathBuf, reason: String },
     #[error(transparent)]
-    Write(#[from] profile::ProfileError),
+    Write(#[from] atomic_file::WriteError),
 }
 
 /// One written profile.
@@ -79,7 +79,7 @@ pub fn add(state_dir: &Path, entry: Entry) -> Result<(), IndexError> {
         entries.drain(..entries.len() - MAX_ENTRIES);
     }
     let text = serde_json::to_vec_pretty(&entries).unwrap_or_default();
-    profile::write_atomic(&index_path(state_dir), &text)?;
+    atomic_file::write(&index_path(state_dir), &text)?;
     Ok(())
 }
 

@@ -3,25 +3,22 @@
 //!
 //! See docs/ARCHITECTURE.md for the map of the code.
 
+pub mod atomic_file;
 pub mod btf;
 pub mod cgroup;
 pub mod cli;
-pub mod cli_profile;
+pub mod client;
 pub mod config;
 pub mod container;
 pub mod control;
-pub mod ctl;
 pub mod daemon;
 pub mod docker_api;
 pub mod ebpf;
-pub mod format;
 pub mod hook;
 pub mod index;
 pub mod metrics;
 pub mod names;
 pub mod profile;
-pub mod profile_check;
-pub mod profile_diff;
 pub mod record;
 pub mod syscalls;
 pub mod system;

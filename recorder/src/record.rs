@@ -20,7 +20,7 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use crate::{
     cgroup::{CgroupError, Hierarchy},
     ebpf::{Kernel, KernelError, LoadOptions},
-    profile::{Profile, ProfileError, Recorded},
+    profile::{self, Profile, ProfileError, Recorded},
     syscalls::Abi,
 };
 
@@ -210,20 +210,18 @@ pub async fn record(opts: RecordOptions) -> Result<Outcome, RecordError> {
     let args = kernel.remove_args(id);
     let _ = kernel.detach();
 
-    let (mut recorded, unknown) = Recorded::from_set(&set);
-    if let Some(args) = &args {
-        recorded.add_args(args);
-    }
-    let mut profile = Profile::from_recorded(&recorded);
-    if let Some(base) = &opts.base {
-        profile.merge(base);
-    }
+    let bases: Vec<&Profile> = opts.base.iter().collect();
+    let built = profile::build(profile::Inputs {
+        sets: std::slice::from_ref(&set),
+        args: args.as_ref(),
+        bases: &bases,
+    });
     Ok(Outcome {
         status,
-        recorded,
-        profile,
-        unknown,
-        out_of_range: set.out_of_range,
+        recorded: built.recorded,
+        profile: built.profile,
+        unknown: built.unknown,
+        out_of_range: built.out_of_range,
     })
 }
 
@@ -276,7 +274,7 @@ async fn wait_forwarding_signals(
 /// Writes the profile to `output` atomically, or to stdout.
 pub fn emit(text: &str, output: Option<&Path>) -> Result<(), RecordError> {
     match output {
-        Some(path) => Ok(crate::profile::write_atomic(path, text.as_bytes())?),
+        Some(path) => Ok(profile::write(path, text)?),
         None => {
             let mut out = io::stdout().lock();
             out.write_all(text.as_bytes())

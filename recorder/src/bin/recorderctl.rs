@@ -4,11 +4,9 @@ use std::{io, process::ExitCode};
 use anyhow::Context as _;
 use clap::{CommandFactory as _, Parser as _};
 use recorder::{
-    cli::ctl::{Cli, Command},
-    cli_profile,
+    cli::recorderctl::{Cli, Command},
     ebpf::LoadOptions,
-    format,
-    profile::Profile,
+    profile::{Profile, commands, format},
     record::{self, RecordOptions},
 };
 
@@ -90,14 +88,14 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             }
             Ok(outcome.exit_code() as u8)
         }
-        Command::Daemon(cmd) => Ok(recorder::ctl::run(cmd).await?),
+        Command::Daemon(cmd) => Ok(recorder::client::run(cmd).await?),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "recorderctl", &mut io::stdout());
             Ok(0)
         }
         Command::Profile(cmd) => {
             let on_error = cmd.error_exit_code();
-            match cli_profile::run(cmd) {
+            match commands::run(cmd) {
                 Ok(code) => Ok(code),
                 Err(e) => {
                     eprintln!("recorderctl: {e}");

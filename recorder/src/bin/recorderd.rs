@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser as _;
-use recorder::{cli::daemon::Cli, daemon, metrics};
+use recorder::{cli::recorderd::Cli, daemon, metrics};
 use tokio::signal::unix::{SignalKind, signal};
 
 #[tokio::main]

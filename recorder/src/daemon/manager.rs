@@ -8,7 +8,7 @@
 
 use std::{
     collections::BTreeMap,
-    path::{Path, PathBuf},
+    path::PathBuf,
     sync::{Arc, atomic::Ordering},
     time::{Instant, SystemTime, UNIX_EPOCH},
 };
@@ -19,6 +19,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::{
     DaemonError,
     kernel_task::{KernelHandle, KernelSnapshot, sets_of},
+    lookup,
     state::{self, Recording},
 };
 use crate::{
@@ -29,7 +30,6 @@ use crate::{
     ebpf::KernelError,
     index::{self, IndexError},
     metrics::{self, Counters, SharedSnapshot},
-    names,
     profile::{self, Profile, ProfileError, Recorded},
 };
 
@@ -110,74 +110,30 @@ fn now_secs() -> u64 {
         .unwrap_or(0)
 }
 
-/// Runs blocking work (file system reads and writes, fsync) off the
-/// manager's task.
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, DaemonError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| DaemonError::Blocking(e.to_string()))
-}
-
-/// Names the union of a recording's sets; the unnamed numbers beside.
-fn recorded_of(sets: &[SyscallSet]) -> (Recorded, Vec<(crate::syscalls::Abi, u32)>) {
-    let mut all = Recorded::default();
-    let mut unknown = Vec::new();
-    for s in sets {
-        let (r, u) = Recorded::from_set(s);
-        all.extend(&r);
-        unknown.extend(u);
-    }
-    unknown.sort_unstable();
-    unknown.dedup();
-    (all, unknown)
-}
-
-/// The profile of recording `r` from its kernel sets.
+/// The profile of recording `r` from its kernel sets (the one pipeline,
+/// [`profile::build`]), with the recording's base and `extra_base` merged.
 fn assemble(r: &Recording, sets: &[SyscallSet], extra_base: Option<&Profile>) -> Profile {
-    let (recorded, unknown) = recorded_of(sets);
-    for (abi, nr) in unknown {
+    let bases: Vec<&Profile> = r.base.iter().chain(extra_base).collect();
+    let built = profile::build(profile::Inputs {
+        sets,
+        bases: &bases,
+        ..profile::Inputs::default()
+    });
+    for (abi, nr) in built.unknown {
         log::warn!(
             "{}: syscall {nr} of {abi} has no name; not in the profile",
             r.key
         );
     }
-    let mut p = Profile::from_recorded(&recorded);
-    for base in r.base.iter().chain(extra_base) {
-        for note in p.merge(base) {
-            log::info!("{}: merging the base profile: {note}", r.key);
-        }
+    for note in built.notes {
+        log::info!("{}: merging the base profile: {note}", r.key);
     }
-    p
+    built.profile
 }
 
 /// How many distinct syscalls `sets` hold.
 fn count(sets: &[SyscallSet]) -> usize {
-    recorded_of(sets).0.len()
-}
-
-/// How a target reads in messages.
-pub fn describe(target: &Target) -> String {
-    match target {
-        Target::Container(c) => format!("container '{c}'"),
-        Target::Pid(p) => format!("process {p}"),
-        Target::Cgroup(c) => format!("cgroup {c}"),
-    }
-}
-
-/// A container's name and image: for docker from the Engine API, else (or
-/// when the engine does not answer) from the runtime's metadata on disk.
-async fn name_and_image(c: &ContainerRef) -> (Option<String>, Option<String>) {
-    if c.runtime == Runtime::Docker
-        && let Some(i) = crate::docker_api::inspect(&c.id).await
-    {
-        return (i.name, i.image);
-    }
-    let (runtime, id) = (c.runtime, c.id.clone());
-    blocking(move || (names::lookup(runtime, &id), names::image(runtime, &id)))
-        .await
-        .unwrap_or_default()
+    Recorded::from_sets(sets).0.len()
 }
 
 pub struct Manager {
@@ -238,7 +194,7 @@ impl Manager {
     /// Loads the saved recordings and reconciles them with the kernel.
     pub async fn resume(&mut self) {
         let dir = self.config.state_dir.clone();
-        for r in blocking(move || state::load(&dir))
+        for r in lookup::blocking(move || state::load(&dir))
             .await
             .unwrap_or_default()
         {
@@ -272,7 +228,7 @@ impl Manager {
     async fn save(&self) {
         let dir = self.config.state_dir.clone();
         let recordings = self.recordings.values().cloned().collect();
-        if let Err(e) = blocking(move || state::save(&dir, recordings)).await {
+        if let Err(e) = lookup::blocking(move || state::save(&dir, recordings)).await {
             log::error!("saving state: {e}");
         }
     }
@@ -290,7 +246,7 @@ impl Manager {
             Request::Profiles => {
                 let dir = self.config.state_dir.clone();
                 Ok(Outcome::Profiles(
-                    blocking(move || index::load(&dir)).await??,
+                    lookup::blocking(move || index::load(&dir)).await??,
                 ))
             }
             Request::List => {
@@ -360,33 +316,7 @@ impl Manager {
             }
             Target::Cgroup(path) => self.recordings.values().find(|r| &r.cgroup == path),
         };
-        found.ok_or_else(|| ManagerError::NotRecording(describe(target)))
-    }
-
-    /// Resolves a target to a cgroup to record.
-    async fn resolve(
-        &self,
-        target: &Target,
-    ) -> Result<(String, Option<ContainerRef>), ManagerError> {
-        match target {
-            Target::Container(spec) => {
-                let (hierarchy, spec) = (self.hierarchy.clone(), spec.clone());
-                let found = blocking(move || names::resolve(&hierarchy, &spec)).await??;
-                Ok((found.cgroup, Some(found.container)))
-            }
-            Target::Pid(pid) => {
-                let cg = self.hierarchy.cgroup_of_pid(*pid)?;
-                let c = container::parse_cgroup_path(&cg);
-                Ok((cg, c))
-            }
-            Target::Cgroup(path) => {
-                crate::cgroup::validate_rel(path)?;
-                if !self.hierarchy.exists(path) {
-                    return Err(ManagerError::NoCgroup(path.clone()));
-                }
-                Ok((path.clone(), container::parse_cgroup_path(path)))
-            }
-        }
+        found.ok_or_else(|| ManagerError::NotRecording(lookup::describe(target)))
     }
 
     async fn start(
@@ -403,23 +333,7 @@ impl Manager {
         {
             return Err(ManagerError::BadOutput(out.clone()));
         }
-        let (cgroup, container) = match self.resolve(&target).await {
-            Ok(v) => v,
-            Err(refusal) => {
-                // A docker name the engine knows (its API takes names too).
-                let by_engine = match (&target, &refusal) {
-                    (
-                        Target::Container(spec),
-                        ManagerError::Container(ContainerError::NoMatch(_)),
-                    ) => crate::docker_api::inspect(spec).await,
-                    _ => None,
-                };
-                match by_engine {
-                    Some(c) => self.resolve(&Target::Container(c.id)).await?,
-                    None => return Err(refusal),
-                }
-            }
-        };
+        let (cgroup, container) = lookup::resolve(&self.hierarchy, &target).await?;
         let owner = self.hierarchy.id(&cgroup)?;
         // Auto mode enrolled the container at mkdir; an OCI hook that asks
         // for it afterwards only says where the profile goes.
@@ -457,7 +371,7 @@ impl Manager {
                     .map_full_refusals
                     .fetch_add(1, Ordering::Relaxed);
                 return Err(ManagerError::MapFull {
-                    target: describe(&target),
+                    target: lookup::describe(&target),
                     capacity,
                 });
             }
@@ -467,7 +381,7 @@ impl Manager {
             .as_ref()
             .map_or_else(|| format!("cgroup-{owner}"), |c| c.id.clone());
         let (name, image) = match &container {
-            Some(c) => name_and_image(c).await,
+            Some(c) => lookup::name_and_image(c).await,
             None => (None, None),
         };
         let rec = Recording {
@@ -512,7 +426,7 @@ impl Manager {
             .recordings
             .get(&owner)
             .map(|r| r.info(count(&sets)))
-            .ok_or_else(|| ManagerError::NotRecording(describe(target)))?;
+            .ok_or_else(|| ManagerError::NotRecording(lookup::describe(target)))?;
         let path = self.finish(owner, &sets).await?;
         Ok(Outcome::Stopped { recording, path })
     }
@@ -529,7 +443,7 @@ impl Manager {
                     Target::Container(spec) => {
                         let dir = self.config.state_dir.clone();
                         let spec = spec.clone();
-                        blocking(move || stored_profile(&dir, &spec, base.as_ref()))
+                        lookup::blocking(move || lookup::stored_profile(&dir, &spec, base.as_ref()))
                             .await?
                             .map_err(|e| match e {
                                 ManagerError::Index(IndexError::NotFound(_)) => refusal,
@@ -564,11 +478,11 @@ impl Manager {
         let path = self.profile_path(&r);
         let text = assemble(&r, sets, None).to_json();
         let write_path = path.clone();
-        let written = blocking(move || {
+        let written = lookup::blocking(move || {
             if let Some(dir) = write_path.parent() {
                 std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
             }
-            profile::write_atomic(&write_path, text.as_bytes()).map_err(|e| e.to_string())
+            profile::write(&write_path, &text).map_err(|e| e.to_string())
         })
         .await
         .map_err(|e| e.to_string())
@@ -585,7 +499,7 @@ impl Manager {
                     written: now_secs(),
                 };
                 let dir = self.config.state_dir.clone();
-                match blocking(move || index::add(&dir, entry)).await {
+                match lookup::blocking(move || index::add(&dir, entry)).await {
                     Ok(Err(e)) => log::error!("profile index: {e}"),
                     Err(e) => log::error!("profile index: {e}"),
                     Ok(Ok(())) => {}
@@ -631,7 +545,7 @@ impl Manager {
         };
         // Find the cgroup's path (it may already be gone).
         let hierarchy = self.hierarchy.clone();
-        let path = blocking(move || {
+        let path = lookup::blocking(move || {
             container::scan(&hierarchy)
                 .unwrap_or_default()
                 .into_iter()
@@ -649,7 +563,7 @@ impl Manager {
                 pod_uid: None,
                 namespace: None,
             });
-        let (name, image) = name_and_image(&container).await;
+        let (name, image) = lookup::name_and_image(&container).await;
         let rec = Recording {
             owner,
             key: container.id.clone(),
@@ -776,9 +690,9 @@ impl Manager {
             let text = assemble(r, &sets_of(&entries, r.owner), None).to_json();
             partials.push((r.key.clone(), path, text));
         }
-        let written = blocking(move || {
+        let written = lookup::blocking(move || {
             for (key, path, text) in partials {
-                match profile::write_atomic(&path, text.as_bytes()) {
+                match profile::write(&path, &text) {
                     Ok(()) => {
                         log::info!("partial profile of {key} written to {}", path.display());
                     }
@@ -824,20 +738,4 @@ impl Manager {
     pub fn recordings(&self) -> &BTreeMap<u64, Recording> {
         &self.recordings
     }
-}
-
-/// The profile written for a container that is not recorded any more,
-/// from the index (blocking).
-fn stored_profile(
-    state_dir: &Path,
-    spec: &str,
-    base: Option<&Profile>,
-) -> Result<Outcome, ManagerError> {
-    let entries = index::load(state_dir)?;
-    let entry = index::find(&entries, spec)?;
-    let mut profile = Profile::read(&entry.path)?;
-    if let Some(b) = base {
-        profile.merge(b);
-    }
-    Ok(Outcome::Stored { entry, profile })
 }

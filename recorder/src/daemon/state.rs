@@ -93,7 +93,7 @@ pub fn save(state_dir: &Path, recordings: Vec<Recording>) {
     let result = serde_json::to_vec_pretty(&state)
         .map_err(|e| e.to_string())
         .and_then(|text| {
-            crate::profile::write_atomic(&path(state_dir), &text).map_err(|e| e.to_string())
+            crate::atomic_file::write(&path(state_dir), &text).map_err(|e| e.to_string())
         });
     if let Err(e) = result {
         log::error!("saving state: {e}");

@@ -4,6 +4,11 @@ use std::{ffi::OsString, path::PathBuf};
 
 use clap::{Parser, Subcommand};
 
+use super::{
+    client::DaemonCommand,
+    profile::{OutputArgs, ProfileCommand},
+};
+
 /// Record the syscalls of containers and commands as seccomp profiles.
 #[derive(Parser, Debug)]
 #[command(
@@ -41,15 +46,15 @@ pub enum Command {
         #[arg(long)]
         args: bool,
         #[command(flatten)]
-        out: crate::format::OutputArgs,
+        out: OutputArgs,
         /// The command and its arguments.
         #[arg(required = true, trailing_var_arg = true, value_name = "CMD")]
         command: Vec<OsString>,
     },
     #[command(flatten)]
-    Daemon(crate::ctl::DaemonCommand),
+    Daemon(DaemonCommand),
     #[command(flatten)]
-    Profile(crate::cli_profile::ProfileCommand),
+    Profile(ProfileCommand),
     /// Print a shell completion script for recorderctl to stdout.
     Completions {
         /// The shell to complete for.

@@ -66,45 +66,6 @@ pub struct FormatOptions {
     pub caps: Vec<String>,
 }
 
-/// The output options of a command that writes a profile, to flatten into
-/// a clap command (`record`, `convert`, the daemon's `stop` and `profile`).
-#[derive(Clone, Debug, Default, clap::Args)]
-pub struct OutputArgs {
-    /// The output format.
-    #[arg(long, value_enum, default_value_t = Format::Docker)]
-    pub format: Format,
-    /// What happens to syscalls the profile does not allow (log: audit mode).
-    #[arg(long, value_enum, value_name = "ACTION")]
-    pub default_action: Option<DefaultAction>,
-    /// The errno returned by `--default-action errno` (default 1, EPERM).
-    #[arg(long, value_name = "N")]
-    pub errno: Option<u32>,
-    /// Name of the `spo` resource (and of the `kafel` policy).
-    #[arg(long, value_name = "NAME")]
-    pub name: Option<String>,
-    /// Namespace of the `spo` resource.
-    #[arg(long, value_name = "NAMESPACE")]
-    pub namespace: Option<String>,
-    /// A capability the container has (e.g. CAP_SYS_ADMIN), for rules that
-    /// depend on capabilities in the oci, spo and kafel formats. Repeatable.
-    #[arg(long = "cap", value_name = "CAP")]
-    pub caps: Vec<String>,
-}
-
-impl OutputArgs {
-    /// The rendering options these arguments ask for.
-    pub fn options(&self) -> FormatOptions {
-        FormatOptions {
-            format: self.format,
-            default_action: self.default_action,
-            errno_ret: self.errno,
-            name: self.name.clone(),
-            namespace: self.namespace.clone(),
-            caps: self.caps.clone(),
-        }
-    }
-}
-
 /// A rendered profile.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rendered {

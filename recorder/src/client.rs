@@ -1,113 +1,17 @@
-//! recorderctl's daemon commands: start, stop, profile, list, status.
+//! recorderctl's commands that talk to recorderd (start, stop, profile,
+//! list, profiles, status) and their text or JSON output. Their command
+//! line is [`crate::cli::client`].
 
 use std::path::PathBuf;
 
-use clap::{Args, Subcommand, ValueEnum};
-
 use crate::{
-    control::{self, ClientError, RecordingInfo, Reply, Request, StatusInfo, Target},
+    cli::{
+        client::{DaemonCommand, OutputFormat},
+        profile::OutputArgs,
+    },
+    control::{self, ClientError, RecordingInfo, Reply, Request, StatusInfo},
     profile::Profile,
 };
-
-/// How results are printed.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
-pub enum OutputFormat {
-    #[default]
-    Text,
-    Json,
-}
-
-/// Where the daemon is and how to print its answers.
-#[derive(Args, Debug, Clone)]
-pub struct Conn {
-    /// recorderd's control socket.
-    #[arg(long, value_name = "PATH", default_value = crate::config::DEFAULT_SOCKET, env = "RECORDER_SOCKET")]
-    pub socket: PathBuf,
-    /// Print results as text or as JSON (for scripts).
-    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
-    pub output: OutputFormat,
-}
-
-/// What to act on: a container, a process's cgroup, or a cgroup.
-#[derive(Args, Debug, Clone)]
-#[group(required = true, multiple = false)]
-pub struct TargetArgs {
-    /// A container id, unique id prefix, or name.
-    #[arg(value_name = "CONTAINER")]
-    pub container: Option<String>,
-    /// The cgroup of this process.
-    #[arg(long, value_name = "PID")]
-    pub pid: Option<u32>,
-    /// A cgroup2 path, e.g. /libpod_parent/libpod-<id>.
-    #[arg(long, value_name = "PATH")]
-    pub cgroup: Option<String>,
-}
-
-impl TargetArgs {
-    fn target(&self) -> Target {
-        match (&self.container, self.pid, &self.cgroup) {
-            (_, Some(pid), _) => Target::Pid(pid),
-            (_, _, Some(cg)) => Target::Cgroup(cg.clone()),
-            (Some(c), _, _) => Target::Container(c.clone()),
-            // clap's required group makes this unreachable; be explicit anyway.
-            (None, None, None) => Target::Container(String::new()),
-        }
-    }
-}
-
-#[derive(Subcommand, Debug)]
-pub enum DaemonCommand {
-    /// Start recording a running container (and its sub-cgroups).
-    Start {
-        #[command(flatten)]
-        conn: Conn,
-        #[command(flatten)]
-        target: TargetArgs,
-        /// Merge this profile into the result when it is written.
-        #[arg(long, value_name = "FILE")]
-        base: Option<PathBuf>,
-    },
-    /// Stop recording and write the profile to <profiles-dir>/<container-id>.json
-    /// (with --format, also the converted profile beside it); prints its path.
-    Stop {
-        #[command(flatten)]
-        conn: Conn,
-        #[command(flatten)]
-        target: TargetArgs,
-        /// Merge this profile into the result.
-        #[arg(long, value_name = "FILE")]
-        base: Option<PathBuf>,
-        #[command(flatten)]
-        out: crate::format::OutputArgs,
-    },
-    /// Print the profile recorded so far; recording goes on.
-    Profile {
-        #[command(flatten)]
-        conn: Conn,
-        #[command(flatten)]
-        target: TargetArgs,
-        /// Merge this profile into the result.
-        #[arg(long, value_name = "FILE")]
-        base: Option<PathBuf>,
-        #[command(flatten)]
-        out: crate::format::OutputArgs,
-    },
-    /// List the recordings.
-    List {
-        #[command(flatten)]
-        conn: Conn,
-    },
-    /// List the profiles recorderd has written (also of containers that are gone).
-    Profiles {
-        #[command(flatten)]
-        conn: Conn,
-    },
-    /// Show the daemon's state.
-    Status {
-        #[command(flatten)]
-        conn: Conn,
-    },
-}
 
 /// Errors of the daemon commands.
 #[derive(Debug, thiserror::Error)]
@@ -117,7 +21,7 @@ pub enum CtlError {
     #[error(transparent)]
     Profile(#[from] crate::profile::ProfileError),
     #[error(transparent)]
-    Format(#[from] crate::format::FormatError),
+    Format(#[from] crate::profile::format::FormatError),
     #[error("cannot write {path}: {err}")]
     Write { path: PathBuf, err: String },
     #[error("unexpected reply from recorderd")]
@@ -129,8 +33,8 @@ fn read_base(base: Option<&PathBuf>) -> Result<Option<Profile>, CtlError> {
 }
 
 /// Renders `profile` as asked; what the format cannot express goes to stderr.
-fn render(profile: &Profile, out: &crate::format::OutputArgs) -> Result<String, CtlError> {
-    let rendered = crate::format::render(profile, &out.options())?;
+fn render(profile: &Profile, out: &OutputArgs) -> Result<String, CtlError> {
+    let rendered = crate::profile::format::render(profile, &out.options())?;
     for note in &rendered.notes {
         eprintln!("recorderctl: note: {note}");
     }
@@ -138,8 +42,8 @@ fn render(profile: &Profile, out: &crate::format::OutputArgs) -> Result<String, 
 }
 
 /// Where `stop --format F` puts the converted profile, beside the JSON.
-fn converted_path(json: &std::path::Path, format: crate::format::Format) -> PathBuf {
-    use crate::format::Format;
+fn converted_path(json: &std::path::Path, format: crate::profile::format::Format) -> PathBuf {
+    use crate::profile::format::Format;
     let ext = match format {
         Format::Docker => "json",
         Format::Oci => "oci.json",
@@ -272,16 +176,14 @@ pub async fn run(cmd: DaemonCommand) -> Result<u8, CtlError> {
             };
             match control::call(&conn.socket, &req).await? {
                 Reply::Stopped { recording, path } => {
-                    let converted =
-                        out.format != crate::format::Format::Docker || out.default_action.is_some();
+                    let converted = out.format != crate::profile::format::Format::Docker
+                        || out.default_action.is_some();
                     let path = if converted {
                         let text = render(&Profile::read(&path)?, &out)?;
                         let to = converted_path(&path, out.format);
-                        crate::profile::write_atomic(&to, text.as_bytes()).map_err(|e| {
-                            CtlError::Write {
-                                path: to.clone(),
-                                err: e.to_string(),
-                            }
+                        crate::profile::write(&to, &text).map_err(|e| CtlError::Write {
+                            path: to.clone(),
+                            err: e.to_string(),
                         })?;
                         to
                     } else {

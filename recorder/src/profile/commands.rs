@@ -1,17 +1,18 @@
 //! recorderctl's profile engineering commands: `convert`, `merge`, `diff`
-//! and `check`. They need no daemon and no privileges.
+//! and `check`. They need no daemon and no privileges. Their command line
+//! is [`crate::cli::profile`].
 
 use std::{
     io::{self, Read as _, Write as _},
-    path::{Path, PathBuf},
+    path::Path,
 };
 
-use clap::Subcommand;
-
 use crate::{
-    format::{self, FormatError, OutputArgs},
-    profile::{self, Profile, ProfileError},
-    profile_check, profile_diff,
+    cli::profile::ProfileCommand,
+    profile::{
+        self, Profile, ProfileError, check, diff,
+        format::{self, FormatError},
+    },
 };
 
 /// Errors of the profile commands.
@@ -23,62 +24,6 @@ pub enum ProfileCmdError {
     Format(#[from] FormatError),
     #[error("cannot write to standard output: {0}")]
     Stdout(#[source] io::Error),
-}
-
-/// The profile commands, to flatten into recorderctl's command enum.
-#[derive(Subcommand, Debug, Clone)]
-pub enum ProfileCommand {
-    /// Convert a docker-format profile to another format (docker, oci, spo,
-    /// kafel).
-    Convert {
-        /// The profile to convert ("-" for standard input).
-        #[arg(value_name = "IN")]
-        input: PathBuf,
-        /// Write here (atomically) instead of to standard output.
-        #[arg(short, long, value_name = "FILE")]
-        output: Option<PathBuf>,
-        #[command(flatten)]
-        out: OutputArgs,
-    },
-    /// Merge profiles into one that allows what any of them allows.
-    Merge {
-        /// The profiles; the first one's default action and flags win.
-        #[arg(required = true, num_args = 2.., value_name = "PROFILE")]
-        inputs: Vec<PathBuf>,
-        /// Write here (atomically) instead of to standard output.
-        #[arg(short, long, value_name = "FILE")]
-        output: Option<PathBuf>,
-        #[command(flatten)]
-        out: OutputArgs,
-    },
-    /// Show the syscalls B allows that A does not (+) and the reverse (-),
-    /// per architecture. Exits 0 when they are the same, 1 when they
-    /// differ, 2 on trouble (like diff).
-    Diff {
-        #[arg(value_name = "A")]
-        a: PathBuf,
-        #[arg(value_name = "B")]
-        b: PathBuf,
-    },
-    /// Validate a docker-format profile: unknown syscalls, actions,
-    /// operators and architectures, argument indexes above 5, architectures
-    /// together with archMap, duplicate names. Exits 1 when it finds
-    /// problems, 2 when the file cannot be read or parsed.
-    Check {
-        #[arg(value_name = "PROFILE")]
-        profile: PathBuf,
-    },
-}
-
-impl ProfileCommand {
-    /// The exit code for an error of this command (2 for diff and check,
-    /// whose 1 means "differ" / "has problems").
-    pub fn error_exit_code(&self) -> u8 {
-        match self {
-            Self::Diff { .. } | Self::Check { .. } => 2,
-            _ => 1,
-        }
-    }
 }
 
 /// Reads a profile from a file, or from standard input for "-".
@@ -98,7 +43,7 @@ pub fn read_profile(path: &Path) -> Result<Profile, ProfileError> {
 
 fn write_out(text: &str, output: Option<&Path>) -> Result<(), ProfileCmdError> {
     match output {
-        Some(path) => Ok(profile::write_atomic(path, text.as_bytes())?),
+        Some(path) => Ok(profile::write(path, text)?),
         None => {
             let mut out = io::stdout().lock();
             out.write_all(text.as_bytes())
@@ -146,7 +91,7 @@ pub fn run(cmd: ProfileCommand) -> Result<u8, ProfileCmdError> {
         ProfileCommand::Diff { a, b } => {
             let pa = read_profile(&a)?;
             let pb = read_profile(&b)?;
-            let d = profile_diff::diff(&pa, &pb);
+            let d = diff::diff(&pa, &pb);
             if d.is_empty() {
                 return Ok(0);
             }
@@ -158,7 +103,7 @@ pub fn run(cmd: ProfileCommand) -> Result<u8, ProfileCmdError> {
         }
         ProfileCommand::Check { profile } => {
             let p = read_profile(&profile)?;
-            let problems = profile_check::check(&p);
+            let problems = check::check(&p);
             let mut text = String::new();
             for problem in &problems {
                 text.push_str(&format!("{}: {problem}\n", profile.display()));

@@ -1,0 +1,110 @@
+//! The command line of recorderctl's commands that talk to recorderd
+//! (run by [`crate::client`]).
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand, ValueEnum};
+
+use super::profile::OutputArgs;
+use crate::control::Target;
+
+/// How results are printed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Where the daemon is and how to print its answers.
+#[derive(Args, Debug, Clone)]
+pub struct Conn {
+    /// recorderd's control socket.
+    #[arg(long, value_name = "PATH", default_value = crate::config::DEFAULT_SOCKET, env = "RECORDER_SOCKET")]
+    pub socket: PathBuf,
+    /// Print results as text or as JSON (for scripts).
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+/// What to act on: a container, a process's cgroup, or a cgroup.
+#[derive(Args, Debug, Clone)]
+#[group(required = true, multiple = false)]
+pub struct TargetArgs {
+    /// A container id, unique id prefix, or name.
+    #[arg(value_name = "CONTAINER")]
+    pub container: Option<String>,
+    /// The cgroup of this process.
+    #[arg(long, value_name = "PID")]
+    pub pid: Option<u32>,
+    /// A cgroup2 path, e.g. /libpod_parent/libpod-<id>.
+    #[arg(long, value_name = "PATH")]
+    pub cgroup: Option<String>,
+}
+
+impl TargetArgs {
+    /// What the arguments name.
+    pub fn target(&self) -> Target {
+        match (&self.container, self.pid, &self.cgroup) {
+            (_, Some(pid), _) => Target::Pid(pid),
+            (_, _, Some(cg)) => Target::Cgroup(cg.clone()),
+            (Some(c), _, _) => Target::Container(c.clone()),
+            // clap's required group makes this unreachable; be explicit anyway.
+            (None, None, None) => Target::Container(String::new()),
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DaemonCommand {
+    /// Start recording a running container (and its sub-cgroups).
+    Start {
+        #[command(flatten)]
+        conn: Conn,
+        #[command(flatten)]
+        target: TargetArgs,
+        /// Merge this profile into the result when it is written.
+        #[arg(long, value_name = "FILE")]
+        base: Option<PathBuf>,
+    },
+    /// Stop recording and write the profile to <profiles-dir>/<container-id>.json
+    /// (with --format, also the converted profile beside it); prints its path.
+    Stop {
+        #[command(flatten)]
+        conn: Conn,
+        #[command(flatten)]
+        target: TargetArgs,
+        /// Merge this profile into the result.
+        #[arg(long, value_name = "FILE")]
+        base: Option<PathBuf>,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// Print the profile recorded so far; recording goes on.
+    Profile {
+        #[command(flatten)]
+        conn: Conn,
+        #[command(flatten)]
+        target: TargetArgs,
+        /// Merge this profile into the result.
+        #[arg(long, value_name = "FILE")]
+        base: Option<PathBuf>,
+        #[command(flatten)]
+        out: OutputArgs,
+    },
+    /// List the recordings.
+    List {
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// List the profiles recorderd has written (also of containers that are gone).
+    Profiles {
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// Show the daemon's state.
+    Status {
+        #[command(flatten)]
+        conn: Conn,
+    },
+}

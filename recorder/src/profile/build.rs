@@ -1,0 +1,200 @@
+//! The one way a recording becomes a profile: the kernel's sets are named
+//! ([`Recorded::from_sets`]), argument values become conditions
+//! ([`Recorded::add_args`]), [`Profile::from_recorded`] makes the
+//! least-privilege profile, and the base profiles are merged into it.
+//! `recorderctl record`, the OCI hook's detached recorder and recorderd all
+//! call [`build`].
+
+use recorder_common::{ArgSet, SyscallSet};
+
+use super::{Profile, Recorded};
+use crate::syscalls::Abi;
+
+/// What one profile is built from. Construct it with `..Inputs::default()`
+/// for what a caller does not have, so that new inputs can be added.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Inputs<'a> {
+    /// The kernel's sets of one recording: its cgroup's and its
+    /// sub-cgroups'.
+    pub sets: &'a [SyscallSet],
+    /// The argument values, when they were recorded.
+    pub args: Option<&'a ArgSet>,
+    /// Profiles merged into the result, in order (the result's default
+    /// action, flags and listener win).
+    pub bases: &'a [&'a Profile],
+}
+
+/// A built profile and what was learnt on the way.
+#[derive(Clone, Debug)]
+pub struct Built {
+    pub profile: Profile,
+    /// The recorded names per ABI (and argument conditions), before the
+    /// bases were merged.
+    pub recorded: Recorded,
+    /// Numbers without a name in the syscall table (so not in the
+    /// profile), per ABI, sorted and unique.
+    pub unknown: Vec<(Abi, u32)>,
+    /// Syscalls whose number was outside every bitmap (e.g. -1), over all
+    /// sets.
+    pub out_of_range: u64,
+    /// What merging the bases ignored ([`Profile::merge`]).
+    pub notes: Vec<String>,
+}
+
+/// Builds the profile of one recording.
+pub fn build(inputs: Inputs<'_>) -> Built {
+    let (mut recorded, unknown) = Recorded::from_sets(inputs.sets);
+    if let Some(args) = inputs.args {
+        recorded.add_args(args);
+    }
+    let mut profile = Profile::from_recorded(&recorded);
+    let mut notes = Vec::new();
+    for base in inputs.bases {
+        notes.extend(profile.merge(base));
+    }
+    let out_of_range = inputs
+        .sets
+        .iter()
+        .fold(0u64, |n, s| n.saturating_add(s.out_of_range));
+    Built {
+        profile,
+        recorded,
+        unknown,
+        out_of_range,
+        notes,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use recorder_common::{
+        FLAG_MARKER_SEEN, PHASE_RUNTIME_INIT, PHASE_WORKLOAD, SET_BITS, SET_WORDS,
+    };
+
+    use super::*;
+    use crate::profile::{ACT_ALLOW, ACT_ERRNO, SyscallRule};
+
+    /// A bitmap with the native syscalls `names` set.
+    fn bits(names: &[&str]) -> [u64; SET_WORDS] {
+        let mut map = [0; SET_WORDS];
+        for n in names {
+            let nr = Abi::native().number(n).unwrap() as usize;
+            map[nr / 64] |= 1 << (nr % 64);
+        }
+        map
+    }
+
+    /// The first native number without a name.
+    fn unnamed() -> u32 {
+        (0..SET_BITS as u32)
+            .find(|nr| Abi::native().name(*nr).is_none())
+            .unwrap()
+    }
+
+    fn native_names(p: &Profile) -> Vec<&str> {
+        p.syscalls[0].names.iter().map(String::as_str).collect()
+    }
+
+    #[test]
+    fn unions_the_sets_of_a_recording() {
+        let owner = 7;
+        let mut root = SyscallSet::new(owner, PHASE_WORKLOAD);
+        root.native = bits(&["read", "write"]);
+        root.out_of_range = 2;
+        // A sub-cgroup made inside the container: owned by the container.
+        let mut sub = SyscallSet::new(owner, PHASE_WORKLOAD);
+        sub.native = bits(&["write", "openat"]);
+        sub.out_of_range = 3;
+        let built = build(Inputs {
+            sets: &[root, sub],
+            ..Inputs::default()
+        });
+        assert_eq!(native_names(&built.profile), ["openat", "read", "write"]);
+        assert_eq!(built.profile.default_action, ACT_ERRNO);
+        assert_eq!(built.recorded.len(), 3);
+        assert_eq!(built.out_of_range, 5);
+        assert!(built.unknown.is_empty() && built.notes.is_empty());
+    }
+
+    #[test]
+    fn init_bitmap_only_without_the_marker() {
+        let mut set = SyscallSet::new(1, PHASE_RUNTIME_INIT);
+        set.native = bits(&["read"]);
+        set.init = bits(&["mount"]);
+        // The runtime's filter load was never seen: nothing is dropped.
+        let built = build(Inputs {
+            sets: &[set],
+            ..Inputs::default()
+        });
+        assert_eq!(native_names(&built.profile), ["mount", "read"]);
+        // It was seen: what the runtime did before it is not the workload's.
+        set.flags |= FLAG_MARKER_SEEN;
+        let built = build(Inputs {
+            sets: &[set],
+            ..Inputs::default()
+        });
+        assert_eq!(native_names(&built.profile), ["read"]);
+    }
+
+    #[test]
+    fn merges_the_bases_in_order() {
+        let mut set = SyscallSet::new(1, PHASE_WORKLOAD);
+        set.native = bits(&["read"]);
+        let runtime = Profile {
+            default_action: ACT_ERRNO.into(),
+            default_errno_ret: Some(1),
+            syscalls: vec![SyscallRule::allow(["futex".to_owned()])],
+            ..Profile::default()
+        };
+        let logging = Profile {
+            default_action: "SCMP_ACT_LOG".into(),
+            syscalls: vec![SyscallRule::allow(["write".to_owned()])],
+            ..Profile::default()
+        };
+        let built = build(Inputs {
+            sets: &[set],
+            bases: &[&runtime, &logging],
+            ..Inputs::default()
+        });
+        assert_eq!(native_names(&built.profile), ["futex", "read", "write"]);
+        assert_eq!(built.profile.syscalls[0].action, ACT_ALLOW);
+        // The recorded profile's default action wins; the other is a note.
+        assert_eq!(built.profile.default_action, ACT_ERRNO);
+        assert_eq!(built.notes.len(), 1, "{:?}", built.notes);
+        assert!(built.notes[0].contains("SCMP_ACT_LOG"), "{:?}", built.notes);
+        // What was recorded is kept apart from the bases.
+        assert_eq!(built.recorded.native().collect::<Vec<_>>(), ["read"]);
+    }
+
+    #[test]
+    fn unknown_numbers_once_each() {
+        let nr = unnamed();
+        let mut a = SyscallSet::new(1, PHASE_WORKLOAD);
+        a.native = bits(&["read"]);
+        a.native[nr as usize / 64] |= 1 << (nr % 64);
+        let b = a;
+        let built = build(Inputs {
+            sets: &[a, b],
+            ..Inputs::default()
+        });
+        assert_eq!(built.unknown, [(Abi::native(), nr)]);
+        assert_eq!(native_names(&built.profile), ["read"]);
+    }
+
+    #[test]
+    fn argument_values_become_conditions() {
+        let mut set = SyscallSet::new(1, PHASE_WORKLOAD);
+        set.native = bits(&["read", "socket"]);
+        let mut args = ArgSet::EMPTY;
+        args.socket_domains = 1 << 1;
+        let built = build(Inputs {
+            sets: &[set],
+            args: Some(&args),
+            ..Inputs::default()
+        });
+        assert_eq!(native_names(&built.profile), ["read"]);
+        let socket = &built.profile.syscalls[1];
+        assert_eq!(socket.names, ["socket"]);
+        assert_eq!(socket.args[0].value, 1);
+    }
+}
