@@ -49,3 +49,45 @@ pub fn generate(out: &Path) -> anyhow::Result<()> {
     eprintln!("docs: written to {}", out.display());
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::{fs, path::Path};
+
+    /// Every `.rs` file below `dir`, relative to it.
+    fn rust_files(dir: &Path, rel: &str, out: &mut Vec<String>) {
+        for entry in fs::read_dir(dir.join(rel)).unwrap() {
+            let entry = entry.unwrap();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let path = if rel.is_empty() {
+                name
+            } else {
+                format!("{rel}/{name}")
+            };
+            if entry.file_type().unwrap().is_dir() {
+                rust_files(dir, &path, out);
+            } else if path.ends_with(".rs") {
+                out.push(path);
+            }
+        }
+    }
+
+    /// docs/ARCHITECTURE.md is where a newcomer finds the room for a
+    /// change: it must name every module file of the library.
+    #[test]
+    fn architecture_names_every_module_file() {
+        let root = crate::workspace_root();
+        let map = fs::read_to_string(root.join("docs/ARCHITECTURE.md")).unwrap();
+        let mut files = Vec::new();
+        rust_files(&root.join("recorder/src"), "", &mut files);
+        assert!(files.len() > 20, "{files:?}");
+        let missing: Vec<&String> = files
+            .iter()
+            .filter(|f| !map.contains(&format!("`{f}`")))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "docs/ARCHITECTURE.md does not name {missing:?}"
+        );
+    }
+}
