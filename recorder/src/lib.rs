@@ -19,6 +19,7 @@ pub mod index;
 pub mod metrics;
 pub mod names;
 pub mod profile;
+pub mod profile_commands;
 pub mod record;
 pub mod syscalls;
 pub mod system;

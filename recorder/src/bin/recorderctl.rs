@@ -6,7 +6,8 @@ use clap::{CommandFactory as _, Parser as _};
 use recorder::{
     cli::recorderctl::{Cli, Command},
     ebpf::LoadOptions,
-    profile::{Profile, commands, format},
+    profile::{Profile, format},
+    profile_commands,
     record::{self, RecordOptions},
 };
 
@@ -95,7 +96,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::Profile(cmd) => {
             let on_error = cmd.error_exit_code();
-            match commands::run(cmd) {
+            match profile_commands::run(cmd) {
                 Ok(code) => Ok(code),
                 Err(e) => {
                     eprintln!("recorderctl: {e}");

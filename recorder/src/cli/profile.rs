@@ -1,5 +1,5 @@
 //! The command line of recorderctl's profile commands (convert, merge,
-//! diff, check; run by [`crate::profile::commands`]) and the output options
+//! diff, check; run by [`crate::profile_commands`]) and the output options
 //! of every command that writes a profile.
 
 use std::path::PathBuf;

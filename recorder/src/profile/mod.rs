@@ -21,7 +21,6 @@ use std::{
 
 mod build;
 pub mod check;
-pub mod commands;
 pub mod diff;
 pub mod format;
 mod model;
