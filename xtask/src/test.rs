@@ -122,7 +122,7 @@ fn run_logged(
     })?;
     err_thread
         .join()
-        .map_err(|_payload| anyhow::anyhow!("the stderr reader panicked"))??;
+        .map_err(|_| anyhow::anyhow!("the stderr reader panicked"))??;
     let st = child.wait()?;
     totals.passed += found.passed;
     totals.failed += found.failed;
