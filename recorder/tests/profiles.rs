@@ -358,7 +358,7 @@ fn rootfs_copy(dir: &Path) -> PathBuf {
 /// bundle a template whose cgroupsPath the recording wrapper fills in.
 fn bundle(dir: &Path, root: &Path, args: &[&str], seccomp: Option<Value>, record: bool) -> PathBuf {
     let b = dir.join(if record { "bundle-record" } else { "bundle" });
-    let _ = fs::remove_dir_all(&b);
+    _ = fs::remove_dir_all(&b);
     fs::create_dir_all(&b).unwrap();
     run_ok(Command::new("runc").arg("spec").current_dir(&b));
     let mut config = json(&fs::read_to_string(b.join("config.json")).unwrap());

@@ -38,9 +38,9 @@ fn status(d: &Daemon) -> serde_json::Value {
 fn raw_call(socket: &Path, bytes: &[u8]) -> String {
     let mut s = UnixStream::connect(socket).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let _ = s.write_all(bytes);
+    _ = s.write_all(bytes);
     let mut line = String::new();
-    let _ = BufReader::new(s).read_line(&mut line);
+    _ = BufReader::new(s).read_line(&mut line);
     line
 }
 
@@ -322,7 +322,7 @@ fn short_lived_containers_under_auto_mode() {
     let dir = d.dir.clone();
     let one = |n: usize| -> String {
         let cid = dir.join(format!("cid-{n}"));
-        let _ = fs::remove_file(&cid);
+        _ = fs::remove_file(&cid);
         let out = run(&mut podman_run(
             &["--cidfile", cid.to_str().unwrap()],
             &["/bin/sh", "-c", "echo $$ > /tmp/p && cat /tmp/p"],
@@ -460,7 +460,7 @@ fn bad_requests_get_errors_and_a_slow_client_blocks_no_one() {
                 s.write_all(b"{\"version\":1,").unwrap();
                 let t = Instant::now();
                 let mut line = String::new();
-                let _ = BufReader::new(s).read_line(&mut line);
+                _ = BufReader::new(s).read_line(&mut line);
                 (line, t.elapsed(), Instant::now())
             })
         })
@@ -524,19 +524,19 @@ fn fuzzed_requests_never_kill_the_daemon() {
 /// raises the count. (The parsers themselves are fuzzed with coverage
 /// guidance by cargo-fuzz: fuzz/, `cargo xtask fuzz`.)
 mod fuzz {
-    pub struct Rng(pub u64);
+    pub(crate) struct Rng(pub u64);
     impl Rng {
-        pub fn next(&mut self) -> u64 {
+        pub(crate) fn next(&mut self) -> u64 {
             self.0 ^= self.0 << 13;
             self.0 ^= self.0 >> 7;
             self.0 ^= self.0 << 17;
             self.0
         }
-        pub fn below(&mut self, n: usize) -> usize {
+        pub(crate) fn below(&mut self, n: usize) -> usize {
             (self.next() % n.max(1) as u64) as usize
         }
     }
-    pub fn cases(default: usize) -> usize {
+    pub(crate) fn cases(default: usize) -> usize {
         std::env::var("RECORDER_FUZZ_CASES")
             .ok()
             .and_then(|v| v.parse().ok())
@@ -567,7 +567,7 @@ mod fuzz {
         b"\xff\xfe",
         b"true",
     ];
-    pub fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
+    pub(crate) fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
         let mut v = seed.to_vec();
         for _ in 0..=rng.below(6) {
             let at = rng.below(v.len() + 1);
@@ -698,7 +698,7 @@ fn mount_tmpfs(at: &Path, opts: &str) {
 struct Unmount(PathBuf);
 impl Drop for Unmount {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).output();
+        _ = Command::new("umount").arg("-l").arg(&self.0).output();
     }
 }
 
@@ -908,7 +908,7 @@ fn missing_tracefs_and_bpffs_are_mounted_at_startup() {
         fs::read_to_string(format!("/proc/{}/mountinfo", child.id())).unwrap_or_default();
     // SAFETY: kill(2) on our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let _ = child.wait();
+    _ = child.wait();
     assert!(answered, "recorderd did not come up:\n{stderr}");
     assert!(!stderr.contains("still mounted"), "{stderr}");
     // It mounted both in its namespace.
