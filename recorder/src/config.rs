@@ -32,7 +32,7 @@ pub enum ConfigError {
 
 /// Everything recorderd can be told. Every field has a default, so the
 /// daemon runs with no file at all.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// The control socket.

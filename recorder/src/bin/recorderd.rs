@@ -51,22 +51,22 @@ async fn main() -> anyhow::Result<()> {
         None => None,
     };
     // Type=notify: tell systemd we are ready (a no-op outside systemd).
-    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     loop {
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
             _ = hup.recv() => {
-                let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading]);
+                _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading]);
                 match cli.config() {
                     Ok(c) => daemon::reload(&running, c).await,
                     Err(e) => log::error!("not reloading: {e:#}"),
                 }
-                let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+                _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
             }
         }
     }
-    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     log::info!("shutting down: writing partial profiles");
     running.shutdown().await;
     Ok(())

@@ -177,14 +177,15 @@ impl Manager {
             match msg {
                 ManagerMsg::Request(req, reply) => {
                     let result = self.handle(*req).await;
-                    let _ = reply.send(result);
+                    // A reply fails only when the requester gave up; nothing to do then.
+                    _ = reply.send(result);
                 }
                 ManagerMsg::Event(ev) => self.on_event(ev).await,
                 ManagerMsg::Tick => self.tick().await,
                 ManagerMsg::Reload(config) => self.reload(*config).await,
                 ManagerMsg::Shutdown(done) => {
                     self.write_partials().await;
-                    let _ = done.send(());
+                    _ = done.send(());
                     return;
                 }
             }
@@ -615,7 +616,7 @@ impl Manager {
         for owner in due {
             let sets = sets_of(&snapshot.entries, owner);
             // A failure is kept, logged and retried on the next tick.
-            let _ = self.finish(owner, &sets).await;
+            _ = self.finish(owner, &sets).await;
             changed = true;
         }
         if changed {
@@ -663,7 +664,7 @@ impl Manager {
                 match self.kernel.entries().await {
                     Ok(entries) => {
                         // A failure is kept, logged and retried on the next tick.
-                        let _ = self.finish(ev.id, &sets_of(&entries, ev.id)).await;
+                        _ = self.finish(ev.id, &sets_of(&entries, ev.id)).await;
                     }
                     Err(e) => log::error!("{e}"),
                 }

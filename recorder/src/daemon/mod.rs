@@ -85,7 +85,7 @@ impl Running {
         let (tx, rx) = oneshot::channel();
         if self.manager.send(ManagerMsg::Shutdown(tx)).await.is_ok() {
             // Err: the manager is gone already; nothing to wait for.
-            let _ = rx.await;
+            _ = rx.await;
         }
         for t in self.tasks {
             t.abort();

@@ -70,24 +70,24 @@ impl FakeKernel {
                         .entry(id)
                         .or_insert_with(|| SyscallSet::new(owner, phase));
                 }
-                let _ = reply.send(result);
+                _ = reply.send(result);
             }
             KernelCmd::Remove { owner, reply } => {
                 self.sets
                     .retain(|id, s| !crate::ebpf::belongs_to(*id, s, owner));
-                let _ = reply.send(());
+                _ = reply.send(());
             }
             KernelCmd::Entries { reply } => {
-                let _ = reply.send(self.entries());
+                _ = reply.send(self.entries());
             }
             KernelCmd::Leaf { id, reply } => {
-                let _ = reply.send(self.leaves.get(&id).cloned());
+                _ = reply.send(self.leaves.get(&id).cloned());
             }
             KernelCmd::Info { reply } => {
-                let _ = reply.send(self.info());
+                _ = reply.send(self.info());
             }
             KernelCmd::Snapshot { reply } => {
-                let _ = reply.send(KernelSnapshot {
+                _ = reply.send(KernelSnapshot {
                     entries: self.entries(),
                     info: self.info(),
                     programs: Vec::new(),
@@ -97,7 +97,7 @@ impl FakeKernel {
                 patterns, reply, ..
             } => {
                 self.patterns_set = patterns.len();
-                let _ = reply.send(Ok(()));
+                _ = reply.send(Ok(()));
             }
         }
     }
