@@ -32,7 +32,7 @@ pub struct Conn {
 #[group(required = true, multiple = false)]
 pub struct TargetArgs {
     /// A container id, unique id prefix, or name.
-    #[arg(value_name = "CONTAINER")]
+    #[arg(value_name = "CONTAINER", value_parser = container_spec)]
     pub container: Option<String>,
     /// The cgroup of this process.
     #[arg(long, value_name = "PID")]
@@ -40,6 +40,11 @@ pub struct TargetArgs {
     /// A cgroup2 path, e.g. /libpod_parent/libpod-<id>.
     #[arg(long, value_name = "PATH")]
     pub cgroup: Option<String>,
+}
+
+/// Refuses an empty or blank container (it would match every recording).
+fn container_spec(s: &str) -> Result<String, String> {
+    crate::control::check_container(s).map(|()| s.to_owned())
 }
 
 impl TargetArgs {

@@ -75,6 +75,18 @@ mod tests {
     }
 
     #[test]
+    fn blank_container_ids_are_usage_errors() {
+        for cmd in ["start", "stop", "profile"] {
+            for id in ["", " ", "\t"] {
+                let e = Cli::try_parse_from(["recorderctl", cmd, id]).unwrap_err();
+                assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation);
+                assert_eq!(e.exit_code(), 2);
+            }
+        }
+        assert!(Cli::try_parse_from(["recorderctl", "stop", "abc"]).is_ok());
+    }
+
+    #[test]
     fn record_takes_the_command_verbatim() {
         let cli = Cli::try_parse_from([
             "recorderctl",

@@ -68,6 +68,8 @@ pub enum Outcome {
 /// Why a request was refused or failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ManagerError {
+    #[error("{0}")]
+    BadTarget(String),
     #[error("{0} is not being recorded")]
     NotRecording(String),
     #[error("'{spec}' is ambiguous; it matches: {}", .keys.join(", "))]
@@ -291,6 +293,8 @@ impl Manager {
 
     /// Finds the recording a target names.
     fn find(&self, target: &Target) -> Result<&Recording, ManagerError> {
+        // An empty id would be a prefix of every key.
+        target.check().map_err(ManagerError::BadTarget)?;
         let found = match target {
             Target::Container(spec) => {
                 let id = spec.to_ascii_lowercase();
