@@ -5,13 +5,16 @@
 mod common;
 
 use std::{
+    collections::BTreeSet,
+    fs,
     io::{BufRead as _, BufReader, Write as _},
     os::unix::net::UnixStream,
-    path::Path,
+    path::{Path, PathBuf},
+    process::Command,
     time::Duration,
 };
 
-use common::{daemon::Daemon, require_root, run};
+use common::{daemon::Daemon, recorderd_path, require_root, run, scratch, serial};
 
 /// Sends raw bytes as a request and reads one reply line (or "" on close).
 fn raw_call(socket: &Path, bytes: &[u8]) -> String {
@@ -36,6 +39,7 @@ fn error_lines(stderr: &[u8]) -> Vec<String> {
 #[test]
 fn blank_container_ids_are_refused_and_match_nothing() {
     require_root();
+    let _serial = serial();
     let d = Daemon::start("blank-ids", &[]);
     let h = recorder::cgroup::Hierarchy::detect().unwrap();
     let (done, running) = ("/recorder-test-blank-done", "/recorder-test-blank-running");
@@ -80,4 +84,84 @@ fn blank_container_ids_are_refused_and_match_nothing() {
     for cg in [done, running] {
         h.remove(cg, Duration::from_secs(1)).unwrap();
     }
+}
+
+/// The names pinned under `dir` (empty if it does not exist).
+fn pinned(dir: &Path) -> BTreeSet<String> {
+    fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The BPF links on the host (`bpftool link show`, one per line).
+fn links() -> String {
+    let out = run(Command::new("bpftool").args(["link", "show"]));
+    assert!(out.status.success(), "bpftool link show failed");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs recorderd with its own state, expecting a start failure; returns
+/// its stderr lines.
+fn failed_start(dir: &Path, socket: &Path, pin_dir: &Path, extra: &[&str]) -> Vec<String> {
+    let mut cmd = Command::new(recorderd_path());
+    cmd.arg("--socket")
+        .arg(socket)
+        .arg("--profiles-dir")
+        .arg(dir.join("profiles"))
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .arg("--pin-dir")
+        .arg(pin_dir)
+        .args(["--metrics-addr", "off"])
+        .args(extra);
+    let out = run(&mut cmd);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{cmd:?}: {stderr}");
+    stderr.lines().map(str::to_owned).collect()
+}
+
+#[test]
+fn a_failed_start_leaves_nothing_pinned_or_attached() {
+    require_root();
+    let _serial = serial();
+    let d = Daemon::start("failed-start", &[]);
+    let dir = scratch("hardening-failed-start");
+    let fresh = PathBuf::from("/sys/fs/bpf/recorder-test-failed-start-2");
+    let _ = fs::remove_dir_all(&fresh);
+    let (pins_before, links_before) = (pinned(&d.pin_dir), links());
+    assert!(!pins_before.is_empty(), "the first daemon pinned its maps");
+
+    // A busy socket.
+    let lines = failed_start(&dir, &d.socket, &fresh, &[]);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].contains("another recorderd is serving this socket"),
+        "{lines:?}"
+    );
+    assert!(pinned(&fresh).is_empty(), "{:?}", pinned(&fresh));
+    // A socket path under a regular file.
+    let file = dir.join("a-file");
+    fs::write(&file, "").unwrap();
+    let lines = failed_start(&dir, &file.join("sock"), &fresh, &[]);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].contains("a-file"), "{lines:?}");
+    assert!(pinned(&fresh).is_empty(), "{:?}", pinned(&fresh));
+    // A capacity the kernel cannot allocate.
+    let socket = dir.join("sock");
+    let lines = failed_start(&dir, &socket, &fresh, &["--capacity", "4000000000"]);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].contains("capacity 4000000000") && lines[0].contains("MiB"),
+        "{lines:?}"
+    );
+    assert!(pinned(&fresh).is_empty(), "{:?}", pinned(&fresh));
+    assert!(!socket.exists(), "the failed start left its socket");
+
+    assert_eq!(pinned(&d.pin_dir), pins_before);
+    assert_eq!(links(), links_before);
+    d.ctl_ok(&["status"]);
+    let _ = fs::remove_dir(&fresh);
 }
