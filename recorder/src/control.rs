@@ -220,6 +220,11 @@ pub enum ClientError {
     ConnectDenied { path: PathBuf },
     #[error("talking to recorderd at {path}: {err}")]
     Io { path: PathBuf, err: io::Error },
+    #[error(
+        "recorderd at {} did not answer within {} s (is it stopped or overloaded? raise --timeout to wait longer)",
+        .path.display(), .timeout.as_secs_f64()
+    )]
+    Timeout { path: PathBuf, timeout: Duration },
     #[error("recorderd closed the connection without replying")]
     NoReply,
     #[error("malformed reply from recorderd: {0}")]
@@ -230,6 +235,20 @@ pub enum ClientError {
     Version { ours: u32, theirs: u32 },
     #[error("{message}")]
     Refused { kind: ErrorKind, message: String },
+}
+
+/// [`call`], given up after `timeout` (connecting, sending and reading).
+pub async fn call_within(
+    socket: &Path,
+    request: &Request,
+    timeout: Duration,
+) -> Result<Reply, ClientError> {
+    tokio::time::timeout(timeout, call(socket, request))
+        .await
+        .map_err(|_| ClientError::Timeout {
+            path: socket.to_owned(),
+            timeout,
+        })?
 }
 
 /// Sends one request and reads the reply.

@@ -165,3 +165,41 @@ fn a_failed_start_leaves_nothing_pinned_or_attached() {
     d.ctl_ok(&["status"]);
     let _ = fs::remove_dir(&fresh);
 }
+
+/// Sends SIGCONT to a stopped daemon when dropped (also on a failure).
+struct Continue(i32);
+
+impl Drop for Continue {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on the test's own child.
+        unsafe { libc::kill(self.0, libc::SIGCONT) };
+    }
+}
+
+#[test]
+fn recorderctl_times_out_against_a_stopped_daemon() {
+    require_root();
+    let _serial = serial();
+    let d = Daemon::start("stopped", &[]);
+    let pid = d.pid() as i32;
+    // SAFETY: kill(2) on the test's own child.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+    let cont = Continue(pid);
+    let started = std::time::Instant::now();
+    let out = run(&mut d.ctl(&["status", "--timeout", "2"]));
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(6),
+        "took {took:?}"
+    );
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].contains(&d.socket.display().to_string()) && lines[0].contains("within 2 s"),
+        "{lines:?}"
+    );
+    drop(cont);
+    d.ctl_ok(&["status"]);
+}
