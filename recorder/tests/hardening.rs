@@ -203,3 +203,50 @@ fn recorderctl_times_out_against_a_stopped_daemon() {
     drop(cont);
     d.ctl_ok(&["status"]);
 }
+
+#[test]
+fn flag_errors_name_the_flag_in_one_line() {
+    require_root();
+    for (flag, value, code) in [
+        ("--log-level", "loud", 2),
+        ("--metrics-addr", "notanaddr", 2),
+        ("--capacity", "0", 2),
+    ] {
+        let out = run(Command::new(recorderd_path()).args([flag, value]));
+        assert_eq!(out.status.code(), Some(code), "{flag} {value}");
+        let lines = error_lines(&out.stderr);
+        assert!(
+            lines[0].contains(flag) && lines[0].contains(value),
+            "{flag}: {lines:?}"
+        );
+        assert!(
+            !String::from_utf8_lossy(&out.stderr).contains("recorderd.toml"),
+            "{flag} blamed on the config file: {lines:?}"
+        );
+    }
+    // A regular file as the profiles dir: one line, nothing pinned.
+    let dir = scratch("hardening-flags");
+    let file = dir.join("a-file");
+    fs::write(&file, "").unwrap();
+    let pin_dir = PathBuf::from("/sys/fs/bpf/recorder-test-flags");
+    let _ = fs::remove_dir_all(&pin_dir);
+    let out = run(Command::new(recorderd_path())
+        .arg("--profiles-dir")
+        .arg(&file)
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .arg("--socket")
+        .arg(dir.join("sock"))
+        .arg("--pin-dir")
+        .arg(&pin_dir)
+        .args(["--metrics-addr", "off"]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].contains(&file.display().to_string()) && lines[0].contains("not a directory"),
+        "{lines:?}"
+    );
+    assert!(!pin_dir.exists());
+}

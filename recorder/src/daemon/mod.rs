@@ -229,6 +229,9 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
     let group = control::gid_of(&config.socket_group)
         .ok_or_else(|| DaemonError::NoGroup(config.socket_group.clone()))?;
     for dir in [&config.profiles_dir, &config.state_dir] {
+        if dir.exists() && !dir.is_dir() {
+            return Err(setup_err(dir)(std::io::Error::other("not a directory")));
+        }
         std::fs::create_dir_all(dir).map_err(setup_err(dir))?;
     }
     // The socket first: "another recorderd is serving this socket" must
