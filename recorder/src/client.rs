@@ -150,7 +150,10 @@ fn print_status(s: &StatusInfo) {
     println!("profiles written: {}", s.profiles_written);
     println!("pending writes:  {}", s.pending_writes);
     if let Some(e) = &s.last_error {
-        println!("last error:      {e}");
+        match s.last_error_at {
+            Some(at) => println!("last error:      {} {e}", format_time(at)),
+            None => println!("last error:      {e}"),
+        }
     }
 }
 

@@ -157,6 +157,10 @@ pub struct StatusInfo {
     pub pending_writes: usize,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// When `last_error` happened (seconds since the epoch). The error is
+    /// cleared once the write it was about succeeds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error_at: Option<u64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
