@@ -44,6 +44,8 @@ pub fn kind(e: &ManagerError) -> ErrorKind {
         | ManagerError::StoredProfile(_) => ErrorKind::NotFound,
         ManagerError::Cgroup(CgroupError::InvalidPath(_))
         | ManagerError::Container(ContainerError::BadId(_))
+        | ManagerError::Index(IndexError::BadSpec(_))
+        | ManagerError::BadTarget(_)
         | ManagerError::BadOutput(_) => ErrorKind::BadRequest,
         ManagerError::Cgroup(_) => ErrorKind::NotFound,
         ManagerError::AlreadyRecording { .. } => ErrorKind::AlreadyRecording,
