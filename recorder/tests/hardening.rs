@@ -20,9 +20,9 @@ use common::{daemon::Daemon, recorderd_path, require_root, run, scratch, serial}
 fn raw_call(socket: &Path, bytes: &[u8]) -> String {
     let mut s = UnixStream::connect(socket).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let _ = s.write_all(bytes);
+    _ = s.write_all(bytes);
     let mut line = String::new();
-    let _ = BufReader::new(s).read_line(&mut line);
+    _ = BufReader::new(s).read_line(&mut line);
     line
 }
 
@@ -44,7 +44,7 @@ fn blank_container_ids_are_refused_and_match_nothing() {
     let h = recorder::cgroup::Hierarchy::detect().unwrap();
     let (done, running) = ("/recorder-test-blank-done", "/recorder-test-blank-running");
     for cg in [done, running] {
-        let _ = h.remove(cg, Duration::from_secs(1));
+        _ = h.remove(cg, Duration::from_secs(1));
         h.create(cg).unwrap();
     }
     // One profile in the index, one recording running.
@@ -130,7 +130,7 @@ fn a_failed_start_leaves_nothing_pinned_or_attached() {
     let d = Daemon::start("failed-start", &[]);
     let dir = scratch("hardening-failed-start");
     let fresh = PathBuf::from("/sys/fs/bpf/recorder-test-failed-start-2");
-    let _ = fs::remove_dir_all(&fresh);
+    _ = fs::remove_dir_all(&fresh);
     let (pins_before, links_before) = (pinned(&d.pin_dir), links());
     assert!(!pins_before.is_empty(), "the first daemon pinned its maps");
 
@@ -163,7 +163,7 @@ fn a_failed_start_leaves_nothing_pinned_or_attached() {
     assert_eq!(pinned(&d.pin_dir), pins_before);
     assert_eq!(links(), links_before);
     d.ctl_ok(&["status"]);
-    let _ = fs::remove_dir(&fresh);
+    _ = fs::remove_dir(&fresh);
 }
 
 /// Sends SIGCONT to a stopped daemon when dropped (also on a failure).
@@ -229,7 +229,7 @@ fn flag_errors_name_the_flag_in_one_line() {
     let file = dir.join("a-file");
     fs::write(&file, "").unwrap();
     let pin_dir = PathBuf::from("/sys/fs/bpf/recorder-test-flags");
-    let _ = fs::remove_dir_all(&pin_dir);
+    _ = fs::remove_dir_all(&pin_dir);
     let out = run(Command::new(recorderd_path())
         .arg("--profiles-dir")
         .arg(&file)

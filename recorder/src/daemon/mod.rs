@@ -160,7 +160,7 @@ impl Undo {
 impl Drop for Undo {
     fn drop(&mut self) {
         if let Some(socket) = &self.socket {
-            let _ = std::fs::remove_file(socket);
+            _ = std::fs::remove_file(socket);
         }
         let Some(dir) = &self.pin_dir else { return };
         let before = self.pinned_before.as_deref().unwrap_or_default();
@@ -168,21 +168,20 @@ impl Drop for Undo {
             if !before.contains(&name) {
                 // Unpinning a map or link this start created; its last
                 // descriptor goes with the failed start.
-                let _ = std::fs::remove_file(dir.join(&name));
+                _ = std::fs::remove_file(dir.join(&name));
             }
         }
         if self.pinned_before.is_none() {
             // Made by this start; fails (and stays) if anything is left.
-            let _ = std::fs::remove_dir(dir);
+            _ = std::fs::remove_dir(dir);
         }
     }
 }
 
 /// The memory the per-cgroup maps take at `capacity`, in MiB (rounded up).
 fn maps_mib(capacity: u32) -> u64 {
-    let per_entry = std::mem::size_of::<recorder_common::SyscallSet>()
-        + recorder_common::LEAF_MAX
-        + 2 * std::mem::size_of::<u64>();
+    let per_entry =
+        size_of::<recorder_common::SyscallSet>() + recorder_common::LEAF_MAX + 2 * size_of::<u64>();
     (u64::from(capacity) * per_entry as u64).div_ceil(1 << 20)
 }
 
