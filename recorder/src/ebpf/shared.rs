@@ -38,12 +38,22 @@ unsafe impl<V: aya::Pod> Send for SharedArray<V> {}
 unsafe impl<V: aya::Pod> Sync for SharedArray<V> {}
 
 impl<V: aya::Pod> SharedArray<V> {
-    /// Takes map `name` out of `ebpf` and maps all of it.
-    fn take(ebpf: &mut Ebpf, name: &'static str) -> Result<Self, KernelError> {
+    /// Takes map `name` out of `ebpf` and maps all of it. The map must have
+    /// at least `slots` values (a pinned map of another build might not),
+    /// so that every slot below `slots` is inside the mapping.
+    fn take(ebpf: &mut Ebpf, name: &'static str, min_slots: u32) -> Result<Self, KernelError> {
         use std::os::fd::{AsFd as _, AsRawFd as _};
         let map: Array<MapData, V> = take_map(ebpf, name)?;
         let data = aya::maps::IterableMap::map(&map);
         let slots = data.info().map_err(KernelError::map(name))?.max_entries();
+        if slots < min_slots {
+            return Err(KernelError::Mmap {
+                map: name,
+                source: std::io::Error::other(format!(
+                    "it has {slots} slots, fewer than the {min_slots} this build uses (a map pinned by another version? remove it with `recorderd --unpin`)"
+                )),
+            });
+        }
         let stride = size_of::<V>().next_multiple_of(8);
         let len = slots as usize * stride;
         let fd = data.fd().as_fd().as_raw_fd();
@@ -82,8 +92,9 @@ impl<V: aya::Pod> SharedArray<V> {
     /// The 8-byte word at byte `offset` of value `slot`.
     fn word(&self, slot: u32, offset: usize) -> &AtomicU64 {
         let at = slot as usize * self.stride + offset;
-        // Callers pass slots from `filter_slot`/`cache_slot` and offsets of
-        // u64 fields, all in bounds by construction.
+        // Callers pass slots from `filter_slot`/`cache_slot` (below the
+        // `min_slots` that `take` checked) and offsets of u64 fields inside
+        // the value, so this holds in release builds too.
         debug_assert!(at.is_multiple_of(8) && at + 8 <= self.len);
         // SAFETY: `at..at + 8` is inside the mapping (above) and 8-byte
         // aligned (page-aligned base, 8-byte stride, u64 field offsets).
@@ -107,7 +118,7 @@ pub(super) struct Filter(SharedArray<u64>);
 impl Filter {
     /// Takes the filter out of `ebpf` and maps it.
     pub(super) fn take(ebpf: &mut Ebpf) -> Result<Self, KernelError> {
-        SharedArray::take(ebpf, maps::RECORDED_FILTER).map(Self)
+        SharedArray::take(ebpf, maps::RECORDED_FILTER, FILTER_SLOTS).map(Self)
     }
 
     /// Counts cgroup `id` in its slot.
@@ -151,7 +162,7 @@ impl Cache {
     /// pinned by an earlier run.
     pub(super) fn take(ebpf: &mut Ebpf, reused: bool) -> Result<Self, KernelError> {
         let cache = Self {
-            slots: SharedArray::take(ebpf, maps::SET_CACHE)?,
+            slots: SharedArray::take(ebpf, maps::SET_CACHE, CACHE_SLOTS)?,
             released: Vec::new(),
         };
         // Released by an earlier run of the daemon, long enough ago. (A
