@@ -35,8 +35,6 @@ pub const DEFAULT_PATTERNS: &[&str] = &[
     // depth two is enrolled, and user space drops those that containerd's
     // task directories do not own (docs/runtimes.md)
     "/*/{name}",
-    // LXC 4+: /lxc.payload.<name>
-    "/lxc.payload.{name}",
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -24,9 +24,33 @@ fn ctr(ns: &str, args: &[&str]) -> Command {
     c
 }
 
-/// A containerd namespace of this test process alone.
-fn namespace(what: &str) -> String {
-    format!("rt23-{what}-{}", std::process::id())
+/// A containerd namespace of this test process alone; its cgroup (which
+/// containerd leaves behind) is removed when dropped.
+struct Ns(String);
+
+impl std::ops::Deref for Ns {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Ns {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Drop for Ns {
+    fn drop(&mut self) {
+        if let Ok(h) = recorder::cgroup::Hierarchy::detect() {
+            let _ = h.remove(&format!("/{}", self.0), Duration::from_secs(1));
+        }
+    }
+}
+
+fn namespace(what: &str) -> Ns {
+    Ns(format!("rt23-{what}-{}", std::process::id()))
 }
 
 /// The busybox image (dockerd has it) imported into namespace `ns`.
@@ -257,5 +281,4 @@ fn an_unrecognised_cgroup_under_a_namespace_is_logged_and_counted() {
     );
     assert_eq!(daemon.log_text().matches(&line).count(), 1);
     h.remove(&path, Duration::from_secs(1)).unwrap();
-    let _ = h.remove(&format!("/{ns}"), Duration::from_secs(1));
 }
