@@ -68,6 +68,8 @@ pub enum Outcome {
 /// Why a request was refused or failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ManagerError {
+    #[error("{0}")]
+    BadTarget(String),
     #[error("{0} is not being recorded")]
     NotRecording(String),
     #[error("'{spec}' is ambiguous; it matches: {}", .keys.join(", "))]
@@ -103,7 +105,7 @@ pub enum ManagerError {
     Daemon(#[from] DaemonError),
 }
 
-fn now_secs() -> u64 {
+pub(super) fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -143,7 +145,11 @@ pub struct Manager {
     recordings: BTreeMap<u64, Recording>,
     started: Instant,
     counters: Arc<Counters>,
-    last_error: Option<String>,
+    /// The last error, when it happened, and the recording whose write
+    /// failed (cleared when that write succeeds).
+    last_error: Option<(String, u64, Option<u64>)>,
+    /// Failed write attempts per recording, for logging with backoff.
+    write_attempts: BTreeMap<u64, u32>,
     reported_enrol_failures: u64,
     metrics: SharedSnapshot,
 }
@@ -164,6 +170,7 @@ impl Manager {
             started: Instant::now(),
             counters,
             last_error: None,
+            write_attempts: BTreeMap::new(),
             reported_enrol_failures: 0,
             metrics,
         }
@@ -177,14 +184,15 @@ impl Manager {
             match msg {
                 ManagerMsg::Request(req, reply) => {
                     let result = self.handle(*req).await;
-                    let _ = reply.send(result);
+                    // A reply fails only when the requester gave up; nothing to do then.
+                    _ = reply.send(result);
                 }
                 ManagerMsg::Event(ev) => self.on_event(ev).await,
                 ManagerMsg::Tick => self.tick().await,
                 ManagerMsg::Reload(config) => self.reload(*config).await,
                 ManagerMsg::Shutdown(done) => {
                     self.write_partials().await;
-                    let _ = done.send(());
+                    _ = done.send(());
                     return;
                 }
             }
@@ -278,7 +286,8 @@ impl Manager {
             enrol_failures: k.enrol_failed,
             profiles_written: self.counters.profiles_written.load(Ordering::Relaxed),
             pending_writes: self.pending_writes(),
-            last_error: self.last_error.clone(),
+            last_error: self.last_error.as_ref().map(|(e, ..)| e.clone()),
+            last_error_at: self.last_error.as_ref().map(|(_, at, _)| *at),
         })
     }
 
@@ -291,6 +300,8 @@ impl Manager {
 
     /// Finds the recording a target names.
     fn find(&self, target: &Target) -> Result<&Recording, ManagerError> {
+        // An empty id would be a prefix of every key.
+        target.check().map_err(ManagerError::BadTarget)?;
         let found = match target {
             Target::Container(spec) => {
                 let m: Vec<&Recording> = self
@@ -478,11 +489,20 @@ impl Manager {
         let path = self.profile_path(&r);
         let text = assemble(&r, sets, None).to_json();
         let write_path = path.clone();
+        let partial = self.partial_path(&r);
         let written = lookup::blocking(move || {
             if let Some(dir) = write_path.parent() {
                 std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
             }
-            profile::write(&write_path, &text).map_err(|e| e.to_string())
+            profile::write(&write_path, &text).map_err(|e| e.to_string())?;
+            // The full profile supersedes the one a shutdown left.
+            match std::fs::remove_file(&partial) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    log::warn!("removing {}: {e}", partial.display());
+                }
+                _ => {}
+            }
+            Ok(())
         })
         .await
         .map_err(|e| e.to_string())
@@ -490,6 +510,12 @@ impl Manager {
         match written {
             Ok(()) => {
                 log::info!("profile of {} written to {}", r.key, path.display());
+                if self.write_attempts.remove(&owner).is_some() {
+                    log::info!("{}: the profile could be written after all", r.key);
+                }
+                if self.last_error.as_ref().is_some_and(|e| e.2 == Some(owner)) {
+                    self.last_error = None;
+                }
                 let entry = index::Entry {
                     key: r.key.clone(),
                     runtime: r.runtime(),
@@ -521,9 +547,17 @@ impl Manager {
                     path,
                     reason: reason.clone(),
                 };
-                log::error!("{e}");
-                self.counters.write_errors.fetch_add(1, Ordering::Relaxed);
-                self.last_error = Some(e.to_string());
+                // Counted once per failing recording; logged at the first
+                // failure, then at attempts 2, 4, 8... (ticks are frequent).
+                let attempts = self.write_attempts.entry(owner).or_insert(0);
+                *attempts += 1;
+                if *attempts == 1 {
+                    self.counters.write_errors.fetch_add(1, Ordering::Relaxed);
+                }
+                if attempts.is_power_of_two() {
+                    log::error!("{e} (attempt {attempts})");
+                }
+                self.last_error = Some((e.to_string(), now_secs(), Some(owner)));
                 if let Some(r) = self.recordings.get_mut(&owner) {
                     r.finishing = true;
                     r.write_error = Some(reason);
@@ -619,7 +653,7 @@ impl Manager {
         for owner in due {
             let sets = sets_of(&snapshot.entries, owner);
             // A failure is kept, logged and retried on the next tick.
-            let _ = self.finish(owner, &sets).await;
+            _ = self.finish(owner, &sets).await;
             changed = true;
         }
         if changed {
@@ -633,7 +667,7 @@ impl Manager {
                 k.enrol_failed - self.reported_enrol_failures
             );
             log::error!("{msg}");
-            self.last_error = Some(msg);
+            self.last_error = Some((msg, now_secs(), None));
             self.reported_enrol_failures = k.enrol_failed;
         }
     }
@@ -671,13 +705,19 @@ impl Manager {
                 match self.kernel.entries().await {
                     Ok(entries) => {
                         // A failure is kept, logged and retried on the next tick.
-                        let _ = self.finish(ev.id, &sets_of(&entries, ev.id)).await;
+                        _ = self.finish(ev.id, &sets_of(&entries, ev.id)).await;
                     }
                     Err(e) => log::error!("{e}"),
                 }
             }
             _ => {}
         }
+    }
+
+    fn partial_path(&self, r: &Recording) -> PathBuf {
+        self.config
+            .profiles_dir
+            .join(format!("{}.partial.json", container::file_stem(&r.key)))
     }
 
     /// Writes `<key>.partial.json` for every recording (at shutdown).
@@ -691,10 +731,7 @@ impl Manager {
         };
         let mut partials = Vec::new();
         for r in self.recordings.values() {
-            let path = self
-                .config
-                .profiles_dir
-                .join(format!("{}.partial.json", container::file_stem(&r.key)));
+            let path = self.partial_path(r);
             let text = assemble(r, &sets_of(&entries, r.owner), None).to_json();
             partials.push((r.key.clone(), path, text));
         }
