@@ -184,6 +184,10 @@ mod tests {
             4 * SET_WORDS * 8 + 8 + 8 + 8 + 4 + 4
         );
         assert_eq!(size_of::<CgroupEvent>(), 16);
+        assert_eq!(
+            size_of::<LeafPattern>(),
+            LEAF_PREFIX_MAX + LEAF_SUFFIX_MAX + 3 * 4 + 2 * 2
+        );
         assert_eq!(size_of::<CachedSet>(), 8 + size_of::<SyscallSet>());
         assert!(cache_slot(u64::MAX) < CACHE_SLOTS);
     }
@@ -216,9 +220,20 @@ pub const LEAF_PREFIX_MAX: usize = 32;
 /// Maximum length of a leaf pattern's literal suffix.
 pub const LEAF_SUFFIX_MAX: usize = 16;
 
-/// A container cgroup name the kernel recognises in auto mode:
-/// `<prefix><64 hex digits><suffix>`, matched against the last path component
-/// of a new cgroup2 directory (e.g. `libpod-` + id, `docker-` + id + `.scope`).
+/// [`LeafPattern::kind`]: `<prefix><64 hex digits><suffix>` as the last
+/// path component.
+pub const PATTERN_ID: u16 = 0;
+/// [`LeafPattern::kind`]: a whole path that starts with `prefix`, ends with
+/// `suffix` and has exactly `depth` components (e.g. `/` and depth 2: any
+/// `/<a>/<b>`); the kernel saves the whole path (when shorter than
+/// [`LEAF_MAX`], else its tail) instead of the leaf.
+pub const PATTERN_PATH: u16 = 1;
+/// Deepest path a [`PATTERN_PATH`] pattern may ask for.
+pub const PATTERN_DEPTH_MAX: u16 = 8;
+
+/// A container cgroup the kernel recognises in auto mode, by the path of a
+/// new cgroup2 directory: [`PATTERN_ID`] (e.g. `libpod-` + id, `docker-` +
+/// id + `.scope`) or [`PATTERN_PATH`].
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LeafPattern {
@@ -228,7 +243,10 @@ pub struct LeafPattern {
     pub suffix_len: u32,
     /// Zero for an unused slot.
     pub enabled: u32,
-    pub _pad: u32,
+    /// [`PATTERN_ID`] or [`PATTERN_PATH`].
+    pub kind: u16,
+    /// The number of path components, for [`PATTERN_PATH`].
+    pub depth: u16,
 }
 
 impl LeafPattern {
@@ -239,13 +257,15 @@ impl LeafPattern {
         prefix_len: 0,
         suffix_len: 0,
         enabled: 0,
-        _pad: 0,
+        kind: PATTERN_ID,
+        depth: 0,
     };
 }
 
 #[cfg(feature = "user")]
 mod user_patterns {
-    // SAFETY: repr(C), integers and byte arrays only, explicit padding.
+    // SAFETY: repr(C), integers and byte arrays only, no padding
+    // (32 + 16 + 3 * 4 + 2 * 2, checked in the tests).
     unsafe impl aya::Pod for super::LeafPattern {}
 }
 

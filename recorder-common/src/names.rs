@@ -102,6 +102,7 @@ pub mod globals {
     pub const TP_ROOT_OFF: &str = "TP_ROOT_OFF";
     pub const TP_ID_OFF: &str = "TP_ID_OFF";
     pub const TP_PATH_OFF: &str = "TP_PATH_OFF";
+    pub const TP_LEVEL_OFF: &str = "TP_LEVEL_OFF";
     /// Native numbers of the syscalls whose arguments are recorded (i64;
     /// -1: none).
     pub const NR_ARG_SOCKET: &str = "NR_ARG_SOCKET";

@@ -1,5 +1,6 @@
 //! Auto mode (`cgroup_mkdir`, `cgroup_rmdir`): enrols new container
-//! cgroups, and cgroups made inside recorded ones, before any process can
+//! cgroups (by leaf or whole-path patterns), and cgroups made inside
+//! recorded ones, before any process can
 //! enter them, and reports removals of recorded cgroups to user space.
 //!
 //! The record fields are read at offsets user space found in tracefs
@@ -15,12 +16,13 @@ use aya_ebpf::{
 };
 use recorder_common::{
     CgroupEvent, EVENT_MKDIR, EVENT_RMDIR, FLAG_AUTO, ID_HEX_LEN, LEAF_MAX, LEAF_PREFIX_MAX,
-    LEAF_SUFFIX_MAX, LeafPattern, MAX_LEAF_PATTERNS, PATH_BUF, PHASE_RUNTIME_INIT, stat,
+    LEAF_SUFFIX_MAX, LeafPattern, MAX_LEAF_PATTERNS, PATH_BUF, PATTERN_PATH, PHASE_RUNTIME_INIT,
+    stat,
 };
 
 use crate::maps::{
     AUTO_ENROL, CGROUP_LEAF, CGROUP2_HIERARCHY, EVENTS, LEAF_PATTERNS, LEAF_SCRATCH, PATH_SCRATCH,
-    SET_SCRATCH, SYSCALL_SETS, TP_ID_OFF, TP_PATH_OFF, TP_ROOT_OFF, bump, filter_add,
+    SET_SCRATCH, SYSCALL_SETS, TP_ID_OFF, TP_LEVEL_OFF, TP_PATH_OFF, TP_ROOT_OFF, bump, filter_add,
 };
 
 #[inline(always)]
@@ -72,6 +74,41 @@ fn leaf_matches(
         }
     }
     Some((start, leaf))
+}
+
+/// Whether `path[..len]`, a cgroup at `level` (the root's children are at
+/// 1), matches a [`PATTERN_PATH`] pattern: it starts with `prefix`, ends
+/// with `suffix` (with something between them) and has `depth` components.
+#[inline(always)]
+fn path_matches(path: &[u8; PATH_BUF], len: usize, level: u32, pattern: &LeafPattern) -> bool {
+    let plen = pattern.prefix_len as usize;
+    let slen = pattern.suffix_len as usize;
+    if level != u32::from(pattern.depth)
+        || plen > LEAF_PREFIX_MAX
+        || slen > LEAF_SUFFIX_MAX
+        || len <= plen + slen
+        || len >= PATH_BUF
+    {
+        return false;
+    }
+    for i in 0..LEAF_PREFIX_MAX {
+        if i >= plen {
+            break;
+        }
+        if path[i] != pattern.prefix[i] {
+            return false;
+        }
+    }
+    let start = len - slen;
+    for i in 0..LEAF_SUFFIX_MAX {
+        if i >= slen {
+            break;
+        }
+        if path[(start + i) & (PATH_BUF - 1)] != pattern.suffix[i] {
+            return false;
+        }
+    }
+    true
 }
 
 /// Tells user space that cgroup `id` was made (`EVENT_MKDIR`, `enrolled`)
@@ -139,6 +176,8 @@ fn try_cgroup_mkdir(ctx: &TracePointContext) -> Result<(), i64> {
     // bytes into `buf`.
     unsafe { bpf_probe_read_kernel_buf(src, &mut buf[..]) }?;
     let len = len - 1;
+    // SAFETY: a fault-tolerant read of the record (module doc).
+    let level: i32 = unsafe { ctx.read_at(TP_LEVEL_OFF.load() as usize) }?;
     for i in 0..MAX_LEAF_PATTERNS {
         let Some(pattern) = LEAF_PATTERNS.get(i) else {
             break;
@@ -146,7 +185,18 @@ fn try_cgroup_mkdir(ctx: &TracePointContext) -> Result<(), i64> {
         if pattern.enabled == 0 {
             continue;
         }
-        if let Some((start, leaf_len)) = leaf_matches(buf, len, pattern) {
+        if pattern.kind == PATTERN_PATH {
+            if path_matches(buf, len, level as u32, pattern) {
+                // The whole path when it fits, else its tail (user space
+                // then finds the cgroup by its id).
+                if len < LEAF_MAX {
+                    save_leaf(id, buf, 0, len);
+                } else {
+                    save_leaf(id, buf, len - (LEAF_MAX - 1), LEAF_MAX - 1);
+                }
+                return enrol(id, id, PHASE_RUNTIME_INIT);
+            }
+        } else if let Some((start, leaf_len)) = leaf_matches(buf, len, pattern) {
             save_leaf(id, buf, start, leaf_len);
             return enrol(id, id, PHASE_RUNTIME_INIT);
         }

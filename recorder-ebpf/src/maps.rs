@@ -120,6 +120,8 @@ pub(crate) static TP_ROOT_OFF: Global<u32> = Global::new(8);
 pub(crate) static TP_ID_OFF: Global<u32> = Global::new(16);
 #[unsafe(no_mangle)]
 pub(crate) static TP_PATH_OFF: Global<u32> = Global::new(24);
+#[unsafe(no_mangle)]
+pub(crate) static TP_LEVEL_OFF: Global<u32> = Global::new(12);
 
 /// Adds 1 to this CPU's counter `index` of `STATS`.
 #[inline(always)]

@@ -60,8 +60,9 @@ pub struct Config {
     pub compat: bool,
     /// The kernel's BTF.
     pub btf: PathBuf,
-    /// Container cgroup names recognised in auto mode: `{id}` stands for
-    /// the 64-hex container id.
+    /// Container cgroups enrolled in auto mode: `{id}` stands for the
+    /// 64-hex container id in the last component; a pattern starting with
+    /// `/` is a whole path with `*` components and a `{name}`.
     pub auto_patterns: Vec<String>,
     /// How often to look for removed cgroups besides the kernel's notices.
     pub poll_interval_ms: u64,

@@ -3,13 +3,20 @@
 
 use std::fmt;
 
-use recorder_common::{ID_HEX_LEN, LEAF_PREFIX_MAX, LEAF_SUFFIX_MAX, LeafPattern};
+use recorder_common::{
+    ID_HEX_LEN, LEAF_PREFIX_MAX, LEAF_SUFFIX_MAX, LeafPattern, PATTERN_DEPTH_MAX, PATTERN_PATH,
+};
 use serde::{Deserialize, Serialize};
 
-use crate::cgroup::{CgroupError, Hierarchy};
+use crate::{
+    cgroup::{CgroupError, Hierarchy},
+    containerd,
+};
 
-/// The container cgroup names recognised by default. `{id}` is the 64-hex
-/// container id.
+/// The container cgroups recognised by default. `{id}` is the 64-hex
+/// container id, matched in the last path component; a pattern that starts
+/// with `/` is a whole path, where `*` is any one component and `{name}`
+/// any last component (see [`compile_pattern`]).
 pub const DEFAULT_PATTERNS: &[&str] = &[
     // podman, cgroupfs manager: /libpod_parent/libpod-<id>
     "libpod-{id}",
@@ -24,6 +31,10 @@ pub const DEFAULT_PATTERNS: &[&str] = &[
     "cri-containerd-{id}.scope",
     // CRI-O, systemd driver
     "crio-{id}.scope",
+    // containerd's ctr with any container id (/<ns>/<id>): every cgroup at
+    // depth two is enrolled, and user space drops those that containerd's
+    // task directories do not own (docs/runtimes.md)
+    "/*/{name}",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +51,11 @@ pub enum ContainerError {
     },
     #[error("pattern '{0}' must not contain '/'")]
     Slash(String),
+    #[error("path pattern '{pattern}': {reason}")]
+    BadPath {
+        pattern: String,
+        reason: &'static str,
+    },
     #[error("no running container matches '{0}'")]
     NoMatch(String),
     #[error("'{prefix}' is ambiguous; it matches: {}", candidates.join(", "))]
@@ -53,8 +69,15 @@ pub enum ContainerError {
     Cgroup(#[from] CgroupError),
 }
 
-/// Compiles `prefix{id}suffix` into the kernel's pattern form.
+/// Compiles a pattern into the kernel's form: `prefix{id}suffix`, matched
+/// against a new cgroup's last path component, or a whole path such as
+/// `/*/{name}` or `/machine.slice/machine-{name}.scope`: literal components,
+/// then `*` components, then a last component holding `{name}` (any name),
+/// preceded by literal text only when no `*` came before.
 pub fn compile_pattern(pattern: &str) -> Result<LeafPattern, ContainerError> {
+    if pattern.starts_with('/') {
+        return compile_path_pattern(pattern);
+    }
     if pattern.contains('/') {
         return Err(ContainerError::Slash(pattern.to_owned()));
     }
@@ -76,6 +99,80 @@ pub fn compile_pattern(pattern: &str) -> Result<LeafPattern, ContainerError> {
     p.suffix_len = suffix.len() as u32;
     p.enabled = 1;
     Ok(p)
+}
+
+fn compile_path_pattern(pattern: &str) -> Result<LeafPattern, ContainerError> {
+    let bad = |reason| ContainerError::BadPath {
+        pattern: pattern.to_owned(),
+        reason,
+    };
+    let parts: Vec<&str> = pattern[1..].split('/').collect();
+    let depth = u16::try_from(parts.len())
+        .ok()
+        .filter(|d| *d <= PATTERN_DEPTH_MAX)
+        .ok_or_else(|| bad("too many components"))?;
+    let (last, dirs) = parts.split_last().ok_or_else(|| bad("no components"))?;
+    let (before, suffix) = last
+        .split_once("{name}")
+        .filter(|(_, s)| !s.contains("{name}"))
+        .ok_or_else(|| bad("the last component must contain {name} once"))?;
+    let mut prefix = String::from("/");
+    let mut wild = false;
+    for d in dirs {
+        match *d {
+            "" => return Err(bad("empty component")),
+            "*" => wild = true,
+            _ if wild => return Err(bad("a literal component after '*'")),
+            _ if d.contains(['*', '{', '}']) => return Err(bad("'*' must be a whole component")),
+            _ => {
+                prefix.push_str(d);
+                prefix.push('/');
+            }
+        }
+    }
+    if wild && !before.is_empty() {
+        return Err(bad("text before {name} after a '*' component"));
+    }
+    if [before, suffix].iter().any(|t| t.contains(['*', '{', '}'])) {
+        return Err(bad("'*', '{' or '}' around {name}"));
+    }
+    prefix.push_str(before);
+    if prefix.len() > LEAF_PREFIX_MAX || suffix.len() > LEAF_SUFFIX_MAX {
+        return Err(ContainerError::TooLong {
+            pattern: pattern.to_owned(),
+            max: LEAF_PREFIX_MAX,
+            max2: LEAF_SUFFIX_MAX,
+        });
+    }
+    let mut p = LeafPattern::EMPTY;
+    p.prefix[..prefix.len()].copy_from_slice(prefix.as_bytes());
+    p.suffix[..suffix.len()].copy_from_slice(suffix.as_bytes());
+    p.prefix_len = prefix.len() as u32;
+    p.suffix_len = suffix.len() as u32;
+    p.kind = PATTERN_PATH;
+    p.depth = depth;
+    p.enabled = 1;
+    Ok(p)
+}
+
+/// The name of a profile file for recording `key`: bytes other than ASCII
+/// letters, digits, `.`, `_` and `-` are escaped (`/` as `+`, the rest as
+/// `%XX`), and so is a leading `.`, so that no key escapes the directory or
+/// hides a file, and two keys never share a file.
+pub fn file_stem(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for (i, b) in key.bytes().enumerate() {
+        match b {
+            b'.' if i == 0 => out.push_str("%2E"),
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b'_' | b'-' => out.push(char::from(b)),
+            b'/' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    if out.is_empty() {
+        out.push_str("%00");
+    }
+    out
 }
 
 /// The container runtime a cgroup belongs to.
@@ -108,7 +205,7 @@ impl fmt::Display for Runtime {
 /// A container found in the cgroup tree.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContainerRef {
-    /// The full 64-hex id.
+    /// The full id: 64 hex digits, or whatever containerd's user chose.
     pub id: String,
     pub runtime: Runtime,
     /// The pod's UID, for Kubernetes layouts.
@@ -117,6 +214,18 @@ pub struct ContainerRef {
     /// containerd's namespace (ctr: /<namespace>/<id>).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
+}
+
+impl ContainerRef {
+    /// What its recording and profile are known by: `<namespace>/<id>` for
+    /// containerd's namespaced containers (the same id may live in two
+    /// namespaces), else the id.
+    pub fn key(&self) -> String {
+        match (&self.runtime, &self.namespace) {
+            (Runtime::Containerd, Some(ns)) => format!("{ns}/{}", self.id),
+            _ => self.id.clone(),
+        }
+    }
 }
 
 fn is_id(s: &str) -> bool {
@@ -195,13 +304,21 @@ pub struct Found {
     pub cgroup: String,
 }
 
-/// Every container cgroup in the tree (the outermost cgroup per id).
+/// Every container cgroup in the tree (the outermost cgroup per id): those
+/// the recognisers know by their path, and containerd's tasks' cgroups.
 pub fn scan(hierarchy: &Hierarchy) -> Result<Vec<Found>, ContainerError> {
     let mut found: Vec<Found> = Vec::new();
     let mut paths = hierarchy.descendants("")?;
     paths.sort();
+    let tasks = containerd::tasks(&containerd::roots());
     for path in paths {
-        if let Some(container) = parse_cgroup_path(&path) {
+        let task = || {
+            tasks
+                .iter()
+                .find(|t| t.cgroup.as_deref() == Some(path.as_str()))
+                .map(containerd::Task::container)
+        };
+        if let Some(container) = parse_cgroup_path(&path).or_else(task) {
             // A container's own sub-cgroups that happen to match too.
             if found
                 .iter()
@@ -216,6 +333,29 @@ pub fn scan(hierarchy: &Hierarchy) -> Result<Vec<Found>, ContainerError> {
         }
     }
     Ok(found)
+}
+
+/// Parents whose children are all expected to be containers: docker's and
+/// podman's cgroupfs parents, and the cgroups of containerd's namespaces.
+/// Returns the parent of `path` if it is one, and its runtime.
+pub fn runtime_parent(path: &str) -> Option<(&str, Runtime)> {
+    let parent = path.rsplit_once('/')?.0;
+    let runtime = match parent {
+        "/docker" => Runtime::Docker,
+        "/libpod_parent" => Runtime::Podman,
+        _ => parent
+            .strip_prefix('/')
+            .filter(|ns| containerd::is_namespace(&containerd::roots(), ns))
+            .map(|_| Runtime::Containerd)?,
+    };
+    Some((parent, runtime))
+}
+
+/// Cgroups runtimes make next to their containers for their own helpers
+/// (podman's conmon), which are not containers.
+pub fn is_runtime_helper(path: &str) -> bool {
+    let leaf = path.rsplit('/').next().unwrap_or_default();
+    leaf == "conmon" || leaf.starts_with("libpod-conmon-")
 }
 
 /// Finds the one running container whose id is `spec` or starts with it.
@@ -298,6 +438,69 @@ mod tests {
         assert!(parse_cgroup_path("/system.slice/sshd.service").is_none());
         assert!(parse_cgroup_path("/user.slice/abc").is_none());
         assert!(parse_cgroup_path(&format!("/docker/{}", &ID[1..])).is_none());
+    }
+
+    #[test]
+    fn keys_and_file_names() {
+        let c = ContainerRef {
+            id: "myapp".to_owned(),
+            runtime: Runtime::Containerd,
+            pod_uid: None,
+            namespace: Some("demo".to_owned()),
+        };
+        assert_eq!(c.key(), "demo/myapp");
+        assert_eq!(file_stem(&c.key()), "demo+myapp");
+        assert_eq!(file_stem(ID), ID);
+        for (key, stem) in [
+            ("..", "%2E."),
+            ("../../etc/passwd", "%2E.+..+etc+passwd"),
+            ("a/../b", "a+..+b"),
+            (".hidden", "%2Ehidden"),
+            ("", "%00"),
+            ("a+b", "a%2Bb"),
+            ("a b\n%", "a%20b%0A%25"),
+        ] {
+            assert_eq!(file_stem(key), stem, "{key}");
+            assert!(!stem.contains('/') && !stem.starts_with('.'));
+        }
+        // Distinct keys, distinct files.
+        assert_ne!(file_stem("a/b"), file_stem("a+b"));
+        assert_ne!(file_stem("ns1/x"), file_stem("ns2/x"));
+    }
+
+    #[test]
+    fn path_patterns_compile() {
+        let p = compile_pattern("/*/{name}").unwrap();
+        assert_eq!((p.kind, p.depth), (PATTERN_PATH, 2));
+        assert_eq!(&p.prefix[..p.prefix_len as usize], b"/");
+        assert_eq!(p.suffix_len, 0);
+        let p = compile_pattern("/machine.slice/machine-{name}.scope").unwrap();
+        assert_eq!(
+            &p.prefix[..p.prefix_len as usize],
+            b"/machine.slice/machine-"
+        );
+        assert_eq!(&p.suffix[..p.suffix_len as usize], b".scope");
+        assert_eq!(p.depth, 2);
+        let p = compile_pattern("/lxc.payload.{name}").unwrap();
+        assert_eq!(p.depth, 1);
+        let p = compile_pattern("/a/*/*/{name}").unwrap();
+        assert_eq!(
+            (&p.prefix[..p.prefix_len as usize], p.depth),
+            (&b"/a/"[..], 4)
+        );
+        for bad in [
+            "/",
+            "/*/x",
+            "/*/a/{name}",
+            "/*/x-{name}",
+            "/a*/{name}",
+            "//{name}",
+            "/{name}/{name}",
+            "/a/{name}/b",
+            "/{id}",
+        ] {
+            assert!(compile_pattern(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -85,14 +85,27 @@ pub fn add(state_dir: &Path, entry: Entry) -> Result<(), IndexError> {
     Ok(())
 }
 
-/// The newest entry whose key starts with `spec` or whose name is `spec`.
-/// Several containers matching is ambiguous; one container's several
-/// profiles are not (the newest wins).
+/// Whether `spec` is a prefix of `key`, or of the id in containerd's
+/// `namespace/id` key (hex digits in either case).
+pub fn key_matches(key: &str, spec: &str) -> bool {
+    let lower = spec.to_ascii_lowercase();
+    let id = key.split_once('/').map_or(key, |(_, id)| id);
+    [key, id]
+        .iter()
+        .any(|k| k.starts_with(spec) || k.starts_with(&lower))
+}
+
+/// The newest entry whose key (an id, or containerd's `namespace/id`)
+/// starts with `spec` or whose name is `spec`. Several containers matching
+/// is ambiguous; one container's several profiles are not (the newest
+/// wins).
 pub fn find(entries: &[Entry], spec: &str) -> Result<Entry, IndexError> {
     // An empty prefix would match every entry.
     crate::control::check_container(spec).map_err(IndexError::BadSpec)?;
-    let id = spec.to_ascii_lowercase();
-    let by_id: Vec<&Entry> = entries.iter().filter(|e| e.key.starts_with(&id)).collect();
+    let by_id: Vec<&Entry> = entries
+        .iter()
+        .filter(|e| key_matches(&e.key, spec))
+        .collect();
     let matches = if by_id.is_empty() {
         entries
             .iter()
@@ -149,6 +162,20 @@ mod tests {
         for blank in ["", " ", "\t"] {
             assert!(matches!(find(&e, blank), Err(IndexError::BadSpec(_))));
         }
+    }
+
+    #[test]
+    fn finds_containerd_keys_by_id_and_namespace() {
+        let mut a = entry("ns1/MyApp", Some("MyApp"), 1);
+        a.runtime = Runtime::Containerd;
+        let mut b = entry("ns2/MyApp", Some("MyApp"), 2);
+        b.runtime = Runtime::Containerd;
+        let e = vec![a, b];
+        assert_eq!(find(&e, "ns1/MyApp").unwrap().written, 1);
+        assert!(matches!(
+            find(&e, "MyApp"),
+            Err(IndexError::Ambiguous { .. })
+        ));
     }
 
     #[test]

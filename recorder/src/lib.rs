@@ -10,6 +10,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod container;
+pub mod containerd;
 pub mod control;
 pub mod daemon;
 pub mod docker_api;

@@ -7,11 +7,12 @@
 //! `prometheus-client` crate. docs/metrics.md lists the metrics.
 
 use std::{
+    collections::BTreeMap,
     convert::Infallible,
     net::SocketAddr,
     os::fd::OwnedFd,
     sync::{
-        Arc, RwLock,
+        Arc, Mutex, RwLock,
         atomic::{AtomicU64, Ordering},
     },
     time::{Duration, SystemTime, UNIX_EPOCH},
@@ -75,6 +76,19 @@ pub struct Counters {
     pub write_errors: AtomicU64,
     /// `start` requests refused because the recording map was full.
     pub map_full_refusals: AtomicU64,
+    /// Cgroups made under a runtime's parent that no recogniser accepted,
+    /// by parent.
+    pub unrecognised: Mutex<BTreeMap<String, u64>>,
+}
+
+impl Counters {
+    /// Counts a cgroup under `parent` that no recogniser accepted.
+    pub fn unrecognised(&self, parent: &str) {
+        // A poisoned lock only means a panic elsewhere mid-update of a
+        // counter; going on is safe.
+        let mut map = self.unrecognised.lock().unwrap_or_else(|e| e.into_inner());
+        *map.entry(parent.to_owned()).or_default() += 1;
+    }
 }
 
 /// One recording's row of `recorder_container_syscalls`.
@@ -249,6 +263,24 @@ impl Collector for Exporter {
             for (reason, n) in reasons {
                 let labels = [("reason", reason)];
                 ConstCounter::new(n).encode(m.encode_family(&labels)?)?;
+            }
+        }
+        {
+            let mut m = e.encode_descriptor(
+                "recorder_unrecognised_cgroups",
+                "Cgroups made under a container runtime's parent (e.g. a containerd namespace) that no recogniser accepted, so not recorded; by parent.",
+                None,
+                MetricType::Counter,
+            )?;
+            let counts = self
+                .counters
+                .unrecognised
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            for (parent, n) in &counts {
+                let labels = [("parent", parent.as_str())];
+                ConstCounter::new(*n).encode(m.encode_family(&labels)?)?;
             }
         }
         Self::counter(

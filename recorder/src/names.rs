@@ -6,7 +6,8 @@ use std::{fs, path::Path};
 
 use crate::{
     cgroup::Hierarchy,
-    container::{self, ContainerError, Found, Runtime},
+    container::{self, ContainerError, ContainerRef, Found, Runtime},
+    containerd,
 };
 
 /// podman's (containers/storage) container list.
@@ -45,8 +46,31 @@ pub fn lookup(runtime: Runtime, id: &str) -> Option<String> {
     (!name.is_empty()).then_some(name)
 }
 
+/// A container's name and image from its runtime's metadata on disk.
+/// containerd has no names: the id its user chose is the name.
+pub fn describe(c: &ContainerRef) -> (Option<String>, Option<String>) {
+    if let (Runtime::Containerd, Some(ns)) = (c.runtime, &c.namespace) {
+        let name = Some(sanitize(&c.id)).filter(|n| !n.is_empty());
+        let image = containerd::task(&containerd::roots(), ns, &c.id)
+            .and_then(|t| t.image)
+            .map(|i| sanitize(&i))
+            .filter(|i| !i.is_empty());
+        return (name, image);
+    }
+    (lookup(c.runtime, &c.id), image(c.runtime, &c.id))
+}
+
+/// Whether `spec` names container `c`: its key (`ns/id` for containerd),
+/// a containerd id, or the name its runtime gave it.
+fn is_named(c: &ContainerRef, spec: &str) -> bool {
+    c.key() == spec
+        || (c.runtime == Runtime::Containerd && c.id == spec)
+        || lookup(c.runtime, &c.id).as_deref() == Some(spec)
+}
+
 /// Finds the one running container whose id is `spec`, starts with it, or
-/// whose runtime calls it `spec` (an id or prefix wins over a name).
+/// whose runtime calls it `spec` (an id or prefix wins over a name); a
+/// containerd container also by `id` or `namespace/id`.
 pub fn resolve(hierarchy: &Hierarchy, spec: &str) -> Result<Found, ContainerError> {
     let by_id = match container::resolve(hierarchy, spec) {
         Err(ContainerError::NoMatch(_) | ContainerError::BadId(_)) => None,
@@ -57,9 +81,9 @@ pub fn resolve(hierarchy: &Hierarchy, spec: &str) -> Result<Found, ContainerErro
     }
     let mut named: Vec<Found> = container::scan(hierarchy)?
         .into_iter()
-        .filter(|f| lookup(f.container.runtime, &f.container.id).as_deref() == Some(spec))
+        .filter(|f| is_named(&f.container, spec))
         .collect();
-    named.dedup_by(|a, b| a.container.id == b.container.id);
+    named.dedup_by(|a, b| a.container.key() == b.container.key());
     match named.len() {
         0 => Err(ContainerError::NoMatch(spec.to_owned())),
         1 => Ok(named.remove(0)),
@@ -67,7 +91,7 @@ pub fn resolve(hierarchy: &Hierarchy, spec: &str) -> Result<Found, ContainerErro
             prefix: spec.to_owned(),
             candidates: named
                 .iter()
-                .map(|f| format!("{} ({})", f.container.id, f.container.runtime))
+                .map(|f| format!("{} ({})", f.container.key(), f.container.runtime))
                 .collect(),
         }),
     }

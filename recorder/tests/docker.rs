@@ -201,13 +201,14 @@ fn containerd_auto_mode_profile_is_enforced() {
     let image = format!("docker.io/{IMAGE}:latest");
     let daemon = Daemon::start(&dir, true);
 
-    // ctr puts the container at /<namespace>/<id>.
+    // ctr puts the container at /<namespace>/<id>; its profile is named
+    // after both.
     let id = random_id();
     assert!(ran_to(
         &mut ctr(&["run", "--rm", &image, &id, "sh", "-c", WORKLOAD]),
         "DONE"
     ));
-    let text = wait_for_file(&daemon.profiles.join(format!("{id}.json")));
+    let text = wait_for_file(&daemon.profiles.join(format!("recorder-test+{id}.json")));
     assert_recorded(&text);
 
     let profile = dir.join("profile.json");

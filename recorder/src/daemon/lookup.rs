@@ -11,6 +11,7 @@ use super::{
 use crate::{
     cgroup::Hierarchy,
     container::{self, ContainerError, ContainerRef, Runtime},
+    containerd,
     control::Target,
     index, names,
     profile::Profile,
@@ -43,10 +44,87 @@ pub async fn name_and_image(c: &ContainerRef) -> (Option<String>, Option<String>
     {
         return (i.name, i.image);
     }
-    let (runtime, id) = (c.runtime, c.id.clone());
-    blocking(move || (names::lookup(runtime, &id), names::image(runtime, &id)))
+    let c = c.clone();
+    blocking(move || names::describe(&c))
         .await
         .unwrap_or_default()
+}
+
+/// What a cgroup the kernel enrolled by itself turned out to be.
+#[derive(Debug)]
+pub enum Enrolled {
+    /// A container, with its cgroup path (`None`: already removed).
+    Container {
+        container: ContainerRef,
+        cgroup: Option<String>,
+    },
+    /// No container: `parent` (and its runtime) when a runtime made it
+    /// where only containers are expected.
+    Unrecognised {
+        path: String,
+        parent: Option<(String, Runtime)>,
+    },
+}
+
+/// Recognises the cgroup `owner` the kernel enrolled, from the leaf name
+/// or the whole path (starting with `/`) it saved (blocking).
+pub fn enrolled(hierarchy: &Hierarchy, owner: u64, saved: &str) -> Enrolled {
+    let alive = |p: &str| hierarchy.id(p).ok() == Some(owner);
+    if saved.starts_with('/') {
+        return recognise(saved.to_owned(), alive(saved));
+    }
+    if let Some((leaf_runtime, leaf_id)) = container::parse_leaf(saved) {
+        // Find the cgroup's path (it may already be gone).
+        let path = container::scan(hierarchy)
+            .unwrap_or_default()
+            .into_iter()
+            .find(|f| alive(&f.cgroup))
+            .map(|f| f.cgroup);
+        let container = path
+            .as_deref()
+            .and_then(container::parse_cgroup_path)
+            .unwrap_or(ContainerRef {
+                id: leaf_id,
+                runtime: leaf_runtime.unwrap_or(Runtime::Containerd),
+                pod_uid: None,
+                namespace: None,
+            });
+        return Enrolled::Container {
+            container,
+            cgroup: path,
+        };
+    }
+    // A path too long for the kernel to save whole: found by its id.
+    match hierarchy
+        .descendants("")
+        .unwrap_or_default()
+        .into_iter()
+        .find(|p| alive(p))
+    {
+        Some(path) => recognise(path, true),
+        None => Enrolled::Unrecognised {
+            path: format!("(removed)/{saved}"),
+            parent: None,
+        },
+    }
+}
+
+/// Whether cgroup `path` is a container: by its path, or because one of
+/// containerd's task bundles names it.
+fn recognise(path: String, alive: bool) -> Enrolled {
+    let task = || containerd::task_at(&containerd::roots(), &path).map(|t| t.container());
+    if let Some(container) = container::parse_cgroup_path(&path).or_else(task) {
+        return Enrolled::Container {
+            container,
+            cgroup: alive.then_some(path),
+        };
+    }
+    let parent = if alive && !container::is_runtime_helper(&path) {
+        container::runtime_parent(&path).map(|(p, r)| (p.to_owned(), r))
+    } else {
+        None
+    };
+    Enrolled::Unrecognised { path, parent }
 }
 
 /// Resolves a target to a cgroup to record: a container id, prefix or name

@@ -25,7 +25,7 @@ use super::{
 use crate::{
     cgroup::{CgroupError, Hierarchy},
     config::Config,
-    container::{self, ContainerError, ContainerRef, Runtime},
+    container::{self, ContainerError, ContainerRef},
     control::{self, RecordingInfo, Request, StatusInfo, Target},
     ebpf::KernelError,
     index::{self, IndexError},
@@ -304,11 +304,10 @@ impl Manager {
         target.check().map_err(ManagerError::BadTarget)?;
         let found = match target {
             Target::Container(spec) => {
-                let id = spec.to_ascii_lowercase();
                 let m: Vec<&Recording> = self
                     .recordings
                     .values()
-                    .filter(|r| r.key.starts_with(&id) || r.name.as_deref() == Some(spec.as_str()))
+                    .filter(|r| index::key_matches(&r.key, spec) || r.name.as_deref() == Some(spec))
                     .collect();
                 if m.len() > 1 {
                     return Err(ManagerError::Ambiguous {
@@ -390,7 +389,7 @@ impl Manager {
         }
         let key = container
             .as_ref()
-            .map_or_else(|| format!("cgroup-{owner}"), |c| c.id.clone());
+            .map_or_else(|| format!("cgroup-{owner}"), ContainerRef::key);
         let (name, image) = match &container {
             Some(c) => lookup::name_and_image(c).await,
             None => (None, None),
@@ -474,9 +473,10 @@ impl Manager {
     }
 
     fn profile_path(&self, r: &Recording) -> PathBuf {
-        r.output
-            .clone()
-            .unwrap_or_else(|| self.config.profiles_dir.join(format!("{}.json", r.key)))
+        r.output.clone().unwrap_or_else(|| {
+            let stem = container::file_stem(&r.key);
+            self.config.profiles_dir.join(format!("{stem}.json"))
+        })
     }
 
     /// Writes the profile of recording `owner` from its `sets` and forgets
@@ -569,41 +569,45 @@ impl Manager {
     }
 
     /// Adopts a recording the kernel started by itself (auto mode), from
-    /// its saved leaf name. Returns false if the cgroup is not a container.
+    /// the leaf name or path it saved. Returns false if the cgroup is not a
+    /// container: the caller drops it. A cgroup under a runtime's parent
+    /// that no recogniser accepts is logged and counted once.
     async fn adopt(&mut self, owner: u64) -> bool {
         let Ok(Some(leaf)) = self.kernel.leaf(owner).await else {
             return false;
         };
-        let Some((leaf_runtime, leaf_id)) = container::parse_leaf(&leaf) else {
-            return false;
-        };
-        // Find the cgroup's path (it may already be gone).
         let hierarchy = self.hierarchy.clone();
-        let path = lookup::blocking(move || {
-            container::scan(&hierarchy)
-                .unwrap_or_default()
-                .into_iter()
-                .find(|f| hierarchy.id(&f.cgroup).ok() == Some(owner))
-                .map(|f| f.cgroup)
-        })
-        .await
-        .unwrap_or_default();
-        let container = path
-            .as_deref()
-            .and_then(container::parse_cgroup_path)
-            .unwrap_or(ContainerRef {
-                id: leaf_id,
-                runtime: leaf_runtime.unwrap_or(Runtime::Containerd),
-                pod_uid: None,
-                namespace: None,
-            });
+        let enrolled = lookup::blocking(move || lookup::enrolled(&hierarchy, owner, &leaf)).await;
+        let (container, path) = match enrolled {
+            Ok(lookup::Enrolled::Container { container, cgroup }) => (container, cgroup),
+            Ok(lookup::Enrolled::Unrecognised {
+                path,
+                parent: Some((parent, runtime)),
+            }) => {
+                log::warn!(
+                    "cgroup {path} was made under {runtime}'s {parent}, but no recogniser knows it: not recorded"
+                );
+                self.counters.unrecognised(&parent);
+                return false;
+            }
+            Ok(lookup::Enrolled::Unrecognised { path, parent: None }) => {
+                log::debug!("cgroup {path} is not a container: not recorded");
+                return false;
+            }
+            Err(e) => {
+                log::error!("{e}");
+                return false;
+            }
+        };
         let (name, image) = lookup::name_and_image(&container).await;
         let rec = Recording {
             owner,
-            key: container.id.clone(),
+            key: container.key(),
             name,
             image,
-            cgroup: path.clone().unwrap_or_else(|| format!("(removed)/{leaf}")),
+            cgroup: path
+                .clone()
+                .unwrap_or_else(|| format!("(removed)/{}", container.id)),
             container: Some(container),
             started: now_secs(),
             auto: true,
@@ -686,8 +690,12 @@ impl Manager {
                         false
                     }
                 };
-                if is_root && self.adopt(ev.id).await {
-                    self.save().await;
+                if is_root {
+                    if self.adopt(ev.id).await {
+                        self.save().await;
+                    } else if let Err(e) = self.kernel.remove(ev.id).await {
+                        log::error!("{e}");
+                    }
                 }
             }
             EVENT_RMDIR if self.recordings.contains_key(&ev.id) => {
@@ -709,7 +717,7 @@ impl Manager {
     fn partial_path(&self, r: &Recording) -> PathBuf {
         self.config
             .profiles_dir
-            .join(format!("{}.partial.json", r.key))
+            .join(format!("{}.partial.json", container::file_stem(&r.key)))
     }
 
     /// Writes `<key>.partial.json` for every recording (at shutdown).

@@ -14,7 +14,7 @@ use aya::{
 };
 use recorder_common::{
     ArgSet, LEAF_MAX, LeafPattern, MAX_LEAF_PATTERNS, SyscallSet,
-    globals::{AUTO_ENROL, TP_ID_OFF, TP_PATH_OFF, TP_ROOT_OFF},
+    globals::{AUTO_ENROL, TP_ID_OFF, TP_LEVEL_OFF, TP_PATH_OFF, TP_ROOT_OFF},
     maps, programs, stat,
 };
 
@@ -108,7 +108,8 @@ impl Kernel {
             loader
                 .override_global(TP_ROOT_OFF, &fmt.root, true)
                 .override_global(TP_ID_OFF, &fmt.id, true)
-                .override_global(TP_PATH_OFF, &fmt.path, true);
+                .override_global(TP_PATH_OFF, &fmt.path, true)
+                .override_global(TP_LEVEL_OFF, &fmt.level, true);
         }
         let pin_paths: Vec<(&str, PathBuf)> = match &opts.pin_dir {
             Some(dir) => {

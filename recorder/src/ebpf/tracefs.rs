@@ -11,6 +11,8 @@ pub struct CgroupTpFormat {
     pub root: u32,
     pub id: u32,
     pub path: u32,
+    /// The new cgroup's depth (the root's is 0).
+    pub level: u32,
 }
 
 impl CgroupTpFormat {
@@ -32,6 +34,7 @@ impl CgroupTpFormat {
             root: field("root")?,
             id: field("id")?,
             path: field("path")?,
+            level: field("level")?,
         })
     }
 
@@ -43,7 +46,7 @@ impl CgroupTpFormat {
         })?;
         Self::parse(&text).ok_or(KernelError::Format {
             path,
-            reason: "fields root, id and path not found".to_owned(),
+            reason: "fields root, id, level and path not found".to_owned(),
         })
     }
 }
@@ -67,7 +70,8 @@ mod tests {
             Some(CgroupTpFormat {
                 root: 8,
                 id: 16,
-                path: 24
+                path: 24,
+                level: 12,
             })
         );
         assert_eq!(
