@@ -215,6 +215,7 @@ pub async fn record(opts: RecordOptions) -> Result<Outcome, RecordError> {
         sets: std::slice::from_ref(&set),
         args: args.as_ref(),
         bases: &bases,
+        policy: None,
     });
     Ok(Outcome {
         status,
