@@ -150,6 +150,7 @@ pub async fn run(cmd: DaemonCommand) -> Result<u8, CtlError> {
                 target: target.target(),
                 base: read_base(base.as_ref())?,
                 output: None,
+                prestart: None,
             };
             match control::call(&conn.socket, &req).await? {
                 Reply::Started { recording } => {

@@ -13,7 +13,9 @@ use std::{
     time::{Instant, SystemTime, UNIX_EPOCH},
 };
 
-use recorder_common::{CgroupEvent, EVENT_MKDIR, EVENT_RMDIR, PHASE_WORKLOAD, SyscallSet};
+use recorder_common::{
+    CgroupEvent, EVENT_MKDIR, EVENT_RMDIR, PHASE_RUNTIME_INIT, PHASE_WORKLOAD, SyscallSet,
+};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
@@ -26,7 +28,7 @@ use crate::{
     cgroup::{CgroupError, Hierarchy},
     config::Config,
     container::{self, ContainerError, ContainerRef, Runtime},
-    control::{self, RecordingInfo, Request, StatusInfo, Target},
+    control::{self, Prestart, RecordingInfo, Request, StatusInfo, Target},
     ebpf::KernelError,
     index::{self, IndexError},
     metrics::{self, Counters, SharedSnapshot},
@@ -117,6 +119,7 @@ fn assemble(r: &Recording, sets: &[SyscallSet], extra_base: Option<&Profile>) ->
     let built = profile::build(profile::Inputs {
         sets,
         bases: &bases,
+        policy: Some(&r.policy),
         ..profile::Inputs::default()
     });
     for (abi, nr) in built.unknown {
@@ -240,7 +243,8 @@ impl Manager {
                 target,
                 base,
                 output,
-            } => self.start(target, base, output).await,
+                prestart,
+            } => self.start(target, base, output, prestart).await,
             Request::Stop { target, base } => self.stop(&target, base).await,
             Request::Profile { target, base } => self.profile(&target, base).await,
             Request::Profiles => {
@@ -324,6 +328,7 @@ impl Manager {
         target: Target,
         base: Option<Profile>,
         output: Option<PathBuf>,
+        prestart: Option<Prestart>,
     ) -> Result<Outcome, ManagerError> {
         if let Some(out) = &output
             && (!out.is_absolute()
@@ -344,6 +349,9 @@ impl Manager {
         {
             r.output = output;
             r.base = base;
+            if let Some(p) = prestart.filter(|_| r.policy == profile::Policy::Unknown) {
+                r.policy = p.policy;
+            }
             let r = r.clone();
             log::info!("recording {}: profile to go to {:?}", r.key, r.output);
             self.save().await;
@@ -364,7 +372,14 @@ impl Manager {
                 ids.push(id);
             }
         }
-        match self.kernel.insert(ids, owner, PHASE_WORKLOAD).await {
+        // At prestart the runtime's init is still setting up: its syscalls
+        // until it loads the filter are left out, as in auto mode.
+        let phase = if prestart.is_some() {
+            PHASE_RUNTIME_INIT
+        } else {
+            PHASE_WORKLOAD
+        };
+        match self.kernel.insert(ids, owner, phase).await {
             Ok(()) => {}
             Err(DaemonError::Kernel(KernelError::MapFull { capacity })) => {
                 self.counters
@@ -384,6 +399,10 @@ impl Manager {
             Some(c) => lookup::name_and_image(c).await,
             None => (None, None),
         };
+        let policy = match prestart {
+            Some(p) if p.policy != profile::Policy::Unknown => p.policy,
+            _ => lookup::policy_of(container.as_ref()).await,
+        };
         let rec = Recording {
             owner,
             key,
@@ -397,6 +416,7 @@ impl Manager {
             output,
             finishing: false,
             write_error: None,
+            policy,
         };
         log::info!("recording {} ({})", rec.key, rec.cgroup);
         // Just inserted: nothing recorded yet worth a map read.
@@ -564,6 +584,7 @@ impl Manager {
                 namespace: None,
             });
         let (name, image) = lookup::name_and_image(&container).await;
+        let policy = lookup::policy_of(Some(&container)).await;
         let rec = Recording {
             owner,
             key: container.id.clone(),
@@ -577,6 +598,7 @@ impl Manager {
             output: None,
             finishing: path.is_none(),
             write_error: None,
+            policy,
         };
         log::info!(
             "recording {} ({}) from its first syscall",
