@@ -1,7 +1,8 @@
 //! The seccomp policy a container runs under while it is recorded: the
 //! `linux.seccomp` of its OCI bundle's config.json, found where each
-//! runtime keeps it (or given by the OCI hook's state), read into a
-//! [`Policy`]. Read it while the container runs: the bundle goes with it.
+//! runtime keeps it (docker's and containerd's task directories,
+//! containers/storage's roots from storage.conf for podman and CRI-O), or
+//! given by the OCI hook's state, read into a [`Policy`]. Read it while the container runs: the bundle goes with it.
 //!
 //! Parsed with serde into the docker model ([`Profile`]), which has the
 //! shape of the runtime-spec's `LinuxSeccomp`; only `linux.seccomp` is read.
@@ -31,8 +32,9 @@ const STORAGE_CONF: &[&str] = &[
     "/etc/containers/storage.conf",
     "/usr/share/containers/storage.conf",
 ];
-/// containers/storage's run root when its config does not say.
+/// containers/storage's run root and graph root when its config does not say.
 const DEFAULT_RUNROOT: &str = "/run/containers/storage";
+const DEFAULT_GRAPHROOT: &str = "/var/lib/containers/storage";
 
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
@@ -85,8 +87,10 @@ pub fn read_bundle(bundle: &Path) -> Result<Policy, PolicyError> {
     read_config(&bundle.join("config.json"))
 }
 
-/// containers/storage's run root: `runroot` of its storage.conf.
-pub fn storage_runroot() -> PathBuf {
+/// containers/storage's run root and graph root (`runroot`, `graphroot` of
+/// its storage.conf): CRI-O keeps a container's bundle under the first,
+/// podman (4.x) under the second.
+pub fn storage_roots() -> [PathBuf; 2] {
     #[derive(Deserialize, Default)]
     struct Conf {
         #[serde(default)]
@@ -96,20 +100,29 @@ pub fn storage_runroot() -> PathBuf {
     struct Storage {
         #[serde(default)]
         runroot: Option<PathBuf>,
+        #[serde(default)]
+        graphroot: Option<PathBuf>,
     }
-    STORAGE_CONF
+    let conf = STORAGE_CONF
         .iter()
         .find_map(|p| std::fs::read_to_string(p).ok())
         .and_then(|text| toml::from_str::<Conf>(&text).ok())
-        .and_then(|c| c.storage.runroot)
-        .filter(|p| p.is_absolute())
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_RUNROOT))
+        .unwrap_or_default()
+        .storage;
+    let or = |p: Option<PathBuf>, default: &str| {
+        p.filter(|p| p.is_absolute())
+            .unwrap_or_else(|| PathBuf::from(default))
+    };
+    [
+        or(conf.runroot, DEFAULT_RUNROOT),
+        or(conf.graphroot, DEFAULT_GRAPHROOT),
+    ]
 }
 
-/// The config.json of container `id` under a containers/storage run root:
-/// `<runroot>/<driver>-containers/<id>/userdata/config.json`.
-fn storage_config(runroot: &Path, id: &str) -> Option<PathBuf> {
-    std::fs::read_dir(runroot)
+/// The config.json of container `id` under a containers/storage root:
+/// `<root>/<driver>-containers/<id>/userdata/config.json`.
+fn storage_config(root: &Path, id: &str) -> Option<PathBuf> {
+    std::fs::read_dir(root)
         .ok()?
         .flatten()
         .filter(|e| e.file_name().to_string_lossy().ends_with("-containers"))
@@ -134,9 +147,9 @@ pub fn config_path(c: &ContainerRef) -> Option<PathBuf> {
         .map(|b| b.join("config.json"))
         .find(|p| p.is_file())
         .or_else(|| match c.runtime {
-            Runtime::Podman | Runtime::Crio | Runtime::Kubernetes => {
-                storage_config(&storage_runroot(), &c.id)
-            }
+            Runtime::Podman | Runtime::Crio | Runtime::Kubernetes => storage_roots()
+                .iter()
+                .find_map(|root| storage_config(root, &c.id)),
             _ => None,
         })
 }
