@@ -8,7 +8,8 @@ use libfuzzer_sys::fuzz_target;
 use recorder::{
     container::Runtime,
     control::{
-        Envelope, PROTOCOL_VERSION, RecordingInfo, Reply, Request, parse_request, reply_line,
+        Envelope, PROTOCOL_VERSION, RecordingInfo, Reply, Request, Target, parse_request,
+        reply_line,
     },
 };
 use recorder_fuzz::{same_json, text};
@@ -64,6 +65,10 @@ fuzz_target!(|data: &[u8]| {
             other => panic!("a refusal came back as {other:?}"),
         },
         Ok(request) => {
+            // A blank container id would be a prefix of every id.
+            if let Some(Target::Container(c)) = request.target() {
+                assert!(!c.trim().is_empty(), "a blank container id was accepted");
+            }
             let sent = request_value(&request);
             let again = parse_request(&sent.to_string())
                 .unwrap_or_else(|e| panic!("a serialised request is refused: {e:?}\n{sent}"));

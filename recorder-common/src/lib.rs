@@ -180,14 +180,11 @@ mod tests {
     #[test]
     fn layout_has_no_padding() {
         assert_eq!(
-            core::mem::size_of::<SyscallSet>(),
+            size_of::<SyscallSet>(),
             4 * SET_WORDS * 8 + 8 + 8 + 8 + 4 + 4
         );
-        assert_eq!(core::mem::size_of::<CgroupEvent>(), 16);
-        assert_eq!(
-            core::mem::size_of::<CachedSet>(),
-            8 + core::mem::size_of::<SyscallSet>()
-        );
+        assert_eq!(size_of::<CgroupEvent>(), 16);
+        assert_eq!(size_of::<CachedSet>(), 8 + size_of::<SyscallSet>());
         assert!(cache_slot(u64::MAX) < CACHE_SLOTS);
     }
 

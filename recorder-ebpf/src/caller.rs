@@ -37,7 +37,7 @@ static LAST_CALLER: PerCpuArray<LastCaller> = PerCpuArray::with_max_entries(1, 0
 static mut CALLER_GEN: u64 = 0;
 
 #[repr(C)]
-pub struct LastCaller {
+pub(crate) struct LastCaller {
     regs: u64,
     generation: u64,
     cgroup: u64,
@@ -176,7 +176,7 @@ fn generation_before_lookup(generation: *const u64, read: u64) -> u64 {
 /// A task may have moved to another cgroup: no [`LAST_CALLER`] entry made
 /// before now is used.
 #[raw_tracepoint(tracepoint = "cgroup_attach_task")]
-pub fn cgroup_attach_task(_ctx: RawTracePointContext) -> i32 {
+pub(crate) fn cgroup_attach_task(_ctx: RawTracePointContext) -> i32 {
     next_caller_generation();
     0
 }
@@ -184,7 +184,7 @@ pub fn cgroup_attach_task(_ctx: RawTracePointContext) -> i32 {
 /// A new task may have the kernel stack (so the `regs` address) of one that
 /// died: no [`LAST_CALLER`] entry made before now is used.
 #[raw_tracepoint(tracepoint = "sched_process_fork")]
-pub fn sched_process_fork(_ctx: RawTracePointContext) -> i32 {
+pub(crate) fn sched_process_fork(_ctx: RawTracePointContext) -> i32 {
     next_caller_generation();
     0
 }

@@ -84,12 +84,13 @@ fn send_event(kind: u32, id: u64, enrolled: bool) {
     };
     // A full ring buffer loses only the notification: user space also scans
     // the map and the cgroup tree periodically.
-    let _ = EVENTS.output::<CgroupEvent>(&event, 0);
+    _ = EVENTS.output::<CgroupEvent>(&event, 0);
 }
 
 #[tracepoint(category = "cgroup", name = "cgroup_mkdir")]
-pub fn cgroup_mkdir(ctx: TracePointContext) -> u32 {
-    let _ = try_cgroup_mkdir(&ctx);
+pub(crate) fn cgroup_mkdir(ctx: TracePointContext) -> u32 {
+    // A program has no one to report an error to.
+    _ = try_cgroup_mkdir(&ctx);
     0
 }
 
@@ -168,7 +169,7 @@ fn save_leaf(id: u64, path: &[u8; PATH_BUF], start: usize, len: usize) {
             0
         };
     }
-    let _ = CGROUP_LEAF.insert(&id, &*leaf, 0);
+    _ = CGROUP_LEAF.insert(&id, &*leaf, 0);
 }
 
 /// Starts recording cgroup `id` as part of recording `owner`, in `phase`,
@@ -202,7 +203,7 @@ fn enrol(id: u64, owner: u64, phase: u32) -> Result<(), i64> {
 }
 
 #[tracepoint(category = "cgroup", name = "cgroup_rmdir")]
-pub fn cgroup_rmdir(ctx: TracePointContext) -> u32 {
+pub(crate) fn cgroup_rmdir(ctx: TracePointContext) -> u32 {
     // SAFETY: a fault-tolerant read of the record (module doc).
     if let Ok(root) = unsafe { ctx.read_at::<i32>(TP_ROOT_OFF.load() as usize) }
         && root as u32 == CGROUP2_HIERARCHY.load()

@@ -28,7 +28,10 @@
 #![no_std]
 #![no_main]
 #![feature(core_intrinsics)]
-#![allow(internal_features)]
+#![allow(
+    internal_features,
+    reason = "core_intrinsics: the atomic intrinsics the BPF target needs"
+)]
 
 mod arch;
 mod args;

@@ -28,7 +28,7 @@ const PR_SET_SECCOMP: u64 = 22;
 const SECCOMP_MODE_FILTER: u64 = 2;
 
 #[raw_tracepoint(tracepoint = "sys_enter")]
-pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
+pub(crate) fn sys_enter(ctx: RawTracePointContext) -> i32 {
     let regs_addr: u64 = ctx.arg(0);
     let Caller {
         cgroup,
@@ -77,7 +77,7 @@ pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
 
 /// The bench floor: the same hook, no work.
 #[raw_tracepoint(tracepoint = "sys_enter")]
-pub fn sys_enter_floor(_ctx: RawTracePointContext) -> i32 {
+pub(crate) fn sys_enter_floor(_ctx: RawTracePointContext) -> i32 {
     0
 }
 

@@ -48,12 +48,12 @@ pub fn write(path: &Path, contents: &[u8]) -> Result<(), WriteError> {
         .and_then(|()| file.sync_all())
         .and_then(|()| fs::rename(&tmp, path));
     if let Err(e) = result {
-        let _ = fs::remove_file(&tmp);
+        _ = fs::remove_file(&tmp);
         return Err(err(e));
     }
     // Make the rename durable too.
     if let Ok(d) = fs::File::open(dir) {
-        let _ = d.sync_all();
+        _ = d.sync_all();
     }
     Ok(())
 }

@@ -219,7 +219,7 @@ mod tests {
         let off = btf.member_offset("task_struct", &["thread_info", "status"]);
         #[cfg(target_arch = "x86_64")]
         assert_eq!(off.unwrap(), 16);
-        let _ = off;
+        _ = off;
         assert!(
             btf.member_offset("task_struct", &["no_such_member"])
                 .is_err()

@@ -186,7 +186,7 @@ impl Hierarchy {
                 Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
                     if !killed {
                         // Processes left behind by the recorded command.
-                        let _ = fs::write(dir.join("cgroup.kill"), "1");
+                        _ = fs::write(dir.join("cgroup.kill"), "1");
                         killed = true;
                     }
                     thread::sleep(Duration::from_millis(5));
@@ -346,7 +346,11 @@ mod tests {
         // SAFETY: a valid C string and a valid out pointer.
         let mut st: libc::statfs = unsafe { std::mem::zeroed() };
         assert_eq!(unsafe { libc::statfs(c.as_ptr(), &mut st) }, 0);
-        #[allow(clippy::unnecessary_cast, reason = "f_type's width differs by arch")]
+        #[allow(
+            clippy::unnecessary_cast,
+            trivial_numeric_casts,
+            reason = "f_type's width differs by arch"
+        )]
         let magic = st.f_type as i64;
         assert_eq!(magic, CGROUP2_SUPER_MAGIC, "{h:?}");
         let own = h.cgroup_of_pid(std::process::id()).unwrap();

@@ -28,6 +28,18 @@ pub enum CtlError {
     Unexpected,
 }
 
+impl crate::cli::client::Conn {
+    /// Sends one request to recorderd, within `--timeout`.
+    async fn call(&self, request: &Request) -> Result<Reply, ClientError> {
+        control::call_within(
+            &self.socket,
+            request,
+            std::time::Duration::from_secs_f64(self.timeout),
+        )
+        .await
+    }
+}
+
 fn read_base(base: Option<&PathBuf>) -> Result<Option<Profile>, CtlError> {
     Ok(base.map(|p| Profile::read(p)).transpose()?)
 }
@@ -138,7 +150,10 @@ fn print_status(s: &StatusInfo) {
     println!("profiles written: {}", s.profiles_written);
     println!("pending writes:  {}", s.pending_writes);
     if let Some(e) = &s.last_error {
-        println!("last error:      {e}");
+        match s.last_error_at {
+            Some(at) => println!("last error:      {} {e}", format_time(at)),
+            None => println!("last error:      {e}"),
+        }
     }
 }
 
@@ -152,7 +167,7 @@ pub async fn run(cmd: DaemonCommand) -> Result<u8, CtlError> {
                 output: None,
                 prestart: None,
             };
-            match control::call(&conn.socket, &req).await? {
+            match conn.call(&req).await? {
                 Reply::Started { recording } => {
                     match conn.output {
                         OutputFormat::Json => print_json(&recording),
@@ -175,7 +190,7 @@ pub async fn run(cmd: DaemonCommand) -> Result<u8, CtlError> {
                 target: target.target(),
                 base: read_base(base.as_ref())?,
             };
-            match control::call(&conn.socket, &req).await? {
+            match conn.call(&req).await? {
                 Reply::Stopped { recording, path } => {
                     let converted = out.format != crate::profile::format::Format::Docker
                         || out.default_action.is_some();
@@ -211,7 +226,7 @@ pub async fn run(cmd: DaemonCommand) -> Result<u8, CtlError> {
                 target: target.target(),
                 base: read_base(base.as_ref())?,
             };
-            match control::call(&conn.socket, &req).await? {
+            match conn.call(&req).await? {
                 Reply::Profile { profile, .. } | Reply::StoredProfile { profile, .. } => {
                     print!("{}", render(&profile, &out)?);
                     Ok(0)
@@ -219,26 +234,22 @@ pub async fn run(cmd: DaemonCommand) -> Result<u8, CtlError> {
                 _ => Err(CtlError::Unexpected),
             }
         }
-        DaemonCommand::List { conn } => match control::call(&conn.socket, &Request::List).await? {
+        DaemonCommand::List { conn } => match conn.call(&Request::List).await? {
             Reply::List { recordings } => Ok(show(conn.output, &recordings, |r| {
                 print_recordings(r);
             })),
             _ => Err(CtlError::Unexpected),
         },
-        DaemonCommand::Profiles { conn } => {
-            match control::call(&conn.socket, &Request::Profiles).await? {
-                Reply::Profiles { profiles } => Ok(show(conn.output, &profiles, |p| {
-                    print_profiles(p);
-                })),
-                _ => Err(CtlError::Unexpected),
-            }
-        }
-        DaemonCommand::Status { conn } => {
-            match control::call(&conn.socket, &Request::Status).await? {
-                Reply::Status { status } => Ok(show(conn.output, &status, print_status)),
-                _ => Err(CtlError::Unexpected),
-            }
-        }
+        DaemonCommand::Profiles { conn } => match conn.call(&Request::Profiles).await? {
+            Reply::Profiles { profiles } => Ok(show(conn.output, &profiles, |p| {
+                print_profiles(p);
+            })),
+            _ => Err(CtlError::Unexpected),
+        },
+        DaemonCommand::Status { conn } => match conn.call(&Request::Status).await? {
+            Reply::Status { status } => Ok(show(conn.output, &status, print_status)),
+            _ => Err(CtlError::Unexpected),
+        },
     }
 }
 

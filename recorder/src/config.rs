@@ -30,9 +30,12 @@ pub enum ConfigError {
     Invalid { path: PathBuf, message: String },
 }
 
+/// The values of `log_level`.
+pub const LOG_LEVELS: [&str; 5] = ["error", "warn", "info", "debug", "trace"];
+
 /// Everything recorderd can be told. Every field has a default, so the
 /// daemon runs with no file at all.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// The control socket.
@@ -146,7 +149,7 @@ impl Config {
         }
         crate::metrics::parse_addr(&self.metrics_addr)
             .map_err(|e| invalid(format!("metrics_addr: {e}")))?;
-        if !["error", "warn", "info", "debug", "trace"].contains(&self.log_level.as_str()) {
+        if !LOG_LEVELS.contains(&self.log_level.as_str()) {
             return Err(invalid(format!(
                 "log_level '{}' is not one of error, warn, info, debug, trace",
                 self.log_level

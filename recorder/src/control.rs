@@ -39,10 +39,30 @@ pub enum Target {
     Cgroup(String),
 }
 
+impl Target {
+    /// Why this target cannot name anything, if it cannot: an empty or
+    /// whitespace-only container id would be a prefix of every id.
+    pub fn check(&self) -> Result<(), String> {
+        match self {
+            Self::Container(c) => check_container(c),
+            Self::Pid(_) | Self::Cgroup(_) => Ok(()),
+        }
+    }
+}
+
+/// Refuses an empty or whitespace-only container id (or prefix, or name).
+pub fn check_container(spec: &str) -> Result<(), String> {
+    if spec.trim().is_empty() {
+        Err("a container id, prefix or name cannot be empty".to_owned())
+    } else {
+        Ok(())
+    }
+}
+
 /// What the OCI hook knows at prestart: the container's runtime has not
 /// loaded its seccomp filter yet (its start-up is left out, as in auto
 /// mode), and the policy of the container's bundle.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Prestart {
     #[serde(default)]
     pub policy: Policy,
@@ -85,6 +105,18 @@ pub enum Request {
     Status,
     /// The profiles written so far (the index).
     Profiles,
+}
+
+impl Request {
+    /// The target of the request, if it has one.
+    pub fn target(&self) -> Option<&Target> {
+        match self {
+            Self::Start { target, .. }
+            | Self::Stop { target, .. }
+            | Self::Profile { target, .. } => Some(target),
+            Self::List | Self::Status | Self::Profiles => None,
+        }
+    }
 }
 
 /// One recording, as `list` shows it.
@@ -137,6 +169,10 @@ pub struct StatusInfo {
     pub pending_writes: usize,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// When `last_error` happened (seconds since the epoch). The error is
+    /// cleared once the write it was about succeeds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error_at: Option<u64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -200,6 +236,11 @@ pub enum ClientError {
     ConnectDenied { path: PathBuf },
     #[error("talking to recorderd at {path}: {err}")]
     Io { path: PathBuf, err: io::Error },
+    #[error(
+        "recorderd at {} did not answer within {} s (is it stopped or overloaded? raise --timeout to wait longer)",
+        .path.display(), .timeout.as_secs_f64()
+    )]
+    Timeout { path: PathBuf, timeout: Duration },
     #[error("recorderd closed the connection without replying")]
     NoReply,
     #[error("malformed reply from recorderd: {0}")]
@@ -210,6 +251,20 @@ pub enum ClientError {
     Version { ours: u32, theirs: u32 },
     #[error("{message}")]
     Refused { kind: ErrorKind, message: String },
+}
+
+/// [`call`], given up after `timeout` (connecting, sending and reading).
+pub async fn call_within(
+    socket: &Path,
+    request: &Request,
+    timeout: Duration,
+) -> Result<Reply, ClientError> {
+    tokio::time::timeout(timeout, call(socket, request))
+        .await
+        .map_err(|_| ClientError::Timeout {
+            path: socket.to_owned(),
+            timeout,
+        })?
 }
 
 /// Sends one request and reads the reply.
@@ -314,12 +369,18 @@ pub fn parse_request(line: &str) -> Result<Request, Refusal> {
             ),
         });
     }
-    serde_json::from_value::<Envelope<Request>>(value)
+    let request = serde_json::from_value::<Envelope<Request>>(value)
         .map(|e| e.body)
         .map_err(|e| Refusal {
             kind: ErrorKind::BadRequest,
             message: format!("unknown or malformed request: {e}"),
-        })
+        })?;
+    if let Some(target) = request.target() {
+        target
+            .check()
+            .map_err(|message| Refusal::new(ErrorKind::BadRequest, message))?;
+    }
+    Ok(request)
 }
 
 /// The supplementary groups of process `pid`.
@@ -398,6 +459,29 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn blank_container_ids_are_bad_requests() {
+        for op in ["start", "stop", "profile"] {
+            for id in ["", " ", "\\t\\n "] {
+                let line =
+                    format!(r#"{{"version":1,"op":"{op}","target":{{"container":"{id}"}}}}"#);
+                assert!(
+                    matches!(
+                        parse_request(&line),
+                        Err(Refusal {
+                            kind: ErrorKind::BadRequest,
+                            ..
+                        })
+                    ),
+                    "{line}"
+                );
+            }
+        }
+        assert!(
+            parse_request(r#"{"version":1,"op":"profile","target":{"container":"a"}}"#).is_ok()
+        );
     }
 
     #[test]

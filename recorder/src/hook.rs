@@ -252,7 +252,8 @@ pub fn record_detached(
     unsafe { libc::waitpid(child, &mut status, 0) };
     let mut msg = String::new();
     let mut file = std::fs::File::from(read_end);
-    let _ = file.read_to_string(&mut msg);
+    // On a failed read, what arrived (maybe nothing) is reported below.
+    _ = file.read_to_string(&mut msg);
     match msg.as_str() {
         "ok" => Ok(()),
         "" => Err(HookError::Recorder(
@@ -292,12 +293,12 @@ fn recorder_main(
     let (hierarchy, mut kernel, id) = match setup() {
         Ok(v) => v,
         Err(e) => {
-            let _ = report.write_all(chain(&e).as_bytes());
+            _ = report.write_all(chain(&e).as_bytes());
             return 1;
         }
     };
     detach_stdio();
-    let _ = report.write_all(b"ok");
+    _ = report.write_all(b"ok");
     drop(report);
     syslog(&format!(
         "recording cgroup {cgroup} for {}",
@@ -308,7 +309,7 @@ fn recorder_main(
         std::thread::sleep(POLL);
     }
     let sets = kernel.remove_owner(id);
-    let _ = kernel.detach();
+    _ = kernel.detach();
     let bases: Vec<&Profile> = base.iter().collect();
     let built = profile::build(profile::Inputs {
         sets: &sets,
@@ -374,7 +375,7 @@ fn detach_stdio() {
             unsafe { libc::dup2(null.as_raw_fd(), fd) };
         }
     }
-    let _ = std::env::set_current_dir("/");
+    _ = std::env::set_current_dir("/");
 }
 
 /// One line to the system log (the detached recorder has no terminal).

@@ -17,6 +17,8 @@ pub const MAX_ENTRIES: usize = 10_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
+    #[error("{0}")]
+    BadSpec(String),
     #[error("no profile was written for '{0}'")]
     NotFound(String),
     #[error("'{spec}' is ambiguous; profiles were written for: {}", candidates.join(", "))]
@@ -87,6 +89,8 @@ pub fn add(state_dir: &Path, entry: Entry) -> Result<(), IndexError> {
 /// Several containers matching is ambiguous; one container's several
 /// profiles are not (the newest wins).
 pub fn find(entries: &[Entry], spec: &str) -> Result<Entry, IndexError> {
+    // An empty prefix would match every entry.
+    crate::control::check_container(spec).map_err(IndexError::BadSpec)?;
     let id = spec.to_ascii_lowercase();
     let by_id: Vec<&Entry> = entries.iter().filter(|e| e.key.starts_with(&id)).collect();
     let matches = if by_id.is_empty() {
@@ -142,6 +146,9 @@ mod tests {
         assert_eq!(find(&e, "db").unwrap().key, "bbbb22");
         assert!(matches!(find(&e, "aaa"), Err(IndexError::Ambiguous { .. })));
         assert!(matches!(find(&e, "zz"), Err(IndexError::NotFound(_))));
+        for blank in ["", " ", "\t"] {
+            assert!(matches!(find(&e, blank), Err(IndexError::BadSpec(_))));
+        }
     }
 
     #[test]

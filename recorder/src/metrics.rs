@@ -149,7 +149,7 @@ fn load(c: &AtomicU64) -> u64 {
 
 impl Exporter {
     fn gauge<V: prometheus_client::encoding::EncodeGaugeValue + Copy>(
-        e: &mut DescriptorEncoder,
+        e: &mut DescriptorEncoder<'_>,
         name: &str,
         help: &str,
         unit: Option<&Unit>,
@@ -160,7 +160,7 @@ impl Exporter {
     }
 
     fn counter(
-        e: &mut DescriptorEncoder,
+        e: &mut DescriptorEncoder<'_>,
         name: &str,
         help: &str,
         value: u64,
@@ -171,7 +171,7 @@ impl Exporter {
 }
 
 impl Collector for Exporter {
-    fn encode(&self, mut e: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+    fn encode(&self, mut e: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         let s = read(&self.snapshot);
         let profiles_written = load(&self.counters.profiles_written);
         let write_errors = load(&self.counters.write_errors);

@@ -67,7 +67,7 @@ pub fn parse_config(path: &Path, text: &str) -> Result<Policy, PolicyError> {
         message: e.to_string(),
     })?;
     Ok(match config.linux.and_then(|l| l.seccomp) {
-        Some(filter) => Policy::Filter(filter),
+        Some(filter) => Policy::Filter(Box::new(filter)),
         None => Policy::Unconfined,
     })
 }

@@ -129,7 +129,7 @@ impl Drop for CgroupGuard<'_> {
             && !parent.is_empty()
             && let Ok(dir) = self.hierarchy.dir(parent)
         {
-            let _ = fs::remove_dir(dir);
+            _ = fs::remove_dir(dir);
         }
     }
 }
@@ -208,7 +208,7 @@ pub async fn record(opts: RecordOptions) -> Result<Outcome, RecordError> {
         .remove(id)
         .unwrap_or(recorder_common::SyscallSet::new(id, PHASE_WORKLOAD));
     let args = kernel.remove_args(id);
-    let _ = kernel.detach();
+    _ = kernel.detach();
 
     let bases: Vec<&Profile> = opts.base.iter().collect();
     // CMD started under this process's filter, if it has one.

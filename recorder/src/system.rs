@@ -74,7 +74,11 @@ fn fs_magic(path: &Path) -> Option<i64> {
     if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
         return None;
     }
-    #[allow(clippy::unnecessary_cast, reason = "f_type's width differs by arch")]
+    #[allow(
+        clippy::unnecessary_cast,
+        trivial_numeric_casts,
+        reason = "f_type's width differs by arch"
+    )]
     Some(st.f_type as i64)
 }
 

@@ -15,7 +15,7 @@ use common::{allowed_names, daemon::Daemon, podman_run, require_root, run, run_o
 /// Runs a container in the foreground; returns its full id and output.
 fn run_container(dir: &Path, extra: &[&str], cmd: &[&str]) -> (String, std::process::Output) {
     let cidfile = dir.join(format!("cid-{}", fastrand_name()));
-    let _ = fs::remove_file(&cidfile);
+    _ = fs::remove_file(&cidfile);
     let mut args = vec!["--cidfile", cidfile.to_str().unwrap()];
     args.extend_from_slice(extra);
     let out = run(&mut podman_run(&args, cmd));
@@ -138,7 +138,7 @@ fn kill_dash_nine_and_restart_loses_nothing() {
     let _serial = common::serial();
     let mut d = Daemon::start("kill9", &["--all"]);
     let name = "recorder-kill9";
-    let _ = Command::new("podman").args(["rm", "-f", name]).output();
+    _ = Command::new("podman").args(["rm", "-f", name]).output();
     let out = run_ok(&mut podman_run(
         &["-d", "--name", name],
         &[
@@ -187,7 +187,7 @@ fn kill_dash_nine_and_restart_loses_nothing() {
     assert!(list.contains(&id), "{list}");
     run_ok(Command::new("podman").args(["exec", name, "touch", "/tmp/done"]));
     let p1 = d.wait_for(&d.profile_path(&id));
-    let _ = Command::new("podman")
+    _ = Command::new("podman")
         .args(["rm", "-f", "-t", "0", name])
         .output();
     let names = allowed_names(&p1);
@@ -207,7 +207,7 @@ fn sigterm_writes_partial_profiles() {
     let _serial = common::serial();
     let mut d = Daemon::start("sigterm", &["--all"]);
     let name = "recorder-sigterm";
-    let _ = Command::new("podman").args(["rm", "-f", name]).output();
+    _ = Command::new("podman").args(["rm", "-f", name]).output();
     let out = run_ok(&mut podman_run(
         &["-d", "--name", name],
         &["/bin/sh", "-c", "uname; sleep 60"],
@@ -226,7 +226,7 @@ fn sigterm_writes_partial_profiles() {
         names.contains("uname") && names.contains("execve"),
         "{names:?}"
     );
-    let _ = Command::new("podman")
+    _ = Command::new("podman")
         .args(["rm", "-f", "-t", "0", name])
         .output();
 }
@@ -240,7 +240,7 @@ fn full_map_is_reported_and_refused() {
     fs::write(&cfg, "record_all = true\ncapacity = 1\n").unwrap();
     let d = Daemon::start("mapfull", &["--config", cfg.to_str().unwrap()]);
     let name = "recorder-mapfull";
-    let _ = Command::new("podman").args(["rm", "-f", name]).output();
+    _ = Command::new("podman").args(["rm", "-f", name]).output();
     let out = run_ok(&mut podman_run(
         &["-d", "--name", name],
         &["/bin/sh", "-c", "sleep 60"],
@@ -279,7 +279,7 @@ fn full_map_is_reported_and_refused() {
         err.contains("the recording map is full (1 cgroups)"),
         "{err}"
     );
-    let _ = Command::new("podman")
+    _ = Command::new("podman")
         .args(["rm", "-f", "-t", "0", name])
         .output();
 }

@@ -35,7 +35,7 @@ fn workload(wait: bool) -> String {
 }
 
 fn podman_detached(name: &str, script: &str) -> String {
-    let _ = Command::new("podman").args(["rm", "-f", name]).output();
+    _ = Command::new("podman").args(["rm", "-f", name]).output();
     let out = run_ok(&mut podman_run(
         &["-d", "--name", name],
         &["/bin/sh", "-c", script],
@@ -44,7 +44,7 @@ fn podman_detached(name: &str, script: &str) -> String {
 }
 
 fn podman_rm(name: &str) {
-    let _ = Command::new("podman")
+    _ = Command::new("podman")
         .args(["rm", "-f", "-t", "0", name])
         .output();
 }
@@ -303,9 +303,9 @@ fn sub_cgroups_existing_and_future_are_recorded() {
     let d = Daemon::start("subcg", &[]);
     let h = recorder::cgroup::Hierarchy::detect().unwrap();
     let top = "/recorder-test-subcg";
-    let _ = h.remove(&format!("{top}/later"), Duration::from_secs(1));
-    let _ = h.remove(&format!("{top}/early"), Duration::from_secs(1));
-    let _ = h.remove(top, Duration::from_secs(1));
+    _ = h.remove(&format!("{top}/later"), Duration::from_secs(1));
+    _ = h.remove(&format!("{top}/early"), Duration::from_secs(1));
+    _ = h.remove(top, Duration::from_secs(1));
     h.create(&format!("{top}/early")).unwrap();
     d.ctl_ok(&["start", "--cgroup", top]);
     // A process in the existing sub-cgroup, and one in a sub-cgroup made

@@ -119,7 +119,7 @@ fn a_running_task_is_recorded_from_the_syscall_after_its_cgroup_is() {
     let procs = h.create(&rel).unwrap().join("cgroup.procs");
     let id = h.id(&rel).unwrap();
     let flag = std::env::temp_dir().join(format!("recorder-test-verdict-{}", std::process::id()));
-    let _ = fs::remove_file(&flag);
+    _ = fs::remove_file(&flag);
 
     pin_this_thread(0..1);
     let mut spinner = Command::new("sh")
@@ -141,7 +141,7 @@ fn a_running_task_is_recorded_from_the_syscall_after_its_cgroup_is() {
     kernel.insert(id, id, PHASE_WORKLOAD).unwrap();
     fs::write(&flag, "").unwrap();
     let status = spinner.wait().unwrap();
-    let _ = fs::remove_file(&flag);
+    _ = fs::remove_file(&flag);
     let set = kernel.remove(id).unwrap();
     h.remove(&rel, Duration::from_secs(5)).unwrap();
     pin_this_thread(0..cpus);

@@ -91,7 +91,7 @@ struct Cleanup {
 impl Drop for Cleanup {
     fn drop(&mut self) {
         for dir in &self.leaves {
-            let _ = fs::write(dir.join("cgroup.kill"), "1");
+            _ = fs::write(dir.join("cgroup.kill"), "1");
         }
         for dir in &self.leaves {
             // The leaf, then its parents while they are empty.
@@ -164,7 +164,7 @@ fn kubepods_layouts_are_recorded_in_auto_mode() {
 
     for mut child in children {
         drop(child.stdin.take().map(|mut s| s.write_all(b"\n")));
-        let _ = child.wait();
+        _ = child.wait();
     }
     drop(cleanup);
     for c in &cases {

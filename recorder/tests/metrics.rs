@@ -153,8 +153,8 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         // SAFETY: plain kill(2) of our own child.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let _ = self.child.wait();
-        let _ = Command::new(recorderd_path())
+        _ = self.child.wait();
+        _ = Command::new(recorderd_path())
             .arg("--pin-dir")
             .arg(&self.pin_dir)
             .arg("--unpin")
@@ -222,8 +222,8 @@ impl Prometheus {
 
 impl Drop for Prometheus {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        _ = self.child.kill();
+        _ = self.child.wait();
     }
 }
 
@@ -252,7 +252,7 @@ impl Container {
 
 impl Drop for Container {
     fn drop(&mut self) {
-        let _ = Command::new("podman")
+        _ = Command::new("podman")
             .args(["rm", "-f", "-t", "0", &self.id])
             .output();
     }

@@ -26,7 +26,7 @@ fn podman_container_by_name() {
     struct Rm(String);
     impl Drop for Rm {
         fn drop(&mut self) {
-            let _ = Command::new("podman")
+            _ = Command::new("podman")
                 .args(["rm", "-f", "-t", "0", &self.0])
                 .output();
         }

@@ -414,15 +414,15 @@ fn wait_or_kill(child: &mut Child, parent: &str, what: &str) -> ExitStatus {
             return status;
         }
         if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
+            _ = child.kill();
+            _ = child.wait();
             let hierarchy = Hierarchy::detect().unwrap();
             let mut cgroups = hierarchy.descendants(parent).unwrap_or_default();
             cgroups.reverse();
             for cgroup in cgroups {
-                let _ = hierarchy.remove(&cgroup, Duration::from_secs(5));
+                _ = hierarchy.remove(&cgroup, Duration::from_secs(5));
             }
-            let _ = hierarchy.remove(parent, Duration::from_secs(5));
+            _ = hierarchy.remove(parent, Duration::from_secs(5));
             panic!("{what} did not end");
         }
         thread::sleep(Duration::from_millis(20));
@@ -567,7 +567,7 @@ impl ReadOnlyMount {
 
 impl Drop for ReadOnlyMount {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
+        _ = Command::new("umount").arg(&self.0).status();
     }
 }
 
@@ -580,7 +580,7 @@ fn unwritable_output_is_a_clear_error() {
     for (i, target) in [
         PathBuf::from("/proc/x/y"),
         ro.0.join("profile.json"),
-        dir.clone(), // a directory
+        dir, // a directory
     ]
     .iter()
     .enumerate()

@@ -41,7 +41,7 @@ fn shipped_config_is_the_defaults() {
         .lines()
         .filter_map(|l| l.strip_prefix("# "))
         .filter(|l| l.contains(" = "))
-        .map(|l| l.split(" #").next().unwrap_or(l).to_owned() + "\n")
+        .map(|l| format!("{}\n", l.split(" #").next().unwrap_or(l)))
         .collect();
     let config = recorder::config::Config::parse(path, &uncommented)
         .unwrap_or_else(|e| panic!("{e}\n{uncommented}"));
@@ -75,7 +75,7 @@ fn notifies_ready_and_stopping() {
     let n = sock.recv(&mut buf).expect("STOPPING=1");
     assert!(String::from_utf8_lossy(&buf[..n]).contains("STOPPING=1"));
     assert!(child.wait().unwrap().success());
-    let _ = Command::new(common::recorderd_path())
+    _ = Command::new(common::recorderd_path())
         .args(["--pin-dir", "/sys/fs/bpf/recorder-test-notify", "--unpin"])
         .output();
 }

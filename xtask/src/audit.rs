@@ -21,13 +21,13 @@ use anyhow::{bail, ensure};
 use crate::{cargo, setup, status, workspace_root};
 
 /// The environment variable that overrides the database's path.
-pub const DB_ENV: &str = "RECORDER_ADVISORY_DB";
+pub(crate) const DB_ENV: &str = "RECORDER_ADVISORY_DB";
 
 /// The lockfiles audited, relative to the repository root.
-pub const LOCKFILES: [&str; 2] = ["Cargo.lock", "fuzz/Cargo.lock"];
+pub(crate) const LOCKFILES: [&str; 2] = ["Cargo.lock", "fuzz/Cargo.lock"];
 
 #[derive(clap::Args, Debug, Default)]
-pub struct Args {}
+pub(crate) struct Args {}
 
 /// Where the database should be: `from_env` if set and not empty (relative to
 /// `cwd` if relative), else `<root>/../shared/advisory-db`.
@@ -50,14 +50,14 @@ fn check_db(path: PathBuf) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-pub fn run(_args: &Args) -> anyhow::Result<()> {
+pub(crate) fn run(_args: &Args) -> anyhow::Result<()> {
     setup::cargo_audit()?;
     audit()
 }
 
 /// Audits both lockfiles; fails if the database is missing or if
 /// `cargo audit` fails on either lockfile.
-pub fn audit() -> anyhow::Result<()> {
+pub(crate) fn audit() -> anyhow::Result<()> {
     let root = workspace_root();
     let cwd = env::current_dir()?;
     let db = check_db(db_path(env::var_os(DB_ENV), &cwd, &root))?;

@@ -32,7 +32,7 @@ use self::{
 };
 
 #[derive(clap::Args, Debug)]
-pub struct Args {
+pub(crate) struct Args {
     /// Fewer rounds and iterations: finishes in under 3 minutes.
     #[arg(long)]
     pub quick: bool,
@@ -83,7 +83,7 @@ impl Drop for Cgroups<'_> {
     }
 }
 
-pub fn run(args: &Args) -> anyhow::Result<()> {
+pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         bail!("cargo xtask bench loads eBPF programs and creates cgroups: run it as root");
@@ -156,7 +156,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             format!("round {round}/{rounds}")
         };
         eprint!("bench: {label}:");
-        let _ = std::io::stderr().flush();
+        _ = std::io::stderr().flush();
         let mut setups = Vec::new();
         for i in 0..measured.len() {
             let config = measured[(i + round) % measured.len()];
@@ -308,7 +308,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
 /// to a floor run is most often in the same state (see
 /// `report::overhead_of`). The tar runs, long and not held to a target,
 /// run once each.
-fn run_order(setups: &[(Config, config::Setup)], pass: &[Workload]) -> Vec<usize> {
+fn run_order(setups: &[(Config, Setup)], pass: &[Workload]) -> Vec<usize> {
     let floor = setups.iter().position(|(c, _)| *c == Config::Floor);
     match floor {
         Some(f) if pass.iter().any(|w| w.is_microbenchmark()) => {

@@ -11,26 +11,26 @@ use std::path::{Path, PathBuf};
 use crate::{cargo, run_ok, setup, step, target_dir};
 
 #[derive(clap::Args, Debug)]
-pub struct Args {
+pub(crate) struct Args {
     /// Where to write `man/` and `completions/{bash,zsh,fish}/`
     /// [default: target/docs].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 }
 
-pub fn run(args: &Args) -> anyhow::Result<()> {
+pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     setup::toolchain()?;
     let out = args.out.clone().unwrap_or_else(default_dir);
     generate(&out)
 }
 
 /// The default output directory.
-pub fn default_dir() -> PathBuf {
+pub(crate) fn default_dir() -> PathBuf {
     target_dir().join("docs")
 }
 
 /// Writes the man pages and completions into `out`.
-pub fn generate(out: &Path) -> anyhow::Result<()> {
+pub(crate) fn generate(out: &Path) -> anyhow::Result<()> {
     step("man pages and shell completions");
     let out = std::path::absolute(out)?;
     run_ok(

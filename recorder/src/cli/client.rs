@@ -22,9 +22,20 @@ pub struct Conn {
     /// recorderd's control socket.
     #[arg(long, value_name = "PATH", default_value = crate::config::DEFAULT_SOCKET, env = "RECORDER_SOCKET")]
     pub socket: PathBuf,
+    /// Give up when recorderd has not answered within SECONDS.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = timeout_secs)]
+    pub timeout: f64,
     /// Print results as text or as JSON (for scripts).
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
+}
+
+/// A timeout in seconds: positive and finite.
+fn timeout_secs(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v <= 86_400.0 => Ok(v),
+        _ => Err("expected a number of seconds, more than 0 and at most 86400".to_owned()),
+    }
 }
 
 /// What to act on: a container, a process's cgroup, or a cgroup.
@@ -32,7 +43,7 @@ pub struct Conn {
 #[group(required = true, multiple = false)]
 pub struct TargetArgs {
     /// A container id, unique id prefix, or name.
-    #[arg(value_name = "CONTAINER")]
+    #[arg(value_name = "CONTAINER", value_parser = container_spec)]
     pub container: Option<String>,
     /// The cgroup of this process.
     #[arg(long, value_name = "PID")]
@@ -40,6 +51,11 @@ pub struct TargetArgs {
     /// A cgroup2 path, e.g. /libpod_parent/libpod-<id>.
     #[arg(long, value_name = "PATH")]
     pub cgroup: Option<String>,
+}
+
+/// Refuses an empty or blank container (it would match every recording).
+fn container_spec(s: &str) -> Result<String, String> {
+    crate::control::check_container(s).map(|()| s.to_owned())
 }
 
 impl TargetArgs {

@@ -75,6 +75,36 @@ mod tests {
     }
 
     #[test]
+    fn blank_container_ids_are_usage_errors() {
+        for cmd in ["start", "stop", "profile"] {
+            for id in ["", " ", "\t"] {
+                let e = Cli::try_parse_from(["recorderctl", cmd, id]).unwrap_err();
+                assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation);
+                assert_eq!(e.exit_code(), 2);
+            }
+        }
+        assert!(Cli::try_parse_from(["recorderctl", "stop", "abc"]).is_ok());
+    }
+
+    #[test]
+    fn daemon_commands_take_a_timeout() {
+        use super::super::client::DaemonCommand;
+        let cli = Cli::try_parse_from(["recorderctl", "status"]).unwrap();
+        let Command::Daemon(DaemonCommand::Status { conn }) = cli.command else {
+            panic!("expected status");
+        };
+        assert_eq!(conn.timeout, 10.0);
+        let cli = Cli::try_parse_from(["recorderctl", "list", "--timeout", "0.5"]).unwrap();
+        let Command::Daemon(DaemonCommand::List { conn }) = cli.command else {
+            panic!("expected list");
+        };
+        assert_eq!(conn.timeout, 0.5);
+        for bad in ["0", "-1", "inf", "NaN", "x"] {
+            assert!(Cli::try_parse_from(["recorderctl", "status", "--timeout", bad]).is_err());
+        }
+    }
+
+    #[test]
     fn record_takes_the_command_verbatim() {
         let cli = Cli::try_parse_from([
             "recorderctl",

@@ -6,6 +6,14 @@ use clap::Parser;
 
 use crate::config::{Config, ConfigError};
 
+/// A metrics address, checked here so that a bad flag is blamed on the
+/// flag, not on the config file.
+fn metrics_addr(s: &str) -> Result<String, String> {
+    crate::metrics::parse_addr(s)
+        .map(|_| s.to_owned())
+        .map_err(|e| e.to_string())
+}
+
 #[derive(Parser, Debug)]
 #[command(
     name = "recorderd",
@@ -32,13 +40,13 @@ pub struct Cli {
     #[arg(long, value_name = "DIR")]
     pub pin_dir: Option<PathBuf>,
     /// error, warn, info, debug or trace.
-    #[arg(long, value_name = "LEVEL")]
+    #[arg(long, value_name = "LEVEL", value_parser = crate::config::LOG_LEVELS)]
     pub log_level: Option<String>,
     /// Record every new container from its first syscall.
     #[arg(long)]
     pub all: bool,
     /// How many cgroups can be recorded at once.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub capacity: Option<u32>,
     /// Keep the program attached even when nothing is recorded.
     #[arg(long)]
@@ -47,7 +55,7 @@ pub struct Cli {
     #[arg(long, value_name = "FILE")]
     pub btf: Option<PathBuf>,
     /// Prometheus endpoint, host:port ("off" disables it).
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", value_parser = metrics_addr)]
     pub metrics_addr: Option<String>,
     /// Enable the kernel's BPF run-time statistics for the metrics
     /// (costs some 20-30 ns per BPF program run).
@@ -140,7 +148,20 @@ mod tests {
         assert!(c.record_all);
         assert_eq!(c.capacity, 7);
         assert_eq!(c.log_level, "debug");
-        let cli = Cli::try_parse_from(["recorderd", "--log-level", "loud"]).unwrap();
-        assert!(cli.config().is_err());
+    }
+
+    #[test]
+    fn bad_flags_are_usage_errors_that_name_the_flag() {
+        for (flag, value) in [
+            ("--log-level", "loud"),
+            ("--metrics-addr", "notanaddr"),
+            ("--capacity", "0"),
+        ] {
+            let e = Cli::try_parse_from(["recorderd", flag, value]).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{flag}");
+            assert!(e.to_string().contains(flag), "{flag}: {e}");
+        }
+        let cli = Cli::try_parse_from(["recorderd", "--metrics-addr", "off"]).unwrap();
+        assert_eq!(cli.config().unwrap().metrics_addr, "off");
     }
 }

@@ -105,24 +105,25 @@ impl KernelTask {
                     .into_iter()
                     .try_for_each(|id| self.kernel.insert(id, owner, phase));
                 self.settle();
-                let _ = reply.send(result);
+                // A reply fails only when the requester gave up; nothing to do then.
+                _ = reply.send(result);
             }
             KernelCmd::Remove { owner, reply } => {
                 self.kernel.remove_owner(owner);
                 self.settle();
-                let _ = reply.send(());
+                _ = reply.send(());
             }
             KernelCmd::Entries { reply } => {
-                let _ = reply.send(self.kernel.entries());
+                _ = reply.send(self.kernel.entries());
             }
             KernelCmd::Leaf { id, reply } => {
-                let _ = reply.send(self.kernel.leaf(id));
+                _ = reply.send(self.kernel.leaf(id));
             }
             KernelCmd::Info { reply } => {
-                let _ = reply.send(self.kernel.info());
+                _ = reply.send(self.kernel.info());
             }
             KernelCmd::Snapshot { reply } => {
-                let _ = reply.send(KernelSnapshot {
+                _ = reply.send(KernelSnapshot {
                     entries: self.kernel.entries(),
                     info: self.kernel.info(),
                     programs: self.kernel.program_stats(),
@@ -136,7 +137,7 @@ impl KernelTask {
                 let result = self.kernel.set_leaf_patterns(&patterns);
                 self.record_all = record_all;
                 self.settle();
-                let _ = reply.send(result);
+                _ = reply.send(result);
             }
         }
     }
@@ -166,7 +167,7 @@ impl KernelTask {
                     let ring = guard.get_inner_mut();
                     let mut batch = Vec::new();
                     while let Some(item) = ring.next() {
-                        if item.len() >= std::mem::size_of::<CgroupEvent>() {
+                        if item.len() >= size_of::<CgroupEvent>() {
                             // SAFETY: the kernel wrote a CgroupEvent here
                             // (the length is checked); read unaligned.
                             let ev = unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<CgroupEvent>()) };

@@ -70,6 +70,8 @@ pub enum Outcome {
 /// Why a request was refused or failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ManagerError {
+    #[error("{0}")]
+    BadTarget(String),
     #[error("{0} is not being recorded")]
     NotRecording(String),
     #[error("'{spec}' is ambiguous; it matches: {}", .keys.join(", "))]
@@ -105,7 +107,7 @@ pub enum ManagerError {
     Daemon(#[from] DaemonError),
 }
 
-fn now_secs() -> u64 {
+pub(super) fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -146,7 +148,11 @@ pub struct Manager {
     recordings: BTreeMap<u64, Recording>,
     started: Instant,
     counters: Arc<Counters>,
-    last_error: Option<String>,
+    /// The last error, when it happened, and the recording whose write
+    /// failed (cleared when that write succeeds).
+    last_error: Option<(String, u64, Option<u64>)>,
+    /// Failed write attempts per recording, for logging with backoff.
+    write_attempts: BTreeMap<u64, u32>,
     reported_enrol_failures: u64,
     metrics: SharedSnapshot,
 }
@@ -167,6 +173,7 @@ impl Manager {
             started: Instant::now(),
             counters,
             last_error: None,
+            write_attempts: BTreeMap::new(),
             reported_enrol_failures: 0,
             metrics,
         }
@@ -180,14 +187,15 @@ impl Manager {
             match msg {
                 ManagerMsg::Request(req, reply) => {
                     let result = self.handle(*req).await;
-                    let _ = reply.send(result);
+                    // A reply fails only when the requester gave up; nothing to do then.
+                    _ = reply.send(result);
                 }
                 ManagerMsg::Event(ev) => self.on_event(ev).await,
                 ManagerMsg::Tick => self.tick().await,
                 ManagerMsg::Reload(config) => self.reload(*config).await,
                 ManagerMsg::Shutdown(done) => {
                     self.write_partials().await;
-                    let _ = done.send(());
+                    _ = done.send(());
                     return;
                 }
             }
@@ -282,7 +290,8 @@ impl Manager {
             enrol_failures: k.enrol_failed,
             profiles_written: self.counters.profiles_written.load(Ordering::Relaxed),
             pending_writes: self.pending_writes(),
-            last_error: self.last_error.clone(),
+            last_error: self.last_error.as_ref().map(|(e, ..)| e.clone()),
+            last_error_at: self.last_error.as_ref().map(|(_, at, _)| *at),
         })
     }
 
@@ -295,6 +304,8 @@ impl Manager {
 
     /// Finds the recording a target names.
     fn find(&self, target: &Target) -> Result<&Recording, ManagerError> {
+        // An empty id would be a prefix of every key.
+        target.check().map_err(ManagerError::BadTarget)?;
         let found = match target {
             Target::Container(spec) => {
                 let id = spec.to_ascii_lowercase();
@@ -374,11 +385,9 @@ impl Manager {
         }
         // At prestart the runtime's init is still setting up: its syscalls
         // until it loads the filter are left out, as in auto mode.
-        let phase = if prestart.is_some() {
-            PHASE_RUNTIME_INIT
-        } else {
-            PHASE_WORKLOAD
-        };
+        let phase = prestart
+            .as_ref()
+            .map_or(PHASE_WORKLOAD, |_| PHASE_RUNTIME_INIT);
         match self.kernel.insert(ids, owner, phase).await {
             Ok(()) => {}
             Err(DaemonError::Kernel(KernelError::MapFull { capacity })) => {
@@ -498,11 +507,20 @@ impl Manager {
         let path = self.profile_path(&r);
         let text = assemble(&r, sets, None).to_json();
         let write_path = path.clone();
+        let partial = self.partial_path(&r);
         let written = lookup::blocking(move || {
             if let Some(dir) = write_path.parent() {
                 std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
             }
-            profile::write(&write_path, &text).map_err(|e| e.to_string())
+            profile::write(&write_path, &text).map_err(|e| e.to_string())?;
+            // The full profile supersedes the one a shutdown left.
+            match std::fs::remove_file(&partial) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    log::warn!("removing {}: {e}", partial.display());
+                }
+                _ => {}
+            }
+            Ok(())
         })
         .await
         .map_err(|e| e.to_string())
@@ -510,6 +528,12 @@ impl Manager {
         match written {
             Ok(()) => {
                 log::info!("profile of {} written to {}", r.key, path.display());
+                if self.write_attempts.remove(&owner).is_some() {
+                    log::info!("{}: the profile could be written after all", r.key);
+                }
+                if self.last_error.as_ref().is_some_and(|e| e.2 == Some(owner)) {
+                    self.last_error = None;
+                }
                 let entry = index::Entry {
                     key: r.key.clone(),
                     runtime: r.runtime(),
@@ -541,9 +565,17 @@ impl Manager {
                     path,
                     reason: reason.clone(),
                 };
-                log::error!("{e}");
-                self.counters.write_errors.fetch_add(1, Ordering::Relaxed);
-                self.last_error = Some(e.to_string());
+                // Counted once per failing recording; logged at the first
+                // failure, then at attempts 2, 4, 8... (ticks are frequent).
+                let attempts = self.write_attempts.entry(owner).or_insert(0);
+                *attempts += 1;
+                if *attempts == 1 {
+                    self.counters.write_errors.fetch_add(1, Ordering::Relaxed);
+                }
+                if attempts.is_power_of_two() {
+                    log::error!("{e} (attempt {attempts})");
+                }
+                self.last_error = Some((e.to_string(), now_secs(), Some(owner)));
                 if let Some(r) = self.recordings.get_mut(&owner) {
                     r.finishing = true;
                     r.write_error = Some(reason);
@@ -637,7 +669,7 @@ impl Manager {
         for owner in due {
             let sets = sets_of(&snapshot.entries, owner);
             // A failure is kept, logged and retried on the next tick.
-            let _ = self.finish(owner, &sets).await;
+            _ = self.finish(owner, &sets).await;
             changed = true;
         }
         if changed {
@@ -651,7 +683,7 @@ impl Manager {
                 k.enrol_failed - self.reported_enrol_failures
             );
             log::error!("{msg}");
-            self.last_error = Some(msg);
+            self.last_error = Some((msg, now_secs(), None));
             self.reported_enrol_failures = k.enrol_failed;
         }
     }
@@ -685,13 +717,19 @@ impl Manager {
                 match self.kernel.entries().await {
                     Ok(entries) => {
                         // A failure is kept, logged and retried on the next tick.
-                        let _ = self.finish(ev.id, &sets_of(&entries, ev.id)).await;
+                        _ = self.finish(ev.id, &sets_of(&entries, ev.id)).await;
                     }
                     Err(e) => log::error!("{e}"),
                 }
             }
             _ => {}
         }
+    }
+
+    fn partial_path(&self, r: &Recording) -> PathBuf {
+        self.config
+            .profiles_dir
+            .join(format!("{}.partial.json", r.key))
     }
 
     /// Writes `<key>.partial.json` for every recording (at shutdown).
@@ -705,10 +743,7 @@ impl Manager {
         };
         let mut partials = Vec::new();
         for r in self.recordings.values() {
-            let path = self
-                .config
-                .profiles_dir
-                .join(format!("{}.partial.json", r.key));
+            let path = self.partial_path(r);
             let text = assemble(r, &sets_of(&entries, r.owner), None).to_json();
             partials.push((r.key.clone(), path, text));
         }

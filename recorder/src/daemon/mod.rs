@@ -52,6 +52,14 @@ pub enum DaemonError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "cannot create the recording maps for capacity {capacity} (about {mib} MiB of locked kernel memory): {reason}; lower `capacity`"
+    )]
+    Capacity {
+        capacity: u32,
+        mib: u64,
+        reason: String,
+    },
     #[error("socket group '{0}' does not exist")]
     NoGroup(String),
     #[error("the kernel task stopped")]
@@ -85,7 +93,7 @@ impl Running {
         let (tx, rx) = oneshot::channel();
         if self.manager.send(ManagerMsg::Shutdown(tx)).await.is_ok() {
             // Err: the manager is gone already; nothing to wait for.
-            let _ = rx.await;
+            _ = rx.await;
         }
         for t in self.tasks {
             t.abort();
@@ -122,18 +130,64 @@ fn patterns(config: &Config) -> Vec<recorder_common::LeafPattern> {
         .collect()
 }
 
-/// Loads the programs and starts every task.
-pub async fn start(config: Config) -> Result<Running, DaemonError> {
-    let hierarchy = Hierarchy::detect()?;
-    let group = control::gid_of(&config.socket_group)
-        .ok_or_else(|| DaemonError::NoGroup(config.socket_group.clone()))?;
-    for dir in [&config.profiles_dir, &config.state_dir] {
-        std::fs::create_dir_all(dir).map_err(setup_err(dir))?;
+/// What a start made that must not outlive a failed start: the socket it
+/// bound and the pins it created (never those an earlier run left, which
+/// a resumed daemon keeps recording into). Disarmed once the start is
+/// through.
+struct Undo {
+    socket: Option<PathBuf>,
+    pin_dir: Option<PathBuf>,
+    /// The pin dir's entries before this start, and whether it existed.
+    pinned_before: Option<Vec<std::ffi::OsString>>,
+}
+
+impl Undo {
+    fn pin_entries(dir: &Path) -> Option<Vec<std::ffi::OsString>> {
+        let entries = std::fs::read_dir(dir).ok()?;
+        Some(
+            entries
+                .filter_map(|e| e.ok().map(|e| e.file_name()))
+                .collect(),
+        )
     }
-    // One daemon per pin dir: two would share the maps and the ring buffer
-    // and steal each other's recordings.
-    crate::system::ensure_bpffs(&config.pin_dir)?;
-    let pin_lock = lock_dir(&config.pin_dir)?;
+
+    fn disarm(&mut self) {
+        self.socket = None;
+        self.pin_dir = None;
+    }
+}
+
+impl Drop for Undo {
+    fn drop(&mut self) {
+        if let Some(socket) = &self.socket {
+            _ = std::fs::remove_file(socket);
+        }
+        let Some(dir) = &self.pin_dir else { return };
+        let before = self.pinned_before.as_deref().unwrap_or_default();
+        for name in Self::pin_entries(dir).unwrap_or_default() {
+            if !before.contains(&name) {
+                // Unpinning a map or link this start created; its last
+                // descriptor goes with the failed start.
+                _ = std::fs::remove_file(dir.join(&name));
+            }
+        }
+        if self.pinned_before.is_none() {
+            // Made by this start; fails (and stays) if anything is left.
+            _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+/// The memory the per-cgroup maps take at `capacity`, in MiB (rounded up).
+fn maps_mib(capacity: u32) -> u64 {
+    let per_entry =
+        size_of::<recorder_common::SyscallSet>() + recorder_common::LEAF_MAX + 2 * size_of::<u64>();
+    (u64::from(capacity) * per_entry as u64).div_ceil(1 << 20)
+}
+
+/// Loads the object, pinned under the pin dir, with the config's patterns
+/// and the cgroup event tracepoints attached.
+fn load_kernel(config: &Config) -> Result<Kernel, DaemonError> {
     let mut kernel = Kernel::load(&LoadOptions {
         capacity: config.capacity,
         btf: config.btf.clone(),
@@ -141,6 +195,19 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
         pin_dir: Some(config.pin_dir.clone()),
         auto_enrol: true,
         args: false,
+    })
+    .map_err(|e| match &e {
+        KernelError::Load(inner) => match &**inner {
+            aya::EbpfError::MapError(aya::maps::MapError::CreateError { name, io_error }) => {
+                DaemonError::Capacity {
+                    capacity: config.capacity,
+                    mib: maps_mib(config.capacity),
+                    reason: format!("map {name}: {io_error}"),
+                }
+            }
+            _ => e.into(),
+        },
+        _ => e.into(),
     })?;
     if kernel.has_pinned_link() {
         log::info!(
@@ -148,14 +215,49 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
             config.pin_dir.display()
         );
     }
-    kernel.set_leaf_patterns(&patterns(&config))?;
+    kernel.set_leaf_patterns(&patterns(config))?;
     kernel.attach_cgroup_events()?;
+    Ok(kernel)
+}
+
+/// Loads the programs and starts every task. What can fail without the
+/// kernel is checked first; a start that fails later removes the socket it
+/// bound and whatever it pinned, so it leaves nothing behind.
+pub async fn start(config: Config) -> Result<Running, DaemonError> {
+    let hierarchy = Hierarchy::detect()?;
+    let group = control::gid_of(&config.socket_group)
+        .ok_or_else(|| DaemonError::NoGroup(config.socket_group.clone()))?;
+    for dir in [&config.profiles_dir, &config.state_dir] {
+        if dir.exists() && !dir.is_dir() {
+            return Err(setup_err(dir)(std::io::Error::other("not a directory")));
+        }
+        std::fs::create_dir_all(dir).map_err(setup_err(dir))?;
+    }
+    // The socket first: "another recorderd is serving this socket" must
+    // not come after the maps were pinned and the tracepoints attached.
+    let listener = server::bind(&config.socket, group)?;
+    // Declared before `undo`, so it is released after the undoing.
+    let pin_lock;
+    let mut undo = Undo {
+        socket: Some(config.socket.clone()),
+        pin_dir: None,
+        pinned_before: None,
+    };
+    let pinned_before = Undo::pin_entries(&config.pin_dir);
+    // One daemon per pin dir: two would share the maps and the ring buffer
+    // and steal each other's recordings.
+    crate::system::ensure_bpffs(&config.pin_dir)?;
+    pin_lock = lock_dir(&config.pin_dir)?;
+    // Locked: what is pinned now is an earlier run's, and stays.
+    undo.pinned_before = pinned_before.and(Undo::pin_entries(&config.pin_dir));
+    undo.pin_dir = Some(config.pin_dir.clone());
+    let kernel = load_kernel(&config)?;
     let mut task = KernelTask::new(kernel, config.record_all, config.detach_when_idle);
     task.settle();
+    undo.disarm();
     // Loading parsed the kernel's BTF (megabytes) and the object; give the
     // freed memory back instead of keeping it in the idle daemon's RSS.
     crate::system::release_freed_memory();
-    let listener = server::bind(&config.socket, group)?;
     log::info!(
         "recorderd {} listening on {} (cgroup2 at {}, {:?} layout); record_all={}",
         crate::VERSION,

@@ -44,6 +44,8 @@ pub fn kind(e: &ManagerError) -> ErrorKind {
         | ManagerError::StoredProfile(_) => ErrorKind::NotFound,
         ManagerError::Cgroup(CgroupError::InvalidPath(_))
         | ManagerError::Container(ContainerError::BadId(_))
+        | ManagerError::Index(IndexError::BadSpec(_))
+        | ManagerError::BadTarget(_)
         | ManagerError::BadOutput(_) => ErrorKind::BadRequest,
         ManagerError::Cgroup(_) => ErrorKind::NotFound,
         ManagerError::AlreadyRecording { .. } => ErrorKind::AlreadyRecording,
@@ -102,7 +104,7 @@ async fn serve_conn(stream: UnixStream, group: u32, manager: mpsc::Sender<Manage
             "permission denied: recorderd serves root and members of its socket group only",
         );
         // The peer may be gone already; nothing more to tell it.
-        let _ = write.write_all(&control::reply_line(&reply)).await;
+        _ = write.write_all(&control::reply_line(&reply)).await;
         return;
     }
     let mut reader = BufReader::new(read).take(control::MAX_REQUEST as u64 + 1);
@@ -142,7 +144,7 @@ async fn serve_conn(stream: UnixStream, group: u32, manager: mpsc::Sender<Manage
     };
     // A client that never reads its reply does not hold the slot forever;
     // one that left gets nothing.
-    let _ = tokio::time::timeout(
+    _ = tokio::time::timeout(
         control::READ_TIMEOUT,
         write.write_all(&control::reply_line(&reply)),
     )

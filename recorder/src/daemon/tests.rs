@@ -70,24 +70,24 @@ impl FakeKernel {
                         .entry(id)
                         .or_insert_with(|| SyscallSet::new(owner, phase));
                 }
-                let _ = reply.send(result);
+                _ = reply.send(result);
             }
             KernelCmd::Remove { owner, reply } => {
                 self.sets
                     .retain(|id, s| !crate::ebpf::belongs_to(*id, s, owner));
-                let _ = reply.send(());
+                _ = reply.send(());
             }
             KernelCmd::Entries { reply } => {
-                let _ = reply.send(self.entries());
+                _ = reply.send(self.entries());
             }
             KernelCmd::Leaf { id, reply } => {
-                let _ = reply.send(self.leaves.get(&id).cloned());
+                _ = reply.send(self.leaves.get(&id).cloned());
             }
             KernelCmd::Info { reply } => {
-                let _ = reply.send(self.info());
+                _ = reply.send(self.info());
             }
             KernelCmd::Snapshot { reply } => {
-                let _ = reply.send(KernelSnapshot {
+                _ = reply.send(KernelSnapshot {
                     entries: self.entries(),
                     info: self.info(),
                     programs: Vec::new(),
@@ -97,7 +97,7 @@ impl FakeKernel {
                 patterns, reply, ..
             } => {
                 self.patterns_set = patterns.len();
-                let _ = reply.send(Ok(()));
+                _ = reply.send(Ok(()));
             }
         }
     }
@@ -534,4 +534,86 @@ async fn reload_gives_the_kernel_the_new_patterns() {
         Config::default().auto_patterns.len(),
         "auto mode on: every default pattern"
     );
+}
+
+#[tokio::test]
+async fn a_failing_write_counts_once_has_a_time_and_clears_on_success() {
+    let s = Setup::new();
+    s.mkdir("/app");
+    let blocker = s.root.join("out");
+    std::fs::write(&blocker, "").expect("blocker");
+    let mut m = s.manager();
+    m.handle(Request::Start {
+        target: cgroup("/app"),
+        base: None,
+        output: Some(blocker.join("app.json")),
+        prestart: None,
+    })
+    .await
+    .expect("start");
+    let before = super::manager::now_secs();
+    let stop = m
+        .handle(Request::Stop {
+            target: cgroup("/app"),
+            base: None,
+        })
+        .await;
+    assert!(matches!(stop, Err(ManagerError::Write { .. })), "{stop:?}");
+    // Four retries of the same failing write: one failure counted.
+    for _ in 0..4 {
+        m.tick().await;
+    }
+    let written = |c: &Counters| c.write_errors.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(written(&s.counters), 1);
+    let Outcome::Status(status) = m.handle(Request::Status).await.expect("status") else {
+        panic!("not a status");
+    };
+    assert_eq!(status.pending_writes, 1);
+    assert!(status.last_error.is_some());
+    let at = status.last_error_at.expect("a time");
+    assert!(at >= before && at <= super::manager::now_secs(), "{at}");
+
+    std::fs::remove_file(&blocker).expect("unblock");
+    std::fs::create_dir(&blocker).expect("dir");
+    m.tick().await;
+    let Outcome::Status(status) = m.handle(Request::Status).await.expect("status") else {
+        panic!("not a status");
+    };
+    assert_eq!(status.pending_writes, 0);
+    assert_eq!(status.last_error, None, "cleared once the write succeeded");
+    assert_eq!(status.last_error_at, None);
+    assert_eq!(written(&s.counters), 1);
+}
+
+#[tokio::test]
+async fn the_full_profile_replaces_a_stale_partial_one() {
+    let s = Setup::new();
+    let app = s.mkdir("/app");
+    let mut m = s.manager();
+    m.handle(Request::Start {
+        target: cgroup("/app"),
+        base: None,
+        output: None,
+        prestart: None,
+    })
+    .await
+    .expect("start");
+    // What a shutdown left beside the profile to come.
+    let partial = s
+        .config
+        .profiles_dir
+        .join(format!("cgroup-{app}.partial.json"));
+    std::fs::write(&partial, "{}").expect("partial");
+    let Outcome::Stopped { path, .. } = m
+        .handle(Request::Stop {
+            target: cgroup("/app"),
+            base: None,
+        })
+        .await
+        .expect("stop")
+    else {
+        panic!("not stopped");
+    };
+    assert!(path.exists());
+    assert!(!partial.exists(), "the stale partial profile stayed");
 }

@@ -328,7 +328,7 @@ impl Kernel {
                 Err(e) => {
                     // Never leave the recorder running without its hooks
                     // (the rest of `hooks` is dropped, so detached).
-                    let _ = self.detach();
+                    _ = self.detach();
                     return Err(e);
                 }
             }
@@ -349,7 +349,7 @@ impl Kernel {
 
     /// Detaches everything, pinned links included (a clean shutdown).
     pub fn detach_all(&mut self) {
-        let _ = self.detach();
+        _ = self.detach();
         for link in self.cgroup_links.drain(..) {
             Self::unkeep(link);
         }
@@ -448,7 +448,8 @@ impl Kernel {
         if self.sets.remove(&id).is_ok() {
             self.filter.sub(id);
         }
-        let _ = self.leaves.remove(&id);
+        // Not every cgroup has a leaf entry.
+        _ = self.leaves.remove(&id);
         if let (Some(set), Some(cached)) = (&mut set, &cached) {
             merge(set, cached);
         }
@@ -475,7 +476,8 @@ impl Kernel {
     pub fn remove_args(&mut self, id: u64) -> Option<ArgSet> {
         let args = self.args.as_mut()?;
         let set = args.get(&id, 0).ok();
-        let _ = args.remove(&id);
+        // No entry when nothing was recorded: nothing to remove.
+        _ = args.remove(&id);
         set
     }
 

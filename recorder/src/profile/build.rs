@@ -237,7 +237,7 @@ mod tests {
             ],
             ..Profile::default()
         };
-        let policy = Policy::Filter(docker);
+        let policy = Policy::Filter(Box::new(docker));
         let built = build(Inputs {
             sets: &[set],
             policy: Some(&policy),

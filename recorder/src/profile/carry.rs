@@ -26,7 +26,7 @@ pub const CARRIED_COMMENT: &str =
 pub const NEWER_COMMENT: &str = "newer than every allowed syscall: ENOSYS, as runc answers syscalls it does not know, so that libc falls back";
 
 /// The seccomp policy a workload ran under while it was recorded.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "filter", rename_all = "snake_case")]
 pub enum Policy {
     /// Not known: a runtime whose bundle could not be read, or
@@ -36,7 +36,7 @@ pub enum Policy {
     /// No seccomp filter: every syscall reached the recorder.
     Unconfined,
     /// A filter, in the docker model (an OCI `linux.seccomp` reads as one).
-    Filter(Profile),
+    Filter(Box<Profile>),
 }
 
 /// An answer other than "allow": an action and, for ERRNO, its errno.
@@ -246,7 +246,11 @@ mod tests {
     #[test]
     fn docker_clone3_answers_enosys() {
         let mut p = allow(&["read", "clone", "exit_group"]);
-        let n = carry_over(&mut p, &Policy::Filter(docker()), &[Abi::native()]);
+        let n = carry_over(
+            &mut p,
+            &Policy::Filter(Box::new(docker())),
+            &[Abi::native()],
+        );
         assert_eq!(n, 1);
         assert_eq!(
             carried(&p),
@@ -266,12 +270,20 @@ mod tests {
         // The workload called clone3 (it was allowed): nothing to carry.
         let mut p = allow(&["read", "clone3"]);
         assert_eq!(
-            carry_over(&mut p, &Policy::Filter(docker()), &[Abi::native()]),
+            carry_over(
+                &mut p,
+                &Policy::Filter(Box::new(docker())),
+                &[Abi::native()]
+            ),
             0
         );
         // chmod was allowed by the filter, not used: the profile's default.
         let mut p = allow(&["read"]);
-        carry_over(&mut p, &Policy::Filter(docker()), &[Abi::native()]);
+        carry_over(
+            &mut p,
+            &Policy::Filter(Box::new(docker())),
+            &[Abi::native()],
+        );
         assert!(
             !carried(&p)
                 .iter()
@@ -297,7 +309,7 @@ mod tests {
         f.syscalls.push(rule(&["mount"], "SCMP_ACT_NOTIFY", None));
         f.syscalls.push(rule(&["reboot"], ACT_KILL_PROCESS, None));
         let mut p = allow(&["read"]);
-        carry_over(&mut p, &Policy::Filter(f), &[Abi::native()]);
+        carry_over(&mut p, &Policy::Filter(Box::new(f)), &[Abi::native()]);
         let c = carried(&p);
         assert_eq!(c.len(), 1, "{c:?}");
         assert_eq!(c[0].0, ACT_KILL_PROCESS);
@@ -312,7 +324,11 @@ mod tests {
         f.syscalls
             .push(rule(&["reboot", "kexec_load"], ACT_ERRNO, Some(EPERM)));
         let mut p = allow(&["read", "exit_group"]);
-        let n = carry_over(&mut p, &Policy::Filter(f.clone()), &[Abi::native()]);
+        let n = carry_over(
+            &mut p,
+            &Policy::Filter(Box::new(f.clone())),
+            &[Abi::native()],
+        );
         // The filter's default, and its two EPERM names listed.
         assert_eq!(p.default_errno_ret, Some(ENOSYS));
         assert_eq!(n, 2);
@@ -334,7 +350,7 @@ mod tests {
             rule(&every, ACT_ERRNO, Some(EPERM)),
         ];
         let mut p = allow(&["read", "exit_group"]);
-        let n = carry_over(&mut p, &Policy::Filter(f), &[Abi::native()]);
+        let n = carry_over(&mut p, &Policy::Filter(Box::new(f)), &[Abi::native()]);
         assert_eq!(p.default_errno_ret, Some(EPERM));
         assert_eq!(n, 1);
         assert_eq!(carried(&p)[0].2, ["pivot_root"]);
@@ -404,7 +420,7 @@ mod tests {
         for policy in [
             Policy::Unknown,
             Policy::Unconfined,
-            Policy::Filter(docker()),
+            Policy::Filter(Box::new(docker())),
         ] {
             let text = serde_json::to_string(&policy).unwrap();
             assert_eq!(serde_json::from_str::<Policy>(&text).unwrap(), policy);

@@ -19,7 +19,7 @@ where
 
 /// A seccomp profile in the docker/moby JSON format. Unknown fields are
 /// kept, so that a profile read and written again loses nothing.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Profile {
     pub default_action: String,
@@ -67,7 +67,7 @@ pub struct ArchMap {
 }
 
 /// One rule: the names it covers, its action and its conditions.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SyscallRule {
     /// The deprecated single-name form; kept as read.

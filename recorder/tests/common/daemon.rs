@@ -10,24 +10,24 @@ use std::{
 
 use super::{recorderctl, recorderd_path, run};
 
-pub struct Daemon {
-    pub dir: PathBuf,
-    pub socket: PathBuf,
-    pub profiles: PathBuf,
-    pub pin_dir: PathBuf,
-    pub log: PathBuf,
+pub(crate) struct Daemon {
+    pub(crate) dir: PathBuf,
+    pub(crate) socket: PathBuf,
+    pub(crate) profiles: PathBuf,
+    pub(crate) pin_dir: PathBuf,
+    pub(crate) log: PathBuf,
     extra: Vec<String>,
     child: Option<Child>,
 }
 
 impl Daemon {
     /// Starts recorderd with `extra` flags; waits until it answers.
-    pub fn start(name: &str, extra: &[&str]) -> Self {
+    pub(crate) fn start(name: &str, extra: &[&str]) -> Self {
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("daemon-{name}"));
-        let _ = fs::remove_dir_all(&dir);
+        _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
         let pin_dir = PathBuf::from(format!("/sys/fs/bpf/recorder-test-{name}"));
-        let _ = fs::remove_dir_all(&pin_dir);
+        _ = fs::remove_dir_all(&pin_dir);
         let mut d = Self {
             socket: dir.join("sock"),
             profiles: dir.join("profiles"),
@@ -42,7 +42,7 @@ impl Daemon {
     }
 
     /// (Re)starts the process with the same directories.
-    pub fn spawn(&mut self) {
+    pub(crate) fn spawn(&mut self) {
         let log = fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -94,14 +94,14 @@ impl Daemon {
     }
 
     /// A recorderctl command against this daemon.
-    pub fn ctl(&self, args: &[&str]) -> Command {
+    pub(crate) fn ctl(&self, args: &[&str]) -> Command {
         let mut c = recorderctl();
         c.args(args).env("RECORDER_SOCKET", &self.socket);
         c
     }
 
     /// Runs recorderctl and asserts success; returns stdout.
-    pub fn ctl_ok(&self, args: &[&str]) -> String {
+    pub(crate) fn ctl_ok(&self, args: &[&str]) -> String {
         let out = run(&mut self.ctl(args));
         assert!(
             out.status.success(),
@@ -113,16 +113,16 @@ impl Daemon {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    pub fn log_text(&self) -> String {
+    pub(crate) fn log_text(&self) -> String {
         fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.as_ref().map(Child::id).unwrap_or(0)
     }
 
     /// Sends `signal` and waits for the process to exit.
-    pub fn signal(&mut self, signal: i32) -> Option<std::process::ExitStatus> {
+    pub(crate) fn signal(&mut self, signal: i32) -> Option<std::process::ExitStatus> {
         let mut child = self.child.take()?;
         // SAFETY: kill(2) on our own child.
         unsafe { libc::kill(child.id() as i32, signal) };
@@ -130,12 +130,12 @@ impl Daemon {
     }
 
     /// The path of a container's profile.
-    pub fn profile_path(&self, id: &str) -> PathBuf {
+    pub(crate) fn profile_path(&self, id: &str) -> PathBuf {
         self.profiles.join(format!("{id}.json"))
     }
 
     /// Waits (bounded) for a file to appear and returns its contents.
-    pub fn wait_for(&self, path: &Path) -> String {
+    pub(crate) fn wait_for(&self, path: &Path) -> String {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(text) = fs::read_to_string(path)
@@ -157,7 +157,7 @@ impl Daemon {
 impl Drop for Daemon {
     fn drop(&mut self) {
         self.signal(libc::SIGTERM);
-        let _ = Command::new(recorderd_path())
+        _ = Command::new(recorderd_path())
             .arg("--pin-dir")
             .arg(&self.pin_dir)
             .arg("--unpin")

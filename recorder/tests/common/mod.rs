@@ -11,17 +11,17 @@ use std::{
 };
 
 /// The recorderctl binary under test.
-pub fn recorderctl() -> Command {
+pub(crate) fn recorderctl() -> Command {
     Command::new(env!("CARGO_BIN_EXE_recorderctl"))
 }
 
 /// The recorderd binary under test.
-pub fn recorderd_path() -> &'static str {
+pub(crate) fn recorderd_path() -> &'static str {
     env!("CARGO_BIN_EXE_recorderd")
 }
 
 /// The eBPF tests need root; they fail (never skip) without it.
-pub fn require_root() {
+pub(crate) fn require_root() {
     // SAFETY: geteuid cannot fail.
     assert_eq!(
         unsafe { libc::geteuid() },
@@ -31,13 +31,13 @@ pub fn require_root() {
 }
 
 /// Runs a command and returns its output; panics with stderr if it cannot start.
-pub fn run(cmd: &mut Command) -> Output {
+pub(crate) fn run(cmd: &mut Command) -> Output {
     cmd.output()
         .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
 }
 
 /// Runs a command and asserts success.
-pub fn run_ok(cmd: &mut Command) -> Output {
+pub(crate) fn run_ok(cmd: &mut Command) -> Output {
     let out = run(cmd);
     assert!(
         out.status.success(),
@@ -50,21 +50,21 @@ pub fn run_ok(cmd: &mut Command) -> Output {
 }
 
 /// A scratch directory under target/ (kept for inspection after a failure).
-pub fn scratch(name: &str) -> PathBuf {
+pub(crate) fn scratch(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = fs::remove_dir_all(&dir);
+    _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).unwrap();
     dir
 }
 
 /// A busybox root filesystem (Debian's busybox-static with its applet
 /// links), built once per test binary.
-pub fn busybox_rootfs() -> &'static Path {
+pub(crate) fn busybox_rootfs() -> &'static Path {
     static ROOTFS: OnceLock<PathBuf> = OnceLock::new();
     ROOTFS.get_or_init(|| {
         let root =
             Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("rootfs-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&root);
+        _ = fs::remove_dir_all(&root);
         for d in [
             "bin", "etc", "tmp", "proc", "sys", "dev", "root", "var", "run",
         ] {
@@ -97,7 +97,7 @@ pub fn busybox_rootfs() -> &'static Path {
 
 /// `podman run` with the options that work on this kind of host (runc,
 /// bounded ulimits, a private /tmp) on the busybox rootfs.
-pub fn podman_run(extra: &[&str], cmd: &[&str]) -> Command {
+pub(crate) fn podman_run(extra: &[&str], cmd: &[&str]) -> Command {
     let mut c = Command::new("podman");
     c.args(["--runtime", "runc", "run", "--rm"])
         .args([
@@ -116,7 +116,7 @@ pub fn podman_run(extra: &[&str], cmd: &[&str]) -> Command {
 }
 
 /// Parses a profile and returns the names allowed by its ALLOW rules.
-pub fn allowed_names(profile: &str) -> std::collections::BTreeSet<String> {
+pub(crate) fn allowed_names(profile: &str) -> std::collections::BTreeSet<String> {
     let v: serde_json::Value = serde_json::from_str(profile)
         .unwrap_or_else(|e| panic!("profile is not JSON ({e}): {profile}"));
     v["syscalls"]
@@ -130,7 +130,7 @@ pub fn allowed_names(profile: &str) -> std::collections::BTreeSet<String> {
 }
 
 /// Writes a copy of `profile` without `names` in any rule.
-pub fn without(profile: &str, names: &[&str], out: &Path) {
+pub(crate) fn without(profile: &str, names: &[&str], out: &Path) {
     let mut v: serde_json::Value = serde_json::from_str(profile).unwrap();
     for rule in v["syscalls"].as_array_mut().unwrap() {
         if let Some(list) = rule["names"].as_array_mut() {
@@ -139,10 +139,10 @@ pub fn without(profile: &str, names: &[&str], out: &Path) {
     }
     fs::write(out, serde_json::to_string_pretty(&v).unwrap()).unwrap();
 }
-pub mod daemon;
+pub(crate) mod daemon;
 
 /// Compiles the C test program (tests/programs/syscalls.c) with `flags` into CARGO_TARGET_TMPDIR/`name`.
-pub fn compile_test_program(name: &str, flags: &[&str]) -> PathBuf {
+pub(crate) fn compile_test_program(name: &str, flags: &[&str]) -> PathBuf {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/programs/syscalls.c");
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
     let tmp = dir.join(format!("{name}.{}", std::process::id()));
@@ -159,7 +159,7 @@ pub fn compile_test_program(name: &str, flags: &[&str]) -> PathBuf {
 }
 
 /// The C test program, compiled once per test binary.
-pub fn test_program() -> &'static Path {
+pub(crate) fn test_program() -> &'static Path {
     static PROGRAM: OnceLock<PathBuf> = OnceLock::new();
     PROGRAM.get_or_init(|| compile_test_program("syscalls", &[]))
 }
@@ -167,7 +167,7 @@ pub fn test_program() -> &'static Path {
 /// Serialises the tests of one binary that must not overlap: every
 /// `recorderd --all` records every new container on the host, so two such
 /// daemons side by side see each other's containers.
-pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+pub(crate) fn serial() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     LOCK.lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)

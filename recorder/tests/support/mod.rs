@@ -13,7 +13,7 @@ use std::{
 use crate::common::{run, run_ok};
 
 /// Polls `f` every 100 ms until it gives a value, for at most `secs`.
-pub fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
+pub(crate) fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
         if let Some(v) = f() {
@@ -28,7 +28,7 @@ pub fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T
 }
 
 /// Waits (bounded) for a file to appear and returns its text.
-pub fn wait_for_file(path: &Path) -> String {
+pub(crate) fn wait_for_file(path: &Path) -> String {
     wait_for(&path.display().to_string(), 60, || {
         fs::read_to_string(path).ok().filter(|t| !t.is_empty())
     })
@@ -36,7 +36,7 @@ pub fn wait_for_file(path: &Path) -> String {
 
 /// The shared test daemon (tests/common/daemon.rs), started by directory
 /// name, with or without auto mode, plus JSON views of `status` and `list`.
-pub struct Daemon(pub crate::common::daemon::Daemon);
+pub(crate) struct Daemon(pub crate::common::daemon::Daemon);
 
 impl std::ops::Deref for Daemon {
     type Target = crate::common::daemon::Daemon;
@@ -46,23 +46,23 @@ impl std::ops::Deref for Daemon {
 }
 
 impl Daemon {
-    pub fn start(dir: &Path, all: bool) -> Self {
+    pub(crate) fn start(dir: &Path, all: bool) -> Self {
         let name = format!("rt-{}", dir.file_name().unwrap().to_string_lossy());
         let extra: &[&str] = if all { &["--all"] } else { &[] };
         Self(crate::common::daemon::Daemon::start(&name, extra))
     }
 
-    pub fn status(&self) -> serde_json::Value {
+    pub(crate) fn status(&self) -> serde_json::Value {
         serde_json::from_str(&self.ctl_ok(&["status", "--output", "json"])).unwrap()
     }
 
-    pub fn list(&self) -> Vec<serde_json::Value> {
+    pub(crate) fn list(&self) -> Vec<serde_json::Value> {
         serde_json::from_str(&self.ctl_ok(&["list", "--output", "json"])).unwrap()
     }
 }
 
 /// The image the docker and containerd tests run: the busybox rootfs.
-pub const IMAGE: &str = "recorder-test/busybox";
+pub(crate) const IMAGE: &str = "recorder-test/busybox";
 
 fn docker_up() -> bool {
     Command::new("docker")
@@ -77,7 +77,7 @@ fn docker_up() -> bool {
 /// already, and stopped when dropped. Tests that use it run one at a time.
 /// Its data root is a directory of the tests', which docker's own files on
 /// disk do not point to: the names the tests see come from the Engine API.
-pub struct Dockerd {
+pub(crate) struct Dockerd {
     child: Option<Child>,
     _lock: MutexGuard<'static, ()>,
 }
@@ -85,7 +85,7 @@ pub struct Dockerd {
 static DOCKER_LOCK: Mutex<()> = Mutex::new(());
 
 impl Dockerd {
-    pub fn start(log_dir: &Path) -> Self {
+    pub(crate) fn start(log_dir: &Path) -> Self {
         let lock = DOCKER_LOCK.lock().unwrap_or_else(|e| e.into_inner());
         let child = if docker_up() {
             None
@@ -121,34 +121,34 @@ impl Drop for Dockerd {
             while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(100));
             }
-            let _ = child.kill();
-            let _ = child.wait();
+            _ = child.kill();
+            _ = child.wait();
         }
     }
 }
 
 /// `docker` with arguments.
-pub fn docker(args: &[&str]) -> Command {
+pub(crate) fn docker(args: &[&str]) -> Command {
     let mut c = Command::new("docker");
     c.args(args);
     c
 }
 
 /// The stdout of a successful command, trimmed.
-pub fn stdout_of(cmd: &mut Command) -> String {
+pub(crate) fn stdout_of(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&run_ok(cmd).stdout)
         .trim()
         .to_owned()
 }
 
 /// Runs a command and says whether it succeeded and printed `marker`.
-pub fn ran_to(cmd: &mut Command, marker: &str) -> bool {
+pub(crate) fn ran_to(cmd: &mut Command, marker: &str) -> bool {
     let out = run(cmd);
     out.status.success() && String::from_utf8_lossy(&out.stdout).contains(marker)
 }
 
 /// `producer | consumer`; both must succeed.
-pub fn pipe(producer: &mut Command, consumer: &mut Command) {
+pub(crate) fn pipe(producer: &mut Command, consumer: &mut Command) {
     let mut p = producer.stdout(Stdio::piped()).spawn().unwrap();
     run_ok(consumer.stdin(p.stdout.take().unwrap()));
     let status = p.wait().unwrap();

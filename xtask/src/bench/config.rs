@@ -12,7 +12,7 @@ use recorder_common::{PHASE_WORKLOAD, programs};
 
 /// One configuration of the overhead table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Config {
+pub(super) enum Config {
     /// 1. Nothing loaded.
     NoBpf,
     /// 2. `sys_enter_floor`, the empty raw_tp program, attached.
@@ -38,7 +38,7 @@ pub enum Config {
 }
 
 impl Config {
-    pub const ALL: [Config; 8] = [
+    pub(super) const ALL: [Config; 8] = [
         Config::NoBpf,
         Config::Floor,
         Config::FloorAgain,
@@ -50,7 +50,7 @@ impl Config {
     ];
 
     /// Stable name, used as the JSON key.
-    pub fn key(self) -> &'static str {
+    pub(super) fn key(self) -> &'static str {
         match self {
             Self::NoBpf => "no_bpf",
             Self::Floor => "floor",
@@ -65,7 +65,7 @@ impl Config {
     }
 
     /// Number and description for the table.
-    pub fn label(self) -> String {
+    pub(super) fn label(self) -> String {
         match self {
             Self::Program(name) => return format!("x program {name} alone"),
             Self::NoBpf => "1 no BPF",
@@ -81,13 +81,13 @@ impl Config {
     }
 
     /// Whether this build can set the configuration up.
-    pub fn available(self) -> bool {
+    pub(super) fn available(self) -> bool {
         true
     }
 }
 
 /// What every configuration needs to know.
-pub struct Context {
+pub(super) struct Context {
     /// The cgroup id the workloads run in.
     pub workload_id: u64,
     /// Other, idle cgroups to record (so the map is not trivially small).
@@ -97,7 +97,7 @@ pub struct Context {
 /// A configuration loaded in the kernel (maps filled), attached only
 /// between [`Setup::attach`] and [`Setup::detach`], so that the rounds can
 /// switch configurations in milliseconds; dropping it unloads it.
-pub struct Setup {
+pub(super) struct Setup {
     config: Config,
     kernel: Option<Box<Kernel>>,
     /// The link of a lone raw_tp program (floor, `--program`) while attached.
@@ -105,7 +105,7 @@ pub struct Setup {
 }
 
 impl Setup {
-    pub fn new(config: Config, ctx: &Context) -> anyhow::Result<Self> {
+    pub(super) fn new(config: Config, ctx: &Context) -> anyhow::Result<Self> {
         let mut setup = Self {
             config,
             kernel: None,
@@ -141,7 +141,7 @@ impl Setup {
     }
 
     /// Attaches the configuration's programs.
-    pub fn attach(&mut self) -> anyhow::Result<()> {
+    pub(super) fn attach(&mut self) -> anyhow::Result<()> {
         let Some(kernel) = self.kernel.as_mut() else {
             return Ok(());
         };
@@ -165,7 +165,7 @@ impl Setup {
     }
 
     /// Detaches everything [`Setup::attach`] attached; the maps stay.
-    pub fn detach(&mut self) -> anyhow::Result<()> {
+    pub(super) fn detach(&mut self) -> anyhow::Result<()> {
         let Some(kernel) = self.kernel.as_mut() else {
             return Ok(());
         };
@@ -179,7 +179,7 @@ impl Setup {
     }
 
     /// The `sys_enter` program that runs on the syscall path, if any.
-    pub fn sys_enter_info(&mut self) -> Option<ProgramInfo> {
+    pub(super) fn sys_enter_info(&mut self) -> Option<ProgramInfo> {
         let name = lone_program(self.config).unwrap_or(programs::SYS_ENTER);
         let ebpf = self.kernel.as_mut()?.ebpf_mut();
         ebpf.program(name)?.info().ok()

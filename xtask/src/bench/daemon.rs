@@ -27,7 +27,7 @@ use serde::Serialize;
 const RECORDED: usize = 50;
 
 #[derive(Debug, Default, Serialize)]
-pub struct Daemon {
+pub(super) struct Daemon {
     /// Why some or all figures are missing.
     pub note: Option<String>,
     /// Seconds the idle CPU was measured over.
@@ -44,7 +44,12 @@ pub struct Daemon {
 
 /// Measures the daemon if it is built; never fails the bench.
 /// `bin_dir` holds recorderd and recorderctl (target/release by default).
-pub fn measure(bin_dir: &Path, out_dir: &Path, hierarchy: &Hierarchy, idle: Duration) -> Daemon {
+pub(super) fn measure(
+    bin_dir: &Path,
+    out_dir: &Path,
+    hierarchy: &Hierarchy,
+    idle: Duration,
+) -> Daemon {
     let mut report = Daemon {
         idle_window_s: idle.as_secs_f64(),
         ..Daemon::default()
@@ -78,8 +83,8 @@ impl Drop for DaemonGuard {
             }
             thread::sleep(Duration::from_millis(20));
         }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        _ = self.0.kill();
+        _ = self.0.wait();
     }
 }
 
@@ -93,7 +98,7 @@ struct CgroupsGuard<'a> {
 impl Drop for CgroupsGuard<'_> {
     fn drop(&mut self) {
         for p in self.paths.iter().chain([&self.parent]) {
-            let _ = self.hierarchy.remove(p, Duration::from_secs(2));
+            _ = self.hierarchy.remove(p, Duration::from_secs(2));
         }
     }
 }
@@ -107,7 +112,7 @@ fn run(
     report: &mut Daemon,
 ) -> anyhow::Result<()> {
     let dir = out_dir.join("daemon");
-    let _ = fs::remove_dir_all(&dir);
+    _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let socket = dir.join("recorderd.sock");
     let profiles = dir.join("profiles");
@@ -204,7 +209,7 @@ struct PinDir(PathBuf);
 
 impl Drop for PinDir {
     fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
+        _ = fs::remove_dir_all(&self.0);
     }
 }
 

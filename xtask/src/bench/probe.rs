@@ -27,7 +27,7 @@ use super::{
 
 /// Kernel memory of the syscall-set map.
 #[derive(Debug, Serialize)]
-pub struct Memory {
+pub(super) struct Memory {
     /// `size_of::<SyscallSet>()`: the map value.
     pub value_bytes: usize,
     /// What the hash map costs per slot (element header, key and value, and
@@ -42,7 +42,7 @@ pub struct Memory {
     pub cache_bytes: Option<u64>,
 }
 
-pub fn memory() -> Memory {
+pub(super) fn memory() -> Memory {
     let at = |capacity, name: &str| -> anyhow::Result<u64> {
         let zero = 0u32;
         let mut ebpf = EbpfLoader::new()
@@ -83,7 +83,7 @@ fn memlock(fdinfo: &str) -> Option<u64> {
 
 /// The `sys_enter` program of one configuration, as the kernel sees it.
 #[derive(Debug, Serialize)]
-pub struct Program {
+pub(super) struct Program {
     pub config: &'static str,
     /// Instructions after verification and rewriting (`bpftool prog dump xlated`).
     pub xlated_insns: Option<u32>,
@@ -101,7 +101,12 @@ pub struct Program {
 /// Sets each BPF configuration up again with bpf_stats enabled, `rounds`
 /// times in rotating order, runs the 1-thread microbenchmark under it and
 /// keeps the median run time per invocation.
-pub fn programs(ctx: &Context, runner: &Runner, configs: &[Config], rounds: usize) -> Vec<Program> {
+pub(super) fn programs(
+    ctx: &Context,
+    runner: &Runner,
+    configs: &[Config],
+    rounds: usize,
+) -> Vec<Program> {
     let configs: Vec<Config> = configs
         .iter()
         .copied()

@@ -15,7 +15,7 @@ use super::{
 
 /// One measurement of one workload under one configuration in one round.
 #[derive(Clone, Copy, Debug)]
-pub struct Sample {
+pub(super) struct Sample {
     pub round: usize,
     /// The run's position in its round's pass (see `run_order`).
     pub seq: usize,
@@ -28,7 +28,7 @@ pub struct Sample {
 
 /// Every sample, one JSON object each (`target/bench/samples.json`): the
 /// raw data behind the medians, for anyone who wants another estimate.
-pub fn samples_json(samples: &[Sample]) -> serde_json::Value {
+pub(super) fn samples_json(samples: &[Sample]) -> serde_json::Value {
     samples
         .iter()
         .map(|s| {
@@ -45,7 +45,7 @@ pub fn samples_json(samples: &[Sample]) -> serde_json::Value {
 }
 
 #[derive(Debug, Serialize)]
-pub struct Machine {
+pub(super) struct Machine {
     pub kernel: String,
     pub cpu: String,
     pub cpus: usize,
@@ -55,7 +55,7 @@ pub struct Machine {
 /// Other processes' `sys_enter*` BPF programs seen loaded between
 /// configurations: they slow every configuration alike and add noise.
 #[derive(Debug, Serialize)]
-pub struct Foreign {
+pub(super) struct Foreign {
     pub checks: usize,
     /// In how many checks some were loaded.
     pub seen: usize,
@@ -64,7 +64,7 @@ pub struct Foreign {
 }
 
 #[derive(Debug, Serialize)]
-pub struct WorkloadResult {
+pub(super) struct WorkloadResult {
     pub label: String,
     pub unit: &'static str,
     /// Median per configuration; null when not measured.
@@ -77,7 +77,7 @@ pub struct WorkloadResult {
 }
 
 #[derive(Debug, Serialize)]
-pub struct Target {
+pub(super) struct Target {
     pub workload: &'static str,
     pub what: &'static str,
     pub ratio: Option<f64>,
@@ -90,7 +90,7 @@ pub struct Target {
 }
 
 #[derive(Debug, Serialize)]
-pub struct Report {
+pub(super) struct Report {
     /// The configurations measured, in table order.
     #[serde(skip)]
     pub configs: Vec<Config>,
@@ -167,7 +167,7 @@ fn floor_differences(samples: &[Sample], config: Config, workload: Workload) -> 
         .collect()
 }
 
-pub fn workloads(
+pub(super) fn workloads(
     samples: &[Sample],
     configs: &[Config],
     threads: usize,
@@ -201,7 +201,7 @@ pub fn workloads(
 
 /// The targets, on the syscall microbenchmark (the realistic workload's
 /// overheads are within its noise and only reported).
-pub fn targets(workloads: &BTreeMap<&'static str, WorkloadResult>) -> Vec<Target> {
+pub(super) fn targets(workloads: &BTreeMap<&'static str, WorkloadResult>) -> Vec<Target> {
     let mut out = Vec::new();
     for w in Workload::ALL.into_iter().filter(|w| w.is_microbenchmark()) {
         let Some(result) = workloads.get(w.key()) else {
@@ -248,9 +248,10 @@ fn signed(v: Option<f64>, decimals: usize) -> String {
 }
 
 /// The markdown report.
-pub fn markdown(r: &Report) -> String {
+pub(super) fn markdown(r: &Report) -> String {
+    // Writing to a String cannot fail: the `_ =` below discard `Ok(())`.
     let mut s = String::new();
-    let _ = writeln!(
+    _ = writeln!(
         s,
         "Machine: {} ({} CPUs), Linux {}, {}. {} rounds{}, {} getppid calls per thread per run.\n",
         r.machine.cpu,
@@ -261,22 +262,22 @@ pub fn markdown(r: &Report) -> String {
         if r.quick { " (--quick)" } else { "" },
         r.iterations
     );
-    let _ = write!(s, "| configuration |");
+    _ = write!(s, "| configuration |");
     for w in Workload::ALL {
         let unit = w.unit();
         let label = w.label(r.threads);
-        let _ = write!(s, " {label}: {unit} | overhead | /floor |");
+        _ = write!(s, " {label}: {unit} | overhead | /floor |");
     }
-    let _ = write!(s, "\n| --- |");
+    _ = write!(s, "\n| --- |");
     for _ in Workload::ALL {
-        let _ = write!(s, " ---: | ---: | ---: |");
+        _ = write!(s, " ---: | ---: | ---: |");
     }
     s.push('\n');
     for &c in &r.configs {
-        let _ = write!(s, "| {} |", c.label());
+        _ = write!(s, "| {} |", c.label());
         for w in Workload::ALL {
             let Some(result) = r.workloads.get(w.key()) else {
-                let _ = write!(s, " n/a | n/a | n/a |");
+                _ = write!(s, " n/a | n/a | n/a |");
                 continue;
             };
             let d = 1;
@@ -292,15 +293,15 @@ pub fn markdown(r: &Report) -> String {
                     num(result.ratio_to_floor.get(c.key()).copied().flatten(), 2),
                 ),
             };
-            let _ = write!(s, " {} | {overhead} | {ratio} |", num(median, d));
+            _ = write!(s, " {} | {overhead} | {ratio} |", num(median, d));
         }
         s.push('\n');
     }
     for (config, why) in &r.failed_configs {
-        let _ = writeln!(s, "\nConfiguration {config} could not be set up: {why}");
+        _ = writeln!(s, "\nConfiguration {config} could not be set up: {why}");
     }
     if r.foreign_programs.seen > 0 {
-        let _ = writeln!(
+        _ = writeln!(
             s,
             "\nWarning: other processes had sys_enter BPF programs loaded in {} of {} checks (up to {} at once); they slow every configuration and add noise.",
             r.foreign_programs.seen, r.foreign_programs.checks, r.foreign_programs.max
@@ -311,7 +312,7 @@ pub fn markdown(r: &Report) -> String {
     if !r.targets.is_empty() {
         s.push_str("\n| target | workload | ratio | limit | verdict | control |\n| --- | --- | ---: | ---: | --- | ---: |\n");
         for t in &r.targets {
-            let _ = writeln!(
+            _ = writeln!(
                 s,
                 "| {} | {} | {} | ≤ {:.2} | {} | {} |",
                 t.what,
@@ -328,7 +329,7 @@ pub fn markdown(r: &Report) -> String {
     if !r.programs.is_empty() {
         s.push_str("\n| sys_enter program of | xlated insns | JIT bytes | verified insns | bpf_stats ns/run |\n| --- | ---: | ---: | ---: | ---: |\n");
         for p in &r.programs {
-            let _ = writeln!(
+            _ = writeln!(
                 s,
                 "| {} | {} | {} | {} | {} |",
                 p.config,
@@ -342,7 +343,7 @@ pub fn markdown(r: &Report) -> String {
 
     let m = &r.memory;
     let kib = |b: Option<u64>| b.map_or("n/a".to_owned(), |b| format!("{:.0}", b as f64 / 1024.0));
-    let _ = writeln!(
+    _ = writeln!(
         s,
         "\nKernel memory per recorded cgroup: value {} B (size_of::<SyscallSet>()); {} B per map slot with the hash map's overhead (kernel memlock accounting, preallocated: paid per capacity slot, recorded or not); map at capacity 1024: {} KiB. Fixed, at any capacity: the counting filter {} KiB and the set cache {} KiB.",
         m.value_bytes,
@@ -354,7 +355,7 @@ pub fn markdown(r: &Report) -> String {
 
     let d = &r.daemon;
     let kib = |v: Option<u64>| v.map_or("n/a".to_owned(), |v| v.to_string());
-    let _ = writeln!(
+    _ = writeln!(
         s,
         "\n| recorderd | value |\n| --- | ---: |\n| idle CPU over {:.0} s, % of one CPU | {} |\n| RSS, 0 recorded cgroups, KiB | {} |\n| RSS, 50 recorded cgroups, KiB | {} |\n| `recorderctl stop` → profile on disk, ms | {} |",
         d.idle_window_s,
@@ -364,7 +365,7 @@ pub fn markdown(r: &Report) -> String {
         num(d.stop_to_profile_ms, 1),
     );
     if let Some(note) = &d.note {
-        let _ = writeln!(s, "\nrecorderd: n/a: {note}");
+        _ = writeln!(s, "\nrecorderd: n/a: {note}");
     }
     s
 }

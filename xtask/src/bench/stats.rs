@@ -2,7 +2,7 @@
 
 /// The median of `values` (mean of the middle two for an even count);
 /// `None` when empty. NaNs sort last.
-pub fn median(values: &mut [f64]) -> Option<f64> {
+pub(super) fn median(values: &mut [f64]) -> Option<f64> {
     if values.is_empty() {
         return None;
     }

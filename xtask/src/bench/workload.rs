@@ -15,11 +15,11 @@ use anyhow::{Context as _, bail};
 const GETPPID_C: &str = include_str!("../../bench/getppid.c");
 
 /// The directory the realistic workload archives (`tar c` of it).
-pub const TAR_DIR: &str = "usr/include";
+pub(super) const TAR_DIR: &str = "usr/include";
 
 /// One workload: what it runs and how its result is read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Workload {
+pub(super) enum Workload {
     /// getppid(2) in a loop on one thread: thread CPU ns per syscall.
     Getppid1,
     /// getppid(2) in a loop on every CPU: thread CPU ns per syscall.
@@ -29,10 +29,10 @@ pub enum Workload {
 }
 
 impl Workload {
-    pub const ALL: [Workload; 3] = [Workload::Getppid1, Workload::GetppidN, Workload::Tar];
+    pub(super) const ALL: [Workload; 3] = [Workload::Getppid1, Workload::GetppidN, Workload::Tar];
 
     /// Stable name, used as the JSON key.
-    pub fn key(self) -> &'static str {
+    pub(super) fn key(self) -> &'static str {
         match self {
             Self::Getppid1 => "getppid_1t",
             Self::GetppidN => "getppid_nt",
@@ -41,11 +41,11 @@ impl Workload {
     }
 
     /// The syscall microbenchmark, which the targets are measured on.
-    pub fn is_microbenchmark(self) -> bool {
+    pub(super) fn is_microbenchmark(self) -> bool {
         matches!(self, Self::Getppid1 | Self::GetppidN)
     }
 
-    pub fn unit(self) -> &'static str {
+    pub(super) fn unit(self) -> &'static str {
         match self {
             Self::Getppid1 | Self::GetppidN => "ns/syscall",
             Self::Tar => "ms",
@@ -53,7 +53,7 @@ impl Workload {
     }
 
     /// Human label for the table.
-    pub fn label(self, threads: usize) -> String {
+    pub(super) fn label(self, threads: usize) -> String {
         match self {
             Self::Getppid1 => "getppid, 1 thread".to_owned(),
             Self::GetppidN => format!("getppid, {threads} threads"),
@@ -64,7 +64,7 @@ impl Workload {
 
 /// What the workloads need: the compiled microbenchmark, the cgroup to run
 /// in, and the sizes.
-pub struct Runner {
+pub(super) struct Runner {
     getppid: PathBuf,
     procs: PathBuf,
     pub iterations: u64,
@@ -74,7 +74,7 @@ pub struct Runner {
 impl Runner {
     /// Compiles the microbenchmark into `out_dir` and prepares to run in the
     /// cgroup directory `cgroup_dir`.
-    pub fn new(out_dir: &Path, cgroup_dir: &Path, iterations: u64) -> anyhow::Result<Self> {
+    pub(super) fn new(out_dir: &Path, cgroup_dir: &Path, iterations: u64) -> anyhow::Result<Self> {
         let src = out_dir.join("getppid.c");
         let bin = out_dir.join("getppid");
         fs::write(&src, GETPPID_C).with_context(|| format!("writing {}", src.display()))?;
@@ -98,7 +98,7 @@ impl Runner {
 
     /// Runs `workload` once in the cgroup and returns its result in
     /// [`Workload::unit`].
-    pub fn run(&self, workload: Workload) -> anyhow::Result<f64> {
+    pub(super) fn run(&self, workload: Workload) -> anyhow::Result<f64> {
         match workload {
             Workload::Getppid1 => self.getppid(1),
             Workload::GetppidN => self.getppid(self.threads),
