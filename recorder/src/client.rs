@@ -165,6 +165,7 @@ pub async fn run(cmd: DaemonCommand) -> Result<u8, CtlError> {
                 target: target.target(),
                 base: read_base(base.as_ref())?,
                 output: None,
+                prestart: None,
             };
             match conn.call(&req).await? {
                 Reply::Started { recording } => {

@@ -14,7 +14,7 @@ use tokio::{
     net::UnixStream,
 };
 
-use crate::profile::Profile;
+use crate::profile::{Policy, Profile};
 
 /// Bumped on any incompatible change of the messages below.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -59,6 +59,15 @@ pub fn check_container(spec: &str) -> Result<(), String> {
     }
 }
 
+/// What the OCI hook knows at prestart: the container's runtime has not
+/// loaded its seccomp filter yet (its start-up is left out, as in auto
+/// mode), and the policy of the container's bundle.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Prestart {
+    #[serde(default)]
+    pub policy: Policy,
+}
+
 /// A request, with the protocol version beside it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Envelope<T> {
@@ -78,6 +87,9 @@ pub enum Request {
         /// Write the profile here instead of the profiles dir (absolute).
         #[serde(default)]
         output: Option<PathBuf>,
+        /// Sent by the OCI hook at prestart.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        prestart: Option<Prestart>,
     },
     Stop {
         target: Target,
@@ -411,6 +423,7 @@ mod tests {
                 target: Target::Container("abc".into()),
                 base: None,
                 output: None,
+                prestart: None,
             },
         })
         .unwrap();

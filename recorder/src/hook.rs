@@ -6,9 +6,14 @@
 //! `of:/abs/out.json`, or `if:/abs/base.json;of:/abs/out.json` (the `if:`
 //! profile's syscalls are merged into the output).
 //!
+//! The hook records the workload from the runtime's seccomp filter load
+//! on (runc's start-up before it, such as `mount` and `pivot_root`, is
+//! left out, as in auto mode), and reads the policy of the container's
+//! bundle ([`crate::policy`]) so that the profile keeps its answers.
+//!
 //! When recorderd is running, the container's cgroup is handed to it
-//! (`Request::Start` with the `if:` profile as base and the `of:` path as
-//! output). Otherwise the hook records on its own in a detached process, as
+//! (`Request::Start` with the `if:` profile as base, the `of:` path as
+//! output and the policy). Otherwise the hook records on its own in a detached process, as
 //! the original does: it loads the programs, registers the cgroup, waits
 //! until the cgroup is gone, and writes the profile. Either way the
 //! recording is running before the hook returns, so before the entrypoint's
@@ -22,14 +27,14 @@ use std::{
     time::Duration,
 };
 
-use recorder_common::PHASE_WORKLOAD;
+use recorder_common::PHASE_RUNTIME_INIT;
 use serde::Deserialize;
 
 use crate::{
     cgroup::{CgroupError, Hierarchy},
-    control::{self, ClientError, ErrorKind, Reply, Request, Target},
+    control::{self, ClientError, ErrorKind, Prestart, Reply, Request, Target},
     ebpf::{Kernel, KernelError, LoadOptions},
-    profile::{self, Profile, ProfileError},
+    profile::{self, Policy, Profile, ProfileError},
 };
 
 /// The annotation the hook acts on (the same as oci-seccomp-bpf-hook's).
@@ -75,6 +80,9 @@ pub struct State {
     #[serde(default)]
     pub id: String,
     pub pid: u32,
+    /// The OCI bundle's directory (its config.json has the policy).
+    #[serde(default)]
+    pub bundle: Option<PathBuf>,
     #[serde(default)]
     pub annotations: BTreeMap<String, String>,
 }
@@ -87,6 +95,15 @@ impl State {
             .read_to_string(&mut text)
             .map_err(|e| HookError::State(e.to_string()))?;
         serde_json::from_str(&text).map_err(|e| HookError::State(e.to_string()))
+    }
+
+    /// The seccomp policy of the container's bundle; unknown when it
+    /// cannot be read.
+    pub fn policy(&self) -> Policy {
+        self.bundle
+            .as_deref()
+            .and_then(|b| crate::policy::read_bundle(b).ok())
+            .unwrap_or_default()
     }
 }
 
@@ -155,11 +172,13 @@ pub async fn hand_to_daemon(
     cgroup: &str,
     base: Option<Profile>,
     output: &Path,
+    policy: Policy,
 ) -> Result<Option<String>, HookError> {
     let req = Request::Start {
         target: Target::Cgroup(cgroup.to_owned()),
         base,
         output: Some(output.to_owned()),
+        prestart: Some(Prestart { policy }),
     };
     match control::call(socket, &req).await {
         Ok(Reply::Started { recording }) => Ok(Some(recording.key)),
@@ -196,6 +215,7 @@ pub fn record_detached(
     cgroup: &str,
     base: Option<Profile>,
     output: &Path,
+    policy: &Policy,
 ) -> Result<(), HookError> {
     let mut fds = [0i32; 2];
     // SAFETY: pipe2 fills two fds on success.
@@ -221,7 +241,7 @@ pub fn record_detached(
                 _ => libc::_exit(0),
             }
         }
-        let code = recorder_main(cgroup, base, output, write_end);
+        let code = recorder_main(cgroup, base, output, policy, write_end);
         // SAFETY: ends the detached recorder without running the parent's
         // atexit handlers.
         unsafe { libc::_exit(code) };
@@ -245,7 +265,13 @@ pub fn record_detached(
 
 /// The detached recorder. Reports "ok" or the error on `report`, then
 /// records until the cgroup is gone.
-fn recorder_main(cgroup: &str, base: Option<Profile>, output: &Path, report: OwnedFd) -> i32 {
+fn recorder_main(
+    cgroup: &str,
+    base: Option<Profile>,
+    output: &Path,
+    policy: &Policy,
+    report: OwnedFd,
+) -> i32 {
     close_inherited(report.as_raw_fd());
     let mut report = std::fs::File::from(report);
     let setup = || -> Result<(Hierarchy, Kernel, u64), HookError> {
@@ -258,7 +284,9 @@ fn recorder_main(cgroup: &str, base: Option<Profile>, output: &Path, report: Own
             ..LoadOptions::default()
         })?;
         kernel.attach_cgroup_events()?;
-        kernel.insert(id, id, PHASE_WORKLOAD)?;
+        // The runtime's init is still setting up: what it calls until it
+        // loads the filter goes to the `init` bitmap, left out.
+        kernel.insert(id, id, PHASE_RUNTIME_INIT)?;
         kernel.attach()?;
         Ok((hierarchy, kernel, id))
     };
@@ -286,6 +314,7 @@ fn recorder_main(cgroup: &str, base: Option<Profile>, output: &Path, report: Own
     let built = profile::build(profile::Inputs {
         sets: &sets,
         bases: &bases,
+        policy: Some(policy),
         ..profile::Inputs::default()
     });
     match profile::write(output, &built.profile.to_json()) {

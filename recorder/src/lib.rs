@@ -19,6 +19,7 @@ pub mod hook;
 pub mod index;
 pub mod metrics;
 pub mod names;
+pub mod policy;
 pub mod profile;
 pub mod profile_commands;
 pub mod record;

@@ -211,10 +211,13 @@ pub async fn record(opts: RecordOptions) -> Result<Outcome, RecordError> {
     _ = kernel.detach();
 
     let bases: Vec<&Profile> = opts.base.iter().collect();
+    // CMD started under this process's filter, if it has one.
+    let policy = crate::policy::of_self();
     let built = profile::build(profile::Inputs {
         sets: std::slice::from_ref(&set),
         args: args.as_ref(),
         bases: &bases,
+        policy: Some(&policy),
     });
     Ok(Outcome {
         status,

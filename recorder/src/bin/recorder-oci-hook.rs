@@ -42,6 +42,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         .ok_or(HookError::NoAnnotation)?;
     let spec = Spec::parse(value)?;
     let base = spec.prepare()?;
+    let policy = state.policy();
     let hierarchy = Hierarchy::detect()?;
     let cgroup = hierarchy
         .cgroup_of_pid(state.pid)
@@ -58,11 +59,12 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             &cgroup,
             base.clone(),
             &spec.output,
+            policy.clone(),
         ))
     };
     match handed {
         Ok(Some(_)) => Ok(()),
-        Ok(None) => Ok(hook::record_detached(&cgroup, base, &spec.output)?),
+        Ok(None) => Ok(hook::record_detached(&cgroup, base, &spec.output, &policy)?),
         Err(e) => Err(e.into()),
     }
 }

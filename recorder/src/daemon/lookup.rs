@@ -6,15 +6,15 @@ use std::path::Path;
 
 use super::{
     DaemonError,
-    manager::{ManagerError, Outcome},
+    outcome::{ManagerError, Outcome},
 };
 use crate::{
     cgroup::Hierarchy,
     container::{self, ContainerError, ContainerRef, Runtime},
     containerd,
     control::Target,
-    index, names,
-    profile::Profile,
+    index, names, policy,
+    profile::{Policy, Profile},
 };
 
 /// Runs blocking work (file system reads and writes, fsync) off the
@@ -125,6 +125,23 @@ fn recognise(path: String, alive: bool) -> Enrolled {
         None
     };
     Enrolled::Unrecognised { path, parent }
+}
+
+/// The seccomp policy container `c` runs under, from its runtime's
+/// bundle; unknown when it cannot be read or `c` is no container.
+pub async fn policy_of(c: Option<&ContainerRef>) -> Policy {
+    let Some(c) = c.cloned() else {
+        return Policy::Unknown;
+    };
+    blocking(move || match policy::of_container(&c) {
+        Ok(p) => p,
+        Err(e) => {
+            log::info!("{}: seccomp policy unknown: {e}", c.id);
+            Policy::Unknown
+        }
+    })
+    .await
+    .unwrap_or_default()
 }
 
 /// Resolves a target to a cgroup to record: a container id, prefix or name

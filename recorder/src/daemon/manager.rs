@@ -13,24 +13,27 @@ use std::{
     time::{Instant, SystemTime, UNIX_EPOCH},
 };
 
-use recorder_common::{CgroupEvent, EVENT_MKDIR, EVENT_RMDIR, PHASE_WORKLOAD, SyscallSet};
+use recorder_common::{
+    CgroupEvent, EVENT_MKDIR, EVENT_RMDIR, PHASE_RUNTIME_INIT, PHASE_WORKLOAD, SyscallSet,
+};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
     DaemonError,
     kernel_task::{KernelHandle, KernelSnapshot, sets_of},
     lookup,
+    outcome::{ManagerError, Outcome},
     state::{self, Recording},
 };
 use crate::{
-    cgroup::{CgroupError, Hierarchy},
+    cgroup::Hierarchy,
     config::Config,
-    container::{self, ContainerError, ContainerRef},
-    control::{self, RecordingInfo, Request, StatusInfo, Target},
+    container::{self, ContainerRef},
+    control::{self, Prestart, Request, StatusInfo, Target},
     ebpf::KernelError,
     index::{self, IndexError},
     metrics::{self, Counters, SharedSnapshot},
-    profile::{self, Profile, ProfileError, Recorded},
+    profile::{self, Profile, Recorded},
 };
 
 /// Messages to the manager.
@@ -41,68 +44,6 @@ pub enum ManagerMsg {
     Tick,
     Reload(Box<Config>),
     Shutdown(oneshot::Sender<()>),
-}
-
-/// What a request achieved.
-#[derive(Debug)]
-pub enum Outcome {
-    Started(RecordingInfo),
-    Stopped {
-        recording: RecordingInfo,
-        path: PathBuf,
-    },
-    Profile {
-        recording: RecordingInfo,
-        profile: Profile,
-    },
-    /// The profile written for a container that is no longer recorded.
-    Stored {
-        entry: index::Entry,
-        profile: Profile,
-    },
-    Profiles(Vec<index::Entry>),
-    List(Vec<RecordingInfo>),
-    Status(StatusInfo),
-}
-
-/// Why a request was refused or failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ManagerError {
-    #[error("{0}")]
-    BadTarget(String),
-    #[error("{0} is not being recorded")]
-    NotRecording(String),
-    #[error("'{spec}' is ambiguous; it matches: {}", .keys.join(", "))]
-    Ambiguous { spec: String, keys: Vec<String> },
-    #[error(transparent)]
-    Container(#[from] ContainerError),
-    #[error(transparent)]
-    Cgroup(#[from] CgroupError),
-    #[error("cgroup {0} does not exist")]
-    NoCgroup(String),
-    #[error("output {} must be an absolute path without '..'", .0.display())]
-    BadOutput(PathBuf),
-    #[error("{key} is already being recorded (since {since})")]
-    AlreadyRecording { key: String, since: u64 },
-    #[error(
-        "cannot record {target}: the recording map is full ({capacity} cgroups); stop some recordings or raise `capacity`"
-    )]
-    MapFull { target: String, capacity: u32 },
-    #[error(
-        "cannot write the profile of {key} to {}: {reason}; keeping the recording and retrying",
-        .path.display()
-    )]
-    Write {
-        key: String,
-        path: PathBuf,
-        reason: String,
-    },
-    #[error(transparent)]
-    Index(#[from] IndexError),
-    #[error(transparent)]
-    StoredProfile(#[from] ProfileError),
-    #[error(transparent)]
-    Daemon(#[from] DaemonError),
 }
 
 pub(super) fn now_secs() -> u64 {
@@ -119,6 +60,7 @@ fn assemble(r: &Recording, sets: &[SyscallSet], extra_base: Option<&Profile>) ->
     let built = profile::build(profile::Inputs {
         sets,
         bases: &bases,
+        policy: Some(&r.policy),
         ..profile::Inputs::default()
     });
     for (abi, nr) in built.unknown {
@@ -248,7 +190,8 @@ impl Manager {
                 target,
                 base,
                 output,
-            } => self.start(target, base, output).await,
+                prestart,
+            } => self.start(target, base, output, prestart).await,
             Request::Stop { target, base } => self.stop(&target, base).await,
             Request::Profile { target, base } => self.profile(&target, base).await,
             Request::Profiles => {
@@ -334,6 +277,7 @@ impl Manager {
         target: Target,
         base: Option<Profile>,
         output: Option<PathBuf>,
+        prestart: Option<Prestart>,
     ) -> Result<Outcome, ManagerError> {
         if let Some(out) = &output
             && (!out.is_absolute()
@@ -354,6 +298,9 @@ impl Manager {
         {
             r.output = output;
             r.base = base;
+            if let Some(p) = prestart.filter(|_| r.policy == profile::Policy::Unknown) {
+                r.policy = p.policy;
+            }
             let r = r.clone();
             log::info!("recording {}: profile to go to {:?}", r.key, r.output);
             self.save().await;
@@ -374,7 +321,12 @@ impl Manager {
                 ids.push(id);
             }
         }
-        match self.kernel.insert(ids, owner, PHASE_WORKLOAD).await {
+        // At prestart the runtime's init is still setting up: its syscalls
+        // until it loads the filter are left out, as in auto mode.
+        let phase = prestart
+            .as_ref()
+            .map_or(PHASE_WORKLOAD, |_| PHASE_RUNTIME_INIT);
+        match self.kernel.insert(ids, owner, phase).await {
             Ok(()) => {}
             Err(DaemonError::Kernel(KernelError::MapFull { capacity })) => {
                 self.counters
@@ -394,6 +346,10 @@ impl Manager {
             Some(c) => lookup::name_and_image(c).await,
             None => (None, None),
         };
+        let policy = match prestart {
+            Some(p) if p.policy != profile::Policy::Unknown => p.policy,
+            _ => lookup::policy_of(container.as_ref()).await,
+        };
         let rec = Recording {
             owner,
             key,
@@ -407,6 +363,7 @@ impl Manager {
             output,
             finishing: false,
             write_error: None,
+            policy,
         };
         log::info!("recording {} ({})", rec.key, rec.cgroup);
         // Just inserted: nothing recorded yet worth a map read.
@@ -600,6 +557,7 @@ impl Manager {
             }
         };
         let (name, image) = lookup::name_and_image(&container).await;
+        let policy = lookup::policy_of(Some(&container)).await;
         let rec = Recording {
             owner,
             key: container.key(),
@@ -615,6 +573,7 @@ impl Manager {
             output: None,
             finishing: path.is_none(),
             write_error: None,
+            policy,
         };
         log::info!(
             "recording {} ({}) from its first syscall",

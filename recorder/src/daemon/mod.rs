@@ -12,6 +12,7 @@
 pub mod kernel_task;
 pub mod lookup;
 pub mod manager;
+pub mod outcome;
 pub mod server;
 pub mod state;
 #[cfg(test)]

@@ -13,7 +13,8 @@ use tokio::{
 
 use super::{
     DaemonError,
-    manager::{ManagerError, ManagerMsg, Outcome},
+    manager::ManagerMsg,
+    outcome::{ManagerError, Outcome},
     setup_err,
 };
 use crate::{

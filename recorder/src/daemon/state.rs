@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     container::{ContainerRef, Runtime},
     control::RecordingInfo,
-    profile::Profile,
+    profile::{Policy, Profile},
 };
 
 /// One recording: a container (or cgroup) and the cgroups that belong to it.
@@ -35,6 +35,10 @@ pub struct Recording {
     /// Why the last write failed (kept and retried).
     #[serde(default)]
     pub write_error: Option<String>,
+    /// The seccomp policy the container runs under, read from its bundle
+    /// when the recording started (the bundle goes with the container).
+    #[serde(default)]
+    pub policy: Policy,
 }
 
 impl Recording {

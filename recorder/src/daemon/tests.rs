@@ -14,7 +14,8 @@ use tokio::sync::mpsc;
 
 use super::{
     kernel_task::{KernelCmd, KernelHandle, KernelSnapshot},
-    manager::{Manager, ManagerError, Outcome},
+    manager::Manager,
+    outcome::{ManagerError, Outcome},
     server, state,
 };
 use crate::{
@@ -213,6 +214,7 @@ async fn stop_writes_the_union_of_the_kernel_sets_and_forgets_the_recording() {
             target: cgroup("/app"),
             base: None,
             output: None,
+            prestart: None,
         })
         .await
         .expect("start");
@@ -273,6 +275,7 @@ async fn a_failed_write_keeps_the_recording_and_the_next_tick_retries_it() {
         target: cgroup("/app"),
         base: None,
         output: Some(output.clone()),
+        prestart: None,
     })
     .await
     .expect("start");
@@ -327,6 +330,7 @@ async fn resume_adopts_enrolled_containers_finishes_gone_ones_and_drops_strays()
         output: None,
         finishing: false,
         write_error: None,
+        policy: crate::profile::Policy::Unconfined,
     };
     state::save(&s.config.state_dir, vec![saved]);
     // A podman container the kernel enrolled while no daemon ran.
@@ -412,6 +416,7 @@ async fn targets_are_refused_with_the_right_kind() {
             target: cgroup(&format!("/machine.slice/{leaf}")),
             base: None,
             output: None,
+            prestart: None,
         })
         .await
         .expect("start");
@@ -431,6 +436,7 @@ async fn targets_are_refused_with_the_right_kind() {
             target: cgroup(&format!("/machine.slice/libpod-abc1{}", &HEX[4..])),
             base: None,
             output: None,
+            prestart: None,
         })
         .await;
     assert_eq!(kind_of(again), ErrorKind::AlreadyRecording);
@@ -439,6 +445,7 @@ async fn targets_are_refused_with_the_right_kind() {
             target: cgroup("/nowhere"),
             base: None,
             output: None,
+            prestart: None,
         })
         .await;
     assert_eq!(kind_of(missing), ErrorKind::NotFound);
@@ -447,6 +454,7 @@ async fn targets_are_refused_with_the_right_kind() {
             target: cgroup("/machine.slice"),
             base: None,
             output: Some(PathBuf::from("rel/p.json")),
+            prestart: None,
         })
         .await;
     assert_eq!(kind_of(relative), ErrorKind::BadRequest);
@@ -465,6 +473,7 @@ async fn a_full_map_is_refused_as_map_full_and_counted() {
         target: cgroup(p),
         base: None,
         output: None,
+        prestart: None,
     };
     m.handle(start("/a")).await.expect("first fits");
     let full = m.handle(start("/b")).await.expect_err("map full");
@@ -539,6 +548,7 @@ async fn a_failing_write_counts_once_has_a_time_and_clears_on_success() {
         target: cgroup("/app"),
         base: None,
         output: Some(blocker.join("app.json")),
+        prestart: None,
     })
     .await
     .expect("start");
@@ -585,6 +595,7 @@ async fn the_full_profile_replaces_a_stale_partial_one() {
         target: cgroup("/app"),
         base: None,
         output: None,
+        prestart: None,
     })
     .await
     .expect("start");

@@ -1,13 +1,14 @@
 //! The one way a recording becomes a profile: the kernel's sets are named
 //! ([`Recorded::from_sets`]), argument values become conditions
 //! ([`Recorded::add_args`]), [`Profile::from_recorded`] makes the
-//! least-privilege profile, and the base profiles are merged into it.
-//! `recorderctl record`, the OCI hook's detached recorder and recorderd all
+//! least-privilege profile, the base profiles are merged into it, and the
+//! answers of the recording-time seccomp policy are carried over
+//! ([`Policy`]). `recorderctl record`, the OCI hook's detached recorder and recorderd all
 //! call [`build`].
 
 use recorder_common::{ArgSet, SyscallSet};
 
-use super::{Profile, Recorded};
+use super::{Policy, Profile, Recorded, carry};
 use crate::syscalls::Abi;
 
 /// What one profile is built from. Construct it with `..Inputs::default()`
@@ -22,6 +23,9 @@ pub struct Inputs<'a> {
     /// Profiles merged into the result, in order (the result's default
     /// action, flags and listener win).
     pub bases: &'a [&'a Profile],
+    /// The seccomp policy the workload ran under while recorded; `None`
+    /// when the caller has none to give, read as [`Policy::Unknown`].
+    pub policy: Option<&'a Policy>,
 }
 
 /// A built profile and what was learnt on the way.
@@ -39,6 +43,9 @@ pub struct Built {
     pub out_of_range: u64,
     /// What merging the bases ignored ([`Profile::merge`]).
     pub notes: Vec<String>,
+    /// How many names got the recording-time policy's answer, or (the
+    /// policy unknown) ENOSYS as newer than every allowed syscall.
+    pub carried: usize,
 }
 
 /// Builds the profile of one recording.
@@ -52,6 +59,18 @@ pub fn build(inputs: Inputs<'_>) -> Built {
     for base in inputs.bases {
         notes.extend(profile.merge(base));
     }
+    // The native ABI, and the others where something was recorded.
+    let abis: Vec<Abi> = std::iter::once(Abi::native())
+        .chain(recorded.syscalls.keys().copied())
+        .filter(|abi| Abi::host_arches().contains(abi))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let carried = carry::carry_over(
+        &mut profile,
+        inputs.policy.unwrap_or(&Policy::Unknown),
+        &abis,
+    );
     let out_of_range = inputs
         .sets
         .iter()
@@ -62,6 +81,7 @@ pub fn build(inputs: Inputs<'_>) -> Built {
         unknown,
         out_of_range,
         notes,
+        carried,
     }
 }
 
@@ -196,5 +216,76 @@ mod tests {
         let socket = &built.profile.syscalls[1];
         assert_eq!(socket.names, ["socket"]);
         assert_eq!(socket.args[0].value, 1);
+    }
+
+    #[test]
+    fn carries_the_policys_answers_after_the_bases() {
+        use crate::profile::{ENOSYS, EPERM};
+        let mut set = SyscallSet::new(1, PHASE_WORKLOAD);
+        set.native = bits(&["read", "clone"]);
+        // docker's default filter, in short: clone3 answers ENOSYS.
+        let docker = Profile {
+            default_action: ACT_ERRNO.into(),
+            syscalls: vec![
+                SyscallRule::allow(["read", "clone", "openat2"].map(str::to_owned)),
+                SyscallRule {
+                    names: vec!["clone3".into(), "openat2".into()],
+                    action: ACT_ERRNO.into(),
+                    errno_ret: Some(ENOSYS),
+                    ..SyscallRule::default()
+                },
+            ],
+            ..Profile::default()
+        };
+        let policy = Policy::Filter(Box::new(docker));
+        let built = build(Inputs {
+            sets: &[set],
+            policy: Some(&policy),
+            ..Inputs::default()
+        });
+        assert_eq!(built.carried, 1);
+        let p = &built.profile;
+        assert_eq!(
+            (p.default_action.as_str(), p.default_errno_ret),
+            (ACT_ERRNO, Some(EPERM))
+        );
+        let clone3 = p.syscalls.iter().find(|r| r.names == ["clone3"]).unwrap();
+        assert_eq!(
+            (clone3.action.as_str(), clone3.errno_ret),
+            (ACT_ERRNO, Some(ENOSYS))
+        );
+        // A base that allows clone3: allowed, nothing carried.
+        let base = Profile {
+            syscalls: vec![SyscallRule::allow(["clone3".to_owned()])],
+            ..Profile::default()
+        };
+        let built = build(Inputs {
+            sets: &[set],
+            bases: &[&base],
+            policy: Some(&policy),
+            ..Inputs::default()
+        });
+        assert_eq!(built.carried, 0);
+        // No filter while recorded: nothing hidden, nothing added.
+        let built = build(Inputs {
+            sets: &[set],
+            policy: Some(&Policy::Unconfined),
+            ..Inputs::default()
+        });
+        assert_eq!((built.carried, built.profile.syscalls.len()), (0, 1));
+    }
+
+    #[test]
+    fn unknown_policy_answers_newer_syscalls_enosys() {
+        let mut set = SyscallSet::new(1, PHASE_WORKLOAD);
+        set.native = bits(&["read", "clone", "openat"]);
+        let built = build(Inputs {
+            sets: &[set],
+            ..Inputs::default()
+        });
+        let last = built.profile.syscalls.last().unwrap();
+        assert_eq!(last.errno_ret, Some(crate::profile::ENOSYS));
+        assert!(last.names.iter().any(|n| n == "clone3"));
+        assert_eq!(built.carried, last.names.len());
     }
 }

@@ -6,8 +6,8 @@ use std::{collections::BTreeMap, fmt};
 
 use crate::{
     profile::{
-        ACT_ERRNO, ACT_NOTIFY, ACT_TRACE, ACTIONS, FILTER_ARCHES, OPS, Profile, SCMP_ARCHES,
-        errno_number,
+        ACT_ALLOW, ACT_ERRNO, ACT_LOG, ACT_NOTIFY, ACT_TRACE, ACTIONS, ENOSYS, EPERM,
+        FILTER_ARCHES, OPS, Profile, SCMP_ARCHES, errno_number,
     },
     syscalls::Abi,
 };
@@ -44,6 +44,9 @@ pub enum ProblemKind {
     UnknownField,
     /// A value of the right type that cannot be right (e.g. `minKernel`).
     InvalidValue,
+    /// A fallback syscall allowed while its newer form answers anything but
+    /// ENOSYS: libc does not fall back (e.g. `clone3` EPERM, `clone` allowed).
+    NoFallback,
 }
 
 impl fmt::Display for Problem {
@@ -291,7 +294,72 @@ pub fn check(profile: &Profile) -> Vec<Problem> {
             }
         }
     }
+    no_fallback(profile, &mut add);
     problems
+}
+
+/// Newer syscalls and the older ones libc falls back to when the newer
+/// one answers ENOSYS (and only then).
+const FALLBACKS: &[(&str, &[&str])] = &[
+    ("clone3", &["clone"]),
+    ("faccessat2", &["faccessat"]),
+    ("statx", &["newfstatat", "fstat"]),
+    ("openat2", &["openat"]),
+];
+
+/// Reports each fallback syscall the profile allows while its newer form
+/// answers anything but ENOSYS.
+fn no_fallback(profile: &Profile, add: &mut impl FnMut(String, ProblemKind, String)) {
+    let rule_of = |name: &str| {
+        profile
+            .syscalls
+            .iter()
+            .enumerate()
+            .find(|(_, r)| r.all_names().any(|n| n == name))
+    };
+    for (newer, older) in FALLBACKS {
+        let Some(allowed) = older.iter().find(|o| {
+            profile
+                .syscalls
+                .iter()
+                .any(|r| r.action == ACT_ALLOW && r.all_names().any(|n| n == **o))
+        }) else {
+            continue;
+        };
+        let (path, action, errno) = match rule_of(newer) {
+            // Allowed, or an answer that depends on the arguments.
+            Some((_, r)) if r.action == ACT_ALLOW || !r.args.is_empty() => continue,
+            Some((i, r)) => (
+                format!("$.syscalls[{i}]"),
+                r.action.as_str(),
+                r.errno_ret
+                    .or_else(|| r.errno.as_deref().and_then(errno_number)),
+            ),
+            None => (
+                "$.defaultAction".to_owned(),
+                profile.default_action.as_str(),
+                profile
+                    .default_errno_ret
+                    .or_else(|| profile.default_errno.as_deref().and_then(errno_number)),
+            ),
+        };
+        let errno = (action == ACT_ERRNO).then(|| errno.unwrap_or(EPERM));
+        // An unknown action is reported as such.
+        if action == ACT_LOG || errno == Some(ENOSYS) || !ACTIONS.contains(&action) {
+            continue;
+        }
+        let answer = match errno {
+            Some(e) => format!("{action} (errno {e})"),
+            None => action.to_owned(),
+        };
+        add(
+            path,
+            ProblemKind::NoFallback,
+            format!(
+                "{allowed} is allowed but {newer} answers {answer}: libc falls back from {newer} to {allowed} only on ENOSYS; answer {newer} with SCMP_ACT_ERRNO and errnoRet 38"
+            ),
+        );
+    }
 }
 
 #[cfg(test)]
@@ -337,6 +405,40 @@ mod tests {
             assert!(got.contains(&want), "{want:?} missing from {got:#?}");
         }
         assert_eq!(got.len(), 8, "{got:#?}");
+    }
+
+    #[test]
+    fn fallbacks_need_enosys() {
+        // clone allowed, clone3 left to the default EPERM: pthread_create fails.
+        let p = problems(
+            r#"{"defaultAction":"SCMP_ACT_ERRNO","defaultErrnoRet":1,
+            "syscalls":[{"names":["clone","openat","fstat"],"action":"SCMP_ACT_ALLOW"},
+            {"names":["statx"],"action":"SCMP_ACT_KILL_PROCESS"}]}"#,
+        );
+        let got: Vec<(&str, ProblemKind)> = p.iter().map(|p| (p.path.as_str(), p.kind)).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("$.defaultAction", ProblemKind::NoFallback),
+                ("$.syscalls[1]", ProblemKind::NoFallback),
+                ("$.defaultAction", ProblemKind::NoFallback),
+            ],
+            "{p:#?}"
+        );
+        assert!(
+            p[0].message
+                .contains("clone is allowed but clone3 answers SCMP_ACT_ERRNO (errno 1)")
+        );
+        // Newer forms answered ENOSYS (by a rule or the default), or allowed.
+        for ok in [
+            r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["clone","openat"],"action":"SCMP_ACT_ALLOW"},
+               {"names":["clone3","openat2"],"action":"SCMP_ACT_ERRNO","errnoRet":38}]}"#,
+            r#"{"defaultAction":"SCMP_ACT_ERRNO","defaultErrno":"ENOSYS","syscalls":[{"names":["clone"],"action":"SCMP_ACT_ALLOW"}]}"#,
+            r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["clone","clone3"],"action":"SCMP_ACT_ALLOW"}]}"#,
+            r#"{"defaultAction":"SCMP_ACT_LOG","syscalls":[{"names":["clone"],"action":"SCMP_ACT_ALLOW"}]}"#,
+        ] {
+            assert_eq!(problems(ok), vec![], "{ok}");
+        }
     }
 
     #[test]

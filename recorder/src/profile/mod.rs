@@ -8,6 +8,8 @@
 //! * `recorded`: [`Recorded`], the named kernel sets, and
 //!   [`Profile::from_recorded`];
 //! * `ops`: merge, normalise, what a profile allows;
+//! * `carry`: [`Policy`], the recording-time seccomp policy, and the
+//!   answers of it a profile carries over;
 //! * `build`: [`build()`], the one pipeline from a recording's kernel sets to
 //!   its profile;
 //! * [`mod@format`]: the other output formats; [`check`]: `recorderctl check`;
@@ -20,6 +22,7 @@ use std::{
 };
 
 mod build;
+mod carry;
 pub mod check;
 pub mod diff;
 pub mod format;
@@ -29,6 +32,7 @@ mod recorded;
 mod seccomp;
 
 pub use build::{Built, Inputs, build};
+pub use carry::{CARRIED_COMMENT, ENOSYS, NEWER_COMMENT, Policy};
 pub use model::{ArchMap, ArgRule, Filter, Profile, SyscallRule};
 pub use recorded::{Recorded, runc_floor};
 pub use seccomp::{

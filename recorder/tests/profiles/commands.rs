@@ -93,7 +93,8 @@ fn merge_unions_and_dedups() {
         {"names":["clone"],"action":"SCMP_ACT_ALLOW","args":[{"index":0,"value":17,"valueTwo":0,"op":"SCMP_CMP_EQ"}]}]}"#).unwrap();
     fs::write(&b, r#"{"defaultAction":"SCMP_ACT_ERRNO","defaultErrnoRet":1,"architectures":["SCMP_ARCH_X86_64","SCMP_ARCH_X86"],
         "syscalls":[{"names":["write","clone"],"action":"SCMP_ACT_ALLOW"},
-        {"names":["socket"],"action":"SCMP_ACT_ALLOW","args":[{"index":0,"value":1,"valueTwo":0,"op":"SCMP_CMP_EQ"}]}]}"#).unwrap();
+        {"names":["socket"],"action":"SCMP_ACT_ALLOW","args":[{"index":0,"value":1,"valueTwo":0,"op":"SCMP_CMP_EQ"}]},
+        {"names":["clone3"],"action":"SCMP_ACT_ERRNO","errnoRet":38}]}"#).unwrap();
     run_ok(
         recorderctl()
             .arg("merge")
@@ -108,7 +109,7 @@ fn merge_unions_and_dedups() {
         json(r#"["SCMP_ARCH_X86_64","SCMP_ARCH_X86"]"#)
     );
     let rules = merged["syscalls"].as_array().unwrap();
-    assert_eq!(rules.len(), 2, "{merged:#}");
+    assert_eq!(rules.len(), 3, "{merged:#}");
     assert_eq!(
         rules[0]["names"],
         json(r#"["clone","read","write"]"#),
@@ -120,6 +121,8 @@ fn merge_unions_and_dedups() {
         1,
         "identical arg rules once"
     );
+    // clone3 answers ENOSYS, so glibc falls back to clone.
+    assert_eq!(rules[2]["names"], json(r#"["clone3"]"#));
     // The merged profile is clean.
     run_ok(recorderctl().arg("check").arg(&out_path));
 }

@@ -1,0 +1,76 @@
+//! What the manager answers a request with: a typed result ([`Outcome`])
+//! or error ([`ManagerError`]). `server.rs` maps both to wire replies, in
+//! one place.
+
+use std::path::PathBuf;
+
+use super::DaemonError;
+use crate::{
+    cgroup::CgroupError,
+    container::ContainerError,
+    control::{RecordingInfo, StatusInfo},
+    index::{self, IndexError},
+    profile::{Profile, ProfileError},
+};
+
+/// What a request achieved.
+#[derive(Debug)]
+pub enum Outcome {
+    Started(RecordingInfo),
+    Stopped {
+        recording: RecordingInfo,
+        path: PathBuf,
+    },
+    Profile {
+        recording: RecordingInfo,
+        profile: Profile,
+    },
+    /// The profile written for a container that is no longer recorded.
+    Stored {
+        entry: index::Entry,
+        profile: Profile,
+    },
+    Profiles(Vec<index::Entry>),
+    List(Vec<RecordingInfo>),
+    Status(StatusInfo),
+}
+
+/// Why a request was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ManagerError {
+    #[error("{0}")]
+    BadTarget(String),
+    #[error("{0} is not being recorded")]
+    NotRecording(String),
+    #[error("'{spec}' is ambiguous; it matches: {}", .keys.join(", "))]
+    Ambiguous { spec: String, keys: Vec<String> },
+    #[error(transparent)]
+    Container(#[from] ContainerError),
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
+    #[error("cgroup {0} does not exist")]
+    NoCgroup(String),
+    #[error("output {} must be an absolute path without '..'", .0.display())]
+    BadOutput(PathBuf),
+    #[error("{key} is already being recorded (since {since})")]
+    AlreadyRecording { key: String, since: u64 },
+    #[error(
+        "cannot record {target}: the recording map is full ({capacity} cgroups); stop some recordings or raise `capacity`"
+    )]
+    MapFull { target: String, capacity: u32 },
+    #[error(
+        "cannot write the profile of {key} to {}: {reason}; keeping the recording and retrying",
+        .path.display()
+    )]
+    Write {
+        key: String,
+        path: PathBuf,
+        reason: String,
+    },
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    #[error(transparent)]
+    StoredProfile(#[from] ProfileError),
+    #[error(transparent)]
+    Daemon(#[from] DaemonError),
+}
