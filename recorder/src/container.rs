@@ -304,6 +304,26 @@ pub struct Found {
     pub cgroup: String,
 }
 
+impl From<&containerd::Task> for ContainerRef {
+    fn from(task: &containerd::Task) -> Self {
+        Self {
+            id: task.id.clone(),
+            runtime: Runtime::Containerd,
+            pod_uid: None,
+            namespace: Some(task.namespace.clone()),
+        }
+    }
+}
+
+/// Refuses an empty or whitespace-only container id (or prefix, or name).
+pub fn check_container(spec: &str) -> Result<(), String> {
+    if spec.trim().is_empty() {
+        Err("a container id, prefix or name cannot be empty".to_owned())
+    } else {
+        Ok(())
+    }
+}
+
 /// Every container cgroup in the tree (the outermost cgroup per id): those
 /// the recognisers know by their path, and containerd's tasks' cgroups.
 pub fn scan(hierarchy: &Hierarchy) -> Result<Vec<Found>, ContainerError> {
@@ -316,7 +336,7 @@ pub fn scan(hierarchy: &Hierarchy) -> Result<Vec<Found>, ContainerError> {
             tasks
                 .iter()
                 .find(|t| t.cgroup.as_deref() == Some(path.as_str()))
-                .map(containerd::Task::container)
+                .map(ContainerRef::from)
         };
         if let Some(container) = parse_cgroup_path(&path).or_else(task) {
             // A container's own sub-cgroups that happen to match too.

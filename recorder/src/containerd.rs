@@ -9,8 +9,6 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use crate::container::{ContainerRef, Runtime};
-
 /// Where containerd keeps its tasks' state: the standalone daemon's, then
 /// dockerd's own containerd's.
 pub const TASK_ROOTS: &[&str] = &[
@@ -39,17 +37,6 @@ pub struct Task {
     pub cgroup: Option<String>,
     /// The image its bundle's annotations name.
     pub image: Option<String>,
-}
-
-impl Task {
-    pub fn container(&self) -> ContainerRef {
-        ContainerRef {
-            id: self.id.clone(),
-            runtime: Runtime::Containerd,
-            pod_uid: None,
-            namespace: Some(self.namespace.clone()),
-        }
-    }
 }
 
 /// Whether `s` can be one directory name (never `.`, `..` or a path).
@@ -158,7 +145,8 @@ mod tests {
         let t = task_at(&roots, "/demo/myapp").unwrap();
         assert_eq!((t.namespace.as_str(), t.id.as_str()), ("demo", "myapp"));
         assert_eq!(t.image.as_deref(), Some("busybox:1"));
-        assert_eq!(t.container().namespace.as_deref(), Some("demo"));
+        let c = crate::container::ContainerRef::from(&t);
+        assert_eq!(c.namespace.as_deref(), Some("demo"));
         // The bundle must name the cgroup; the shape of the path is not enough.
         assert!(task_at(&roots, "/other/demo/myapp").is_none());
         assert!(task_at(&roots, "/demo/other").is_none());

@@ -44,18 +44,9 @@ impl Target {
     /// whitespace-only container id would be a prefix of every id.
     pub fn check(&self) -> Result<(), String> {
         match self {
-            Self::Container(c) => check_container(c),
+            Self::Container(c) => crate::container::check_container(c),
             Self::Pid(_) | Self::Cgroup(_) => Ok(()),
         }
-    }
-}
-
-/// Refuses an empty or whitespace-only container id (or prefix, or name).
-pub fn check_container(spec: &str) -> Result<(), String> {
-    if spec.trim().is_empty() {
-        Err("a container id, prefix or name cannot be empty".to_owned())
-    } else {
-        Ok(())
     }
 }
 

@@ -101,7 +101,7 @@ pub fn key_matches(key: &str, spec: &str) -> bool {
 /// wins).
 pub fn find(entries: &[Entry], spec: &str) -> Result<Entry, IndexError> {
     // An empty prefix would match every entry.
-    crate::control::check_container(spec).map_err(IndexError::BadSpec)?;
+    crate::container::check_container(spec).map_err(IndexError::BadSpec)?;
     let by_id: Vec<&Entry> = entries
         .iter()
         .filter(|e| key_matches(&e.key, spec))

@@ -55,7 +55,7 @@ pub struct TargetArgs {
 
 /// Refuses an empty or blank container (it would match every recording).
 fn container_spec(s: &str) -> Result<String, String> {
-    crate::control::check_container(s).map(|()| s.to_owned())
+    crate::container::check_container(s).map(|()| s.to_owned())
 }
 
 impl TargetArgs {

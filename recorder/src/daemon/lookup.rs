@@ -112,7 +112,7 @@ pub fn enrolled(hierarchy: &Hierarchy, owner: u64, saved: &str) -> Enrolled {
 /// Whether cgroup `path` is a container: by its path, or because one of
 /// containerd's task bundles names it.
 fn recognise(path: String, alive: bool) -> Enrolled {
-    let task = || containerd::task_at(&containerd::roots(), &path).map(|t| t.container());
+    let task = || containerd::task_at(&containerd::roots(), &path).map(|t| ContainerRef::from(&t));
     if let Some(container) = container::parse_cgroup_path(&path).or_else(task) {
         return Enrolled::Container {
             container,

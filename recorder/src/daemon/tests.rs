@@ -313,7 +313,12 @@ async fn resume_adopts_enrolled_containers_finishes_gone_ones_and_drops_strays()
     let s = Setup::new();
     // A recording saved by the last run whose cgroup went away meanwhile;
     // the kernel kept its set.
+    // Every directory is made before /gone is removed: a cgroup id is an
+    // inode number, and a freed one may be handed out again at once.
     let gone = s.mkdir("/gone");
+    let leaf = format!("libpod-{HEX}.scope");
+    let pod = s.mkdir(&format!("/machine.slice/{leaf}"));
+    let stray = s.mkdir("/stray");
     std::fs::remove_dir(s.root.join("cg/gone")).expect("rmdir");
     s.fake().enrol(gone, gone, "gone");
     s.fake().call(gone, "mkdir");
@@ -334,11 +339,8 @@ async fn resume_adopts_enrolled_containers_finishes_gone_ones_and_drops_strays()
     };
     state::save(&s.config.state_dir, vec![saved]);
     // A podman container the kernel enrolled while no daemon ran.
-    let leaf = format!("libpod-{HEX}.scope");
-    let pod = s.mkdir(&format!("/machine.slice/{leaf}"));
     s.fake().enrol(pod, pod, &leaf);
     // A set nobody can own: not a container, not saved.
-    let stray = s.mkdir("/stray");
     s.fake().enrol(stray, stray, "stray");
 
     let mut m = s.manager();
