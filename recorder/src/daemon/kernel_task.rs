@@ -2,7 +2,7 @@
 //! and its ring buffer. Everything else talks to it through a
 //! [`KernelHandle`], which sends [`KernelCmd`]s over a channel.
 
-use std::path::PathBuf;
+use std::{collections::VecDeque, path::PathBuf};
 
 use recorder_common::{CgroupEvent, LeafPattern, SyscallSet};
 use tokio::{
@@ -59,6 +59,10 @@ pub struct KernelSnapshot {
     pub info: KernelInfo,
     pub programs: Vec<ProgramStats>,
 }
+
+/// Cgroup events read from the ring buffer and not yet taken by the
+/// manager, at most.
+const MAX_PENDING: usize = 4096;
 
 /// The kernel task's own state.
 pub struct KernelTask {
@@ -156,29 +160,45 @@ impl KernelTask {
             path: PathBuf::from("EVENTS ring buffer"),
             source: std::io::Error::other(e.to_string()),
         })?;
+        // Events wait here, not in a send: the kernel task must never block
+        // on the manager, which may itself be waiting for this task's answer
+        // (with both channels full, that was a deadlock under a storm of
+        // cgroups). Past MAX_PENDING the ring buffer is left unread; the
+        // kernel then drops events, which the manager's reconcile makes up
+        // for on its next tick (it adopts map entries it does not know and
+        // finishes recordings whose cgroup is gone).
+        let mut pending: VecDeque<CgroupEvent> = VecDeque::new();
         loop {
             tokio::select! {
                 cmd = cmds.recv() => match cmd {
                     Some(cmd) => self.handle(cmd),
                     None => return Ok(()),
                 },
-                guard = ring.readable_mut() => {
+                permit = events.reserve(), if !pending.is_empty() => match (permit, pending.pop_front()) {
+                    (Ok(permit), Some(ev)) => permit.send(ev),
+                    (Ok(_), None) => {}
+                    (Err(_), _) => return Ok(()),
+                },
+                guard = ring.readable_mut(), if pending.len() < MAX_PENDING => {
                     let Ok(mut guard) = guard else { continue };
                     let ring = guard.get_inner_mut();
-                    let mut batch = Vec::new();
-                    while let Some(item) = ring.next() {
+                    let mut drained = true;
+                    while pending.len() < MAX_PENDING {
+                        let Some(item) = ring.next() else {
+                            drained = true;
+                            break;
+                        };
+                        drained = false;
                         if item.len() >= size_of::<CgroupEvent>() {
                             // SAFETY: the kernel wrote a CgroupEvent here
                             // (the length is checked); read unaligned.
                             let ev = unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<CgroupEvent>()) };
-                            batch.push(ev);
+                            pending.push_back(ev);
                         }
                     }
-                    guard.clear_ready();
-                    for ev in batch {
-                        if events.send(ev).await.is_err() {
-                            return Ok(());
-                        }
+                    // Stopped with items left: stay ready, read on later.
+                    if drained {
+                        guard.clear_ready();
                     }
                 }
             }
