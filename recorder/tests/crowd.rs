@@ -1,0 +1,123 @@
+//! recorderd under a crowd: idle connections held against the metrics
+//! endpoint (by an unprivileged user), and a taken metrics port.
+//!
+//! Needs root (the daemon loads eBPF; the metrics crowd runs as uid 65534
+//! through `setpriv`).
+
+mod common;
+
+use std::{
+    io::{BufRead as _, BufReader, Read as _, Write as _},
+    net::TcpListener,
+    path::PathBuf,
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use common::{daemon::Daemon, *};
+
+/// A port nobody listens on right now.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// GETs `/metrics` on `port` with a plain HTTP/1.1 request; returns the
+/// status line, or panics after 10 s.
+fn scrape(port: u16) -> String {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    assert!(
+        text.contains("recorder_build_info"),
+        "not a scrape: {text:?}"
+    );
+    text.lines().next().unwrap_or_default().to_owned()
+}
+
+#[test]
+fn a_scrape_answers_while_an_unprivileged_user_holds_200_connections() {
+    require_root();
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let d = Daemon::start("crowd-metrics", &["--metrics-addr", &addr]);
+    // uid 65534 opens 200 connections, says so, and holds them (sending
+    // nothing) until killed.
+    let script = format!(
+        "for i in $(seq 200); do exec {{fd}}<>/dev/tcp/127.0.0.1/{port} || exit 1; done; echo ready; exec sleep 120"
+    );
+    let mut crowd = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "bash",
+            "-c",
+            &script,
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    BufReader::new(crowd.stdout.take().unwrap())
+        .read_line(&mut ready)
+        .unwrap();
+    assert_eq!(ready.trim(), "ready", "the crowd did not connect");
+    // At once (the crowd's connections are all open), then while the
+    // server times them out, then after.
+    let mut took = Vec::new();
+    for _ in 0..8 {
+        let t = Instant::now();
+        let status = scrape(port);
+        took.push(t.elapsed());
+        assert!(status.contains(" 200 "), "{status}");
+        std::thread::sleep(Duration::from_millis(700));
+    }
+    _ = crowd.kill();
+    _ = crowd.wait();
+    eprintln!("scrapes with 200 idle connections held by uid 65534: {took:?}");
+    for t in &took {
+        assert!(*t < Duration::from_secs(2), "a scrape took {t:?}");
+    }
+    drop(d);
+}
+
+#[test]
+fn a_taken_metrics_port_is_a_startup_error() {
+    require_root();
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let dir = scratch("crowd-port-taken");
+    let pin_dir = PathBuf::from("/sys/fs/bpf/recorder-test-crowd-port-taken");
+    _ = std::fs::remove_dir_all(&pin_dir);
+    let out = run(Command::new(recorderd_path())
+        .arg("--socket")
+        .arg(dir.join("sock"))
+        .arg("--profiles-dir")
+        .arg(dir.join("profiles"))
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .arg("--pin-dir")
+        .arg(&pin_dir)
+        .args(["--metrics-addr", &addr])
+        .stdin(Stdio::null()));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "recorderd started: {stderr}");
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "not one line: {stderr}"
+    );
+    assert!(stderr.contains(&addr), "{stderr}");
+    // Nothing was loaded or pinned.
+    let pinned = std::fs::read_dir(&pin_dir).map_or(0, Iterator::count);
+    assert_eq!(pinned, 0, "{} is not empty", pin_dir.display());
+    assert!(!dir.join("sock").exists());
+    _ = std::fs::remove_dir_all(&pin_dir);
+}
