@@ -1,5 +1,6 @@
 //! recorderd under a crowd: idle connections held against the metrics
-//! endpoint (by an unprivileged user), and a taken metrics port.
+//! endpoint (by an unprivileged user) and the control socket, a second
+//! request on one connection, and a taken metrics port.
 //!
 //! Needs root (the daemon loads eBPF; the metrics crowd runs as uid 65534
 //! through `setpriv`).
@@ -9,7 +10,8 @@ mod common;
 use std::{
     io::{BufRead as _, BufReader, Read as _, Write as _},
     net::TcpListener,
-    path::PathBuf,
+    os::unix::net::UnixStream,
+    path::{Path, PathBuf},
     process::{Command, Stdio},
     time::{Duration, Instant},
 };
@@ -120,4 +122,74 @@ fn a_taken_metrics_port_is_a_startup_error() {
     assert_eq!(pinned, 0, "{} is not empty", pin_dir.display());
     assert!(!dir.join("sock").exists());
     _ = std::fs::remove_dir_all(&pin_dir);
+}
+
+/// One raw request on the control socket: its reply line, within 2 s.
+fn raw_status(socket: &Path) -> (String, Duration) {
+    let t = Instant::now();
+    let mut s = UnixStream::connect(socket).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(b"{\"version\":1,\"op\":\"status\"}\n").unwrap();
+    let mut line = String::new();
+    BufReader::new(s).read_line(&mut line).unwrap();
+    (line, t.elapsed())
+}
+
+#[test]
+fn status_answers_with_2000_idle_control_connections_held() {
+    require_root();
+    let d = Daemon::start("crowd-control", &[]);
+    let idle: Vec<UnixStream> = (0..2000)
+        .map(|_| UnixStream::connect(&d.socket).unwrap())
+        .collect();
+    let mut took = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let out = run(&mut d.ctl(&["status"]));
+        took.push(t.elapsed());
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let (line, _) = raw_status(&d.socket);
+        assert!(line.contains("\"status\""), "{line}");
+    }
+    eprintln!("status with 2000 idle control connections held: {took:?}");
+    for t in &took {
+        assert!(*t < Duration::from_secs(2), "status took {t:?}");
+    }
+    drop(idle);
+}
+
+#[test]
+fn a_second_request_on_a_connection_gets_eof() {
+    require_root();
+    let d = Daemon::start("crowd-second", &[]);
+    let req = b"{\"version\":1,\"op\":\"status\"}\n";
+    // Two requests in one write: one reply, then end of file.
+    let mut s = UnixStream::connect(&d.socket).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(&[&req[..], &req[..]].concat()).unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text)
+        .expect("EOF after the reply, not a hang");
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(text.contains("\"status\""), "{text}");
+    // One request, its reply, then a second: refused (EPIPE) or EOF.
+    let mut s = UnixStream::connect(&d.socket).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(req).unwrap();
+    let mut reader = BufReader::new(s.try_clone().unwrap());
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    assert!(line.contains("\"status\""), "{line}");
+    std::thread::sleep(Duration::from_millis(100));
+    let second = s.write_all(req);
+    let mut rest = String::new();
+    let n = reader
+        .read_to_string(&mut rest)
+        .expect("EOF after the reply, not a hang");
+    assert_eq!(n, 0, "a second reply: {rest}");
+    eprintln!("second request on one connection: write {second:?}, then EOF");
 }
