@@ -1,6 +1,7 @@
 //! recorderd under a crowd: idle connections held against the metrics
 //! endpoint (by an unprivileged user) and the control socket, a second
-//! request on one connection, and a taken metrics port.
+//! request on one connection, a taken metrics port, and the daemon's
+//! memory over a churn of 1,000 container cgroups.
 //!
 //! Needs root (the daemon loads eBPF; the metrics crowd runs as uid 65534
 //! through `setpriv`).
@@ -192,4 +193,66 @@ fn a_second_request_on_a_connection_gets_eof() {
         .expect("EOF after the reply, not a hang");
     assert_eq!(n, 0, "a second reply: {rest}");
     eprintln!("second request on one connection: write {second:?}, then EOF");
+}
+
+/// The daemon's resident memory, in kB.
+fn rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn rss_is_flat_over_a_churn_of_1000_container_cgroups() {
+    require_root();
+    let d = Daemon::start("crowd-churn", &["--all"]);
+    let h = recorder::cgroup::Hierarchy::detect().unwrap();
+    let parent = format!("/recorder-test-churn-{}", std::process::id());
+    let parent_dir = h.mount.join(parent.trim_start_matches('/'));
+    std::fs::create_dir_all(&parent_dir).unwrap();
+    const BATCH: usize = 25;
+    const TOTAL: usize = 1000;
+    let started = Instant::now();
+    let mut curve = Vec::new();
+    for batch in 0..TOTAL / BATCH {
+        let ids: Vec<String> = (0..BATCH)
+            .map(|i| format!("{:032x}{:032x}", std::process::id(), batch * BATCH + i))
+            .collect();
+        let dirs: Vec<PathBuf> = ids
+            .iter()
+            .map(|id| parent_dir.join(format!("libpod-{id}.scope")))
+            .collect();
+        for dir in &dirs {
+            std::fs::create_dir(dir).unwrap();
+        }
+        for dir in &dirs {
+            std::fs::remove_dir(dir).unwrap();
+        }
+        for id in &ids {
+            d.wait_for(&d.profile_path(id));
+        }
+        let n = (batch + 1) * BATCH;
+        if n.is_multiple_of(100) {
+            // Let the daemon settle (a tick or two) before measuring.
+            std::thread::sleep(Duration::from_millis(1500));
+            curve.push((n, rss_kb(d.pid())));
+        }
+    }
+    _ = std::fs::remove_dir(&parent_dir);
+    eprintln!(
+        "VmRSS (kB) by containers churned, in {:?}: {curve:?}",
+        started.elapsed()
+    );
+    let at = |n: usize| curve.iter().find(|(k, _)| *k == n).unwrap().1;
+    let (first, last) = (at(100), at(TOTAL));
+    let peak = curve.iter().map(|(_, r)| *r).max().unwrap();
+    assert!(
+        last as f64 <= first as f64 * 1.05 && peak as f64 <= first as f64 * 1.05,
+        "RSS grew from {first} kB (100 containers) to {last} kB ({TOTAL}), peak {peak} kB: {curve:?}"
+    );
+    let status = d.ctl_ok(&["status"]);
+    assert!(status.contains("recordings"), "{status}");
 }
