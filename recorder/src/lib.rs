@@ -9,6 +9,7 @@ pub mod cgroup;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod conn_slots;
 pub mod container;
 pub mod containerd;
 pub mod control;

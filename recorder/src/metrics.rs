@@ -26,16 +26,19 @@ use hyper::{
     server::conn::http1,
     service::service_fn,
 };
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use prometheus_client::{
     collector::Collector,
     encoding::{DescriptorEncoder, EncodeMetric as _},
     metrics::{MetricType, counter::ConstCounter, gauge::ConstGauge},
     registry::{Registry, Unit},
 };
-use tokio::{net::TcpListener, sync::Semaphore, task::JoinHandle};
+use tokio::{net::TcpListener, task::JoinHandle};
 
-use crate::ebpf::{self, KernelInfo, ProgramStats};
+use crate::{
+    conn_slots::Slots,
+    ebpf::{self, KernelInfo, ProgramStats},
+};
 
 /// The value of `metrics_addr` that turns the endpoint off.
 pub const OFF: &str = "off";
@@ -43,8 +46,12 @@ pub const OFF: &str = "off";
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 /// The classic Prometheus text format, served otherwise.
 const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
-/// At most this many scrapes are served at once.
+/// At most this many connections are open at once; when all are taken,
+/// the oldest idle one is closed to make room for a new one.
 const MAX_CONNECTIONS: usize = 64;
+/// A connection that sends no complete request header in this long is
+/// closed.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(2);
 /// A connection is closed after this long, whatever it is doing.
 const CONNECTION_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -508,29 +515,37 @@ impl Drop for Server {
 
 /// What [`serve`] needs.
 pub struct Options {
-    pub addr: SocketAddr,
     /// Enable the kernel's BPF run-time statistics while serving.
     pub bpf_stats: bool,
     /// `/healthz` fails when the snapshot is older than this.
     pub stale_after: Duration,
 }
 
-/// Starts serving `/metrics` and `/healthz`.
-pub async fn serve(
+/// A bound listener, from [`bind`].
+#[derive(Debug)]
+pub struct Bound {
+    listener: TcpListener,
+    /// Where it listens (the port is real even when 0 was asked).
+    pub addr: SocketAddr,
+}
+
+/// Listens on `addr` (before anything else starts, so that a port in use
+/// is an error at startup).
+pub async fn bind(addr: SocketAddr) -> Result<Bound, MetricsError> {
+    let err = |source| MetricsError::Bind { addr, source };
+    let listener = TcpListener::bind(addr).await.map_err(err)?;
+    let addr = listener.local_addr().map_err(err)?;
+    Ok(Bound { listener, addr })
+}
+
+/// Starts serving `/metrics` and `/healthz` where [`bind`] listens.
+pub fn serve(
+    bound: Bound,
     opts: Options,
     snapshot: SharedSnapshot,
     counters: Arc<Counters>,
-) -> Result<Server, MetricsError> {
-    let listener = TcpListener::bind(opts.addr)
-        .await
-        .map_err(|source| MetricsError::Bind {
-            addr: opts.addr,
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(|source| MetricsError::Bind {
-        addr: opts.addr,
-        source,
-    })?;
+) -> Server {
+    let Bound { listener, addr } = bound;
     // Statistics that cannot be enabled (a kernel before 5.8) are reported
     // by recorder_bpf_stats_enabled 0, not fatal.
     let stats = if opts.bpf_stats {
@@ -554,19 +569,19 @@ pub async fn serve(
     });
     log::info!("serving metrics on http://{addr}/metrics");
     let task = tokio::spawn(accept_loop(listener, endpoint));
-    Ok(Server {
+    Server {
         addr,
         task,
         _stats: stats,
-    })
+    }
 }
 
+/// Serves connections: idle ones (no request yet, or between requests)
+/// are closed after HEADER_TIMEOUT, or earlier to make room for a new one,
+/// so that a crowd of idle connections cannot stall a scrape.
 async fn accept_loop(listener: TcpListener, endpoint: Arc<Endpoint>) {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let slots = Slots::new(MAX_CONNECTIONS);
     loop {
-        let Ok(permit) = slots.clone().acquire_owned().await else {
-            return;
-        };
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
             Err(e) => {
@@ -575,18 +590,29 @@ async fn accept_loop(listener: TcpListener, endpoint: Arc<Endpoint>) {
                 continue;
             }
         };
+        let slot = Arc::new(slots.take().await);
         let endpoint = endpoint.clone();
         tokio::spawn(async move {
+            let in_service = slot.clone();
             let service = service_fn(move |req: Request<Incoming>| {
+                in_service.busy();
                 let r = endpoint.respond(&req);
+                in_service.idle();
                 async move { Ok::<_, Infallible>(r) }
             });
-            let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
-            // A timeout just closes the connection.
-            if let Ok(Err(e)) = tokio::time::timeout(CONNECTION_TIMEOUT, conn).await {
-                log::debug!("metrics connection: {e}");
+            let conn = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service);
+            // A timeout or an eviction just closes the connection.
+            tokio::select! {
+                done = tokio::time::timeout(CONNECTION_TIMEOUT, conn) => {
+                    if let Ok(Err(e)) = done {
+                        log::debug!("metrics connection: {e}");
+                    }
+                }
+                () = slot.evicted() => {}
             }
-            drop(permit);
         });
     }
 }

@@ -148,6 +148,20 @@ pub fn ensure_bpffs(dir: &Path) -> Result<(), SystemError> {
     Ok(())
 }
 
+/// Keeps a long-running daemon's heap from creeping (glibc; a no-op
+/// elsewhere): one malloc arena instead of one per thread that ever
+/// allocated (each kept its own high-water mark), and a fixed mmap
+/// threshold (128 KiB), so that large transient buffers are unmapped when
+/// freed instead of raising the threshold and staying in the heap.
+pub fn bound_allocator() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only changes the allocator's own parameters.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+    }
+}
+
 /// Returns memory the allocator keeps after large frees (glibc's
 /// `malloc_trim`) to the kernel; a no-op elsewhere.
 pub fn release_freed_memory() {

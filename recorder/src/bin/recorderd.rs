@@ -37,29 +37,28 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
     let metrics_addr = metrics::parse_addr(&config.metrics_addr)?;
-    let metrics_opts = metrics_addr.map(|addr| metrics::Options {
-        addr,
+    let metrics_opts = metrics::Options {
         bpf_stats: config.bpf_stats,
         // Generous: a few missed ticks are not yet a stuck daemon.
         stale_after: Duration::from_millis(config.poll_interval_ms.max(50))
             .saturating_mul(10)
             .max(Duration::from_secs(30)),
-    });
-    let running = daemon::start(config).await?;
-    // Recording matters more than its metrics: an endpoint that cannot
-    // listen (say, the port is taken) is logged, not fatal.
-    let _metrics = match metrics_opts {
-        Some(opts) => {
-            match metrics::serve(opts, running.metrics.clone(), running.counters.clone()).await {
-                Ok(server) => Some(server),
-                Err(e) => {
-                    log::error!("{e}; running without the metrics endpoint");
-                    None
-                }
-            }
-        }
+    };
+    // Before the daemon starts: a port in use is a startup error, with
+    // nothing loaded or pinned.
+    let metrics_listener = match metrics_addr {
+        Some(addr) => Some(metrics::bind(addr).await?),
         None => None,
     };
+    let running = daemon::start(config).await?;
+    let _metrics = metrics_listener.map(|bound| {
+        metrics::serve(
+            bound,
+            metrics_opts,
+            running.metrics.clone(),
+            running.counters.clone(),
+        )
+    });
     // Type=notify: tell systemd we are ready (a no-op outside systemd).
     _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     loop {

@@ -482,7 +482,13 @@ impl Manager {
                     written: now_secs(),
                 };
                 let dir = self.config.state_dir.clone();
-                match lookup::blocking(move || index::add(&dir, entry)).await {
+                // Then give back what reading and rewriting the index freed.
+                let added = lookup::blocking(move || {
+                    let added = index::add(&dir, entry);
+                    crate::system::release_freed_memory();
+                    added
+                });
+                match added.await {
                     Ok(Err(e)) => log::error!("profile index: {e}"),
                     Err(e) => log::error!("profile index: {e}"),
                     Ok(Ok(())) => {}

@@ -225,6 +225,7 @@ fn load_kernel(config: &Config) -> Result<Kernel, DaemonError> {
 /// kernel is checked first; a start that fails later removes the socket it
 /// bound and whatever it pinned, so it leaves nothing behind.
 pub async fn start(config: Config) -> Result<Running, DaemonError> {
+    crate::system::bound_allocator();
     let hierarchy = Hierarchy::detect()?;
     let group = control::gid_of(&config.socket_group)
         .ok_or_else(|| DaemonError::NoGroup(config.socket_group.clone()))?;

@@ -3,7 +3,7 @@
 //! with a timeout), hands it to the manager and gets one reply. This is the
 //! one place where the manager's results become wire [`Reply`]s.
 
-use std::{os::unix::fs::PermissionsExt as _, path::Path, sync::Arc, time::Duration};
+use std::{os::unix::fs::PermissionsExt as _, path::Path, time::Duration};
 
 use tokio::{
     io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader},
@@ -19,11 +19,15 @@ use super::{
 };
 use crate::{
     cgroup::CgroupError,
+    conn_slots::{Slot, Slots},
     container::ContainerError,
     control::{self, ErrorKind, Reply, Request},
     ebpf::KernelError,
     index::IndexError,
 };
+
+/// How long an evicted connection's error reply may take to write.
+const EVICTED_WRITE_TIMEOUT: Duration = Duration::from_millis(100);
 
 fn error(kind: ErrorKind, message: impl Into<String>) -> Reply {
     Reply::Error {
@@ -89,7 +93,7 @@ async fn ask_manager(manager: &mpsc::Sender<ManagerMsg>, req: Request) -> Reply 
     rx.await.map_or_else(|_| gone(), reply)
 }
 
-async fn serve_conn(stream: UnixStream, group: u32, manager: mpsc::Sender<ManagerMsg>) {
+async fn serve_conn(stream: UnixStream, group: u32, manager: mpsc::Sender<ManagerMsg>, slot: Slot) {
     let cred = stream.peer_cred().ok();
     let (uid, pid) = cred.map_or((u32::MAX, None), |c| (c.uid(), c.pid()));
     let allowed = uid == 0
@@ -110,7 +114,26 @@ async fn serve_conn(stream: UnixStream, group: u32, manager: mpsc::Sender<Manage
     }
     let mut reader = BufReader::new(read).take(control::MAX_REQUEST as u64 + 1);
     let mut line = String::new();
-    let read = tokio::time::timeout(control::READ_TIMEOUT, reader.read_line(&mut line)).await;
+    let read = tokio::select! {
+        read = tokio::time::timeout(control::READ_TIMEOUT, reader.read_line(&mut line)) => read,
+        () = slot.evicted() => {
+            let reply = error(
+                ErrorKind::BadRequest,
+                format!(
+                    "closed without a request: more than {} connections were open and this one had waited longest",
+                    control::MAX_CONNECTIONS
+                ),
+            );
+            // A short try: the peer sent nothing and may read nothing.
+            _ = tokio::time::timeout(
+                EVICTED_WRITE_TIMEOUT,
+                write.write_all(&control::reply_line(&reply)),
+            )
+            .await;
+            return;
+        }
+    };
+    slot.busy();
     let reply = match read {
         Err(_) => error(
             ErrorKind::BadRequest,
@@ -176,22 +199,19 @@ pub fn bind(path: &Path, group: u32) -> Result<UnixListener, DaemonError> {
 }
 
 /// Accepts connections until the manager is gone. At most
-/// `control::MAX_CONNECTIONS` are served at once; more wait in the listen
-/// backlog. Each holds a task and a descriptor for up to READ_TIMEOUT, so a
-/// flood of slow clients cannot exhaust either.
+/// `control::MAX_CONNECTIONS` are open at once: when all are taken, the
+/// oldest one still waiting for its request line is closed to make room
+/// (with an error reply), so idle clients cannot lock out a `status`;
+/// when all are being served, new ones wait. A client that never finishes
+/// its line holds its slot for up to READ_TIMEOUT.
 pub async fn serve(listener: UnixListener, group: u32, manager: mpsc::Sender<ManagerMsg>) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(control::MAX_CONNECTIONS));
+    let slots = Slots::new(control::MAX_CONNECTIONS);
     loop {
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            return;
-        };
         match listener.accept().await {
             Ok((stream, _)) => {
+                let slot = slots.take().await;
                 let manager = manager.clone();
-                tokio::spawn(async move {
-                    serve_conn(stream, group, manager).await;
-                    drop(slot);
-                });
+                tokio::spawn(serve_conn(stream, group, manager, slot));
             }
             Err(e) => {
                 log::error!("accept: {e}");
