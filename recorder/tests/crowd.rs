@@ -256,3 +256,57 @@ fn rss_is_flat_over_a_churn_of_1000_container_cgroups() {
     let status = d.ctl_ok(&["status"]);
     assert!(status.contains("recordings"), "{status}");
 }
+
+/// A burst of container cgroups at once: more cgroup events than the
+/// channels between the kernel task and the manager hold. The kernel task
+/// once waited for room in a full channel while the manager waited for
+/// the kernel task's answer, and the daemon stood still for good. Now
+/// `status` keeps answering, and every container gets its profile.
+#[test]
+fn a_burst_of_cgroups_never_wedges_the_daemon() {
+    require_root();
+    let d = Daemon::start("crowd-burst", &["--all"]);
+    let h = recorder::cgroup::Hierarchy::detect().unwrap();
+    let parent = format!("/recorder-test-burst-{}", std::process::id());
+    let parent_dir = h.mount.join(parent.trim_start_matches('/'));
+    std::fs::create_dir_all(&parent_dir).unwrap();
+    // Under the default capacity (1024), over the 1,280 events the two
+    // channels hold once the removals are counted.
+    const TOTAL: usize = 900;
+    let ids: Vec<String> = (0..TOTAL)
+        .map(|i| format!("{:032x}{:032x}", std::process::id() + 1, i))
+        .collect();
+    let dirs: Vec<PathBuf> = ids
+        .iter()
+        .map(|id| parent_dir.join(format!("libpod-{id}.scope")))
+        .collect();
+    for dir in &dirs {
+        std::fs::create_dir(dir).unwrap();
+    }
+    for dir in &dirs {
+        std::fs::remove_dir(dir).unwrap();
+    }
+    // The daemon answers while it works through the burst...
+    let out = run(&mut d.ctl(&["status", "--timeout", "20"]));
+    assert!(
+        out.status.success(),
+        "status during the burst: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // ...and gets through it.
+    let deadline = Instant::now() + Duration::from_secs(240);
+    for id in &ids {
+        while !d.profile_path(id).exists() {
+            assert!(
+                Instant::now() < deadline,
+                "no profile for {id} after 240 s: {}",
+                d.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    _ = std::fs::remove_dir(&parent_dir);
+    let status = d.ctl_ok(&["status", "--output", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(v["pending_writes"], 0, "{status}");
+}

@@ -156,7 +156,25 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        self.signal(libc::SIGTERM);
+        // SIGTERM, then SIGKILL if it has not ended within 30 s: a wedged
+        // daemon fails its test instead of hanging the suite.
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: kill(2) on our own child.
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if matches!(child.try_wait(), Ok(None)) {
+                _ = child.kill();
+                _ = child.wait();
+                assert!(
+                    std::thread::panicking(),
+                    "recorderd ({}) did not end within 30 s of SIGTERM",
+                    self.dir.display()
+                );
+            }
+        }
         _ = Command::new(recorderd_path())
             .arg("--pin-dir")
             .arg(&self.pin_dir)
