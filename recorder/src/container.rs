@@ -85,6 +85,16 @@ pub fn compile_pattern(pattern: &str) -> Result<LeafPattern, ContainerError> {
         .split_once("{id}")
         .filter(|(_, s)| !s.contains("{id}"))
         .ok_or_else(|| ContainerError::NoId(pattern.to_owned()))?;
+    kernel_pattern(pattern, prefix, suffix)
+}
+
+/// The kernel's form of `pattern`: text before and after the name, both
+/// within the kernel's bounds.
+fn kernel_pattern(
+    pattern: &str,
+    prefix: &str,
+    suffix: &str,
+) -> Result<LeafPattern, ContainerError> {
     if prefix.len() > LEAF_PREFIX_MAX || suffix.len() > LEAF_SUFFIX_MAX {
         return Err(ContainerError::TooLong {
             pattern: pattern.to_owned(),
@@ -137,21 +147,9 @@ fn compile_path_pattern(pattern: &str) -> Result<LeafPattern, ContainerError> {
         return Err(bad("'*', '{' or '}' around {name}"));
     }
     prefix.push_str(before);
-    if prefix.len() > LEAF_PREFIX_MAX || suffix.len() > LEAF_SUFFIX_MAX {
-        return Err(ContainerError::TooLong {
-            pattern: pattern.to_owned(),
-            max: LEAF_PREFIX_MAX,
-            max2: LEAF_SUFFIX_MAX,
-        });
-    }
-    let mut p = LeafPattern::EMPTY;
-    p.prefix[..prefix.len()].copy_from_slice(prefix.as_bytes());
-    p.suffix[..suffix.len()].copy_from_slice(suffix.as_bytes());
-    p.prefix_len = prefix.len() as u32;
-    p.suffix_len = suffix.len() as u32;
+    let mut p = kernel_pattern(pattern, &prefix, suffix)?;
     p.kind = PATTERN_PATH;
     p.depth = depth;
-    p.enabled = 1;
     Ok(p)
 }
 
