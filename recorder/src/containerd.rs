@@ -80,6 +80,18 @@ pub fn task_at(roots: &[PathBuf], path: &str) -> Option<Task> {
         .find(|t| t.cgroup.as_deref() == Some(path))
 }
 
+/// The config.json of task `namespace`/`id` (its OCI bundle's), in
+/// whichever root has it.
+pub fn bundle_config(roots: &[PathBuf], namespace: &str, id: &str) -> Option<PathBuf> {
+    if !component(namespace) || !component(id) {
+        return None;
+    }
+    roots
+        .iter()
+        .map(|root| root.join(namespace).join(id).join("config.json"))
+        .find(|p| p.is_file())
+}
+
 /// The task `namespace`/`id`, in whichever root has it.
 pub fn task(roots: &[PathBuf], namespace: &str, id: &str) -> Option<Task> {
     roots.iter().find_map(|root| read_task(root, namespace, id))

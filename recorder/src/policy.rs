@@ -16,17 +16,10 @@ use serde::Deserialize;
 
 use crate::{
     container::{ContainerRef, Runtime},
+    containerd,
     profile::{Policy, Profile},
 };
 
-/// Where docker's own containerd keeps its bundles (docker 20.10 and later
-/// with its managed containerd), and where a system containerd does.
-const DOCKER_BUNDLES: &[&str] = &[
-    "/run/docker/containerd/daemon/io.containerd.runtime.v2.task/moby",
-    "/run/containerd/io.containerd.runtime.v2.task/moby",
-];
-/// containerd's bundles, by namespace.
-const CONTAINERD_TASKS: &str = "/run/containerd/io.containerd.runtime.v2.task";
 /// containers/storage's config files (podman, CRI-O), the first that exists.
 const STORAGE_CONF: &[&str] = &[
     "/etc/containers/storage.conf",
@@ -130,28 +123,24 @@ fn storage_config(root: &Path, id: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// Where the runtime of `c` keeps its OCI config, if it is there.
+/// Where the runtime of `c` keeps its OCI config, if it is there: docker's
+/// and containerd's in containerd's task directories (docker's in the
+/// `moby` namespace, Kubernetes' in `k8s.io`), podman's and CRI-O's under
+/// containers/storage's roots.
 pub fn config_path(c: &ContainerRef) -> Option<PathBuf> {
-    let containerd = |ns: &str| Path::new(CONTAINERD_TASKS).join(ns).join(&c.id);
-    let candidates: Vec<PathBuf> = match c.runtime {
-        Runtime::Docker => DOCKER_BUNDLES
+    let task = |ns: &str| containerd::bundle_config(&containerd::roots(), ns, &c.id);
+    let storage = || {
+        storage_roots()
             .iter()
-            .map(|d| Path::new(d).join(&c.id))
-            .collect(),
-        Runtime::Containerd => vec![containerd(c.namespace.as_deref().unwrap_or("default"))],
-        Runtime::Kubernetes => vec![containerd("k8s.io")],
-        Runtime::Podman | Runtime::Crio | Runtime::None => Vec::new(),
+            .find_map(|root| storage_config(root, &c.id))
     };
-    candidates
-        .into_iter()
-        .map(|b| b.join("config.json"))
-        .find(|p| p.is_file())
-        .or_else(|| match c.runtime {
-            Runtime::Podman | Runtime::Crio | Runtime::Kubernetes => storage_roots()
-                .iter()
-                .find_map(|root| storage_config(root, &c.id)),
-            _ => None,
-        })
+    match c.runtime {
+        Runtime::Docker => task("moby"),
+        Runtime::Containerd => task(c.namespace.as_deref().unwrap_or("default")),
+        Runtime::Kubernetes => task("k8s.io").or_else(storage),
+        Runtime::Podman | Runtime::Crio => storage(),
+        Runtime::None => None,
+    }
 }
 
 /// The policy container `c` runs under, from its runtime's bundle.
