@@ -168,7 +168,12 @@ fn start_stop_profile_enforced() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(!text.contains("CHMOD-OK"), "{text}");
-    assert!(text.contains("Operation not permitted"), "{text}");
+    // The profile's answer: podman's recording-time default (ENOSYS) is
+    // carried over for what the profile does not name (docs/PROFILES.md).
+    assert!(
+        text.contains("Function not implemented") || text.contains("Operation not permitted"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -120,9 +120,10 @@ fn all_names(abis: &[Abi]) -> BTreeSet<&'static str> {
 /// For a known filter, a name the filter denied gets the filter's answer
 /// where it differs from the profile's default. When the filter's default
 /// answer differs from the profile's (podman's ENOSYS, the profile's EPERM),
-/// the profile takes whichever default needs fewer names listed: with the
-/// filter's default, the syscalls the filter allowed and the workload did
-/// not use get that default too. When the policy is unknown, the native
+/// the profile takes the filter's default, so that syscalls this build
+/// cannot name answer as they did while recorded, and lists the names the
+/// filter let through and the workload did not use with the profile's own
+/// answer (they were not recorded). When the policy is unknown, the native
 /// syscalls numbered above every one the profile allows answer ENOSYS.
 pub(super) fn carry_over(profile: &mut Profile, policy: &Policy, abis: &[Abi]) -> usize {
     let named: BTreeSet<&str> = profile
@@ -160,31 +161,30 @@ pub(super) fn carry_over(profile: &mut Profile, policy: &Policy, abis: &[Abi]) -
             NEWER_COMMENT
         }
         Policy::Filter(filter) => {
-            let denied: Vec<(&str, Answer)> = all_names(abis)
-                .into_iter()
-                .filter(|n| !named.contains(n))
-                .filter_map(|n| answer(filter, n).map(|a| (n, a)))
-                .collect();
             let ours = Answer::default_of(profile);
             let theirs = Answer::default_of(filter);
-            let listed = |default: &Option<Answer>| {
-                denied
-                    .iter()
-                    .filter(|(_, a)| Some(a) != default.as_ref())
-                    .count()
-            };
-            let default = if theirs.is_some() && theirs != ours && listed(&theirs) < listed(&ours) {
-                if let Some(t) = &theirs {
+            // With the filter's own default (podman's ENOSYS), the syscalls
+            // no name here reaches (newer than this build's tables) answer
+            // as they did while recorded; the ones the filter let through
+            // and the workload did not use keep the profile's answer.
+            let default = match (&theirs, &ours) {
+                (Some(t), Some(_)) if theirs != ours => {
                     profile.default_action.clone_from(&t.action);
                     profile.default_errno_ret = t.errno;
                     profile.default_errno = None;
+                    theirs.clone()
                 }
-                theirs
-            } else {
-                ours
+                _ => ours.clone(),
             };
-            for (name, a) in denied {
-                if Some(&a) != default.as_ref() {
+            for name in all_names(abis).into_iter().filter(|n| !named.contains(n)) {
+                let given = match answer(filter, name) {
+                    Some(a) => Some(a),
+                    // Let through while recorded, not used: not recorded.
+                    None => ours.clone(),
+                };
+                if let Some(a) = given
+                    && Some(&a) != default.as_ref()
+                {
                     rules.entry(a).or_default().push(name.to_owned());
                 }
             }
@@ -317,44 +317,38 @@ mod tests {
     }
 
     #[test]
-    fn podman_default_takes_the_shorter_encoding() {
+    fn podman_default_is_kept_and_unused_allowances_stay_eperm() {
         // podman: ENOSYS unless allowed, EPERM for a few.
         let mut f = allow(&["read", "write", "clone", "clone3", "exit_group"]);
         f.default_errno_ret = Some(ENOSYS);
         f.syscalls
             .push(rule(&["reboot", "kexec_load"], ACT_ERRNO, Some(EPERM)));
         let mut p = allow(&["read", "exit_group"]);
-        let n = carry_over(
-            &mut p,
-            &Policy::Filter(Box::new(f.clone())),
-            &[Abi::native()],
-        );
-        // The filter's default, and its two EPERM names listed.
+        carry_over(&mut p, &Policy::Filter(Box::new(f)), &[Abi::native()]);
+        // The filter's default: what it did not list (and what this build
+        // cannot name) answers ENOSYS, as while recorded.
         assert_eq!(p.default_errno_ret, Some(ENOSYS));
-        assert_eq!(n, 2);
-        assert_eq!(
-            carried(&p),
-            [(
-                ACT_ERRNO.to_owned(),
-                Some(EPERM),
-                vec!["kexec_load".to_owned(), "reboot".to_owned()]
-            )]
-        );
-        // A filter with a long EPERM list: the profile's default stays.
-        let every: Vec<&str> = all_names(&[Abi::native()])
+        let eperm = carried(&p)
             .into_iter()
-            .filter(|n| !["read", "write", "exit_group", "pivot_root"].contains(n))
-            .collect();
-        f.syscalls = vec![
-            SyscallRule::allow(["read".to_owned(), "write".to_owned()]),
-            rule(&every, ACT_ERRNO, Some(EPERM)),
-        ];
-        let mut p = allow(&["read", "exit_group"]);
-        let n = carry_over(&mut p, &Policy::Filter(Box::new(f)), &[Abi::native()]);
-        assert_eq!(p.default_errno_ret, Some(EPERM));
-        assert_eq!(n, 1);
-        assert_eq!(carried(&p)[0].2, ["pivot_root"]);
-        assert_eq!(carried(&p)[0].1, Some(ENOSYS));
+            .find(|(_, errno, _)| *errno == Some(EPERM))
+            .map(|(_, _, names)| names)
+            .unwrap_or_default();
+        // Its EPERM names keep EPERM, and so do the syscalls it let
+        // through that the workload did not use: they were not recorded.
+        for name in ["reboot", "kexec_load", "write", "clone", "clone3"] {
+            assert!(eperm.iter().any(|n| n == name), "{name}: {eperm:?}");
+        }
+        // Recorded names get no rule; names it did not list get none
+        // either (the default answers them).
+        for name in ["read", "exit_group", "pivot_root"] {
+            assert!(!eperm.iter().any(|n| n == name), "{name}: {eperm:?}");
+        }
+        assert_eq!(
+            carried(&p).len(),
+            1,
+            "only the EPERM rule: {:?}",
+            carried(&p)
+        );
     }
 
     #[test]
