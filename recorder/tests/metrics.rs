@@ -426,20 +426,8 @@ fn metrics_off_serves_nothing() {
     let off = Daemon::start("metrics-off", &["--metrics-addr", "off"]);
     assert_eq!(listening_sockets(off.child.id()), Vec::<u64>::new());
     drop(off);
-
-    // A taken port costs the metrics, not the recording: the daemon runs
-    // (its control socket answered) and says why it serves no metrics.
-    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = taken.local_addr().unwrap().to_string();
-    let d = Daemon::start("metrics-taken", &["--metrics-addr", &addr]);
-    let log = d.dir.join("recorderd.log");
-    eventually("recorderd to log that it runs without metrics", || {
-        std::fs::read_to_string(&log)
-            .ok()
-            .filter(|l| l.contains("running without the metrics endpoint"))
-    });
-    assert!(d.child.id() > 0 && listening_sockets(d.child.id()).is_empty());
-    d.ctl(&["status"]);
+    // A taken port is a startup error: tests/crowd.rs,
+    // a_taken_metrics_port_is_a_startup_error.
 }
 
 #[test]
