@@ -77,8 +77,10 @@ pub struct OutputArgs {
     /// What happens to syscalls the profile does not allow (log: audit mode).
     #[arg(long, value_enum, value_name = "ACTION")]
     pub default_action: Option<DefaultAction>,
-    /// The errno returned by `--default-action errno` (default 1, EPERM).
-    #[arg(long, value_name = "N")]
+    /// The errno returned for syscalls the profile does not allow (default
+    /// 1, EPERM; at most 4095); given alone, it implies `--default-action
+    /// errno`.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=MAX_ERRNO))]
     pub errno: Option<u32>,
     /// Name of the `spo` resource (and of the `kafel` policy).
     #[arg(long, value_name = "NAME")]
@@ -88,8 +90,72 @@ pub struct OutputArgs {
     pub namespace: Option<String>,
     /// A capability the container has (e.g. CAP_SYS_ADMIN), for rules that
     /// depend on capabilities in the oci, spo and kafel formats. Repeatable.
-    #[arg(long = "cap", value_name = "CAP")]
+    #[arg(long = "cap", value_name = "CAP", value_parser = capability)]
     pub caps: Vec<String>,
+}
+
+/// The largest errno the kernel returns (`MAX_ERRNO`).
+const MAX_ERRNO: i64 = 4095;
+
+/// The Linux capabilities, in the kernel's order (CAP_CHOWN is 0).
+const CAPABILITIES: [&str; 41] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+];
+
+/// A known capability name (CAP_SYS_ADMIN, or sys_admin), upper-cased with
+/// its CAP_ prefix.
+fn capability(s: &str) -> Result<String, String> {
+    let upper = s.to_ascii_uppercase();
+    let name = if upper.starts_with("CAP_") {
+        upper
+    } else {
+        format!("CAP_{upper}")
+    };
+    if CAPABILITIES.contains(&name.as_str()) {
+        Ok(name)
+    } else {
+        Err("not a Linux capability (e.g. CAP_SYS_ADMIN, CAP_NET_ADMIN)".to_owned())
+    }
 }
 
 impl OutputArgs {
@@ -97,11 +163,66 @@ impl OutputArgs {
     pub fn options(&self) -> FormatOptions {
         FormatOptions {
             format: self.format,
-            default_action: self.default_action,
+            // An errno given alone asks for the errno action.
+            default_action: self
+                .default_action
+                .or(self.errno.map(|_| DefaultAction::Errno)),
             errno_ret: self.errno,
             name: self.name.clone(),
             namespace: self.namespace.clone(),
             caps: self.caps.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser, Debug)]
+    struct Cli {
+        #[command(flatten)]
+        out: OutputArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<OutputArgs, clap::Error> {
+        Cli::try_parse_from(std::iter::once("t").chain(args.iter().copied())).map(|c| c.out)
+    }
+
+    #[test]
+    fn errno_alone_implies_the_errno_action() {
+        let o = parse(&["--errno", "13"]).unwrap().options();
+        assert_eq!(o.default_action, Some(DefaultAction::Errno));
+        assert_eq!(o.errno_ret, Some(13));
+        let o = parse(&["--errno", "13", "--default-action", "log"])
+            .unwrap()
+            .options();
+        assert_eq!(o.default_action, Some(DefaultAction::Log));
+        assert_eq!(parse(&[]).unwrap().options().default_action, None);
+    }
+
+    #[test]
+    fn bad_errnos_and_caps_are_usage_errors() {
+        for args in [
+            &["--errno", "99999"][..],
+            &["--cap", "CAP_FOO"],
+            &["--cap", ""],
+        ] {
+            let e = parse(args).unwrap_err();
+            assert_eq!(
+                e.kind(),
+                clap::error::ErrorKind::ValueValidation,
+                "{args:?}"
+            );
+            assert!(e.to_string().contains(args[0]), "{args:?}: {e}");
+        }
+        assert_eq!(
+            parse(&["--cap", "sys_admin", "--cap", "CAP_BPF"])
+                .unwrap()
+                .caps,
+            ["CAP_SYS_ADMIN", "CAP_BPF"]
+        );
     }
 }

@@ -1,0 +1,62 @@
+//! A newcomer's first hour (issue 21): the command line does what it says.
+//! The real binaries; the recording tests need root and the real kernel.
+
+mod common;
+
+use std::process::Output;
+
+use common::{recorderctl, require_root, run, run_ok};
+
+/// A cgroup parent of this test alone.
+fn cgroup_parent(test: &str) -> String {
+    format!("/recorder-newcomer-{test}-{}", std::process::id())
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// `recorderctl record --cgroup-parent PARENT EXTRA... -- CMD...`, the
+/// profile on stdout.
+fn record(test: &str, extra: &[&str], cmd: &[&str]) -> Output {
+    require_root();
+    let mut c = recorderctl();
+    c.args(["record", "--cgroup-parent", &cgroup_parent(test)])
+        .args(extra)
+        .arg("--")
+        .args(cmd);
+    run_ok(&mut c)
+}
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+#[test]
+fn errno_alone_sets_the_default_errno() {
+    let out = record("errno", &["--errno", "13"], &["true"]);
+    let p = json(&stdout(&out));
+    assert_eq!(p["defaultAction"], "SCMP_ACT_ERRNO", "{p}");
+    assert_eq!(p["defaultErrnoRet"], 13, "{p}");
+}
+
+#[test]
+fn bad_errnos_and_caps_are_refused_in_one_line() {
+    for args in [&["--errno", "99999"][..], &["--cap", "CAP_FOO"]] {
+        let out = run(recorderctl()
+            .args(["record"])
+            .args(args)
+            .args(["--", "true"]));
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = stderr(&out);
+        let first = err.lines().next().unwrap_or_default();
+        assert!(
+            first.starts_with("error:") && first.contains(args[1]),
+            "{args:?}: {err}"
+        );
+    }
+}
