@@ -8,7 +8,10 @@ use std::{
     ffi::OsString,
     fs,
     io::{self, Write as _},
-    os::{fd::AsRawFd as _, unix::process::ExitStatusExt as _},
+    os::{
+        fd::{AsFd as _, AsRawFd as _},
+        unix::process::ExitStatusExt as _,
+    },
     path::{Path, PathBuf},
     process::ExitStatus,
     time::Duration,
@@ -64,6 +67,8 @@ pub struct RecordOptions {
     pub cgroup_parent: String,
     /// A profile to merge into the result.
     pub base: Option<Profile>,
+    /// Send CMD's stdout to our stderr, keeping our stdout for the profile.
+    pub stdout_to_stderr: bool,
 }
 
 /// The result of a recording.
@@ -170,6 +175,16 @@ pub async fn record(opts: RecordOptions) -> Result<Outcome, RecordError> {
 
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(args);
+    if opts.stdout_to_stderr {
+        let stderr = io::stderr()
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(|source| RecordError::Spawn {
+                cmd: program.to_string_lossy().into_owned(),
+                source,
+            })?;
+        cmd.stdout(std::process::Stdio::from(stderr));
+    }
     // SAFETY: the closure only calls write(2), which is async-signal-safe.
     unsafe {
         cmd.pre_exec(move || {

@@ -60,3 +60,29 @@ fn bad_errnos_and_caps_are_refused_in_one_line() {
         );
     }
 }
+
+#[test]
+fn without_output_stdout_carries_the_profile_alone() {
+    let out = record("streams", &[], &["sh", "-c", "echo hello"]);
+    let p = json(&stdout(&out));
+    assert!(p["syscalls"].is_array(), "{p}");
+    assert!(
+        stderr(&out).lines().any(|l| l == "hello"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn with_output_cmd_keeps_its_stdout() {
+    let dir = common::scratch("newcomer-streams-o");
+    let file = dir.join("p.json");
+    let out = record(
+        "streams-o",
+        &["-o", file.to_str().unwrap()],
+        &["sh", "-c", "echo hello"],
+    );
+    assert_eq!(stdout(&out), "hello\n");
+    assert!(!stderr(&out).contains("hello"), "{}", stderr(&out));
+    json(&std::fs::read_to_string(&file).unwrap());
+}

@@ -64,6 +64,8 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                 },
                 cgroup_parent,
                 base,
+                // Without -o, stdout carries the profile alone.
+                stdout_to_stderr: output.is_none(),
             })
             .await?;
             for (abi, nr) in &outcome.unknown {

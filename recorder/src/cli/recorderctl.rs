@@ -25,8 +25,13 @@ pub struct Cli {
 pub enum Command {
     /// Run CMD and record every syscall it and its children make; print or
     /// write a seccomp profile that allows exactly those. Needs no daemon.
+    ///
+    /// Without -o, stdout carries the profile alone and CMD's stdout goes to
+    /// recorderctl's stderr (so `record -- app > app.json` works); with
+    /// -o FILE, CMD keeps its stdout. CMD's stdin and stderr are its own.
     Record {
-        /// Write the profile here (atomically) instead of to stdout.
+        /// Write the profile here (atomically) instead of to stdout; CMD
+        /// then keeps its stdout.
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
         /// Merge this profile into the result (e.g. a runtime's start-up needs).
