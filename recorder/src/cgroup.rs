@@ -160,6 +160,21 @@ impl Hierarchy {
         Ok(out)
     }
 
+    /// The processes in the cgroup `rel` and below it (best effort: a
+    /// cgroup removed meanwhile has none).
+    pub fn pids(&self, rel: &str) -> Result<Vec<u32>, CgroupError> {
+        let mut cgroups = vec![rel.to_owned()];
+        cgroups.extend(self.descendants(rel)?);
+        let mut pids = Vec::new();
+        for cg in cgroups {
+            let Ok(text) = fs::read_to_string(self.dir(&cg)?.join("cgroup.procs")) else {
+                continue;
+            };
+            pids.extend(text.lines().filter_map(|l| l.trim().parse::<u32>().ok()));
+        }
+        Ok(pids)
+    }
+
     /// Creates the cgroup `rel` and its missing parents.
     pub fn create(&self, rel: &str) -> Result<PathBuf, CgroupError> {
         let dir = self.dir(rel)?;

@@ -69,6 +69,8 @@ pub struct RecordOptions {
     pub base: Option<Profile>,
     /// Send CMD's stdout to our stderr, keeping our stdout for the profile.
     pub stdout_to_stderr: bool,
+    /// After CMD exits, wait for every process it left behind too.
+    pub wait_all: bool,
 }
 
 /// The result of a recording.
@@ -81,6 +83,9 @@ pub struct Outcome {
     pub unknown: Vec<(Abi, u32)>,
     /// Syscalls whose number was outside every bitmap (e.g. -1).
     pub out_of_range: u64,
+    /// The processes CMD left behind, killed when the recording ended:
+    /// (pid, command name).
+    pub killed: Vec<(u32, String)>,
 }
 
 impl Outcome {
@@ -213,11 +218,20 @@ pub async fn record(opts: RecordOptions) -> Result<Outcome, RecordError> {
     })?;
     drop(procs);
 
-    let status = wait_forwarding_signals(&mut child, signals)
+    let mut signals = signals;
+    let status = wait_forwarding_signals(&mut child, &mut signals)
         .await
         .map_err(|source| RecordError::Spawn { cmd: name, source })?;
+    if opts.wait_all {
+        wait_for_cgroup(&hierarchy, &rel, &mut signals).await?;
+    }
 
-    // Let processes CMD left behind end before the set is read.
+    // Processes CMD left behind are killed (and end) before the set is read.
+    let killed = hierarchy
+        .pids(&rel)?
+        .into_iter()
+        .map(|pid| (pid, comm(pid)))
+        .collect();
     drop(guard);
     let set = kernel
         .remove(id)
@@ -240,7 +254,37 @@ pub async fn record(opts: RecordOptions) -> Result<Outcome, RecordError> {
         profile: built.profile,
         unknown: built.unknown,
         out_of_range: built.out_of_range,
+        killed,
     })
+}
+
+/// The command name of process `pid` ("?" once it is gone).
+fn comm(pid: u32) -> String {
+    fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map_or_else(|_| "?".to_owned(), |c| c.trim_end().to_owned())
+}
+
+/// Waits until no process is left in the cgroup `rel`, passing the
+/// forwarded signals on to every process in it.
+async fn wait_for_cgroup(
+    hierarchy: &Hierarchy,
+    rel: &str,
+    signals: &mut ForwardedSignals,
+) -> Result<(), RecordError> {
+    loop {
+        let pids = hierarchy.pids(rel)?;
+        if pids.is_empty() {
+            return Ok(());
+        }
+        let sig = tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(20)) => continue,
+            sig = signals.recv() => sig,
+        };
+        for pid in pids {
+            // SAFETY: plain kill(2) on a process of the recording's cgroup.
+            unsafe { libc::kill(pid as i32, sig) };
+        }
+    }
 }
 
 /// Handlers for the signals passed on to CMD.
@@ -260,27 +304,28 @@ impl ForwardedSignals {
             quit: signal(SignalKind::quit())?,
         })
     }
+
+    /// The next signal to forward.
+    async fn recv(&mut self) -> i32 {
+        tokio::select! {
+            _ = self.int.recv() => libc::SIGINT,
+            _ = self.term.recv() => libc::SIGTERM,
+            _ = self.hup.recv() => libc::SIGHUP,
+            _ = self.quit.recv() => libc::SIGQUIT,
+        }
+    }
 }
 
 /// Waits for the child, passing SIGINT, SIGTERM, SIGHUP and SIGQUIT on to it
 /// (the recording goes on until the child exits).
 async fn wait_forwarding_signals(
     child: &mut tokio::process::Child,
-    signals: ForwardedSignals,
+    signals: &mut ForwardedSignals,
 ) -> io::Result<ExitStatus> {
-    let ForwardedSignals {
-        mut int,
-        mut term,
-        mut hup,
-        mut quit,
-    } = signals;
     loop {
         let sig = tokio::select! {
             status = child.wait() => return status,
-            _ = int.recv() => libc::SIGINT,
-            _ = term.recv() => libc::SIGTERM,
-            _ = hup.recv() => libc::SIGHUP,
-            _ = quit.recv() => libc::SIGQUIT,
+            sig = signals.recv() => sig,
         };
         if let Some(pid) = child.id() {
             // SAFETY: plain kill(2) on our own child.

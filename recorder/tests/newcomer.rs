@@ -86,3 +86,40 @@ fn with_output_cmd_keeps_its_stdout() {
     assert!(!stderr(&out).contains("hello"), "{}", stderr(&out));
     json(&std::fs::read_to_string(&file).unwrap());
 }
+
+#[test]
+fn a_leftover_process_is_named_when_killed() {
+    // A moment for the forked shell to exec sleep: until then it is "sh".
+    let out = record(
+        "leftover",
+        &[],
+        &["sh", "-c", "sleep 30 & sleep 0.3; echo started"],
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains("1 process that CMD left behind was killed: sleep (pid"),
+        "{err}"
+    );
+    json(&stdout(&out));
+}
+
+#[test]
+fn wait_all_records_what_a_background_process_does() {
+    let dir = common::scratch("newcomer-wait-all");
+    let script = format!("(sleep 1; mkdir {}/made-$$) & echo started", dir.display());
+    let names = |extra: &[&str], test: &str| {
+        let out = record(test, extra, &["sh", "-c", &script]);
+        common::allowed_names(&stdout(&out))
+    };
+    let mkdir =
+        |n: &std::collections::BTreeSet<String>| n.contains("mkdir") || n.contains("mkdirat");
+    let without = names(&[], "nowait");
+    assert!(
+        !mkdir(&without),
+        "the background process was killed: {without:?}"
+    );
+    let with = names(&["--wait-all"], "waitall");
+    assert!(mkdir(&with), "{with:?}");
+    let made = std::fs::read_dir(&dir).unwrap().count();
+    assert_eq!(made, 1, "only the --wait-all run made its directory");
+}

@@ -47,6 +47,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             btf,
             no_compat,
             args,
+            wait_all,
             out,
             command,
         } => {
@@ -66,8 +67,24 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                 base,
                 // Without -o, stdout carries the profile alone.
                 stdout_to_stderr: output.is_none(),
+                wait_all,
             })
             .await?;
+            if !outcome.killed.is_empty() {
+                let names: Vec<String> = outcome
+                    .killed
+                    .iter()
+                    .map(|(pid, comm)| format!("{comm} (pid {pid})"))
+                    .collect();
+                eprintln!(
+                    "recorderctl: {} process{} that CMD left behind {} killed: {}; \
+                     --wait-all waits for them and records them too",
+                    names.len(),
+                    if names.len() == 1 { "" } else { "es" },
+                    if names.len() == 1 { "was" } else { "were" },
+                    names.join(", ")
+                );
+            }
             for (abi, nr) in &outcome.unknown {
                 log::warn!(
                     "syscall {nr} of {abi} has no name in the syscall table; it is not in the profile"

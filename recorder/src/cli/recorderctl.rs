@@ -50,6 +50,11 @@ pub enum Command {
         /// unshare namespace flags, personality) and allow only those.
         #[arg(long)]
         args: bool,
+        /// When CMD exits, wait until every process it started has exited
+        /// too (daemons a script starts are recorded). Without it they are
+        /// killed, and named on stderr.
+        #[arg(long)]
+        wait_all: bool,
         #[command(flatten)]
         out: OutputArgs,
         /// The command and its arguments.
