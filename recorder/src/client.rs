@@ -2,7 +2,10 @@
 //! list, profiles, status) and their text or JSON output. Their command
 //! line is [`crate::cli::client`].
 
-use std::path::PathBuf;
+use std::{
+    io::{self, Write},
+    path::PathBuf,
+};
 
 use crate::{
     cli::{
@@ -26,6 +29,8 @@ pub enum CtlError {
     Write { path: PathBuf, err: String },
     #[error("unexpected reply from recorderd")]
     Unexpected,
+    #[error("cannot write to standard output")]
+    Stdout(#[source] io::Error),
 }
 
 impl crate::cli::client::Conn {
@@ -65,27 +70,45 @@ fn converted_path(json: &std::path::Path, format: crate::profile::format::Format
     json.with_extension(ext)
 }
 
+/// Prints to stdout with `print`; a closed stdout is an error, not a panic.
+fn out(print: impl FnOnce(&mut io::StdoutLock<'_>) -> io::Result<()>) -> Result<u8, CtlError> {
+    let mut w = io::stdout().lock();
+    print(&mut w)
+        .and_then(|()| w.flush())
+        .map_err(CtlError::Stdout)?;
+    Ok(0)
+}
+
+fn out_text(text: &str) -> Result<u8, CtlError> {
+    out(|w| w.write_all(text.as_bytes()))
+}
+
 /// Prints `v` as JSON or, for people, with `text`; returns exit code 0.
-fn show<T: serde::Serialize>(output: OutputFormat, v: &T, text: impl FnOnce(&T)) -> u8 {
-    match output {
-        OutputFormat::Json => print_json(v),
-        OutputFormat::Text => text(v),
-    }
-    0
+fn show<T: serde::Serialize>(
+    output: OutputFormat,
+    v: &T,
+    text: impl FnOnce(&mut io::StdoutLock<'_>, &T) -> io::Result<()>,
+) -> Result<u8, CtlError> {
+    out(|w| match output {
+        OutputFormat::Json => print_json(w, v),
+        OutputFormat::Text => text(w, v),
+    })
 }
 
-fn print_json<T: serde::Serialize>(v: &T) {
-    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+fn print_json<T: serde::Serialize>(w: &mut impl Write, v: &T) -> io::Result<()> {
+    writeln!(w, "{}", serde_json::to_string_pretty(v).unwrap_or_default())
 }
 
-fn print_recordings(list: &[RecordingInfo]) {
-    println!(
+fn print_recordings(w: &mut impl Write, list: &[RecordingInfo]) -> io::Result<()> {
+    writeln!(
+        w,
         "{:<14} {:<10} {:<20} {:<24} {:>8} {:<20} CGROUP",
         "CONTAINER", "RUNTIME", "NAME", "IMAGE", "SYSCALLS", "STARTED"
-    );
+    )?;
     for r in list {
         let short: String = r.key.chars().take(12).collect();
-        println!(
+        writeln!(
+            w,
             "{:<14} {:<10} {:<20} {:<24} {:>8} {:<20} {}",
             short,
             r.runtime.to_string(),
@@ -94,18 +117,21 @@ fn print_recordings(list: &[RecordingInfo]) {
             r.syscalls,
             format_time(r.started),
             r.cgroup
-        );
+        )?;
     }
+    Ok(())
 }
 
-fn print_profiles(list: &[crate::index::Entry]) {
-    println!(
+fn print_profiles(w: &mut impl Write, list: &[crate::index::Entry]) -> io::Result<()> {
+    writeln!(
+        w,
         "{:<14} {:<10} {:<20} {:<24} {:<20} PATH",
         "CONTAINER", "RUNTIME", "NAME", "IMAGE", "WRITTEN"
-    );
+    )?;
     for e in list {
         let short: String = e.key.chars().take(12).collect();
-        println!(
+        writeln!(
+            w,
             "{:<14} {:<10} {:<20} {:<24} {:<20} {}",
             short,
             e.runtime.to_string(),
@@ -113,8 +139,9 @@ fn print_profiles(list: &[crate::index::Entry]) {
             e.image.as_deref().unwrap_or("-"),
             format_time(e.written),
             e.path.display()
-        );
+        )?;
     }
+    Ok(())
 }
 
 fn format_time(secs: u64) -> String {
@@ -139,22 +166,27 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
-fn print_status(s: &StatusInfo) {
-    println!("version:         {} (protocol {})", s.version, s.protocol);
-    println!("uptime:          {}s", s.uptime_secs);
-    println!("attached:        {}", s.attached);
-    println!("record all:      {}", s.record_all);
-    println!("recordings:      {}", s.recordings);
-    println!("map usage:       {}/{}", s.map_entries, s.map_capacity);
-    println!("enrol failures:  {}", s.enrol_failures);
-    println!("profiles written: {}", s.profiles_written);
-    println!("pending writes:  {}", s.pending_writes);
+fn print_status(w: &mut impl Write, s: &StatusInfo) -> io::Result<()> {
+    writeln!(
+        w,
+        "version:         {} (protocol {})",
+        s.version, s.protocol
+    )?;
+    writeln!(w, "uptime:          {}s", s.uptime_secs)?;
+    writeln!(w, "attached:        {}", s.attached)?;
+    writeln!(w, "record all:      {}", s.record_all)?;
+    writeln!(w, "recordings:      {}", s.recordings)?;
+    writeln!(w, "map usage:       {}/{}", s.map_entries, s.map_capacity)?;
+    writeln!(w, "enrol failures:  {}", s.enrol_failures)?;
+    writeln!(w, "profiles written: {}", s.profiles_written)?;
+    writeln!(w, "pending writes:  {}", s.pending_writes)?;
     if let Some(e) = &s.last_error {
         match s.last_error_at {
-            Some(at) => println!("last error:      {} {e}", format_time(at)),
-            None => println!("last error:      {e}"),
+            Some(at) => writeln!(w, "last error:      {} {e}", format_time(at))?,
+            None => writeln!(w, "last error:      {e}")?,
         }
     }
+    Ok(())
 }
 
 /// Runs a daemon command; returns the exit code.
@@ -168,15 +200,9 @@ pub async fn run(cmd: DaemonCommand) -> Result<u8, CtlError> {
                 prestart: None,
             };
             match conn.call(&req).await? {
-                Reply::Started { recording } => {
-                    match conn.output {
-                        OutputFormat::Json => print_json(&recording),
-                        OutputFormat::Text => {
-                            println!("recording {} ({})", recording.key, recording.cgroup)
-                        }
-                    }
-                    Ok(0)
-                }
+                Reply::Started { recording } => show(conn.output, &recording, |w, r| {
+                    writeln!(w, "recording {} ({})", r.key, r.cgroup)
+                }),
                 _ => Err(CtlError::Unexpected),
             }
         }
@@ -205,13 +231,8 @@ pub async fn run(cmd: DaemonCommand) -> Result<u8, CtlError> {
                     } else {
                         path
                     };
-                    match conn.output {
-                        OutputFormat::Json => {
-                            print_json(&serde_json::json!({"recording": recording, "path": path}))
-                        }
-                        OutputFormat::Text => println!("{}", path.display()),
-                    }
-                    Ok(0)
+                    let v = serde_json::json!({"recording": recording, "path": path});
+                    show(conn.output, &v, |w, _| writeln!(w, "{}", path.display()))
                 }
                 _ => Err(CtlError::Unexpected),
             }
@@ -228,26 +249,26 @@ pub async fn run(cmd: DaemonCommand) -> Result<u8, CtlError> {
             };
             match conn.call(&req).await? {
                 Reply::Profile { profile, .. } | Reply::StoredProfile { profile, .. } => {
-                    print!("{}", render(&profile, &out)?);
-                    Ok(0)
+                    let text = render(&profile, &out)?;
+                    out_text(&text)
                 }
                 _ => Err(CtlError::Unexpected),
             }
         }
         DaemonCommand::List { conn } => match conn.call(&Request::List).await? {
-            Reply::List { recordings } => Ok(show(conn.output, &recordings, |r| {
-                print_recordings(r);
-            })),
+            Reply::List { recordings } => {
+                show(conn.output, &recordings, |w, r| print_recordings(w, r))
+            }
             _ => Err(CtlError::Unexpected),
         },
         DaemonCommand::Profiles { conn } => match conn.call(&Request::Profiles).await? {
-            Reply::Profiles { profiles } => Ok(show(conn.output, &profiles, |p| {
-                print_profiles(p);
-            })),
+            Reply::Profiles { profiles } => {
+                show(conn.output, &profiles, |w, p| print_profiles(w, p))
+            }
             _ => Err(CtlError::Unexpected),
         },
         DaemonCommand::Status { conn } => match conn.call(&Request::Status).await? {
-            Reply::Status { status } => Ok(show(conn.output, &status, print_status)),
+            Reply::Status { status } => show(conn.output, &status, |w, s| print_status(w, s)),
             _ => Err(CtlError::Unexpected),
         },
     }

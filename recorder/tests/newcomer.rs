@@ -123,3 +123,54 @@ fn wait_all_records_what_a_background_process_does() {
     let made = std::fs::read_dir(&dir).unwrap().count();
     assert_eq!(made, 1, "only the --wait-all run made its directory");
 }
+
+/// Runs recorderctl with `args` and a stdout whose reader is already gone;
+/// returns its exit code and stderr.
+fn with_closed_stdout(args: &[&str]) -> (Option<i32>, String) {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = run(recorderctl()
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped()));
+    (out.status.code(), stderr(&out))
+}
+
+#[test]
+fn a_closed_stdout_is_no_panic() {
+    let a = "../profiles/runtime-runc.json";
+    let b = "../profiles/base-podman-runc.json";
+    for args in [
+        &["completions", "zsh"][..],
+        &["completions", "bash"],
+        &["convert", a],
+        &["convert", a, "--format", "kafel"],
+        &["merge", a, b],
+        &["diff", a, b],
+        &["check", a],
+    ] {
+        let (code, err) = with_closed_stdout(args);
+        assert_eq!(code, Some(141), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+    for args in [&["--help"][..], &["record", "--help"], &["--version"]] {
+        let (code, err) = with_closed_stdout(args);
+        assert!(matches!(code, Some(0 | 141)), "{args:?}: {code:?} {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn a_closed_stdout_ends_a_recording_quietly() {
+    require_root();
+    let (code, err) = with_closed_stdout(&[
+        "record",
+        "--cgroup-parent",
+        &cgroup_parent("closed"),
+        "--",
+        "true",
+    ]);
+    assert_eq!(code, Some(141), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}

@@ -1,5 +1,8 @@
 //! recorderctl: the recorder's command line.
-use std::{io, process::ExitCode};
+use std::{
+    io::{self, Write as _},
+    process::ExitCode,
+};
 
 use anyhow::Context as _;
 use clap::{CommandFactory as _, Parser as _};
@@ -28,6 +31,8 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli)) {
         Ok(code) => ExitCode::from(code),
+        // A closed stdout (`| head`) ends us quietly, as SIGPIPE would.
+        Err(e) if e.chain().any(is_broken_pipe) => ExitCode::from(BROKEN_PIPE),
         Err(e) => {
             let code = e
                 .downcast_ref::<record::RecordError>()
@@ -36,6 +41,15 @@ fn main() -> ExitCode {
             ExitCode::from(code as u8)
         }
     }
+}
+
+/// The exit code of a process killed by SIGPIPE in a shell (128 + 13).
+const BROKEN_PIPE: u8 = 141;
+
+/// Whether `e` is a write to a closed pipe.
+fn is_broken_pipe(e: &(dyn std::error::Error + 'static)) -> bool {
+    e.downcast_ref::<io::Error>()
+        .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
 }
 
 async fn run(cli: Cli) -> anyhow::Result<u8> {
@@ -101,16 +115,28 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                 log::warn!("{note}");
             }
             let text = rendered.text;
-            if let Err(e) = record::emit(&text, output.as_deref()) {
+            match record::emit(&text, output.as_deref()) {
+                Ok(()) => {}
                 // Never lose a recording: fall back to stdout.
-                eprintln!("recorderctl: {e}; printing the profile instead");
-                record::emit(&text, None).context("printing the profile")?;
+                Err(e) if output.is_some() => {
+                    eprintln!("recorderctl: {e}; printing the profile instead");
+                    record::emit(&text, None).context("printing the profile")?;
+                }
+                // stdout itself failed (e.g. a closed pipe).
+                Err(e) => return Err(e.into()),
             }
             Ok(outcome.exit_code() as u8)
         }
         Command::Daemon(cmd) => Ok(recorder::client::run(cmd).await?),
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "recorderctl", &mut io::stdout());
+            // clap_complete panics on a failed write: render first.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "recorderctl", &mut script);
+            let mut stdout = io::stdout().lock();
+            stdout
+                .write_all(&script)
+                .and_then(|()| stdout.flush())
+                .context("writing the completion script")?;
             Ok(0)
         }
         Command::Profile(cmd) => {
@@ -118,6 +144,11 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             match profile_commands::run(cmd) {
                 Ok(code) => Ok(code),
                 Err(e) => {
+                    let first: &(dyn std::error::Error + 'static) = &e;
+                    let chain = std::iter::successors(Some(first), |e| e.source());
+                    if chain.clone().any(is_broken_pipe) {
+                        return Ok(BROKEN_PIPE);
+                    }
                     eprintln!("recorderctl: {e}");
                     Ok(on_error)
                 }
