@@ -11,8 +11,8 @@ use std::{
 /// Errors of [`write()`].
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
-    #[error("cannot write {path}: {source}")]
-    Io { path: PathBuf, source: io::Error },
+    #[error("cannot write {path}: {err}")]
+    Io { path: PathBuf, err: io::Error },
     #[error("refusing to write to {path}: it has no file name")]
     NoFileName { path: PathBuf },
 }
@@ -23,7 +23,7 @@ pub enum WriteError {
 pub fn write(path: &Path, contents: &[u8]) -> Result<(), WriteError> {
     let err = |source| WriteError::Io {
         path: path.to_owned(),
-        source,
+        err: source,
     };
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,

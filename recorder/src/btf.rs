@@ -14,9 +14,9 @@ pub const VMLINUX: &str = "/sys/kernel/btf/vmlinux";
 #[derive(Debug, thiserror::Error)]
 pub enum BtfError {
     #[error(
-        "no BTF at {path} ({source}); the kernel needs CONFIG_DEBUG_INFO_BTF=y, or pass a BTF file for this kernel with --btf"
+        "no BTF at {path} ({err}); the kernel needs CONFIG_DEBUG_INFO_BTF=y, or pass a BTF file for this kernel with --btf"
     )]
-    Missing { path: String, source: io::Error },
+    Missing { path: String, err: io::Error },
     #[error("malformed BTF in {path}: {reason}")]
     Malformed { path: String, reason: &'static str },
     #[error("BTF in {path} has no member {member} in struct {ty}")]
@@ -71,7 +71,7 @@ impl Btf {
         let p = path.display().to_string();
         let data = fs::read(path).map_err(|source| BtfError::Missing {
             path: p.clone(),
-            source,
+            err: source,
         })?;
         Self::parse(p, &data)
     }

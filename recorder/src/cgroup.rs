@@ -22,14 +22,14 @@ pub enum CgroupError {
         "no cgroup2 filesystem is mounted (looked in /proc/self/mountinfo); mount one with `mount -t cgroup2 none /sys/fs/cgroup/unified` or boot with systemd.unified_cgroup_hierarchy=1"
     )]
     NotMounted,
-    #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: io::Error },
-    #[error("cannot create cgroup {path}: {source}")]
-    Create { path: PathBuf, source: io::Error },
-    #[error("cannot remove cgroup {path}: {source}")]
-    Remove { path: PathBuf, source: io::Error },
-    #[error("cannot write {path}: {source}")]
-    Write { path: PathBuf, source: io::Error },
+    #[error("cannot read {path}: {err}")]
+    Read { path: PathBuf, err: io::Error },
+    #[error("cannot create cgroup {path}: {err}")]
+    Create { path: PathBuf, err: io::Error },
+    #[error("cannot remove cgroup {path}: {err}")]
+    Remove { path: PathBuf, err: io::Error },
+    #[error("cannot write {path}: {err}")]
+    Write { path: PathBuf, err: io::Error },
     #[error(
         "invalid cgroup path '{0}': it must be absolute within the cgroup2 hierarchy, without '..'"
     )]
@@ -62,7 +62,7 @@ impl Hierarchy {
         let path = Path::new("/proc/self/mountinfo");
         let text = fs::read_to_string(path).map_err(|source| CgroupError::Read {
             path: path.to_owned(),
-            source,
+            err: source,
         })?;
         Self::from_mountinfo(&text).ok_or(CgroupError::NotMounted)
     }
@@ -127,7 +127,7 @@ impl Hierarchy {
             } else {
                 CgroupError::Read {
                     path: path.clone(),
-                    source,
+                    err: source,
                 }
             }
         })?;
@@ -136,7 +136,7 @@ impl Hierarchy {
             .map(str::to_owned)
             .ok_or(CgroupError::Read {
                 path,
-                source: io::Error::other("no cgroup2 entry (0::)"),
+                err: io::Error::other("no cgroup2 entry (0::)"),
             })
     }
 
@@ -180,7 +180,7 @@ impl Hierarchy {
         let dir = self.dir(rel)?;
         fs::create_dir_all(&dir).map_err(|source| CgroupError::Create {
             path: dir.clone(),
-            source,
+            err: source,
         })?;
         Ok(dir)
     }
@@ -206,7 +206,12 @@ impl Hierarchy {
                     }
                     thread::sleep(Duration::from_millis(5));
                 }
-                Err(source) => return Err(CgroupError::Remove { path: dir, source }),
+                Err(source) => {
+                    return Err(CgroupError::Remove {
+                        path: dir,
+                        err: source,
+                    });
+                }
             }
         }
     }
@@ -223,7 +228,7 @@ pub fn id_of_dir(dir: &Path) -> Result<u64, CgroupError> {
         .map(|m| m.ino())
         .map_err(|source| CgroupError::Read {
             path: dir.to_owned(),
-            source,
+            err: source,
         })
 }
 

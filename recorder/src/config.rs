@@ -17,8 +17,8 @@ pub const DEFAULT_PROFILES_DIR: &str = "/var/lib/recorder/profiles";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config {path}: {source}")]
-    Read { path: PathBuf, source: io::Error },
+    #[error("cannot read config {path}: {err}")]
+    Read { path: PathBuf, err: io::Error },
     #[error("malformed config {path}: line {line}, column {column}: {message}")]
     Parse {
         path: PathBuf,
@@ -107,7 +107,7 @@ impl Config {
             Err(source) => {
                 return Err(ConfigError::Read {
                     path: path.to_owned(),
-                    source,
+                    err: source,
                 });
             }
         };

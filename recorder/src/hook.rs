@@ -154,7 +154,7 @@ impl Spec {
             .transpose()
             .map_err(HookError::Input)?;
         crate::record::check_writable(&self.output).map_err(|e| match e {
-            crate::record::RecordError::Output { path, source } => {
+            crate::record::RecordError::Output { path, err: source } => {
                 HookError::Output { path, source }
             }
             other => HookError::Output {

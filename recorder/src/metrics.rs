@@ -59,10 +59,10 @@ const CONNECTION_TIMEOUT: Duration = Duration::from_secs(30);
 pub enum MetricsError {
     #[error("metrics_addr '{0}' is neither host:port nor \"off\"")]
     BadAddr(String),
-    #[error("cannot listen for metrics on {addr}: {source}")]
+    #[error("cannot listen for metrics on {addr}: {err}")]
     Bind {
         addr: SocketAddr,
-        source: std::io::Error,
+        err: std::io::Error,
     },
 }
 
@@ -532,7 +532,7 @@ pub struct Bound {
 /// Listens on `addr` (before anything else starts, so that a port in use
 /// is an error at startup).
 pub async fn bind(addr: SocketAddr) -> Result<Bound, MetricsError> {
-    let err = |source| MetricsError::Bind { addr, source };
+    let err = |source| MetricsError::Bind { addr, err: source };
     let listener = TcpListener::bind(addr).await.map_err(err)?;
     let addr = listener.local_addr().map_err(err)?;
     Ok(Bound { listener, addr })

@@ -31,8 +31,8 @@ const DEFAULT_GRAPHROOT: &str = "/var/lib/containers/storage";
 
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
-    #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: io::Error },
+    #[error("cannot read {path}: {err}")]
+    Read { path: PathBuf, err: io::Error },
     #[error("malformed OCI config {path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("no OCI bundle found for container {0}")]
@@ -69,7 +69,7 @@ pub fn parse_config(path: &Path, text: &str) -> Result<Policy, PolicyError> {
 pub fn read_config(path: &Path) -> Result<Policy, PolicyError> {
     let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
         path: path.to_owned(),
-        source,
+        err: source,
     })?;
     parse_config(path, &text)
 }

@@ -22,7 +22,7 @@ pub enum ProfileCmdError {
     Profile(#[from] ProfileError),
     #[error(transparent)]
     Format(#[from] FormatError),
-    #[error("cannot write to standard output: {0}")]
+    #[error("cannot write to standard output")]
     Stdout(#[source] io::Error),
 }
 
@@ -34,7 +34,7 @@ pub fn read_profile(path: &Path) -> Result<Profile, ProfileError> {
             .read_to_string(&mut text)
             .map_err(|source| ProfileError::Read {
                 path: path.to_owned(),
-                source,
+                err: source,
             })?;
         return Profile::from_json(Path::new("<stdin>"), &text);
     }

@@ -39,10 +39,12 @@ pub enum RecordError {
     NotFound(String),
     #[error("{0}: permission denied")]
     NotExecutable(String),
-    #[error("cannot run {cmd}: {source}")]
-    Spawn { cmd: String, source: io::Error },
-    #[error("output {path} is not writable: {source}")]
-    Output { path: PathBuf, source: io::Error },
+    #[error("cannot run {cmd}: {err}")]
+    Spawn { cmd: String, err: io::Error },
+    #[error("output {path} is not writable: {err}")]
+    Output { path: PathBuf, err: io::Error },
+    #[error("cannot write the profile to standard output")]
+    Stdout(#[source] io::Error),
     #[error("no command given")]
     NoCommand,
 }
@@ -112,12 +114,12 @@ pub fn check_writable(path: &Path) -> Result<(), RecordError> {
         .and_then(|_| fs::remove_file(&probe))
         .map_err(|source| RecordError::Output {
             path: path.to_owned(),
-            source,
+            err: source,
         })?;
     if path.is_dir() {
         return Err(RecordError::Output {
             path: path.to_owned(),
-            source: io::Error::other("it is a directory"),
+            err: io::Error::other("it is a directory"),
         });
     }
     Ok(())
@@ -174,7 +176,7 @@ pub async fn record(opts: RecordOptions) -> Result<Outcome, RecordError> {
         .open(&procs_path)
         .map_err(|source| CgroupError::Write {
             path: procs_path.clone(),
-            source,
+            err: source,
         })?;
     let procs_fd = procs.as_raw_fd();
 
@@ -186,7 +188,7 @@ pub async fn record(opts: RecordOptions) -> Result<Outcome, RecordError> {
             .try_clone_to_owned()
             .map_err(|source| RecordError::Spawn {
                 cmd: program.to_string_lossy().into_owned(),
-                source,
+                err: source,
             })?;
         cmd.stdout(std::process::Stdio::from(stderr));
     }
@@ -206,14 +208,14 @@ pub async fn record(opts: RecordOptions) -> Result<Outcome, RecordError> {
     // forwarded, not fatal to us.
     let signals = ForwardedSignals::new().map_err(|source| RecordError::Spawn {
         cmd: name.clone(),
-        source,
+        err: source,
     })?;
     let mut child = cmd.spawn().map_err(|source| match source.kind() {
         io::ErrorKind::NotFound => RecordError::NotFound(name.clone()),
         io::ErrorKind::PermissionDenied => RecordError::NotExecutable(name.clone()),
         _ => RecordError::Spawn {
             cmd: name.clone(),
-            source,
+            err: source,
         },
     })?;
     drop(procs);
@@ -221,7 +223,10 @@ pub async fn record(opts: RecordOptions) -> Result<Outcome, RecordError> {
     let mut signals = signals;
     let status = wait_forwarding_signals(&mut child, &mut signals)
         .await
-        .map_err(|source| RecordError::Spawn { cmd: name, source })?;
+        .map_err(|source| RecordError::Spawn {
+            cmd: name,
+            err: source,
+        })?;
     if opts.wait_all {
         wait_for_cgroup(&hierarchy, &rel, &mut signals).await?;
     }
@@ -342,10 +347,7 @@ pub fn emit(text: &str, output: Option<&Path>) -> Result<(), RecordError> {
             let mut out = io::stdout().lock();
             out.write_all(text.as_bytes())
                 .and_then(|()| out.flush())
-                .map_err(|source| RecordError::Output {
-                    path: PathBuf::from("<stdout>"),
-                    source,
-                })
+                .map_err(RecordError::Stdout)
         }
     }
 }

@@ -16,15 +16,15 @@ pub enum SystemError {
     )]
     Capabilities { missing: String, uid: u32 },
     #[error(
-        "tracefs is not mounted at {path} and mounting it failed ({source}); mount it with `mount -t tracefs tracefs {path}`"
+        "tracefs is not mounted at {path} and mounting it failed ({err}); mount it with `mount -t tracefs tracefs {path}`"
     )]
-    Tracefs { path: String, source: io::Error },
+    Tracefs { path: String, err: io::Error },
     #[error(
-        "{path} is not a bpf filesystem and mounting one there failed ({source}); mount it with `mount -t bpf bpf {path}`"
+        "{path} is not a bpf filesystem and mounting one there failed ({err}); mount it with `mount -t bpf bpf {path}`"
     )]
-    Bpffs { path: String, source: io::Error },
-    #[error("cannot read {path}: {source}")]
-    Read { path: String, source: io::Error },
+    Bpffs { path: String, err: io::Error },
+    #[error("cannot read {path}: {err}")]
+    Read { path: String, err: io::Error },
 }
 
 const CAP_SYS_ADMIN: u32 = 21;
@@ -36,7 +36,7 @@ fn effective_caps() -> Result<u64, SystemError> {
     let path = "/proc/self/status";
     let text = fs::read_to_string(path).map_err(|source| SystemError::Read {
         path: path.to_owned(),
-        source,
+        err: source,
     })?;
     Ok(text
         .lines()
@@ -116,7 +116,7 @@ pub fn ensure_tracefs() -> Result<PathBuf, SystemError> {
     }
     mount("tracefs", &path).map_err(|source| SystemError::Tracefs {
         path: path.display().to_string(),
-        source,
+        err: source,
     })?;
     log::info!("mounted tracefs at {}", path.display());
     Ok(path)
@@ -129,7 +129,7 @@ pub fn ensure_bpffs(dir: &Path) -> Result<(), SystemError> {
     let on_bpffs = |p: &Path| fs_magic(p) == Some(BPF_FS_MAGIC);
     let err = |source| SystemError::Bpffs {
         path: root.display().to_string(),
-        source,
+        err: source,
     };
     if !on_bpffs(root) && dir.starts_with(root) {
         mount("bpf", root).map_err(err)?;
@@ -137,12 +137,12 @@ pub fn ensure_bpffs(dir: &Path) -> Result<(), SystemError> {
     }
     fs::create_dir_all(dir).map_err(|source| SystemError::Bpffs {
         path: dir.display().to_string(),
-        source,
+        err: source,
     })?;
     if !on_bpffs(dir) {
         return Err(SystemError::Bpffs {
             path: dir.display().to_string(),
-            source: io::Error::other("not a bpf filesystem"),
+            err: io::Error::other("not a bpf filesystem"),
         });
     }
     Ok(())

@@ -174,3 +174,39 @@ fn a_closed_stdout_ends_a_recording_quietly() {
     assert_eq!(code, Some(141), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// Asserts that `args` fail with one line on stderr that has `cause` once.
+fn fails_naming_once(args: &[&str], cause: &str) {
+    let out = run(recorderctl().args(args));
+    assert!(!out.status.success(), "{args:?}");
+    let err = stderr(&out);
+    assert_eq!(err.matches(cause).count(), 1, "{args:?}: {err}");
+    assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+}
+
+#[test]
+fn errors_name_their_cause_once() {
+    require_root();
+    let dir = common::scratch("newcomer-causes");
+    let parent = cgroup_parent("causes");
+    let missing = dir.join("missing");
+    let missing_file = missing.join("p.json");
+    let enoent = "No such file or directory";
+    let d = dir.to_str().unwrap();
+    let m = missing_file.to_str().unwrap();
+    let rec = ["record", "--cgroup-parent", &parent];
+    fails_naming_once(&[&rec[..], &["-o", m, "--", "true"]].concat(), enoent);
+    fails_naming_once(
+        &[&rec[..], &["-o", d, "--", "true"]].concat(),
+        "it is a directory",
+    );
+    fails_naming_once(&[&rec[..], &["--base", m, "--", "true"]].concat(), enoent);
+    fails_naming_once(&[&rec[..], &["--btf", m, "--", "true"]].concat(), enoent);
+    fails_naming_once(&["convert", m], enoent);
+    fails_naming_once(&["check", m], enoent);
+    fails_naming_once(&["merge", m, m], enoent);
+    fails_naming_once(
+        &["convert", "../profiles/runtime-runc.json", "-o", m],
+        enoent,
+    );
+}

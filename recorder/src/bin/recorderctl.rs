@@ -149,7 +149,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                     if chain.clone().any(is_broken_pipe) {
                         return Ok(BROKEN_PIPE);
                     }
-                    eprintln!("recorderctl: {e}");
+                    eprintln!("recorderctl: {:#}", anyhow::Error::from(e));
                     Ok(on_error)
                 }
             }

@@ -194,7 +194,7 @@ impl Kernel {
             .map_err(|e| KernelError::Pin {
                 what: prog,
                 path,
-                source: Box::new(e),
+                err: Box::new(e),
             })
     }
 

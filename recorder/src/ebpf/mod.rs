@@ -36,41 +36,37 @@ pub enum KernelError {
     #[error(transparent)]
     Btf(#[from] btf::BtfError),
     #[error("loading the eBPF object failed: {0}")]
-    Load(#[source] Box<aya::EbpfError>),
-    #[error("eBPF program {name}: {source}")]
+    Load(Box<aya::EbpfError>),
+    #[error("eBPF program {name}: {err}")]
     Program {
         name: &'static str,
-        #[source]
-        source: Box<aya::programs::ProgramError>,
+        err: Box<aya::programs::ProgramError>,
     },
-    #[error("cannot pin {what} at {path}: {source}")]
+    #[error("cannot pin {what} at {path}: {err}")]
     Pin {
         what: &'static str,
         path: PathBuf,
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
+        err: Box<dyn std::error::Error + Send + Sync>,
     },
     #[error("cannot read the tracepoint format {path}: {reason}")]
     Format { path: PathBuf, reason: String },
     #[error("eBPF object has no {0}")]
     Missing(&'static str),
-    #[error("map {map}: {source}")]
+    #[error("map {map}: {err}")]
     Map {
         map: &'static str,
-        #[source]
-        source: Box<MapError>,
+        err: Box<MapError>,
     },
     #[error(
         "the recording map is full ({capacity} cgroups); stop some recordings or raise the capacity"
     )]
     MapFull { capacity: u32 },
     #[error("cannot enable BPF run-time statistics (BPF_ENABLE_STATS): {0}")]
-    Stats(#[source] Box<aya::sys::SyscallError>),
-    #[error("cannot mmap the {map} map: {source}")]
+    Stats(Box<aya::sys::SyscallError>),
+    #[error("cannot mmap the {map} map: {err}")]
     Mmap {
         map: &'static str,
-        #[source]
-        source: std::io::Error,
+        err: std::io::Error,
     },
 }
 
@@ -78,14 +74,14 @@ impl KernelError {
     fn map(map: &'static str) -> impl FnOnce(MapError) -> Self {
         move |source| Self::Map {
             map,
-            source: Box::new(source),
+            err: Box::new(source),
         }
     }
 
     fn program(name: &'static str) -> impl Fn(aya::programs::ProgramError) -> Self + Copy {
         move |source| Self::Program {
             name,
-            source: Box::new(source),
+            err: Box::new(source),
         }
     }
 }

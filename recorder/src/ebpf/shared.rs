@@ -49,7 +49,7 @@ impl<V: aya::Pod> SharedArray<V> {
         if slots < min_slots {
             return Err(KernelError::Mmap {
                 map: name,
-                source: std::io::Error::other(format!(
+                err: std::io::Error::other(format!(
                     "it has {slots} slots, fewer than the {min_slots} this build uses (a map pinned by another version? remove it with `recorderd --unpin`)"
                 )),
             });
@@ -74,12 +74,12 @@ impl<V: aya::Pod> SharedArray<V> {
         if ptr == libc::MAP_FAILED {
             return Err(KernelError::Mmap {
                 map: name,
-                source: std::io::Error::last_os_error(),
+                err: std::io::Error::last_os_error(),
             });
         }
         let base = std::ptr::NonNull::new(ptr.cast::<u8>()).ok_or_else(|| KernelError::Mmap {
             map: name,
-            source: std::io::Error::other("mmap returned NULL"),
+            err: std::io::Error::other("mmap returned NULL"),
         })?;
         Ok(Self {
             base,

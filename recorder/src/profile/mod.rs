@@ -44,8 +44,8 @@ pub use seccomp::{
 /// Errors of reading and writing profiles.
 #[derive(Debug, thiserror::Error)]
 pub enum ProfileError {
-    #[error("cannot read profile {path}: {source}")]
-    Read { path: PathBuf, source: io::Error },
+    #[error("cannot read profile {path}: {err}")]
+    Read { path: PathBuf, err: io::Error },
     #[error("malformed profile {path}: line {line}, column {column}: {message}")]
     Parse {
         path: PathBuf,
@@ -53,8 +53,8 @@ pub enum ProfileError {
         column: usize,
         message: String,
     },
-    #[error("cannot write profile {path}: {source}")]
-    Write { path: PathBuf, source: io::Error },
+    #[error("cannot write profile {path}: {err}")]
+    Write { path: PathBuf, err: io::Error },
     #[error("refusing to write profile to {path}: {reason}")]
     UnsafePath { path: PathBuf, reason: &'static str },
 }
@@ -63,7 +63,7 @@ impl From<crate::atomic_file::WriteError> for ProfileError {
     fn from(e: crate::atomic_file::WriteError) -> Self {
         use crate::atomic_file::WriteError;
         match e {
-            WriteError::Io { path, source } => Self::Write { path, source },
+            WriteError::Io { path, err: source } => Self::Write { path, err: source },
             WriteError::NoFileName { path } => Self::UnsafePath {
                 path,
                 reason: "it has no file name",

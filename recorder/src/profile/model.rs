@@ -228,7 +228,7 @@ impl Profile {
     pub fn read(path: &Path) -> Result<Self, ProfileError> {
         let text = fs::read_to_string(path).map_err(|source| ProfileError::Read {
             path: path.to_owned(),
-            source,
+            err: source,
         })?;
         Self::from_json(path, &text)
     }
