@@ -210,3 +210,28 @@ fn errors_name_their_cause_once() {
         enoent,
     );
 }
+
+#[test]
+fn profile_commands_share_one_exit_code_convention() {
+    let dir = common::scratch("newcomer-exit");
+    let bad = dir.join("bad.json");
+    std::fs::write(&bad, "{ not json").unwrap();
+    let bad = bad.to_str().unwrap();
+    let good = "../profiles/runtime-runc.json";
+    for args in [
+        &["check", bad][..],
+        &["convert", bad],
+        &["convert", bad, "--format", "oci"],
+        &["merge", bad, good],
+        &["merge", good, bad],
+        &["diff", bad, good],
+    ] {
+        let out = run(recorderctl().args(args));
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+    }
+    for cmd in ["check", "convert", "merge", "diff"] {
+        let help = stdout(&run_ok(recorderctl().args([cmd, "--help"])));
+        assert!(help.contains("Exit status: 0"), "{cmd}: {help}");
+        assert!(help.contains("2 on trouble"), "{cmd}: {help}");
+    }
+}

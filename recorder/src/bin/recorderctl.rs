@@ -139,20 +139,17 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                 .context("writing the completion script")?;
             Ok(0)
         }
-        Command::Profile(cmd) => {
-            let on_error = cmd.error_exit_code();
-            match profile_commands::run(cmd) {
-                Ok(code) => Ok(code),
-                Err(e) => {
-                    let first: &(dyn std::error::Error + 'static) = &e;
-                    let chain = std::iter::successors(Some(first), |e| e.source());
-                    if chain.clone().any(is_broken_pipe) {
-                        return Ok(BROKEN_PIPE);
-                    }
-                    eprintln!("recorderctl: {:#}", anyhow::Error::from(e));
-                    Ok(on_error)
+        Command::Profile(cmd) => match profile_commands::run(cmd) {
+            Ok(code) => Ok(code),
+            Err(e) => {
+                let first: &(dyn std::error::Error + 'static) = &e;
+                let chain = std::iter::successors(Some(first), |e| e.source());
+                if chain.clone().any(is_broken_pipe) {
+                    return Ok(BROKEN_PIPE);
                 }
+                eprintln!("recorderctl: {:#}", anyhow::Error::from(e));
+                Ok(recorder::cli::profile::TROUBLE)
             }
-        }
+        },
     }
 }

@@ -11,11 +11,19 @@ use crate::profile::{
     format::{Format, FormatOptions},
 };
 
+/// The exit status convention of every profile command, for their --help
+/// and man pages.
+pub const EXIT_STATUS: &str = "Exit status: 0 on success (check: no problems; diff: the same); \
+1 when check finds problems or diff finds differences; \
+2 on trouble: a file cannot be read, parsed or written, or a usage error. \
+The same for convert, merge, diff and check.";
+
 /// The profile commands, to flatten into recorderctl's command enum.
 #[derive(Subcommand, Debug, Clone)]
 pub enum ProfileCommand {
     /// Convert a docker-format profile to another format (docker, oci, spo,
     /// kafel).
+    #[command(after_help = EXIT_STATUS)]
     Convert {
         /// The profile to convert ("-" for standard input).
         #[arg(value_name = "IN")]
@@ -27,6 +35,7 @@ pub enum ProfileCommand {
         out: OutputArgs,
     },
     /// Merge profiles into one that allows what any of them allows.
+    #[command(after_help = EXIT_STATUS)]
     Merge {
         /// The profiles; the first one's default action and flags win.
         #[arg(required = true, num_args = 2.., value_name = "PROFILE")]
@@ -40,6 +49,7 @@ pub enum ProfileCommand {
     /// Show the syscalls B allows that A does not (+) and the reverse (-),
     /// per architecture. Exits 0 when they are the same, 1 when they
     /// differ, 2 on trouble (like diff).
+    #[command(after_help = EXIT_STATUS)]
     Diff {
         #[arg(value_name = "A")]
         a: PathBuf,
@@ -50,22 +60,16 @@ pub enum ProfileCommand {
     /// operators and architectures, argument indexes above 5, architectures
     /// together with archMap, duplicate names. Exits 1 when it finds
     /// problems, 2 when the file cannot be read or parsed.
+    #[command(after_help = EXIT_STATUS)]
     Check {
         #[arg(value_name = "PROFILE")]
         profile: PathBuf,
     },
 }
 
-impl ProfileCommand {
-    /// The exit code for an error of this command (2 for diff and check,
-    /// whose 1 means "differ" / "has problems").
-    pub fn error_exit_code(&self) -> u8 {
-        match self {
-            Self::Diff { .. } | Self::Check { .. } => 2,
-            _ => 1,
-        }
-    }
-}
+/// The exit code of every profile command on trouble (see [`EXIT_STATUS`];
+/// 1 is check's "has problems" and diff's "differ").
+pub const TROUBLE: u8 = 2;
 
 /// The output options of a command that writes a profile, to flatten into
 /// a clap command (`record`, `convert`, the daemon's `stop` and `profile`).
