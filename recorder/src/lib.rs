@@ -26,6 +26,7 @@ pub mod profile_commands;
 pub mod record;
 pub mod syscalls;
 pub mod system;
+pub mod timefmt;
 
 /// The version of recorder, recorderd and recorderctl.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

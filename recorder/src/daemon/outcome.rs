@@ -52,7 +52,10 @@ pub enum ManagerError {
     NoCgroup(String),
     #[error("output {} must be an absolute path without '..'", .0.display())]
     BadOutput(PathBuf),
-    #[error("{key} is already being recorded (since {since})")]
+    #[error(
+        "{key} is already being recorded (since {})",
+        crate::timefmt::format_time(*.since)
+    )]
     AlreadyRecording { key: String, since: u64 },
     #[error(
         "cannot record {target}: the recording map is full ({capacity} cgroups); stop some recordings or raise `capacity`"

@@ -441,7 +441,20 @@ async fn targets_are_refused_with_the_right_kind() {
             prestart: None,
         })
         .await;
-    assert_eq!(kind_of(again), ErrorKind::AlreadyRecording);
+    let again = again.expect_err("refused");
+    assert_eq!(server::kind(&again), ErrorKind::AlreadyRecording);
+    // The time as `list` shows it, not epoch seconds.
+    let since = crate::timefmt::format_time(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    );
+    let text = again.to_string();
+    assert!(
+        text.contains(&format!("(since {}", &since[..11])) && text.ends_with("Z)"),
+        "{text}"
+    );
     let missing = m
         .handle(Request::Start {
             target: cgroup("/nowhere"),
