@@ -235,3 +235,18 @@ fn profile_commands_share_one_exit_code_convention() {
         assert!(help.contains("2 on trouble"), "{cmd}: {help}");
     }
 }
+
+#[test]
+fn every_shipped_profile_passes_recorderctl_check() {
+    let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../profiles"));
+    let mut seen = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "json") {
+            let out = run_ok(recorderctl().arg("check").arg(&path));
+            assert!(stdout(&out).ends_with(": ok\n"), "{}", stdout(&out));
+            seen += 1;
+        }
+    }
+    assert!(seen >= 2);
+}

@@ -1,6 +1,7 @@
 //! `cargo xtask install [--prefix /usr/local] [--destdir D]`: installs the
 //! release binaries, their man pages and shell completions, the systemd
-//! unit, and the OCI hook with its hooks.d file.
+//! unit, the OCI hook with its hooks.d file, and the shipped profiles
+//! (`<prefix>/share/recorder/profiles/`).
 
 use std::{
     fs,
@@ -72,6 +73,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
             install(&completions.join(from), &root.join(to), 0o644)?;
         }
     }
+    install_profiles(&crate::workspace_root().join("profiles"), &root)?;
     install_daemon_files(&root, args.destdir.as_deref())?;
     install_oci_hook(&release, &root, args.destdir.as_deref())?;
     eprintln!("installed under {}", root.display());
@@ -109,6 +111,22 @@ fn install_daemon_files(root: &Path, destdir: Option<&Path>) -> anyhow::Result<(
         let from = src.join("docs").join(doc);
         if from.exists() {
             install(&from, &root.join("share/doc/recorder").join(doc), 0o644)?;
+        }
+    }
+    Ok(())
+}
+
+/// Installs the shipped profiles (`profiles/*.json`, e.g. the base profile
+/// docs/usage.md passes to `--base`) in `<root>/share/recorder/profiles/`.
+fn install_profiles(from: &Path, root: &Path) -> anyhow::Result<()> {
+    let to = root.join("share/recorder/profiles");
+    for entry in fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
+        let path = entry?.path();
+        if let Some(name) = path
+            .file_name()
+            .filter(|_| path.extension().is_some_and(|e| e == "json"))
+        {
+            install(&path, &to.join(name), 0o644)?;
         }
     }
     Ok(())
@@ -152,4 +170,28 @@ fn install(from: &Path, to: &Path, mode: u32) -> anyhow::Result<()> {
     fs::rename(&tmp, to).with_context(|| format!("installing {}", to.display()))?;
     eprintln!("  {}", to.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn installs_the_shipped_profiles() {
+        let root = crate::workspace_root().join("target/xtask-test-install-profiles");
+        _ = fs::remove_dir_all(&root);
+        let profiles = crate::workspace_root().join("profiles");
+        install_profiles(&profiles, &root).unwrap();
+        let installed = root.join("share/recorder/profiles");
+        for name in ["base-podman-runc.json", "runtime-runc.json"] {
+            assert_eq!(
+                fs::read(installed.join(name)).unwrap(),
+                fs::read(profiles.join(name)).unwrap(),
+                "{name}"
+            );
+        }
+        // Only the profiles, not the test fixtures beside them.
+        assert!(!installed.join("fixtures").exists());
+        _ = fs::remove_dir_all(&root);
+    }
 }

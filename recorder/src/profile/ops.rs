@@ -130,7 +130,30 @@ impl Profile {
         }
         self.syscalls.extend(other.syscalls.iter().cloned());
         self.normalize();
+        self.drop_denials_of_allowed();
         notes
+    }
+
+    /// Drops a name from the unconditional non-allow rules (e.g. one
+    /// profile's ENOSYS answer to clone3) when an unconditional rule allows
+    /// it (the other profile recorded clone3): the union allows it, and two
+    /// rules with different actions for one syscall are a conflict.
+    fn drop_denials_of_allowed(&mut self) {
+        let plain =
+            |r: &SyscallRule| r.args.is_empty() && r.includes.is_empty() && r.excludes.is_empty();
+        let allowed: std::collections::HashSet<String> = self
+            .syscalls
+            .iter()
+            .filter(|r| r.action == ACT_ALLOW && plain(r))
+            .flat_map(|r| r.names.iter().cloned())
+            .collect();
+        self.syscalls.retain_mut(|r| {
+            if r.action == ACT_ALLOW || !plain(r) || r.names.is_empty() {
+                return true;
+            }
+            r.names.retain(|n| !allowed.contains(n));
+            !r.names.is_empty()
+        });
     }
 
     /// Puts the rules in canonical form: the deprecated `name` folded into
@@ -248,6 +271,41 @@ mod tests {
                 .collect(),
             ..SyscallRule::default()
         }
+    }
+
+    #[test]
+    fn merge_drops_denials_of_what_the_other_allows() {
+        let enosys = |names: &[&str]| SyscallRule {
+            action: ACT_ERRNO.into(),
+            errno_ret: Some(38),
+            ..rule(names, &[])
+        };
+        let mut a = Profile {
+            default_action: ACT_ERRNO.into(),
+            syscalls: vec![rule(&["clone3", "read"], &[])],
+            ..Profile::default()
+        };
+        let b = Profile {
+            default_action: ACT_ERRNO.into(),
+            syscalls: vec![rule(&["clone"], &[]), enosys(&["clone3", "statx"])],
+            ..Profile::default()
+        };
+        a.merge(&b);
+        assert_eq!(a.syscalls.len(), 2, "{:?}", a.syscalls);
+        assert_eq!(a.syscalls[0].names, ["clone", "clone3", "read"]);
+        assert_eq!(a.syscalls[1].names, ["statx"]);
+        assert_eq!(a.syscalls[1].errno_ret, Some(38));
+        let mut only = Profile {
+            default_action: ACT_ERRNO.into(),
+            syscalls: vec![rule(&["clone3"], &[])],
+            ..Profile::default()
+        };
+        only.merge(&Profile {
+            default_action: ACT_ERRNO.into(),
+            syscalls: vec![enosys(&["clone3"])],
+            ..Profile::default()
+        });
+        assert_eq!(only.syscalls.len(), 1, "{:?}", only.syscalls);
     }
 
     #[test]
