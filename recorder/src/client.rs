@@ -4,7 +4,7 @@
 
 use std::{
     io::{self, Write},
-    path::PathBuf,
+    path::{Path, PathBuf},
 };
 
 use crate::{
@@ -35,10 +35,10 @@ pub enum CtlError {
 }
 
 impl crate::cli::client::Conn {
-    /// Sends one request to recorderd, within `--timeout`.
-    async fn call(&self, request: &Request) -> Result<Reply, ClientError> {
+    /// Sends one request to recorderd at `socket`, within `--timeout`.
+    async fn call(&self, socket: &Path, request: &Request) -> Result<Reply, ClientError> {
         control::call_within(
-            &self.socket,
+            socket,
             request,
             std::time::Duration::from_secs_f64(self.timeout),
         )
@@ -60,7 +60,7 @@ fn render(profile: &Profile, out: &OutputArgs) -> Result<String, CtlError> {
 }
 
 /// Where `stop --format F` puts the converted profile, beside the JSON.
-fn converted_path(json: &std::path::Path, format: crate::profile::format::Format) -> PathBuf {
+fn converted_path(json: &Path, format: crate::profile::format::Format) -> PathBuf {
     use crate::profile::format::Format;
     let ext = match format {
         Format::Docker => "json",
@@ -168,8 +168,9 @@ fn print_status(w: &mut impl Write, s: &StatusInfo) -> io::Result<()> {
     Ok(())
 }
 
-/// Runs a daemon command; returns the exit code.
-pub async fn run(cmd: DaemonCommand) -> Result<u8, CtlError> {
+/// Runs a daemon command against recorderd at `socket`; returns the exit
+/// code.
+pub async fn run(cmd: DaemonCommand, socket: &Path) -> Result<u8, CtlError> {
     match cmd {
         DaemonCommand::Start { conn, target, base } => {
             let req = Request::Start {
@@ -178,7 +179,7 @@ pub async fn run(cmd: DaemonCommand) -> Result<u8, CtlError> {
                 output: None,
                 prestart: None,
             };
-            match conn.call(&req).await? {
+            match conn.call(socket, &req).await? {
                 Reply::Started { recording } => show(conn.output, &recording, |w, r| {
                     writeln!(w, "recording {} ({})", r.key, r.cgroup)
                 }),
@@ -195,7 +196,7 @@ pub async fn run(cmd: DaemonCommand) -> Result<u8, CtlError> {
                 target: target.target(),
                 base: read_base(base.as_ref())?,
             };
-            match conn.call(&req).await? {
+            match conn.call(socket, &req).await? {
                 Reply::Stopped { recording, path } => {
                     let converted = out.format != crate::profile::format::Format::Docker
                         || out.default_action.is_some();
@@ -226,7 +227,7 @@ pub async fn run(cmd: DaemonCommand) -> Result<u8, CtlError> {
                 target: target.target(),
                 base: read_base(base.as_ref())?,
             };
-            match conn.call(&req).await? {
+            match conn.call(socket, &req).await? {
                 Reply::Profile { profile, .. } | Reply::StoredProfile { profile, .. } => {
                     let text = render(&profile, &out)?;
                     out_text(&text)
@@ -234,19 +235,19 @@ pub async fn run(cmd: DaemonCommand) -> Result<u8, CtlError> {
                 _ => Err(CtlError::Unexpected),
             }
         }
-        DaemonCommand::List { conn } => match conn.call(&Request::List).await? {
+        DaemonCommand::List { conn } => match conn.call(socket, &Request::List).await? {
             Reply::List { recordings } => {
                 show(conn.output, &recordings, |w, r| print_recordings(w, r))
             }
             _ => Err(CtlError::Unexpected),
         },
-        DaemonCommand::Profiles { conn } => match conn.call(&Request::Profiles).await? {
+        DaemonCommand::Profiles { conn } => match conn.call(socket, &Request::Profiles).await? {
             Reply::Profiles { profiles } => {
                 show(conn.output, &profiles, |w, p| print_profiles(w, p))
             }
             _ => Err(CtlError::Unexpected),
         },
-        DaemonCommand::Status { conn } => match conn.call(&Request::Status).await? {
+        DaemonCommand::Status { conn } => match conn.call(socket, &Request::Status).await? {
             Reply::Status { status } => show(conn.output, &status, |w, s| print_status(w, s)),
             _ => Err(CtlError::Unexpected),
         },

@@ -250,3 +250,41 @@ fn every_shipped_profile_passes_recorderctl_check() {
     }
     assert!(seen >= 2);
 }
+
+#[test]
+fn socket_goes_before_or_after_the_command_or_in_the_environment() {
+    require_root();
+    let d = common::daemon::Daemon::start("newcomer-socket", &[]);
+    let socket = d.socket.to_str().unwrap();
+    for args in [
+        &["--socket", socket, "status", "--output", "json"][..],
+        &["status", "--socket", socket, "--output", "json"],
+        &["--socket", socket, "list"],
+    ] {
+        let out = run_ok(recorderctl().args(args).env_remove("RECORDER_SOCKET"));
+        assert!(!stdout(&out).is_empty(), "{args:?}");
+    }
+    let out = run_ok(
+        recorderctl()
+            .args(["status", "--output", "json"])
+            .env("RECORDER_SOCKET", socket),
+    );
+    json(&stdout(&out));
+    // A daemon command whose stdout is closed ends quietly too.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = run(recorderctl()
+        .args(["--socket", socket, "status"])
+        .stdout(writer));
+    assert_eq!(out.status.code(), Some(141), "{}", stderr(&out));
+    // The flag wins over the environment.
+    let out = run(recorderctl()
+        .args(["--socket", "/nonexistent/sock", "status"])
+        .env("RECORDER_SOCKET", socket));
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("/nonexistent/sock"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -127,7 +127,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             }
             Ok(outcome.exit_code() as u8)
         }
-        Command::Daemon(cmd) => Ok(recorder::client::run(cmd).await?),
+        Command::Daemon(cmd) => Ok(recorder::client::run(cmd, &cli.socket).await?),
         Command::Completions { shell } => {
             // clap_complete panics on a failed write: render first.
             let mut script = Vec::new();

@@ -16,12 +16,10 @@ pub enum OutputFormat {
     Json,
 }
 
-/// Where the daemon is and how to print its answers.
+/// How long to wait for the daemon and how to print its answers (where it
+/// is: recorderctl's global `--socket`).
 #[derive(Args, Debug, Clone)]
 pub struct Conn {
-    /// recorderd's control socket.
-    #[arg(long, value_name = "PATH", default_value = crate::config::DEFAULT_SOCKET, env = "RECORDER_SOCKET")]
-    pub socket: PathBuf,
     /// Give up when recorderd has not answered within SECONDS.
     #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = timeout_secs)]
     pub timeout: f64,

@@ -17,6 +17,16 @@ use super::{
     about = "Record the syscalls of containers and commands as seccomp profiles"
 )]
 pub struct Cli {
+    /// recorderd's control socket (for the daemon commands; before or after
+    /// the command).
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH",
+        default_value = crate::config::DEFAULT_SOCKET,
+        env = "RECORDER_SOCKET"
+    )]
+    pub socket: PathBuf,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -135,5 +145,17 @@ mod tests {
         };
         assert_eq!(output, Some(PathBuf::from("p.json")));
         assert_eq!(command, ["ls", "-l", "--all"]);
+    }
+
+    #[test]
+    fn socket_is_global() {
+        for args in [
+            &["recorderctl", "--socket", "/s", "status"][..],
+            &["recorderctl", "status", "--socket", "/s"],
+            &["recorderctl", "--socket", "/s", "stop", "abc"],
+        ] {
+            let cli = Cli::try_parse_from(args).unwrap();
+            assert_eq!(cli.socket, PathBuf::from("/s"), "{args:?}");
+        }
     }
 }
