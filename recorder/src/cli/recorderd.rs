@@ -14,6 +14,17 @@ fn metrics_addr(s: &str) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
+/// The built-in configuration, whose values the help shows.
+fn defaults() -> Config {
+    Config::default()
+}
+
+/// A flag's help with the value used when neither the flag nor the config
+/// file sets it.
+fn with_default(help: &str, default: impl std::fmt::Display) -> String {
+    format!("{help} [default: {default}, unless the config file sets it]")
+}
+
 #[derive(Parser, Debug)]
 #[command(
     name = "recorderd",
@@ -22,40 +33,40 @@ fn metrics_addr(s: &str) -> Result<String, String> {
 )]
 pub struct Cli {
     /// Config file (TOML). A missing default file means the defaults.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", help = format!("Config file (TOML); a missing default file means the defaults [default: {}]", crate::config::DEFAULT_CONFIG))]
     pub config: Option<PathBuf>,
     /// Control socket.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", help = with_default("Control socket", defaults().socket.display()))]
     pub socket: Option<PathBuf>,
     /// Group allowed to use the control socket besides root.
-    #[arg(long, value_name = "GROUP")]
+    #[arg(long, value_name = "GROUP", help = with_default("Group allowed to use the control socket besides root", defaults().socket_group))]
     pub socket_group: Option<String>,
     /// Where profiles are written.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", help = with_default("Where profiles are written", defaults().profiles_dir.display()))]
     pub profiles_dir: Option<PathBuf>,
     /// Where recordings are kept across restarts.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", help = with_default("Where recordings are kept across restarts", defaults().state_dir.display()))]
     pub state_dir: Option<PathBuf>,
     /// bpffs directory for pinned maps and links.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", help = with_default("bpffs directory for pinned maps and links", defaults().pin_dir.display()))]
     pub pin_dir: Option<PathBuf>,
     /// error, warn, info, debug or trace.
-    #[arg(long, value_name = "LEVEL", value_parser = crate::config::LOG_LEVELS)]
+    #[arg(long, value_name = "LEVEL", value_parser = crate::config::LOG_LEVELS, help = with_default("error, warn, info, debug or trace", defaults().log_level))]
     pub log_level: Option<String>,
     /// Record every new container from its first syscall.
     #[arg(long)]
     pub all: bool,
     /// How many cgroups can be recorded at once.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..), help = with_default("How many cgroups can be recorded at once", defaults().capacity))]
     pub capacity: Option<u32>,
     /// Keep the program attached even when nothing is recorded.
     #[arg(long)]
     pub no_detach_when_idle: bool,
     /// Kernel BTF file.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", help = with_default("Kernel BTF file", defaults().btf.display()))]
     pub btf: Option<PathBuf>,
     /// Prometheus endpoint, host:port ("off" disables it).
-    #[arg(long, value_name = "ADDR", value_parser = metrics_addr)]
+    #[arg(long, value_name = "ADDR", value_parser = metrics_addr, help = with_default("Prometheus endpoint, host:port (\"off\" disables it)", defaults().metrics_addr))]
     pub metrics_addr: Option<String>,
     /// Enable the kernel's BPF run-time statistics for the metrics
     /// (costs some 20-30 ns per BPF program run).
@@ -163,5 +174,40 @@ mod tests {
         }
         let cli = Cli::try_parse_from(["recorderd", "--metrics-addr", "off"]).unwrap();
         assert_eq!(cli.config().unwrap().metrics_addr, "off");
+    }
+
+    #[test]
+    fn help_shows_the_defaults() {
+        use clap::CommandFactory as _;
+        let d = Config::default();
+        for help in [
+            Cli::command().render_help().to_string(),
+            Cli::command().render_long_help().to_string(),
+        ] {
+            for (flag, value) in [
+                ("--socket", d.socket.display().to_string()),
+                ("--state-dir", d.state_dir.display().to_string()),
+                ("--pin-dir", d.pin_dir.display().to_string()),
+                ("--profiles-dir", d.profiles_dir.display().to_string()),
+                ("--config", crate::config::DEFAULT_CONFIG.to_owned()),
+            ] {
+                // The flag's entry: its line, and in the long help the
+                // indented lines below it, up to the next flag.
+                let at = help
+                    .find(&format!("{flag} <"))
+                    .unwrap_or_else(|| panic!("{flag} missing from {help}"));
+                let rest = &help[at..];
+                let end = rest
+                    .match_indices('\n')
+                    .map(|(i, _)| i)
+                    .find(|&i| rest[i + 1..].trim_start().starts_with('-'))
+                    .unwrap_or(rest.len());
+                let line = &rest[..end];
+                assert!(
+                    line.contains(&format!("[default: {value}")),
+                    "{flag}: {line}"
+                );
+            }
+        }
     }
 }
