@@ -1,6 +1,7 @@
-//! Writes the man pages and shell completions of recorderctl and recorderd
-//! into the directory given as the only argument (`cargo xtask docs` runs
-//! this): `<dir>/man/*.1` and `<dir>/completions/{bash,zsh,fish}/`.
+//! Writes the man pages of recorderctl, recorderd and recorder-oci-hook and
+//! the shell completions of recorderctl and recorderd into the directory
+//! given as the only argument (`cargo xtask docs` runs this):
+//! `<dir>/man/*.1` and `<dir>/completions/{bash,zsh,fish}/`.
 //!
 //! It lives here rather than in xtask because xtask must build before
 //! `cargo xtask setup` has installed what the recorder crate's build script
@@ -8,7 +9,6 @@
 use std::{fs, path::PathBuf};
 
 use anyhow::Context as _;
-use clap::CommandFactory as _;
 use clap_complete::Shell;
 
 fn main() -> anyhow::Result<()> {
@@ -16,13 +16,9 @@ fn main() -> anyhow::Result<()> {
         .nth(1)
         .map(PathBuf::from)
         .context("usage: gen-docs OUT_DIR")?;
-    let commands = [
-        recorder::cli::recorderctl::Cli::command(),
-        recorder::cli::recorderd::Cli::command(),
-    ];
     let man = out.join("man");
     fs::create_dir_all(&man).with_context(|| format!("creating {}", man.display()))?;
-    for cmd in &commands {
+    for cmd in &recorder::cli::man_pages() {
         // One page per command and one per subcommand (recorderctl-record.1).
         clap_mangen::generate_to(cmd.clone(), &man)
             .with_context(|| format!("writing the man pages of {}", cmd.get_name()))?;
@@ -30,7 +26,7 @@ fn main() -> anyhow::Result<()> {
     for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
         let dir = out.join("completions").join(shell.to_string());
         fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        for cmd in &commands {
+        for cmd in &recorder::cli::completions() {
             let mut cmd = cmd.clone();
             let name = cmd.get_name().to_owned();
             clap_complete::generate_to(shell, &mut cmd, &name, &dir)

@@ -1,5 +1,6 @@
-//! `cargo xtask docs`: man pages (clap_mangen) and shell completions
-//! (clap_complete) for recorderctl and recorderd.
+//! `cargo xtask docs`: man pages (clap_mangen) for recorderctl, recorderd
+//! and recorder-oci-hook, and shell completions (clap_complete) for
+//! recorderctl and recorderd.
 //!
 //! The clap `Command`s live in the recorder library (`recorder::cli`); the
 //! generator is the `gen-docs` example of the recorder crate, because xtask
@@ -70,6 +71,27 @@ mod tests {
                 out.push(path);
             }
         }
+    }
+
+    /// gen-docs writes a man page per binary, the hook's too, and the
+    /// profile commands' pages carry the exit-status convention.
+    #[test]
+    fn gen_docs_writes_every_man_page() {
+        let out = crate::target_dir().join("xtask-test-docs");
+        _ = fs::remove_dir_all(&out);
+        super::generate(&out).unwrap();
+        let man = out.join("man");
+        for page in ["recorderctl.1", "recorderd.1", "recorder-oci-hook.1"] {
+            assert!(man.join(page).is_file(), "{page} missing");
+        }
+        let hook = fs::read_to_string(man.join("recorder-oci-hook.1")).unwrap();
+        assert!(hook.contains("trace\\-syscall"), "{hook}");
+        for cmd in ["convert", "merge", "diff", "check"] {
+            let page = fs::read_to_string(man.join(format!("recorderctl-{cmd}.1"))).unwrap();
+            assert!(page.contains("Exit status: 0"), "{cmd}: {page}");
+        }
+        assert!(out.join("completions/bash/recorderctl.bash").is_file());
+        _ = fs::remove_dir_all(&out);
     }
 
     /// docs/ARCHITECTURE.md is where a newcomer finds the room for a

@@ -1,27 +1,15 @@
 //! recorder-oci-hook: an OCI prestart hook that records a container's
 //! syscalls into a seccomp profile, a drop-in for oci-seccomp-bpf-hook.
 //! See recorder::hook and docs/runtimes.md.
-use std::{path::PathBuf, process::ExitCode};
+use std::process::ExitCode;
 
 use anyhow::Context as _;
-use clap::Parser;
+use clap::Parser as _;
 use recorder::{
     cgroup::Hierarchy,
+    cli::hook::Cli,
     hook::{self, ANNOTATION, HookError, Spec, State},
 };
-
-#[derive(Parser, Debug)]
-#[command(
-    name = "recorder-oci-hook",
-    version,
-    about = "OCI prestart hook: records the container's syscalls into the profile named by the io.containers.trace-syscall annotation (of:/out.json or if:/in.json;of:/out.json)"
-)]
-struct Cli {
-    /// recorderd's control socket; without a running recorderd the hook
-    /// records on its own in a detached process.
-    #[arg(long, value_name = "PATH", default_value = recorder::config::DEFAULT_SOCKET, env = "RECORDER_SOCKET")]
-    socket: PathBuf,
-}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

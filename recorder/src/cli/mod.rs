@@ -3,12 +3,31 @@
 //! pages and shell completions can be generated from the same clap
 //! `Command`s (`cargo xtask docs`).
 //!
-//! * [`recorderctl`] and [`recorderd`]: the two binaries' `Cli`s;
+//! * [`recorderctl`], [`recorderd`] and [`hook`] (recorder-oci-hook): the
+//!   binaries' `Cli`s, all three with man pages ([`man_pages`]);
 //! * [`client`]: recorderctl's commands that talk to recorderd;
 //! * [`profile`]: recorderctl's profile commands, and the output options of
 //!   every command that writes a profile.
 
 pub mod client;
+pub mod hook;
 pub mod profile;
 pub mod recorderctl;
 pub mod recorderd;
+
+/// The commands that get man pages (`cargo xtask docs`), one per binary.
+pub fn man_pages() -> [clap::Command; 3] {
+    use clap::CommandFactory as _;
+    [
+        recorderctl::Cli::command(),
+        recorderd::Cli::command(),
+        hook::Cli::command(),
+    ]
+}
+
+/// The commands that get shell completions (the hook is run by runtimes,
+/// not typed).
+pub fn completions() -> [clap::Command; 2] {
+    use clap::CommandFactory as _;
+    [recorderctl::Cli::command(), recorderd::Cli::command()]
+}
