@@ -71,6 +71,9 @@ pub struct Config {
     /// Enable the kernel's BPF run-time statistics (BPF_ENABLE_STATS) for
     /// `recorder_bpf_run_*`; costs some 20-30 ns per program run.
     pub bpf_stats: bool,
+    /// Outside systemd, leave the programs attached and pinned at SIGTERM,
+    /// so recording goes on until the next start (as after a crash).
+    pub keep_attached: bool,
 }
 
 impl Default for Config {
@@ -94,6 +97,7 @@ impl Default for Config {
             poll_interval_ms: 1000,
             metrics_addr: "127.0.0.1:9977".to_owned(),
             bpf_stats: false,
+            keep_attached: false,
         }
     }
 }

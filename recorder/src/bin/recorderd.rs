@@ -50,6 +50,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(addr) => Some(metrics::bind(addr).await?),
         None => None,
     };
+    // Under systemd (NOTIFY_SOCKET), a stop keeps the pins, so that
+    // `systemctl restart` loses nothing; outside it, only when asked.
+    let stop = if config.keep_attached || std::env::var_os("NOTIFY_SOCKET").is_some() {
+        daemon::Stop::KeepAttached
+    } else {
+        daemon::Stop::Release
+    };
     let running = daemon::start(config).await?;
     let _metrics = metrics_listener.map(|bound| {
         metrics::serve(
@@ -77,6 +84,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     log::info!("shutting down: writing partial profiles");
-    running.shutdown().await;
+    running
+        .shutdown(stop)
+        .await
+        .context("unpinning at shutdown")?;
     Ok(())
 }

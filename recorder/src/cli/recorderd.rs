@@ -72,6 +72,10 @@ pub struct Cli {
     /// (costs some 20-30 ns per BPF program run).
     #[arg(long)]
     pub bpf_stats: bool,
+    /// Outside systemd, stay attached and pinned after SIGTERM, so that
+    /// recording goes on until the next start.
+    #[arg(long)]
+    pub keep_attached: bool,
     /// Remove the pinned maps and links (stops all recording) and exit.
     #[arg(long)]
     pub unpin: bool,
@@ -121,6 +125,9 @@ impl Cli {
         }
         if self.bpf_stats {
             c.bpf_stats = true;
+        }
+        if self.keep_attached {
+            c.keep_attached = true;
         }
         c.validate(&path)?;
         Ok(c)

@@ -43,7 +43,12 @@ pub enum ManagerMsg {
     Event(CgroupEvent),
     Tick,
     Reload(Box<Config>),
-    Shutdown(oneshot::Sender<()>),
+    /// Write the partial profiles and stop; with `release`, also forget
+    /// the recordings (the daemon is about to unpin what records them).
+    Shutdown {
+        release: bool,
+        done: oneshot::Sender<()>,
+    },
 }
 
 pub(super) fn now_secs() -> u64 {
@@ -132,8 +137,12 @@ impl Manager {
                 ManagerMsg::Event(ev) => self.on_event(ev).await,
                 ManagerMsg::Tick => self.tick().await,
                 ManagerMsg::Reload(config) => self.reload(*config).await,
-                ManagerMsg::Shutdown(done) => {
+                ManagerMsg::Shutdown { release, done } => {
                     self.write_partials().await;
+                    if release {
+                        self.recordings.clear();
+                        self.save().await;
+                    }
                     _ = done.send(());
                     return;
                 }

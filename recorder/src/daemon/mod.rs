@@ -83,22 +83,63 @@ pub struct Running {
     /// What the metrics endpoint serves (refreshed on every tick).
     pub metrics: SharedSnapshot,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    pin_dir: PathBuf,
     /// Held for the daemon's lifetime: one daemon per pin dir.
     _pin_lock: std::fs::File,
 }
 
+/// How a stop ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// Pinned maps and links stay: recording goes on in the kernel and
+    /// the next start resumes it.
+    KeepAttached,
+    /// Everything this daemon pinned is unpinned, and detached once the
+    /// kernel task has let go of it; the recordings are forgotten.
+    Release,
+}
+
 impl Running {
-    /// Writes partial profiles and stops the tasks. Pinned maps and links
-    /// stay, so recording goes on until the next start.
-    pub async fn shutdown(self) {
-        let (tx, rx) = oneshot::channel();
-        if self.manager.send(ManagerMsg::Shutdown(tx)).await.is_ok() {
+    /// Writes partial profiles and stops the tasks; then, for
+    /// [`Stop::Release`], detaches and unpins.
+    pub async fn shutdown(self, stop: Stop) -> std::io::Result<()> {
+        let release = stop == Stop::Release;
+        let (done, rx) = oneshot::channel();
+        if self
+            .manager
+            .send(ManagerMsg::Shutdown { release, done })
+            .await
+            .is_ok()
+        {
             // Err: the manager is gone already; nothing to wait for.
             _ = rx.await;
         }
-        for t in self.tasks {
+        for t in &self.tasks {
             t.abort();
         }
+        if !release {
+            return Ok(());
+        }
+        // The kernel task drops the `Kernel` (its link and map fds) when
+        // it is cancelled; bounded, so a stuck task cannot hold the exit.
+        let joined = join_all(self.tasks);
+        if tokio::time::timeout(Duration::from_secs(5), joined)
+            .await
+            .is_err()
+        {
+            log::warn!("tasks still running after 5 s; unpinning anyway");
+        }
+        unpin(&self.pin_dir)?;
+        log::info!("detached; removed the pins in {}", self.pin_dir.display());
+        Ok(())
+    }
+}
+
+/// Waits for every (cancelled) task to end.
+async fn join_all(tasks: Vec<tokio::task::JoinHandle<()>>) {
+    for t in tasks {
+        // Err: cancelled, or it panicked; either way it has ended.
+        _ = t.await;
     }
 }
 
@@ -275,6 +316,7 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
     let counters = Arc::new(Counters::default());
     let metrics = SharedSnapshot::default();
     let poll = Duration::from_millis(config.poll_interval_ms.max(50));
+    let pin_dir = config.pin_dir.clone();
     let manager = Manager::new(
         config,
         hierarchy,
@@ -320,6 +362,7 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
         counters,
         metrics,
         tasks,
+        pin_dir,
         _pin_lock: pin_lock,
     })
 }

@@ -540,9 +540,12 @@ async fn reload_gives_the_kernel_the_new_patterns() {
         .await
         .expect("send");
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-    tx.send(super::manager::ManagerMsg::Shutdown(done_tx))
-        .await
-        .expect("send");
+    tx.send(super::manager::ManagerMsg::Shutdown {
+        release: false,
+        done: done_tx,
+    })
+    .await
+    .expect("send");
     done_rx.await.expect("shut down");
     run.await.expect("manager");
     assert_eq!(
