@@ -2,26 +2,27 @@
 //! without talking to the runtime (so without its socket). Names are shown
 //! and accepted wherever an id is; they never form a path.
 
-use std::{fs, path::Path};
+use std::{
+    fs,
+    path::{Path, PathBuf},
+};
 
 use crate::{
     cgroup::Hierarchy,
     container::{self, ContainerError, ContainerRef, Found, Runtime},
-    containerd,
+    containerd, policy,
 };
 
-/// podman's (containers/storage) container list.
-const PODMAN_CONTAINERS: &str = "/var/lib/containers/storage/overlay-containers/containers.json";
 /// docker's data root, unless /etc/docker/daemon.json sets `data-root`.
 const DOCKER_ROOT: &str = "/var/lib/docker";
 const DOCKER_DAEMON_JSON: &str = "/etc/docker/daemon.json";
 
 /// The directory of docker's per-container configs.
-fn docker_containers() -> std::path::PathBuf {
+fn docker_containers() -> PathBuf {
     let root = fs::read_to_string(DOCKER_DAEMON_JSON)
         .ok()
         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .and_then(|v| v["data-root"].as_str().map(std::path::PathBuf::from))
+        .and_then(|v| v["data-root"].as_str().map(PathBuf::from))
         .filter(|p| p.is_absolute())
         .unwrap_or_else(|| DOCKER_ROOT.into());
     root.join("containers")
@@ -38,7 +39,9 @@ pub fn sanitize(name: &str) -> String {
 /// The name a runtime gave container `id`, if it can be found.
 pub fn lookup(runtime: Runtime, id: &str) -> Option<String> {
     let name = match runtime {
-        Runtime::Podman => podman(Path::new(PODMAN_CONTAINERS), id),
+        Runtime::Podman => podman(&policy::storage_roots(), id)
+            .as_ref()
+            .and_then(podman_name),
         Runtime::Docker => docker(&docker_containers(), id),
         _ => None,
     }?;
@@ -100,7 +103,9 @@ pub fn resolve(hierarchy: &Hierarchy, spec: &str) -> Result<Found, ContainerErro
 /// The image a runtime says container `id` runs, if it can be found.
 pub fn image(runtime: Runtime, id: &str) -> Option<String> {
     let image = match runtime {
-        Runtime::Podman => podman_image(Path::new(PODMAN_CONTAINERS), id),
+        Runtime::Podman => podman(&policy::storage_roots(), id)
+            .as_ref()
+            .and_then(podman_image),
         Runtime::Docker => docker_config(&docker_containers(), id)
             .and_then(|v| v["Config"]["Image"].as_str().map(str::to_owned)),
         _ => None,
@@ -109,22 +114,32 @@ pub fn image(runtime: Runtime, id: &str) -> Option<String> {
     (!image.is_empty()).then_some(image)
 }
 
-fn podman_image(list: &Path, id: &str) -> Option<String> {
-    let text = fs::read_to_string(list).ok()?;
-    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    let c = v.as_array()?.iter().find(|c| c["id"] == id)?;
+/// podman's container `id` in containers/storage's lists under `roots`
+/// (its storage.conf's `runroot` and `graphroot`): `containers.json`, and
+/// `volatile-containers.json` (`--rm` and transient containers), in each
+/// `<driver>-containers` directory.
+fn podman(roots: &[PathBuf], id: &str) -> Option<serde_json::Value> {
+    let dirs = roots
+        .iter()
+        .filter_map(|root| fs::read_dir(root).ok())
+        .flat_map(|dir| dir.flatten())
+        .filter(|e| e.file_name().to_string_lossy().ends_with("-containers"));
+    let lists = dirs
+        .flat_map(|d| ["containers.json", "volatile-containers.json"].map(|f| d.path().join(f)));
+    lists
+        .filter_map(|list| fs::read_to_string(list).ok())
+        .filter_map(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        .find_map(|v| v.as_array()?.iter().find(|c| c["id"] == id).cloned())
+}
+
+fn podman_name(c: &serde_json::Value) -> Option<String> {
+    c["names"][0].as_str().map(str::to_owned)
+}
+
+fn podman_image(c: &serde_json::Value) -> Option<String> {
     // "metadata" is a JSON document in a string.
     let meta: serde_json::Value = serde_json::from_str(c["metadata"].as_str()?).ok()?;
     meta["image-name"].as_str().map(str::to_owned)
-}
-
-fn podman(list: &Path, id: &str) -> Option<String> {
-    let text = fs::read_to_string(list).ok()?;
-    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    v.as_array()?
-        .iter()
-        .find(|c| c["id"] == id)
-        .and_then(|c| c["names"][0].as_str().map(str::to_owned))
 }
 
 fn docker_config(dir: &Path, id: &str) -> Option<serde_json::Value> {
@@ -153,27 +168,52 @@ mod tests {
     }
 
     #[test]
-    fn reads_podman_list() {
+    fn reads_podman_lists_where_storage_conf_says() {
         let dir = tempfile::tempdir().unwrap();
-        let f = dir.path().join("containers.json");
-        fs::write(&f, r#"[{"id":"abc","names":["web"]}]"#).unwrap();
-        assert_eq!(podman(&f, "abc").as_deref(), Some("web"));
-        assert_eq!(podman(&f, "def"), None);
-    }
-
-    #[test]
-    fn reads_images() {
-        let dir = tempfile::tempdir().unwrap();
-        let f = dir.path().join("containers.json");
+        let (graph, run) = (dir.path().join("graph"), dir.path().join("run"));
+        let conf = dir.path().join("storage.conf");
         fs::write(
-            &f,
+            &conf,
+            format!(
+                "[storage]\ndriver = \"vfs\"\ngraphroot = \"{}\"\nrunroot = \"{}\"\n",
+                graph.display(),
+                run.display()
+            ),
+        )
+        .unwrap();
+        fs::create_dir_all(graph.join("vfs-containers")).unwrap();
+        fs::create_dir_all(run.join("vfs-containers")).unwrap();
+        fs::write(
+            graph.join("vfs-containers/containers.json"),
             r#"[{"id":"abc","names":["web"],"metadata":"{\"image-name\":\"docker.io/library/nginx:1\"}"}]"#,
         )
         .unwrap();
+        fs::write(
+            run.join("vfs-containers/volatile-containers.json"),
+            r#"[{"id":"def","names":["gone-soon"]}]"#,
+        )
+        .unwrap();
+        let roots = policy::storage_roots_in(&[dir.path().join("absent.conf"), conf]);
+        assert_eq!(roots, [run, graph]);
+        let name = |id| podman(&roots, id).as_ref().and_then(podman_name);
+        assert_eq!(name("abc").as_deref(), Some("web"));
+        assert_eq!(name("def").as_deref(), Some("gone-soon"));
+        assert_eq!(name("xyz"), None);
         assert_eq!(
-            podman_image(&f, "abc").as_deref(),
+            podman(&roots, "abc")
+                .as_ref()
+                .and_then(podman_image)
+                .as_deref(),
             Some("docker.io/library/nginx:1")
         );
+        // No storage.conf: containers/storage's defaults.
+        let roots = policy::storage_roots_in(&[dir.path().join("absent.conf")]);
+        assert_eq!(roots[1], Path::new("/var/lib/containers/storage"));
+    }
+
+    #[test]
+    fn reads_docker_configs() {
+        let dir = tempfile::tempdir().unwrap();
         fs::create_dir_all(dir.path().join("ab12")).unwrap();
         fs::write(
             dir.path().join("ab12/config.v2.json"),

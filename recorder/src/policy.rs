@@ -84,6 +84,12 @@ pub fn read_bundle(bundle: &Path) -> Result<Policy, PolicyError> {
 /// its storage.conf): CRI-O keeps a container's bundle under the first,
 /// podman (4.x) under the second.
 pub fn storage_roots() -> [PathBuf; 2] {
+    storage_roots_in(STORAGE_CONF)
+}
+
+/// The run root and graph root set by the first of `confs` that can be
+/// read (containers/storage's defaults for what it does not set).
+pub fn storage_roots_in<P: AsRef<Path>>(confs: &[P]) -> [PathBuf; 2] {
     #[derive(Deserialize, Default)]
     struct Conf {
         #[serde(default)]
@@ -96,7 +102,7 @@ pub fn storage_roots() -> [PathBuf; 2] {
         #[serde(default)]
         graphroot: Option<PathBuf>,
     }
-    let conf = STORAGE_CONF
+    let conf = confs
         .iter()
         .find_map(|p| std::fs::read_to_string(p).ok())
         .and_then(|text| toml::from_str::<Conf>(&text).ok())
