@@ -50,9 +50,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(addr) => Some(metrics::bind(addr).await?),
         None => None,
     };
-    // Under systemd (NOTIFY_SOCKET), a stop keeps the pins, so that
-    // `systemctl restart` loses nothing; outside it, only when asked.
-    let stop = if config.keep_attached || std::env::var_os("NOTIFY_SOCKET").is_some() {
+    // Under systemd, a stop hands the pins to its fd store, or keeps them
+    // without one, so that `systemctl restart` loses nothing; outside it,
+    // a stop releases everything unless asked to keep it.
+    let stop = if config.keep_attached {
+        daemon::Stop::KeepAttached
+    } else if daemon::fdstore::available() {
+        daemon::Stop::FdStore
+    } else if std::env::var_os("NOTIFY_SOCKET").is_some() {
         daemon::Stop::KeepAttached
     } else {
         daemon::Stop::Release

@@ -9,6 +9,7 @@
 //! * a ticker, the ring-buffer forwarder and the signal handlers (in the
 //!   binary, through [`reload`] and [`Running::shutdown`]) feed the manager.
 
+pub mod fdstore;
 pub mod kernel_task;
 pub mod lookup;
 pub mod manager;
@@ -97,6 +98,10 @@ pub enum Stop {
     /// Everything this daemon pinned is unpinned, and detached once the
     /// kernel task has let go of it; the recordings are forgotten.
     Release,
+    /// Under systemd: the pins' descriptors go to systemd's store
+    /// ([`fdstore`]), then everything is unpinned; a restart pins them
+    /// again, a stop closes them.
+    FdStore,
 }
 
 impl Running {
@@ -117,7 +122,7 @@ impl Running {
         for t in &self.tasks {
             t.abort();
         }
-        if !release {
+        if stop == Stop::KeepAttached {
             return Ok(());
         }
         // The kernel task drops the `Kernel` (its link and map fds) when
@@ -129,8 +134,18 @@ impl Running {
         {
             log::warn!("tasks still running after 5 s; unpinning anyway");
         }
+        if stop == Stop::FdStore {
+            match fdstore::store(&self.pin_dir) {
+                Ok(n) => log::info!("{n} descriptors handed to systemd's fd store"),
+                Err(e) => {
+                    // Pinned, recording goes on: better than losing it.
+                    log::error!("systemd's fd store: {e}; the pins stay");
+                    return Ok(());
+                }
+            }
+        }
         unpin(&self.pin_dir)?;
-        log::info!("detached; removed the pins in {}", self.pin_dir.display());
+        log::info!("removed the pins in {}", self.pin_dir.display());
         Ok(())
     }
 }
@@ -291,6 +306,8 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
     // and steal each other's recordings.
     crate::system::ensure_bpffs(&config.pin_dir)?;
     pin_lock = lock_dir(&config.pin_dir)?;
+    // What systemd's store gave back is an earlier run's, pinned again.
+    let restored = fdstore::restore(&config.pin_dir).map_err(setup_err(&config.pin_dir))?;
     // Locked: what is pinned now is an earlier run's, and stays.
     undo.pinned_before = pinned_before.and(Undo::pin_entries(&config.pin_dir));
     undo.pin_dir = Some(config.pin_dir.clone());
@@ -298,6 +315,7 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
     let mut task = KernelTask::new(kernel, config.record_all, config.detach_when_idle);
     task.settle();
     undo.disarm();
+    fdstore::forget(&restored);
     // Loading parsed the kernel's BTF (megabytes) and the object; give the
     // freed memory back instead of keeping it in the idle daemon's RSS.
     crate::system::release_freed_memory();
