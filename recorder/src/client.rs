@@ -9,7 +9,7 @@ use std::{
 
 use crate::{
     cli::{
-        client::{DaemonCommand, OutputFormat},
+        client::{Conn, DaemonCommand, OutputFormat},
         profile::OutputArgs,
     },
     control::{self, ClientError, RecordingInfo, Reply, Request, StatusInfo},
@@ -34,7 +34,7 @@ pub enum CtlError {
     Stdout(#[source] io::Error),
 }
 
-impl crate::cli::client::Conn {
+impl Conn {
     /// Sends one request to recorderd at `socket`, within `--timeout`.
     async fn call(&self, socket: &Path, request: &Request) -> Result<Reply, ClientError> {
         control::call_within(
@@ -218,11 +218,17 @@ pub async fn run(cmd: DaemonCommand, socket: &Path) -> Result<u8, CtlError> {
             }
         }
         DaemonCommand::Profile {
-            conn,
+            timeout,
             target,
             base,
             out,
+            ..
         } => {
+            // It prints a profile, not a report: no -o (cli::output).
+            let conn = Conn {
+                timeout,
+                output: OutputFormat::Text,
+            };
             let req = Request::Profile {
                 target: target.target(),
                 base: read_base(base.as_ref())?,

@@ -62,17 +62,23 @@ fn note(notes: &[String]) {
 /// Runs a profile command; returns the exit code.
 pub fn run(cmd: ProfileCommand) -> Result<u8, ProfileCmdError> {
     match cmd {
-        ProfileCommand::Convert { input, output, out } => {
+        ProfileCommand::Convert {
+            input,
+            out_file,
+            out,
+            ..
+        } => {
             let profile = read_profile(&input)?;
             let rendered = format::render(&profile, &out.options())?;
             note(&rendered.notes);
-            write_out(&rendered.text, output.as_deref())?;
+            write_out(&rendered.text, out_file.as_deref())?;
             Ok(0)
         }
         ProfileCommand::Merge {
             inputs,
-            output,
+            out_file,
             out,
+            ..
         } => {
             let mut profiles = inputs.iter().map(|p| read_profile(p));
             let mut merged = match profiles.next() {
@@ -85,7 +91,7 @@ pub fn run(cmd: ProfileCommand) -> Result<u8, ProfileCmdError> {
             }
             let rendered = format::render(&merged, &out.options())?;
             note(&rendered.notes);
-            write_out(&rendered.text, output.as_deref())?;
+            write_out(&rendered.text, out_file.as_deref())?;
             Ok(0)
         }
         ProfileCommand::Diff { a, b } => {

@@ -79,7 +79,7 @@ fn with_output_cmd_keeps_its_stdout() {
     let file = dir.join("p.json");
     let out = record(
         "streams-o",
-        &["-o", file.to_str().unwrap()],
+        &["--out", file.to_str().unwrap()],
         &["sh", "-c", "echo hello"],
     );
     assert_eq!(stdout(&out), "hello\n");
@@ -195,9 +195,9 @@ fn errors_name_their_cause_once() {
     let d = dir.to_str().unwrap();
     let m = missing_file.to_str().unwrap();
     let rec = ["record", "--cgroup-parent", &parent];
-    fails_naming_once(&[&rec[..], &["-o", m, "--", "true"]].concat(), enoent);
+    fails_naming_once(&[&rec[..], &["--out", m, "--", "true"]].concat(), enoent);
     fails_naming_once(
-        &[&rec[..], &["-o", d, "--", "true"]].concat(),
+        &[&rec[..], &["--out", d, "--", "true"]].concat(),
         "it is a directory",
     );
     fails_naming_once(&[&rec[..], &["--base", m, "--", "true"]].concat(), enoent);
@@ -206,7 +206,7 @@ fn errors_name_their_cause_once() {
     fails_naming_once(&["check", m], enoent);
     fails_naming_once(&["merge", m, m], enoent);
     fails_naming_once(
-        &["convert", "../profiles/runtime-runc.json", "-o", m],
+        &["convert", "../profiles/runtime-runc.json", "--out", m],
         enoent,
     );
 }

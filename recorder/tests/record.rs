@@ -38,10 +38,10 @@ fn assert_no_stray_cgroup(parent: &str) {
     );
 }
 
-/// `recorderctl record --cgroup-parent PARENT -o OUT -- CMD...`.
+/// `recorderctl record --cgroup-parent PARENT --out OUT -- CMD...`.
 fn record(parent: &str, out: &Path, cmd: &[&str]) -> Command {
     let mut c = recorderctl();
-    c.args(["record", "--cgroup-parent", parent, "-o"])
+    c.args(["record", "--cgroup-parent", parent, "--out"])
         .arg(out)
         .arg("--")
         .args(cmd);
@@ -594,17 +594,17 @@ fn unwritable_output_is_a_clear_error() {
         let err = stderr(&out);
         assert!(
             !out.status.success(),
-            "-o {}: {}",
+            "--out {}: {}",
             target.display(),
             out.status
         );
         assert!(
             err.contains(&target.display().to_string()) && err.contains("not writable"),
-            "-o {}: stderr: {err}",
+            "--out {}: stderr: {err}",
             target.display()
         );
         // Nothing was run: a recording that cannot be kept is not started.
-        assert!(!marker.exists(), "-o {}: CMD ran", target.display());
+        assert!(!marker.exists(), "--out {}: CMD ran", target.display());
         assert_no_stray_cgroup(&parent);
     }
 }

@@ -55,7 +55,7 @@ fn is_broken_pipe(e: &(dyn std::error::Error + 'static)) -> bool {
 async fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Record {
-            output,
+            out_file: output,
             base,
             cgroup_parent,
             btf,
@@ -64,6 +64,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             wait_all,
             out,
             command,
+            ..
         } => {
             if let Some(path) = &output {
                 record::check_writable(path)?;
@@ -79,7 +80,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                 },
                 cgroup_parent,
                 base,
-                // Without -o, stdout carries the profile alone.
+                // Without --out, stdout carries the profile alone.
                 stdout_to_stderr: output.is_none(),
                 wait_all,
             })

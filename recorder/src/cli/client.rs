@@ -5,10 +5,13 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand, ValueEnum};
 
-use super::profile::OutputArgs;
+use super::{
+    output::{FormatParser, NoReport},
+    profile::OutputArgs,
+};
 use crate::control::Target;
 
-/// How results are printed.
+/// How a report is printed (`-o/--output`, see [`super::output`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
     #[default]
@@ -23,8 +26,14 @@ pub struct Conn {
     /// Give up when recorderd has not answered within SECONDS.
     #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = timeout_secs)]
     pub timeout: f64,
-    /// Print results as text or as JSON (for scripts).
-    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    /// Print the report as text or as JSON (for scripts).
+    #[arg(
+        short,
+        long,
+        value_name = "FORMAT",
+        value_parser = FormatParser,
+        default_value = "text"
+    )]
     pub output: OutputFormat,
 }
 
@@ -96,8 +105,11 @@ pub enum DaemonCommand {
     },
     /// Print the profile recorded so far; recording goes on.
     Profile {
+        /// Give up when recorderd has not answered within SECONDS.
+        #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = timeout_secs)]
+        timeout: f64,
         #[command(flatten)]
-        conn: Conn,
+        no_report: NoReport,
         #[command(flatten)]
         target: TargetArgs,
         /// Merge this profile into the result.

@@ -7,10 +7,13 @@
 //!   binaries' `Cli`s, all three with man pages ([`man_pages`]);
 //! * [`client`]: recorderctl's commands that talk to recorderd;
 //! * [`profile`]: recorderctl's profile commands, and the output options of
-//!   every command that writes a profile.
+//!   every command that writes a profile;
+//! * [`output`]: `-o/--output FORMAT` (a report's format) and `--out FILE`
+//!   (a profile's destination), one meaning each on every command.
 
 pub mod client;
 pub mod hook;
+pub mod output;
 pub mod profile;
 pub mod recorderctl;
 pub mod recorderd;

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
+use super::output::{NoReport, out_file};
 use crate::profile::{
     DefaultAction,
     format::{Format, FormatOptions},
@@ -29,10 +30,12 @@ pub enum ProfileCommand {
         #[arg(value_name = "IN")]
         input: PathBuf,
         /// Write here (atomically) instead of to standard output.
-        #[arg(short, long, value_name = "FILE")]
-        output: Option<PathBuf>,
+        #[arg(long = "out", value_name = "FILE", value_parser = out_file)]
+        out_file: Option<PathBuf>,
         #[command(flatten)]
         out: OutputArgs,
+        #[command(flatten)]
+        no_report: NoReport,
     },
     /// Merge profiles into one that allows what any of them allows.
     #[command(after_help = EXIT_STATUS)]
@@ -41,10 +44,12 @@ pub enum ProfileCommand {
         #[arg(required = true, num_args = 2.., value_name = "PROFILE")]
         inputs: Vec<PathBuf>,
         /// Write here (atomically) instead of to standard output.
-        #[arg(short, long, value_name = "FILE")]
-        output: Option<PathBuf>,
+        #[arg(long = "out", value_name = "FILE", value_parser = out_file)]
+        out_file: Option<PathBuf>,
         #[command(flatten)]
         out: OutputArgs,
+        #[command(flatten)]
+        no_report: NoReport,
     },
     /// Show the syscalls B allows that A does not (+) and the reverse (-),
     /// per architecture. Exits 0 when they are the same, 1 when they

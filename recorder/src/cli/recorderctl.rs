@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 use super::{
     client::DaemonCommand,
+    output::{NoReport, out_file},
     profile::{OutputArgs, ProfileCommand},
 };
 
@@ -36,14 +37,16 @@ pub enum Command {
     /// Run CMD and record every syscall it and its children make; print or
     /// write a seccomp profile that allows exactly those. Needs no daemon.
     ///
-    /// Without -o, stdout carries the profile alone and CMD's stdout goes to
-    /// recorderctl's stderr (so `record -- app > app.json` works); with
-    /// -o FILE, CMD keeps its stdout. CMD's stdin and stderr are its own.
+    /// Without --out, stdout carries the profile alone and CMD's stdout goes
+    /// to recorderctl's stderr (so `record -- app > app.json` works); with
+    /// --out FILE, CMD keeps its stdout. CMD's stdin and stderr are its own.
     Record {
         /// Write the profile here (atomically) instead of to stdout; CMD
         /// then keeps its stdout.
-        #[arg(short, long, value_name = "FILE")]
-        output: Option<PathBuf>,
+        #[arg(long = "out", value_name = "FILE", value_parser = out_file)]
+        out_file: Option<PathBuf>,
+        #[command(flatten)]
+        no_report: NoReport,
         /// Merge this profile into the result (e.g. a runtime's start-up needs).
         #[arg(long, value_name = "FILE")]
         base: Option<PathBuf>,
@@ -129,7 +132,7 @@ mod tests {
         let cli = Cli::try_parse_from([
             "recorderctl",
             "record",
-            "-o",
+            "--out",
             "p.json",
             "--",
             "ls",
@@ -138,13 +141,46 @@ mod tests {
         ])
         .unwrap();
         let Command::Record {
-            output, command, ..
+            out_file, command, ..
         } = cli.command
         else {
             panic!("expected record");
         };
-        assert_eq!(output, Some(PathBuf::from("p.json")));
+        assert_eq!(out_file, Some(PathBuf::from("p.json")));
         assert_eq!(command, ["ls", "-l", "--all"]);
+    }
+
+    #[test]
+    fn output_is_the_report_format_before_or_after_the_container() {
+        use super::super::client::{DaemonCommand, OutputFormat};
+        for args in [
+            &["recorderctl", "stop", "-o", "json", "abc"][..],
+            &["recorderctl", "stop", "abc", "--output", "json"],
+            &["recorderctl", "list", "-o", "json"],
+            &["recorderctl", "status", "--output=json"],
+        ] {
+            let cli = Cli::try_parse_from(args).unwrap();
+            let conn = match cli.command {
+                Command::Daemon(
+                    DaemonCommand::Stop { conn, .. }
+                    | DaemonCommand::List { conn }
+                    | DaemonCommand::Status { conn },
+                ) => conn,
+                other => panic!("{args:?}: {other:?}"),
+            };
+            assert_eq!(conn.output, OutputFormat::Json, "{args:?}");
+        }
+        // Commands that print a profile refuse -o, with a hint.
+        for args in [
+            &["recorderctl", "record", "-o", "p.json", "--", "true"][..],
+            &["recorderctl", "merge", "a", "b", "--output", "json"],
+            &["recorderctl", "convert", "a", "-o", "b"],
+            &["recorderctl", "profile", "abc", "-o", "json"],
+        ] {
+            let e = Cli::try_parse_from(args).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{args:?}");
+            assert!(e.to_string().contains("--out"), "{args:?}: {e}");
+        }
     }
 
     #[test]

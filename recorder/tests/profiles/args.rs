@@ -42,7 +42,7 @@ fn argument_rules_are_recorded_and_enforced() {
     let path = dir.join("args.json");
     run_ok(
         recorderctl()
-            .args(["record", "--args", "--format", "oci", "--output"])
+            .args(["record", "--args", "--format", "oci", "--out"])
             .arg(&path)
             .arg("--")
             .arg(wrapper(&dir))
@@ -119,7 +119,7 @@ fn argument_rules_are_recorded_and_enforced() {
     let policy = dir.join("args.kafel");
     run_ok(
         recorderctl()
-            .args(["record", "--args", "--format", "kafel", "--output"])
+            .args(["record", "--args", "--format", "kafel", "--out"])
             .arg(&policy)
             .arg("--")
             .arg(&prog)

@@ -100,7 +100,7 @@ fn merge_unions_and_dedups() {
             .arg("merge")
             .arg(&a)
             .arg(&b)
-            .arg("--output")
+            .arg("--out")
             .arg(&out_path),
     );
     let merged = json(&fs::read_to_string(&out_path).unwrap());

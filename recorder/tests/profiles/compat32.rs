@@ -114,7 +114,7 @@ fn record_takes_a_base_and_a_default_action() {
         recorderctl()
             .args(["record", "--default-action", "log", "--base"])
             .arg(&base)
-            .arg("--output")
+            .arg("--out")
             .arg(&out_path)
             .args(["--", "/bin/sh", "-c", "echo hi"]),
     );

@@ -131,7 +131,7 @@ fn kafel_format_is_enforced_by_nsjail() {
     };
     let docker = dir.join("profile.json");
     let mut cmd = recorderctl();
-    cmd.args(["record", "--output"]).arg(&docker).arg("--");
+    cmd.args(["record", "--out"]).arg(&docker).arg("--");
     cmd.arg(jail(None).get_program())
         .args(jail(None).get_args());
     run_ok(&mut cmd);
@@ -150,7 +150,7 @@ fn kafel_format_is_enforced_by_nsjail() {
                 "kafel",
                 "--name",
                 "busybox-uname",
-                "--output",
+                "--out",
             ])
             .arg(&policy)
             .arg(&docker),
@@ -169,7 +169,7 @@ fn kafel_format_is_enforced_by_nsjail() {
     let denied = dir.join("no-uname.kafel");
     run_ok(
         recorderctl()
-            .args(["convert", "--format", "kafel", "--output"])
+            .args(["convert", "--format", "kafel", "--out"])
             .arg(&denied)
             .arg(&denied_docker),
     );

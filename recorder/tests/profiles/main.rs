@@ -122,7 +122,7 @@ fn record_container(dir: &Path, root: &Path, args: &[&str], format: &str) -> Str
     let path = dir.join(format!("recorded.{format}"));
     run_ok(
         recorderctl()
-            .args(["record", "--format", format, "--output"])
+            .args(["record", "--format", format, "--out"])
             .arg(&path)
             .arg("--")
             .arg(wrapper(dir))
