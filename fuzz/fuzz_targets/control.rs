@@ -47,6 +47,8 @@ fn recording() -> RecordingInfo {
         name: None,
         image: None,
         pod_uid: None,
+        pod: None,
+        namespace: None,
         cgroup: "/fuzz".to_owned(),
         cgroup_id: 1,
         syscalls: 0,

@@ -100,21 +100,32 @@ fn print_json<T: serde::Serialize>(w: &mut impl Write, v: &T) -> io::Result<()> 
     writeln!(w, "{}", serde_json::to_string_pretty(v).unwrap_or_default())
 }
 
+/// `namespace/pod` of a Kubernetes container, for the POD column.
+fn pod_column(namespace: Option<&str>, pod: Option<&str>) -> String {
+    match (namespace, pod) {
+        (Some(ns), Some(pod)) => format!("{ns}/{pod}"),
+        (None, Some(pod)) => pod.to_owned(),
+        (Some(ns), None) => format!("{ns}/-"),
+        (None, None) => "-".to_owned(),
+    }
+}
+
 fn print_recordings(w: &mut impl Write, list: &[RecordingInfo]) -> io::Result<()> {
     writeln!(
         w,
-        "{:<14} {:<10} {:<20} {:<24} {:>8} {:<20} CGROUP",
-        "CONTAINER", "RUNTIME", "NAME", "IMAGE", "SYSCALLS", "STARTED"
+        "{:<14} {:<10} {:<20} {:<24} {:<24} {:>8} {:<20} CGROUP",
+        "CONTAINER", "RUNTIME", "NAME", "IMAGE", "POD", "SYSCALLS", "STARTED"
     )?;
     for r in list {
         let short: String = r.key.chars().take(12).collect();
         writeln!(
             w,
-            "{:<14} {:<10} {:<20} {:<24} {:>8} {:<20} {}",
+            "{:<14} {:<10} {:<20} {:<24} {:<24} {:>8} {:<20} {}",
             short,
             r.runtime.to_string(),
             r.name.as_deref().unwrap_or("-"),
             r.image.as_deref().unwrap_or("-"),
+            pod_column(r.namespace.as_deref(), r.pod.as_deref()),
             r.syscalls,
             format_time(r.started),
             r.cgroup
@@ -126,18 +137,19 @@ fn print_recordings(w: &mut impl Write, list: &[RecordingInfo]) -> io::Result<()
 fn print_profiles(w: &mut impl Write, list: &[crate::index::Entry]) -> io::Result<()> {
     writeln!(
         w,
-        "{:<14} {:<10} {:<20} {:<24} {:<20} PATH",
-        "CONTAINER", "RUNTIME", "NAME", "IMAGE", "WRITTEN"
+        "{:<14} {:<10} {:<20} {:<24} {:<24} {:<20} PATH",
+        "CONTAINER", "RUNTIME", "NAME", "IMAGE", "POD", "WRITTEN"
     )?;
     for e in list {
         let short: String = e.key.chars().take(12).collect();
         writeln!(
             w,
-            "{:<14} {:<10} {:<20} {:<24} {:<20} {}",
+            "{:<14} {:<10} {:<20} {:<24} {:<24} {:<20} {}",
             short,
             e.runtime.to_string(),
             e.name.as_deref().unwrap_or("-"),
             e.image.as_deref().unwrap_or("-"),
+            pod_column(e.namespace.as_deref(), e.pod.as_deref()),
             format_time(e.written),
             e.path.display()
         )?;

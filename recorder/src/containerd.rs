@@ -92,6 +92,15 @@ pub fn bundle_config(roots: &[PathBuf], namespace: &str, id: &str) -> Option<Pat
         .find(|p| p.is_file())
 }
 
+/// The config.json of a task `id` in any namespace of any root (the first
+/// found), for containers whose cgroup path does not name the namespace.
+pub fn find_bundle_config(roots: &[PathBuf], id: &str) -> Option<PathBuf> {
+    roots
+        .iter()
+        .flat_map(|root| dir_names(root).into_iter().map(move |ns| (root, ns)))
+        .find_map(|(root, ns)| bundle_config(std::slice::from_ref(root), &ns, id))
+}
+
 /// The task `namespace`/`id`, in whichever root has it.
 pub fn task(roots: &[PathBuf], namespace: &str, id: &str) -> Option<Task> {
     roots.iter().find_map(|root| read_task(root, namespace, id))
@@ -169,6 +178,12 @@ mod tests {
         assert!(!is_namespace(&roots, ".."));
         assert!(!is_namespace(&roots, "nope"));
         assert!(task(&roots, "demo", "myapp").is_some());
+        assert_eq!(
+            find_bundle_config(&roots, "x"),
+            Some(roots[0].join("k8s/x/config.json"))
+        );
+        assert_eq!(find_bundle_config(&roots, ".."), None);
+        assert_eq!(find_bundle_config(&roots, "nope"), None);
         assert!(task(&roots, "demo", "../demo/myapp").is_none());
     }
 }

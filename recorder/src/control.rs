@@ -124,6 +124,12 @@ pub struct RecordingInfo {
     /// The pod's UID (Kubernetes layouts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_uid: Option<String>,
+    /// The pod's name and Kubernetes namespace (from the bundle's CRI
+    /// annotations).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
     pub cgroup: String,
     pub cgroup_id: u64,
     /// Distinct syscalls recorded so far.

@@ -42,6 +42,11 @@ pub struct Entry {
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
+    /// A Kubernetes container's pod and namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
     /// Where the profile was written.
     pub path: PathBuf,
     /// Seconds since the epoch.
@@ -142,6 +147,8 @@ mod tests {
             runtime: Runtime::Docker,
             name: name.map(str::to_owned),
             image: None,
+            pod: None,
+            namespace: None,
             path: PathBuf::from(format!("/p/{key}-{written}.json")),
             written,
         }

@@ -10,7 +10,8 @@ use std::{
 use crate::{
     cgroup::Hierarchy,
     container::{self, ContainerError, ContainerRef, Found, Runtime},
-    containerd, policy,
+    containerd,
+    policy::{self, PodNames},
 };
 
 /// docker's data root, unless /etc/docker/daemon.json sets `data-root`.
@@ -49,18 +50,41 @@ pub fn lookup(runtime: Runtime, id: &str) -> Option<String> {
     (!name.is_empty()).then_some(name)
 }
 
-/// A container's name and image from its runtime's metadata on disk.
-/// containerd has no names: the id its user chose is the name.
-pub fn describe(c: &ContainerRef) -> (Option<String>, Option<String>) {
-    if let (Runtime::Containerd, Some(ns)) = (c.runtime, &c.namespace) {
-        let name = Some(sanitize(&c.id)).filter(|n| !n.is_empty());
-        let image = containerd::task(&containerd::roots(), ns, &c.id)
-            .and_then(|t| t.image)
-            .map(|i| sanitize(&i))
-            .filter(|i| !i.is_empty());
-        return (name, image);
+/// What the runtimes' metadata on disk tell of a container.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Described {
+    pub name: Option<String>,
+    pub image: Option<String>,
+    /// A Kubernetes container's pod and namespace (bundle annotations).
+    pub pod: Option<PodNames>,
+}
+
+/// A container's name, image and pod from its runtime's metadata on disk.
+/// containerd has no names: the id its user chose is the name. A container
+/// with no other name is called `namespace/pod/container` when its bundle
+/// names its pod.
+pub fn describe(c: &ContainerRef) -> Described {
+    let pod = policy::pod_names(c).map(|p| PodNames {
+        namespace: p.namespace.map(|n| sanitize(&n)).filter(|n| !n.is_empty()),
+        pod: p.pod.map(|n| sanitize(&n)).filter(|n| !n.is_empty()),
+        container: p.container.map(|n| sanitize(&n)).filter(|n| !n.is_empty()),
+    });
+    let (name, image) = match (c.runtime, &c.namespace) {
+        (Runtime::Containerd, Some(ns)) => {
+            let name = Some(sanitize(&c.id)).filter(|n| !n.is_empty());
+            let image = containerd::task(&containerd::roots(), ns, &c.id)
+                .and_then(|t| t.image)
+                .map(|i| sanitize(&i))
+                .filter(|i| !i.is_empty());
+            (name, image)
+        }
+        _ => (lookup(c.runtime, &c.id), image(c.runtime, &c.id)),
+    };
+    Described {
+        name: name.or_else(|| pod.as_ref().and_then(PodNames::name)),
+        image,
+        pod,
     }
-    (lookup(c.runtime, &c.id), image(c.runtime, &c.id))
 }
 
 /// Whether `spec` names container `c`: its key (`ns/id` for containerd),

@@ -5,14 +5,16 @@
 //! given by the OCI hook's state, read into a [`Policy`]. Read it while the container runs: the bundle goes with it.
 //!
 //! Parsed with serde into the docker model ([`Profile`]), which has the
-//! shape of the runtime-spec's `LinuxSeccomp`; only `linux.seccomp` is read.
+//! shape of the runtime-spec's `LinuxSeccomp`; only `linux.seccomp` is read
+//! for the policy. The same bundle gives a Kubernetes container's pod and
+//! namespace names ([`pod_names`]), from the annotations CRI runtimes write.
 
 use std::{
     io,
     path::{Path, PathBuf},
 };
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{
     container::{ContainerRef, Runtime},
@@ -131,10 +133,14 @@ fn storage_config(root: &Path, id: &str) -> Option<PathBuf> {
 
 /// Where the runtime of `c` keeps its OCI config, if it is there: docker's
 /// and containerd's in containerd's task directories (docker's in the
-/// `moby` namespace, Kubernetes' in `k8s.io`), podman's and CRI-O's under
-/// containers/storage's roots.
+/// `moby` namespace, Kubernetes' in `k8s.io`, else in whichever namespace
+/// has a task of that id), podman's and CRI-O's under containers/storage's
+/// roots.
 pub fn config_path(c: &ContainerRef) -> Option<PathBuf> {
     let task = |ns: &str| containerd::bundle_config(&containerd::roots(), ns, &c.id);
+    // CRI's namespace first, then any that has a task of this id.
+    let cri =
+        || task("k8s.io").or_else(|| containerd::find_bundle_config(&containerd::roots(), &c.id));
     let storage = || {
         storage_roots()
             .iter()
@@ -142,8 +148,11 @@ pub fn config_path(c: &ContainerRef) -> Option<PathBuf> {
     };
     match c.runtime {
         Runtime::Docker => task("moby"),
-        Runtime::Containerd => task(c.namespace.as_deref().unwrap_or("default")),
-        Runtime::Kubernetes => task("k8s.io").or_else(storage),
+        Runtime::Containerd => match &c.namespace {
+            Some(ns) => task(ns),
+            None => cri(),
+        },
+        Runtime::Kubernetes => cri().or_else(storage),
         Runtime::Podman | Runtime::Crio => storage(),
         Runtime::None => None,
     }
@@ -153,6 +162,75 @@ pub fn config_path(c: &ContainerRef) -> Option<PathBuf> {
 pub fn of_container(c: &ContainerRef) -> Result<Policy, PolicyError> {
     let path = config_path(c).ok_or_else(|| PolicyError::NotFound(c.id.clone()))?;
     read_config(&path)
+}
+
+/// A Kubernetes container's names, from the annotations its CRI runtime
+/// wrote into its bundle (its kubepods cgroup path has only the pod's UID).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PodNames {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+}
+
+/// The annotation keys of the namespace, pod and container names:
+/// containerd's CRI plugin's, then CRI-O's (kubelet's label names).
+const POD_ANNOTATIONS: [[&str; 3]; 2] = [
+    [
+        "io.kubernetes.cri.sandbox-namespace",
+        "io.kubernetes.cri.sandbox-name",
+        "io.kubernetes.cri.container-name",
+    ],
+    [
+        "io.kubernetes.pod.namespace",
+        "io.kubernetes.pod.name",
+        "io.kubernetes.container.name",
+    ],
+];
+
+impl PodNames {
+    /// `namespace/pod/container` (`namespace/pod` without a container
+    /// name), the name of a container that has no other; none without
+    /// both the namespace and the pod.
+    pub fn name(&self) -> Option<String> {
+        let (ns, pod) = (self.namespace.as_deref()?, self.pod.as_deref()?);
+        Some(match &self.container {
+            Some(c) => format!("{ns}/{pod}/{c}"),
+            None => format!("{ns}/{pod}"),
+        })
+    }
+}
+
+/// The pod names in the OCI config `text`'s annotations; none when it has
+/// none of them (or is not an OCI config).
+pub fn parse_pod_names(text: &str) -> Option<PodNames> {
+    #[derive(Deserialize)]
+    struct Annotated {
+        #[serde(default)]
+        annotations: std::collections::HashMap<String, serde_json::Value>,
+    }
+    let a = serde_json::from_str::<Annotated>(text).ok()?.annotations;
+    let get = |i: usize| {
+        POD_ANNOTATIONS
+            .iter()
+            .find_map(|keys| a.get(keys[i])?.as_str().filter(|v| !v.is_empty()))
+            .map(str::to_owned)
+    };
+    let names = PodNames {
+        namespace: get(0),
+        pod: get(1),
+        container: get(2),
+    };
+    (names != PodNames::default()).then_some(names)
+}
+
+/// The pod names of container `c`, from its runtime's bundle (where
+/// [`config_path`] finds it).
+pub fn pod_names(c: &ContainerRef) -> Option<PodNames> {
+    parse_pod_names(&std::fs::read_to_string(config_path(c)?).ok()?)
 }
 
 /// The policy a child of this process starts under: unconfined when this
@@ -239,6 +317,49 @@ mod tests {
             read_bundle(Path::new("/nonexistent-bundle")),
             Err(PolicyError::Read { .. })
         ));
+    }
+
+    #[test]
+    fn pod_names_from_cri_annotations() {
+        // containerd's CRI plugin.
+        let containerd = r#"{"ociVersion":"1.1.0","annotations":{
+          "io.kubernetes.cri.container-type":"container",
+          "io.kubernetes.cri.sandbox-name":"web-7d4b9c",
+          "io.kubernetes.cri.sandbox-namespace":"shop",
+          "io.kubernetes.cri.sandbox-uid":"0f6c1e9e-1d2b-4c3a-9e8f-0a1b2c3d4e5f",
+          "io.kubernetes.cri.container-name":"nginx",
+          "io.kubernetes.cri.image-name":"docker.io/library/nginx:1"}}"#;
+        let p = parse_pod_names(containerd).unwrap();
+        assert_eq!(p.namespace.as_deref(), Some("shop"));
+        assert_eq!(p.pod.as_deref(), Some("web-7d4b9c"));
+        assert_eq!(p.name().as_deref(), Some("shop/web-7d4b9c/nginx"));
+        // CRI-O.
+        let crio = r#"{"annotations":{"io.kubernetes.pod.name":"db-0",
+          "io.kubernetes.pod.namespace":"default",
+          "io.kubernetes.container.name":"postgres",
+          "io.kubernetes.cri-o.ContainerType":"container"}}"#;
+        assert_eq!(
+            parse_pod_names(crio).unwrap().name().as_deref(),
+            Some("default/db-0/postgres")
+        );
+        // The pause container: no container name.
+        let sandbox = r#"{"annotations":{"io.kubernetes.cri.sandbox-name":"web",
+          "io.kubernetes.cri.sandbox-namespace":"shop"}}"#;
+        assert_eq!(
+            parse_pod_names(sandbox).unwrap().name().as_deref(),
+            Some("shop/web")
+        );
+        // A pod without its namespace names nothing; no annotations, none.
+        let half = r#"{"annotations":{"io.kubernetes.cri.sandbox-name":"web"}}"#;
+        assert_eq!(parse_pod_names(half).unwrap().name(), None);
+        for text in [
+            r#"{"ociVersion":"1.0.2"}"#,
+            r#"{"annotations":{"org.opencontainers.image.ref.name":"x"}}"#,
+            r#"{"annotations":{"io.kubernetes.pod.name":""}}"#,
+            "{nope",
+        ] {
+            assert_eq!(parse_pod_names(text), None, "{text}");
+        }
     }
 
     #[test]

@@ -13,7 +13,9 @@ use crate::{
     container::{self, ContainerError, ContainerRef, Runtime},
     containerd,
     control::Target,
-    index, names, policy,
+    index,
+    names::{self, Described},
+    policy,
     profile::{Policy, Profile},
 };
 
@@ -36,13 +38,17 @@ pub fn describe(target: &Target) -> String {
     }
 }
 
-/// A container's name and image: for docker from the Engine API, else (or
-/// when the engine does not answer) from the runtime's metadata on disk.
-pub async fn name_and_image(c: &ContainerRef) -> (Option<String>, Option<String>) {
+/// A container's name, image and pod: for docker from the Engine API, else
+/// (or when the engine does not answer) from the runtime's metadata on disk.
+pub async fn describe_container(c: &ContainerRef) -> Described {
     if c.runtime == Runtime::Docker
         && let Some(i) = crate::docker_api::inspect(&c.id).await
     {
-        return (i.name, i.image);
+        return Described {
+            name: i.name,
+            image: i.image,
+            pod: None,
+        };
     }
     let c = c.clone();
     blocking(move || names::describe(&c))

@@ -33,6 +33,7 @@ use crate::{
     ebpf::KernelError,
     index::{self, IndexError},
     metrics::{self, Counters, SharedSnapshot},
+    names::Described,
     profile::{self, Profile, Recorded},
 };
 
@@ -351,9 +352,9 @@ impl Manager {
         let key = container
             .as_ref()
             .map_or_else(|| format!("cgroup-{owner}"), ContainerRef::key);
-        let (name, image) = match &container {
-            Some(c) => lookup::name_and_image(c).await,
-            None => (None, None),
+        let Described { name, image, pod } = match &container {
+            Some(c) => lookup::describe_container(c).await,
+            None => Described::default(),
         };
         let policy = match prestart {
             Some(p) if p.policy != profile::Policy::Unknown => p.policy,
@@ -365,6 +366,7 @@ impl Manager {
             container,
             name,
             image,
+            pod,
             cgroup,
             started: now_secs(),
             auto: false,
@@ -482,14 +484,7 @@ impl Manager {
                 if self.last_error.as_ref().is_some_and(|e| e.2 == Some(owner)) {
                     self.last_error = None;
                 }
-                let entry = index::Entry {
-                    key: r.key.clone(),
-                    runtime: r.runtime(),
-                    name: r.name.clone(),
-                    image: r.image.clone(),
-                    path: path.clone(),
-                    written: now_secs(),
-                };
+                let entry = r.entry(path.clone(), now_secs());
                 let dir = self.config.state_dir.clone();
                 // Then give back what reading and rewriting the index freed.
                 let added = lookup::blocking(move || {
@@ -571,13 +566,14 @@ impl Manager {
                 return false;
             }
         };
-        let (name, image) = lookup::name_and_image(&container).await;
+        let Described { name, image, pod } = lookup::describe_container(&container).await;
         let policy = lookup::policy_of(Some(&container)).await;
         let rec = Recording {
             owner,
             key: container.key(),
             name,
             image,
+            pod,
             cgroup: path
                 .clone()
                 .unwrap_or_else(|| format!("(removed)/{}", container.id)),

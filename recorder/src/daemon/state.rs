@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 use crate::{
     container::{ContainerRef, Runtime},
     control::RecordingInfo,
+    index,
+    policy::PodNames,
     profile::{Policy, Profile},
 };
 
@@ -23,6 +25,9 @@ pub struct Recording {
     /// The image, where the runtime's metadata tells it (at start).
     #[serde(default)]
     pub image: Option<String>,
+    /// A Kubernetes container's pod and namespace, from its bundle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<PodNames>,
     pub cgroup: String,
     pub started: u64,
     pub auto: bool,
@@ -54,11 +59,30 @@ impl Recording {
             name: self.name.clone(),
             image: self.image.clone(),
             pod_uid: self.container.as_ref().and_then(|c| c.pod_uid.clone()),
+            pod: self.pod.as_ref().and_then(|p| p.pod.clone()),
+            namespace: self.pod.as_ref().and_then(|p| p.namespace.clone()),
             cgroup: self.cgroup.clone(),
             cgroup_id: self.owner,
             syscalls,
             started: self.started,
             auto: self.auto,
+        }
+    }
+}
+
+impl Recording {
+    /// Its entry in the profile index, for a profile written to `path` at
+    /// `written` (seconds since the epoch).
+    pub fn entry(&self, path: PathBuf, written: u64) -> index::Entry {
+        index::Entry {
+            key: self.key.clone(),
+            runtime: self.runtime(),
+            name: self.name.clone(),
+            image: self.image.clone(),
+            pod: self.pod.as_ref().and_then(|p| p.pod.clone()),
+            namespace: self.pod.as_ref().and_then(|p| p.namespace.clone()),
+            path,
+            written,
         }
     }
 }

@@ -328,6 +328,7 @@ async fn resume_adopts_enrolled_containers_finishes_gone_ones_and_drops_strays()
         container: None,
         name: Some("web".to_owned()),
         image: None,
+        pod: None,
         cgroup: "/gone".to_owned(),
         started: 1,
         auto: false,
