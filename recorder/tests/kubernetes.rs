@@ -86,6 +86,23 @@ fn daemonset_has_what_recorderd_needs() {
     for path in ["/sys/fs/bpf", "/sys/kernel/tracing", "/sys/fs/cgroup"] {
         assert_eq!(mounted(path), Some(path), "{path} from the host");
     }
+    // The bundles that name a container's image, pod and namespace, where
+    // recorderd looks for them: containerd's task root, CRI-O's run root.
+    let runroot = recorder::policy::storage_roots_in::<&str>(&[])[0].clone();
+    for path in [
+        std::path::Path::new(recorder::containerd::TASK_ROOTS[0]),
+        &runroot,
+    ] {
+        let m = c["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| path.starts_with(m["mountPath"].as_str().unwrap()))
+            .unwrap_or_else(|| panic!("{} is not mounted", path.display()));
+        let at = m["mountPath"].as_str().unwrap();
+        assert_eq!(mounted(at), Some(at), "{} from the host", path.display());
+        assert_eq!(m["readOnly"], true, "{at}");
+    }
 
     // The arguments parse, and say where profiles and metrics go.
     let mut argv = strs(&c["command"]);
