@@ -80,7 +80,7 @@ pub const TROUBLE: u8 = 2;
 /// a clap command (`record`, `convert`, the daemon's `stop` and `profile`).
 #[derive(Clone, Debug, Default, Args)]
 pub struct OutputArgs {
-    /// The output format.
+    /// The profile's format (a report's is -o/--output).
     #[arg(long, value_enum, default_value_t = Format::Docker)]
     pub format: Format,
     /// What happens to syscalls the profile does not allow (log: audit mode).
