@@ -4,7 +4,7 @@
 //! Every call is bounded in time; without a reachable engine the answer is
 //! `None` and ids alone still work.
 
-use std::time::Duration;
+use std::{collections::BTreeMap, time::Duration};
 
 use bollard::Docker;
 
@@ -20,6 +20,10 @@ pub struct Inspected {
     pub name: Option<String>,
     /// The image it was created from, sanitised.
     pub image: Option<String>,
+    /// The image's id (`sha256:…`).
+    pub image_id: Option<String>,
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
 }
 
 /// The engine at `$DOCKER_HOST`, as bollard reads it. A host it cannot
@@ -49,14 +53,13 @@ async fn inspect_with(docker: &Docker, id_or_name: &str) -> Option<Inspected> {
         let s = crate::names::sanitize(s.trim_start_matches('/'));
         (!s.is_empty()).then_some(s)
     };
+    let config = c.config.unwrap_or_default();
     Some(Inspected {
         id: c.id?,
         name: c.name.as_deref().and_then(clean),
-        image: c
-            .config
-            .and_then(|cfg| cfg.image)
-            .as_deref()
-            .and_then(clean),
+        image: config.image.as_deref().and_then(clean),
+        image_id: c.image.as_deref().and_then(clean),
+        labels: config.labels.unwrap_or_default().into_iter().collect(),
     })
 }
 

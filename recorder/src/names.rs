@@ -3,6 +3,7 @@
 //! and accepted wherever an id is; they never form a path.
 
 use std::{
+    collections::BTreeMap,
     fs,
     path::{Path, PathBuf},
 };
@@ -49,18 +50,77 @@ pub fn lookup(runtime: Runtime, id: &str) -> Option<String> {
     (!name.is_empty()).then_some(name)
 }
 
-/// A container's name and image from its runtime's metadata on disk.
-/// containerd has no names: the id its user chose is the name.
-pub fn describe(c: &ContainerRef) -> (Option<String>, Option<String>) {
-    if let (Runtime::Containerd, Some(ns)) = (c.runtime, &c.namespace) {
-        let name = Some(sanitize(&c.id)).filter(|n| !n.is_empty());
-        let image = containerd::task(&containerd::roots(), ns, &c.id)
-            .and_then(|t| t.image)
-            .map(|i| sanitize(&i))
-            .filter(|i| !i.is_empty());
-        return (name, image);
+/// What the runtime's metadata tells of a container.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Meta {
+    pub name: Option<String>,
+    /// The image reference.
+    pub image: Option<String>,
+    /// The image's id or digest (docker, podman).
+    pub image_id: Option<String>,
+    /// Its labels (docker).
+    pub labels: BTreeMap<String, String>,
+}
+
+impl From<crate::docker_api::Inspected> for Meta {
+    fn from(i: crate::docker_api::Inspected) -> Self {
+        Self {
+            name: i.name,
+            image: i.image,
+            image_id: i.image_id,
+            labels: i.labels,
+        }
     }
-    (lookup(c.runtime, &c.id), image(c.runtime, &c.id))
+}
+
+fn clean(s: &str) -> Option<String> {
+    Some(sanitize(s)).filter(|s| !s.is_empty())
+}
+
+/// A container's name, image and labels from its runtime's metadata on
+/// disk. containerd has no names: the id its user chose is the name.
+pub fn describe(c: &ContainerRef) -> Meta {
+    match (c.runtime, &c.namespace) {
+        (Runtime::Containerd, Some(ns)) => Meta {
+            name: clean(&c.id),
+            image: containerd::task(&containerd::roots(), ns, &c.id)
+                .and_then(|t| t.image)
+                .and_then(|i| clean(&i)),
+            ..Meta::default()
+        },
+        (Runtime::Podman, _) => {
+            let found = podman(&policy::storage_roots(), &c.id);
+            Meta {
+                name: found.as_ref().and_then(podman_name).and_then(|n| clean(&n)),
+                image: found
+                    .as_ref()
+                    .and_then(podman_image)
+                    .and_then(|i| clean(&i)),
+                image_id: found
+                    .as_ref()
+                    .and_then(|v| v["image"].as_str().and_then(clean)),
+                labels: BTreeMap::new(),
+            }
+        }
+        (Runtime::Docker, _) => {
+            let config = docker_config(&docker_containers(), &c.id);
+            let config = config.as_ref();
+            Meta {
+                name: lookup(c.runtime, &c.id),
+                image: image(c.runtime, &c.id),
+                image_id: config.and_then(|v| v["Image"].as_str().and_then(clean)),
+                labels: config
+                    .and_then(|v| v["Config"]["Labels"].as_object())
+                    .map(|m| {
+                        m.iter()
+                            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            }
+        }
+        _ => Meta::default(),
+    }
 }
 
 /// Whether `spec` names container `c`: its key (`ns/id` for containerd),

@@ -170,6 +170,35 @@ pub fn of_self() -> Policy {
     }
 }
 
+/// A seccomp profile someone chose for a container, rather than the
+/// runtime's default (or none).
+///
+/// STUB: the `drift` branch owns this type and its predicate
+/// ([`chosen_profile`]); this stand-in is replaced at the merge.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, Deserialize)]
+pub struct ChosenProfile {
+    /// Where it came from (here: the bundle).
+    pub source: String,
+    /// Its default action.
+    pub default_action: String,
+}
+
+/// Whether `policy` is a chosen profile. STUB (see [`ChosenProfile`]): the
+/// runtimes' default profiles allow some 300 and more syscalls, a
+/// workload's own profile far fewer.
+pub fn chosen_profile(policy: &Policy) -> Option<ChosenProfile> {
+    const DEFAULT_PROFILES_ALLOW_MORE: usize = 250;
+    match policy {
+        Policy::Filter(p) if crate::images::syscalls(p) < DEFAULT_PROFILES_ALLOW_MORE => {
+            Some(ChosenProfile {
+                source: "bundle".to_owned(),
+                default_action: p.default_action.clone(),
+            })
+        }
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

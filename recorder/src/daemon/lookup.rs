@@ -2,8 +2,6 @@
 //! names, a container's name and image, and profiles written earlier. The
 //! file system reads run on the blocking pool, off the manager's task.
 
-use std::path::Path;
-
 use super::{
     DaemonError,
     outcome::{ManagerError, Outcome},
@@ -36,13 +34,14 @@ pub fn describe(target: &Target) -> String {
     }
 }
 
-/// A container's name and image: for docker from the Engine API, else (or
-/// when the engine does not answer) from the runtime's metadata on disk.
-pub async fn name_and_image(c: &ContainerRef) -> (Option<String>, Option<String>) {
+/// A container's name, image and labels: for docker from the Engine API,
+/// else (or when the engine does not answer) from the runtime's metadata
+/// on disk.
+pub async fn meta(c: &ContainerRef) -> names::Meta {
     if c.runtime == Runtime::Docker
         && let Some(i) = crate::docker_api::inspect(&c.id).await
     {
-        return (i.name, i.image);
+        return i.into();
     }
     let c = c.clone();
     blocking(move || names::describe(&c))
@@ -189,11 +188,11 @@ async fn on_disk(hierarchy: &Hierarchy, spec: &str) -> Result<container::Found, 
 /// The profile written for a container that is not recorded any more,
 /// from the index (blocking).
 pub fn stored_profile(
-    state_dir: &Path,
+    index: &index::Index,
     spec: &str,
     base: Option<&Profile>,
 ) -> Result<Outcome, ManagerError> {
-    let entries = index::load(state_dir)?;
+    let entries = index.load()?;
     let entry = index::find(&entries, spec)?;
     let mut profile = Profile::read(&entry.path)?;
     if let Some(b) = base {

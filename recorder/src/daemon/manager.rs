@@ -19,7 +19,7 @@ use recorder_common::{
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    DaemonError,
+    DaemonError, images,
     kernel_task::{KernelHandle, KernelSnapshot, sets_of},
     lookup,
     outcome::{ManagerError, Outcome},
@@ -34,6 +34,7 @@ use crate::{
     index::{self, IndexError},
     metrics::{self, Counters, SharedSnapshot},
     profile::{self, Profile, Recorded},
+    scope::{Scope, Subject},
 };
 
 /// Messages to the manager.
@@ -99,6 +100,10 @@ pub struct Manager {
     write_attempts: BTreeMap<u64, u32>,
     reported_enrol_failures: u64,
     metrics: SharedSnapshot,
+    /// The profile index and the image profiles.
+    images: images::Book,
+    /// Which containers auto mode records (`config.scope`, compiled).
+    scope: Scope,
 }
 
 impl Manager {
@@ -110,7 +115,6 @@ impl Manager {
         metrics: SharedSnapshot,
     ) -> Self {
         Self {
-            config,
             hierarchy,
             kernel,
             recordings: BTreeMap::new(),
@@ -120,6 +124,9 @@ impl Manager {
             write_attempts: BTreeMap::new(),
             reported_enrol_failures: 0,
             metrics,
+            images: images::Book::default(),
+            scope: Scope::new(&config.scope).unwrap_or_default(),
+            config,
         }
     }
 
@@ -167,6 +174,7 @@ impl Manager {
         match self.kernel.snapshot().await {
             Ok(snapshot) => {
                 self.reconcile(&snapshot).await;
+                self.images.maintain(&self.config).await;
                 self.refresh_metrics(&snapshot);
             }
             // The snapshot keeps its last refresh time: scrapes report it
@@ -181,6 +189,7 @@ impl Manager {
             log::error!("reload: {e}");
         }
         log::info!("configuration reloaded");
+        self.scope = Scope::new(&config.scope).unwrap_or_default();
         self.config = config;
     }
 
@@ -203,11 +212,10 @@ impl Manager {
             } => self.start(target, base, output, prestart).await,
             Request::Stop { target, base } => self.stop(&target, base).await,
             Request::Profile { target, base } => self.profile(&target, base).await,
-            Request::Profiles => {
-                let dir = self.config.state_dir.clone();
-                Ok(Outcome::Profiles(
-                    lookup::blocking(move || index::load(&dir)).await??,
-                ))
+            Request::Profiles => self.images.profiles(&self.config).await,
+            Request::Images => self.images.list(&self.config).await,
+            Request::ImageProfile { image, base } => {
+                self.images.profile(&self.config, image, base).await
             }
             Request::List => {
                 let entries = self.kernel.entries().await?;
@@ -308,6 +316,7 @@ impl Manager {
             r.output = output;
             r.base = base;
             if let Some(p) = prestart.filter(|_| r.policy == profile::Policy::Unknown) {
+                r.chosen_profile = crate::policy::chosen_profile(&p.policy);
                 r.policy = p.policy;
             }
             let r = r.clone();
@@ -351,9 +360,9 @@ impl Manager {
         let key = container
             .as_ref()
             .map_or_else(|| format!("cgroup-{owner}"), ContainerRef::key);
-        let (name, image) = match &container {
-            Some(c) => lookup::name_and_image(c).await,
-            None => (None, None),
+        let meta = match &container {
+            Some(c) => lookup::meta(c).await,
+            None => crate::names::Meta::default(),
         };
         let policy = match prestart {
             Some(p) if p.policy != profile::Policy::Unknown => p.policy,
@@ -363,8 +372,9 @@ impl Manager {
             owner,
             key,
             container,
-            name,
-            image,
+            name: meta.name,
+            image: meta.image,
+            image_id: meta.image_id,
             cgroup,
             started: now_secs(),
             auto: false,
@@ -372,6 +382,7 @@ impl Manager {
             output,
             finishing: false,
             write_error: None,
+            chosen_profile: crate::policy::chosen_profile(&policy),
             policy,
         };
         log::info!("recording {} ({})", rec.key, rec.cgroup);
@@ -417,10 +428,10 @@ impl Manager {
             Err(refusal) => {
                 return match target {
                     Target::Container(spec) => {
-                        let dir = self.config.state_dir.clone();
                         let spec = spec.clone();
-                        lookup::blocking(move || lookup::stored_profile(&dir, &spec, base.as_ref()))
-                            .await?
+                        self.images
+                            .stored(&self.config, spec, base)
+                            .await
                             .map_err(|e| match e {
                                 ManagerError::Index(IndexError::NotFound(_)) => refusal,
                                 e => e,
@@ -438,6 +449,14 @@ impl Manager {
         })
     }
 
+    /// Whether recording `r`'s profile joins its image's profile: a
+    /// container's, and not under a chosen seccomp profile when
+    /// `skip_chosen_profile` is on.
+    fn feeds_image(&self, r: &Recording) -> bool {
+        r.container.is_some()
+            && !(self.config.images.skip_chosen_profile && r.chosen_profile.is_some())
+    }
+
     fn profile_path(&self, r: &Recording) -> PathBuf {
         r.output.clone().unwrap_or_else(|| {
             let stem = container::file_stem(&r.key);
@@ -453,7 +472,8 @@ impl Manager {
             return Err(ManagerError::NotRecording(format!("cgroup id {owner}")));
         };
         let path = self.profile_path(&r);
-        let text = assemble(&r, sets, None).to_json();
+        let written_profile = assemble(&r, sets, None);
+        let text = written_profile.to_json();
         let write_path = path.clone();
         let partial = self.partial_path(&r);
         let written = lookup::blocking(move || {
@@ -487,21 +507,16 @@ impl Manager {
                     runtime: r.runtime(),
                     name: r.name.clone(),
                     image: r.image.clone(),
+                    image_key: r.image_key(),
                     path: path.clone(),
                     written: now_secs(),
                 };
-                let dir = self.config.state_dir.clone();
-                // Then give back what reading and rewriting the index freed.
-                let added = lookup::blocking(move || {
-                    let added = index::add(&dir, entry);
-                    crate::system::release_freed_memory();
-                    added
-                });
-                match added.await {
-                    Ok(Err(e)) => log::error!("profile index: {e}"),
-                    Err(e) => log::error!("profile index: {e}"),
-                    Ok(Ok(())) => {}
-                }
+                let written = images::Written {
+                    entry,
+                    profile: written_profile,
+                    feeds_image: self.feeds_image(&r),
+                };
+                self.images.written(&self.config, written).await;
                 self.counters
                     .profiles_written
                     .fetch_add(1, Ordering::Relaxed);
@@ -571,13 +586,23 @@ impl Manager {
                 return false;
             }
         };
-        let (name, image) = lookup::name_and_image(&container).await;
+        let meta = lookup::meta(&container).await;
+        let subject = Subject {
+            image: meta.image.as_deref(),
+            name: meta.name.as_deref(),
+            labels: &meta.labels,
+        };
+        if !self.scope.admits(&subject) {
+            log::info!("{}: out of scope ([scope]): not recorded", container.key());
+            return false;
+        }
         let policy = lookup::policy_of(Some(&container)).await;
         let rec = Recording {
             owner,
             key: container.key(),
-            name,
-            image,
+            name: meta.name,
+            image: meta.image,
+            image_id: meta.image_id,
             cgroup: path
                 .clone()
                 .unwrap_or_else(|| format!("(removed)/{}", container.id)),
@@ -588,6 +613,7 @@ impl Manager {
             output: None,
             finishing: path.is_none(),
             write_error: None,
+            chosen_profile: crate::policy::chosen_profile(&policy),
             policy,
         };
         log::info!(
@@ -747,6 +773,7 @@ impl Manager {
                 active: self.recordings.len(),
                 pending_writes: self.pending_writes(),
                 containers,
+                images: self.images.series(),
                 programs: kernel.programs.clone(),
             },
         );

@@ -23,6 +23,9 @@ pub struct Recording {
     /// The image, where the runtime's metadata tells it (at start).
     #[serde(default)]
     pub image: Option<String>,
+    /// The image's id or digest, where the runtime tells it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_id: Option<String>,
     pub cgroup: String,
     pub started: u64,
     pub auto: bool,
@@ -39,9 +42,22 @@ pub struct Recording {
     /// when the recording started (the bundle goes with the container).
     #[serde(default)]
     pub policy: Policy,
+    /// Set when `policy` is a profile someone chose (not the runtime's
+    /// default): such runs can stay out of the image profiles.
+    #[serde(default)]
+    pub chosen_profile: Option<crate::policy::ChosenProfile>,
 }
 
 impl Recording {
+    /// The image profile this recording feeds (see `images::key`).
+    pub fn image_key(&self) -> Option<String> {
+        crate::images::key(
+            self.image.as_deref(),
+            self.image_id.as_deref(),
+            self.name.as_deref(),
+        )
+    }
+
     pub fn runtime(&self) -> Runtime {
         self.container.as_ref().map_or(Runtime::None, |c| c.runtime)
     }

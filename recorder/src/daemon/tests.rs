@@ -247,7 +247,9 @@ async fn stop_writes_the_union_of_the_kernel_sets_and_forgets_the_recording() {
     assert_eq!(allowed(&path), ["chmod", "mkdir"]);
     assert!(s.fake().sets.is_empty(), "both cgroups left the map");
     assert!(m.recordings().is_empty());
-    let index = crate::index::load(&s.config.state_dir).expect("index");
+    let Outcome::Profiles(index) = m.handle(Request::Profiles).await.expect("index") else {
+        panic!("not the index");
+    };
     assert_eq!(index.len(), 1);
     assert_eq!(index[0].path, path);
     let again = m
@@ -328,6 +330,7 @@ async fn resume_adopts_enrolled_containers_finishes_gone_ones_and_drops_strays()
         container: None,
         name: Some("web".to_owned()),
         image: None,
+        image_id: None,
         cgroup: "/gone".to_owned(),
         started: 1,
         auto: false,
@@ -336,6 +339,7 @@ async fn resume_adopts_enrolled_containers_finishes_gone_ones_and_drops_strays()
         finishing: false,
         write_error: None,
         policy: crate::profile::Policy::Unconfined,
+        chosen_profile: None,
     };
     state::save(&s.config.state_dir, vec![saved]);
     // A podman container the kernel enrolled while no daemon ran.
@@ -635,4 +639,110 @@ async fn the_full_profile_replaces_a_stale_partial_one() {
     };
     assert!(path.exists());
     assert!(!partial.exists(), "the stale partial profile stayed");
+}
+
+/// Containers of one image whose cgroups went while no daemon ran: the
+/// restarted manager writes their profiles and merges them into the image
+/// profile, counting runs, when the union last grew, and the runs since.
+#[tokio::test]
+async fn image_profiles_count_runs_and_runs_since_the_last_new_syscall() {
+    let s = Setup::new();
+    let workloads: [&[&str]; 5] = [
+        &["mkdir"],
+        &["chmod"],
+        &["symlink"],
+        &["symlink"],
+        // Under a chosen profile: left out of the image profile.
+        &["ptrace"],
+    ];
+    let mut saved = Vec::new();
+    for (i, calls) in workloads.iter().enumerate() {
+        let owner = 1000 + i as u64;
+        s.fake().enrol(owner, owner, "gone");
+        for c in *calls {
+            s.fake().call(owner, c);
+        }
+        let chosen = (i == 4).then(|| crate::policy::ChosenProfile {
+            source: "test".to_owned(),
+            default_action: "SCMP_ACT_ERRNO".to_owned(),
+        });
+        saved.push(state::Recording {
+            owner,
+            key: format!("{i}{}", &HEX[1..]),
+            container: Some(crate::container::ContainerRef {
+                id: format!("{i}{}", &HEX[1..]),
+                runtime: crate::container::Runtime::Docker,
+                pod_uid: None,
+                namespace: None,
+            }),
+            name: Some(format!("c{i}")),
+            image: Some("test/img".to_owned()),
+            image_id: Some("sha256:beef".to_owned()),
+            cgroup: format!("/gone-{i}"),
+            started: 1,
+            auto: true,
+            base: None,
+            output: None,
+            finishing: false,
+            write_error: None,
+            policy: crate::profile::Policy::Unconfined,
+            chosen_profile: chosen,
+        });
+    }
+    state::save(&s.config.state_dir, saved);
+    let mut m = s.manager();
+    m.resume().await;
+    assert!(m.recordings().is_empty(), "all five written");
+    let Outcome::Images(images) = m.handle(Request::Images).await.expect("images") else {
+        panic!("not images");
+    };
+    assert_eq!(images.len(), 1, "{images:?}");
+    let i = &images[0];
+    assert_eq!(
+        (i.image.as_str(), i.key.as_str()),
+        ("test/img", "test/img@sha256:beef")
+    );
+    assert_eq!(i.runs, 4);
+    assert_eq!(i.runs_since_last_new, 1);
+    assert!(i.last_new >= i.first_seen && !i.ready);
+    let Outcome::ImageProfile { profile, .. } = m
+        .handle(Request::ImageProfile {
+            image: "test/img".to_owned(),
+            base: None,
+        })
+        .await
+        .expect("image profile")
+    else {
+        panic!("not a profile");
+    };
+    let names = profile.allowed_names(Abi::native());
+    for n in ["mkdir", "chmod", "symlink"] {
+        assert!(names.contains(n), "{n} missing: {names:?}");
+    }
+    assert!(
+        !names.contains("ptrace"),
+        "a chosen-profile run fed the image"
+    );
+    let file = s
+        .config
+        .profiles_dir
+        .join("images/test+img%40sha256%3Abeef.json");
+    assert_eq!(allowed(&file), allowed_of(&profile));
+    let unknown = m
+        .handle(Request::ImageProfile {
+            image: "nope".to_owned(),
+            base: None,
+        })
+        .await;
+    assert_eq!(
+        server::kind(&unknown.expect_err("unknown")),
+        ErrorKind::NotFound
+    );
+}
+
+fn allowed_of(p: &Profile) -> Vec<String> {
+    p.allowed_names(Abi::native())
+        .into_iter()
+        .map(str::to_owned)
+        .collect()
 }
