@@ -154,8 +154,8 @@ fn print_images(w: &mut impl Write, list: &[crate::images::ImageInfo]) -> io::Re
         .unwrap_or(5);
     writeln!(
         w,
-        "{:<width$} {:<12} {:>5} {:>8} {:<20} {:<20} {:>9} {:<5}",
-        "IMAGE", "ID", "RUNS", "SYSCALLS", "LAST SEEN", "LAST NEW", "QUIET", "READY"
+        "{:<width$} {:<12} {:>5} {:>8} {:<20} {:<20} {:>9} READY",
+        "IMAGE", "ID", "RUNS", "SYSCALLS", "LAST SEEN", "LAST NEW", "QUIET"
     )?;
     for i in list {
         let id = i.id.as_deref().unwrap_or("-");
@@ -167,7 +167,7 @@ fn print_images(w: &mut impl Write, list: &[crate::images::ImageInfo]) -> io::Re
             .collect();
         writeln!(
             w,
-            "{:<width$} {:<12} {:>5} {:>8} {:<20} {:<20} {:>9} {:<5}",
+            "{:<width$} {:<12} {:>5} {:>8} {:<20} {:<20} {:>9} {}",
             i.image,
             id,
             i.runs,

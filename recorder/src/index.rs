@@ -23,6 +23,9 @@ pub const DB_FILE: &str = "index.redb";
 pub const LEGACY_FILE: &str = "profiles.json";
 /// What the migrated JSON index is renamed to.
 pub const MIGRATED_FILE: &str = "profiles.json.migrated";
+/// redb's page cache: small, so the daemon's memory stays flat as the
+/// index grows (a read of the whole index goes to the page cache).
+const CACHE_BYTES: usize = 256 << 10;
 /// The newest entries kept.
 pub const MAX_ENTRIES: u64 = 10_000;
 
@@ -109,7 +112,10 @@ impl Index {
             reason,
         };
         std::fs::create_dir_all(state_dir).map_err(|e| db_err(e.to_string()))?;
-        let db = Database::create(&path).map_err(|e| db_err(e.to_string()))?;
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(&path)
+            .map_err(|e| db_err(e.to_string()))?;
         let index = Self { db, path };
         let tx = index.db.begin_write().map_err(|e| index.err(e))?;
         tx.open_table(ENTRIES).map_err(|e| index.err(e))?;
