@@ -24,6 +24,10 @@ pub struct Inspected {
     pub image_id: Option<String>,
     /// Its labels.
     pub labels: BTreeMap<String, String>,
+    /// The value of its `seccomp=` security option (`HostConfig.SecurityOpt`):
+    /// the profile's JSON as the CLI sent it, or `unconfined`; `None` under
+    /// docker's default profile.
+    pub seccomp: Option<String>,
 }
 
 /// The engine at `$DOCKER_HOST`, as bollard reads it. A host it cannot
@@ -54,8 +58,19 @@ async fn inspect_with(docker: &Docker, id_or_name: &str) -> Option<Inspected> {
         (!s.is_empty()).then_some(s)
     };
     let config = c.config.unwrap_or_default();
+    let seccomp = c
+        .host_config
+        .and_then(|h| h.security_opt)
+        .unwrap_or_default()
+        .iter()
+        .find_map(|o| {
+            o.strip_prefix("seccomp=")
+                .or_else(|| o.strip_prefix("seccomp:"))
+                .map(str::to_owned)
+        });
     Some(Inspected {
         id: c.id?,
+        seccomp,
         name: c.name.as_deref().and_then(clean),
         image: config.image.as_deref().and_then(clean),
         image_id: c.image.as_deref().and_then(clean),

@@ -316,7 +316,6 @@ impl Manager {
             r.output = output;
             r.base = base;
             if let Some(p) = prestart.filter(|_| r.policy == profile::Policy::Unknown) {
-                r.chosen_profile = crate::policy::chosen_profile(&p.policy);
                 r.policy = p.policy;
             }
             let r = r.clone();
@@ -360,21 +359,17 @@ impl Manager {
         let key = container
             .as_ref()
             .map_or_else(|| format!("cgroup-{owner}"), ContainerRef::key);
-        let meta = match &container {
-            Some(c) => lookup::meta(c).await,
-            None => crate::names::Meta::default(),
-        };
-        let policy = match prestart {
-            Some(p) if p.policy != profile::Policy::Unknown => p.policy,
-            _ => lookup::policy_of(container.as_ref()).await,
-        };
+        let given = prestart
+            .map(|p| p.policy)
+            .filter(|p| *p != profile::Policy::Unknown);
+        let seen = lookup::seen(container.as_ref(), given).await;
         let rec = Recording {
             owner,
             key,
             container,
-            name: meta.name,
-            image: meta.image,
-            image_id: meta.image_id,
+            name: seen.name,
+            image: seen.image,
+            image_id: seen.image_id,
             cgroup,
             started: now_secs(),
             auto: false,
@@ -382,8 +377,8 @@ impl Manager {
             output,
             finishing: false,
             write_error: None,
-            chosen_profile: crate::policy::chosen_profile(&policy),
-            policy,
+            policy: seen.policy,
+            chosen_profile: seen.chosen,
         };
         log::info!("recording {} ({})", rec.key, rec.cgroup);
         // Just inserted: nothing recorded yet worth a map read.
@@ -586,23 +581,22 @@ impl Manager {
                 return false;
             }
         };
-        let meta = lookup::meta(&container).await;
+        let seen = lookup::seen(Some(&container), None).await;
         let subject = Subject {
-            image: meta.image.as_deref(),
-            name: meta.name.as_deref(),
-            labels: &meta.labels,
+            image: seen.image.as_deref(),
+            name: seen.name.as_deref(),
+            labels: &seen.labels,
         };
         if !self.scope.admits(&subject) {
             log::info!("{}: out of scope ([scope]): not recorded", container.key());
             return false;
         }
-        let policy = lookup::policy_of(Some(&container)).await;
         let rec = Recording {
             owner,
             key: container.key(),
-            name: meta.name,
-            image: meta.image,
-            image_id: meta.image_id,
+            name: seen.name,
+            image: seen.image,
+            image_id: seen.image_id,
             cgroup: path
                 .clone()
                 .unwrap_or_else(|| format!("(removed)/{}", container.id)),
@@ -613,8 +607,8 @@ impl Manager {
             output: None,
             finishing: path.is_none(),
             write_error: None,
-            chosen_profile: crate::policy::chosen_profile(&policy),
-            policy,
+            policy: seen.policy,
+            chosen_profile: seen.chosen,
         };
         log::info!(
             "recording {} ({}) from its first syscall",

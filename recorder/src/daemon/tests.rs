@@ -663,8 +663,10 @@ async fn image_profiles_count_runs_and_runs_since_the_last_new_syscall() {
             s.fake().call(owner, c);
         }
         let chosen = (i == 4).then(|| crate::policy::ChosenProfile {
-            source: "test".to_owned(),
+            path: None,
+            digest: "sha256:00".to_owned(),
             default_action: "SCMP_ACT_ERRNO".to_owned(),
+            chosen_by: crate::policy::ChosenBy::Docker,
         });
         saved.push(state::Recording {
             owner,
