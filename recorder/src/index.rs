@@ -26,6 +26,8 @@ pub const MIGRATED_FILE: &str = "profiles.json.migrated";
 /// redb's page cache: small, so the daemon's memory stays flat as the
 /// index grows (a read of the whole index goes to the page cache).
 const CACHE_BYTES: usize = 256 << 10;
+/// Where a malformed JSON index is moved, unmigrated.
+pub const MALFORMED_FILE: &str = "profiles.json.malformed";
 /// The newest entries kept.
 pub const MAX_ENTRIES: u64 = 10_000;
 
@@ -139,10 +141,22 @@ impl Index {
                 });
             }
         };
-        let entries: Vec<Entry> = serde_json::from_str(&text).map_err(|e| IndexError::Read {
-            path: legacy.clone(),
-            reason: e.to_string(),
-        })?;
+        let entries: Vec<Entry> = match serde_json::from_str(&text) {
+            Ok(e) => e,
+            Err(e) => {
+                // As before: a malformed index never blocks the writes.
+                let aside = state_dir.join(MALFORMED_FILE);
+                log::error!(
+                    "profile index: {} is malformed ({e}); not migrated, moved to {}",
+                    legacy.display(),
+                    aside.display()
+                );
+                return std::fs::rename(&legacy, &aside).map_err(|e| IndexError::Read {
+                    path: legacy.clone(),
+                    reason: e.to_string(),
+                });
+            }
+        };
         let n = entries.len();
         self.add_all(entries)?;
         let to = state_dir.join(MIGRATED_FILE);
@@ -496,6 +510,12 @@ mod tests {
         drop(index);
         // Once only.
         assert_eq!(Index::open(dir.path()).unwrap().load().unwrap(), old);
+        // A malformed one is moved aside and the index opens empty.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(LEGACY_FILE), "[{").unwrap();
+        assert!(Index::open(dir.path()).unwrap().load().unwrap().is_empty());
+        assert!(dir.path().join(MALFORMED_FILE).exists());
+        assert!(!dir.path().join(LEGACY_FILE).exists());
     }
 
     #[test]
