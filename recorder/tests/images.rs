@@ -35,6 +35,14 @@ fn run_container(daemon: &Daemon, dir: &Path, extra: &[&str], image: &str, scrip
     id
 }
 
+/// A scrape of recorderd's /metrics.
+fn scrape(addr: &str) -> String {
+    let mut resp = ureq::get(&format!("http://{addr}/metrics"))
+        .call()
+        .expect("/metrics answers");
+    resp.body_mut().read_to_string().unwrap()
+}
+
 fn images(daemon: &Daemon) -> Vec<serde_json::Value> {
     serde_json::from_str(&daemon.ctl_ok(&["images", "--output", "json"])).unwrap()
 }
@@ -57,9 +65,21 @@ fn image_profile_merges_runs_enforces_them_and_survives_restarts() {
     busybox_rootfs();
     let dir = scratch("images-merge");
     let _dockerd = Dockerd::start(&dir);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let metrics = format!("127.0.0.1:{port}");
     let mut daemon = Daemon(daemon::Daemon::start(
         "images-merge",
-        &["--all", "--skip-chosen-profile", "true"],
+        &[
+            "--all",
+            "--skip-chosen-profile",
+            "true",
+            "--metrics-addr",
+            &metrics,
+        ],
     ));
 
     for script in [MKDIR, CHMOD, SYMLINK, SYMLINK] {
@@ -76,6 +96,20 @@ fn image_profile_merges_runs_enforces_them_and_survives_restarts() {
         assert!(!r[key].is_null(), "{key} missing: {r}");
     }
     assert_eq!(r["ready"], false, "4 runs are fewer than the default 5");
+    let key = r["key"].as_str().unwrap();
+    let wants = [
+        format!("recorder_image_runs{{image=\"{key}\"}} 4"),
+        format!("recorder_image_ready{{image=\"{key}\"}} 0"),
+        format!(
+            "recorder_image_syscalls{{image=\"{key}\"}} {}",
+            r["syscalls"]
+        ),
+    ];
+    // The snapshot scrapes read is refreshed every tick.
+    wait_for("the image series in /metrics", 10, || {
+        let scrape = scrape(&metrics);
+        wants.iter().all(|w| scrape.contains(w)).then_some(())
+    });
     let text = daemon.ctl_ok(&["images"]);
     assert!(text.starts_with("IMAGE") && text.contains(IMAGE), "{text}");
 
@@ -91,7 +125,6 @@ fn image_profile_merges_runs_enforces_them_and_survives_restarts() {
         "no chmod in {names:?}"
     );
     // The file beside the per-container ones is the same profile.
-    let key = r["key"].as_str().unwrap();
     let file = daemon.profiles.join("images").join(format!(
         "{}.json",
         key.replace('/', "+")
