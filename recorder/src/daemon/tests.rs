@@ -641,20 +641,10 @@ async fn the_full_profile_replaces_a_stale_partial_one() {
     assert!(!partial.exists(), "the stale partial profile stayed");
 }
 
-/// Containers of one image whose cgroups went while no daemon ran: the
-/// restarted manager writes their profiles and merges them into the image
-/// profile, counting runs, when the union last grew, and the runs since.
-#[tokio::test]
-async fn image_profiles_count_runs_and_runs_since_the_last_new_syscall() {
-    let s = Setup::new();
-    let workloads: [&[&str]; 5] = [
-        &["mkdir"],
-        &["chmod"],
-        &["symlink"],
-        &["symlink"],
-        // Under a chosen profile: left out of the image profile.
-        &["ptrace"],
-    ];
+/// Saves recordings of containers of image `test/img` whose cgroups are
+/// gone, one per workload; the last one under a chosen profile when
+/// `chosen_last`. A manager that resumes writes their profiles.
+fn gone_runs_of_one_image(s: &Setup, workloads: &[&[&str]], chosen_last: bool) {
     let mut saved = Vec::new();
     for (i, calls) in workloads.iter().enumerate() {
         let owner = 1000 + i as u64;
@@ -662,17 +652,19 @@ async fn image_profiles_count_runs_and_runs_since_the_last_new_syscall() {
         for c in *calls {
             s.fake().call(owner, c);
         }
-        let chosen = (i == 4).then(|| crate::policy::ChosenProfile {
-            path: None,
-            digest: "sha256:00".to_owned(),
-            default_action: "SCMP_ACT_ERRNO".to_owned(),
-            chosen_by: crate::policy::ChosenBy::Docker,
-        });
+        let chosen =
+            (chosen_last && i + 1 == workloads.len()).then(|| crate::policy::ChosenProfile {
+                path: None,
+                digest: "sha256:00".to_owned(),
+                default_action: "SCMP_ACT_ERRNO".to_owned(),
+                chosen_by: crate::policy::ChosenBy::Docker,
+            });
+        let id = format!("{i}{}", &HEX[1..]);
         saved.push(state::Recording {
             owner,
-            key: format!("{i}{}", &HEX[1..]),
+            key: id.clone(),
             container: Some(crate::container::ContainerRef {
-                id: format!("{i}{}", &HEX[1..]),
+                id,
                 runtime: crate::container::Runtime::Docker,
                 pod_uid: None,
                 namespace: None,
@@ -692,6 +684,23 @@ async fn image_profiles_count_runs_and_runs_since_the_last_new_syscall() {
         });
     }
     state::save(&s.config.state_dir, saved);
+}
+
+/// Containers of one image whose cgroups went while no daemon ran: the
+/// restarted manager writes their profiles and merges them into the image
+/// profile, counting runs, when the union last grew, and the runs since.
+#[tokio::test]
+async fn image_profiles_count_runs_and_runs_since_the_last_new_syscall() {
+    let s = Setup::new();
+    // The last one runs under a chosen profile: left out of the image.
+    let workloads: [&[&str]; 5] = [
+        &["mkdir"],
+        &["chmod"],
+        &["symlink"],
+        &["symlink"],
+        &["ptrace"],
+    ];
+    gone_runs_of_one_image(&s, &workloads, true);
     let mut m = s.manager();
     m.resume().await;
     assert!(m.recordings().is_empty(), "all five written");
@@ -747,4 +756,29 @@ fn allowed_of(p: &Profile) -> Vec<String> {
         .into_iter()
         .map(str::to_owned)
         .collect()
+}
+
+/// Retention: at most `keep_per_image` per-container files of an image;
+/// the removed files leave the index too.
+#[tokio::test]
+async fn retention_keeps_the_newest_files_of_an_image() {
+    let mut s = Setup::new();
+    s.config.images.keep_per_image = 2;
+    let workloads: [&[&str]; 4] = [&["mkdir"], &["chmod"], &["symlink"], &["read"]];
+    gone_runs_of_one_image(&s, &workloads, false);
+    let mut m = s.manager();
+    m.resume().await;
+    let Outcome::Profiles(index) = m.handle(Request::Profiles).await.expect("index") else {
+        panic!("not the index");
+    };
+    let kept: Vec<&str> = index.iter().map(|e| &e.key[..1]).collect();
+    assert_eq!(kept, ["2", "3"], "the two newest");
+    for (i, _) in workloads.iter().enumerate() {
+        let file = s.config.profiles_dir.join(format!("{i}{}.json", &HEX[1..]));
+        assert_eq!(file.exists(), i >= 2, "{}", file.display());
+    }
+    let Outcome::Images(images) = m.handle(Request::Images).await.expect("images") else {
+        panic!("not images");
+    };
+    assert_eq!(images[0].runs, 4, "the image profile keeps every run");
 }
