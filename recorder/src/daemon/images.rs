@@ -206,8 +206,16 @@ impl Book {
         base: Option<Profile>,
     ) -> Result<Outcome, ManagerError> {
         let index = self.index(config).await?;
-        let rows = lookup::blocking(move || index.images()).await??;
-        let row = images::find(&rows, &spec).map_err(index::IndexError::from)?;
+        let row = lookup::blocking(move || -> Result<ImageRow, ManagerError> {
+            // A key is one read; a reference or id looks at every row.
+            if let Some(row) = index.image(&spec)? {
+                return Ok(row);
+            }
+            let rows = index.images()?;
+            let row = images::find(&rows, &spec).map_err(index::IndexError::from)?;
+            Ok(row.clone())
+        })
+        .await??;
         let mut profile = row.profile.clone();
         if let Some(b) = &base {
             profile.merge(b);
