@@ -157,6 +157,42 @@ fn print_profiles(w: &mut impl Write, list: &[crate::index::Entry]) -> io::Resul
     Ok(())
 }
 
+fn print_images(w: &mut impl Write, list: &[crate::images::ImageInfo]) -> io::Result<()> {
+    let width = list
+        .iter()
+        .map(|i| i.image.chars().count())
+        .chain([5])
+        .max()
+        .unwrap_or(5);
+    writeln!(
+        w,
+        "{:<width$} {:<12} {:>5} {:>8} {:<20} {:<20} {:>9} READY",
+        "IMAGE", "ID", "RUNS", "SYSCALLS", "LAST SEEN", "LAST NEW", "QUIET"
+    )?;
+    for i in list {
+        let id = i.id.as_deref().unwrap_or("-");
+        let id: String = id
+            .strip_prefix("sha256:")
+            .unwrap_or(id)
+            .chars()
+            .take(12)
+            .collect();
+        writeln!(
+            w,
+            "{:<width$} {:<12} {:>5} {:>8} {:<20} {:<20} {:>9} {}",
+            i.image,
+            id,
+            i.runs,
+            i.syscalls,
+            format_time(i.last_seen),
+            format_time(i.last_new),
+            format!("{} runs", i.runs_since_last_new),
+            if i.ready { "yes" } else { "no" }
+        )?;
+    }
+    Ok(())
+}
+
 fn print_status(w: &mut impl Write, s: &StatusInfo) -> io::Result<()> {
     writeln!(
         w,
@@ -241,12 +277,15 @@ pub async fn run(cmd: DaemonCommand, socket: &Path) -> Result<u8, CtlError> {
                 timeout,
                 output: OutputFormat::Text,
             };
-            let req = Request::Profile {
-                target: target.target(),
-                base: read_base(base.as_ref())?,
+            let base = read_base(base.as_ref())?;
+            let req = match target.target() {
+                Ok(target) => Request::Profile { target, base },
+                Err(image) => Request::ImageProfile { image, base },
             };
             match conn.call(socket, &req).await? {
-                Reply::Profile { profile, .. } | Reply::StoredProfile { profile, .. } => {
+                Reply::Profile { profile, .. }
+                | Reply::StoredProfile { profile, .. }
+                | Reply::ImageProfile { profile, .. } => {
                     let text = render(&profile, &out)?;
                     out_text(&text)
                 }
@@ -263,6 +302,10 @@ pub async fn run(cmd: DaemonCommand, socket: &Path) -> Result<u8, CtlError> {
             Reply::Profiles { profiles } => {
                 show(conn.output, &profiles, |w, p| print_profiles(w, p))
             }
+            _ => Err(CtlError::Unexpected),
+        },
+        DaemonCommand::Images { conn } => match conn.call(socket, &Request::Images).await? {
+            Reply::Images { images } => show(conn.output, &images, |w, i| print_images(w, i)),
             _ => Err(CtlError::Unexpected),
         },
         DaemonCommand::Status { conn } => match conn.call(socket, &Request::Status).await? {

@@ -74,6 +74,60 @@ pub struct Config {
     /// Outside systemd, leave the programs attached and pinned at SIGTERM,
     /// so recording goes on until the next start (as after a crash).
     pub keep_attached: bool,
+    /// Image profiles: the `ready` rule, retention, what feeds them.
+    pub images: ImagesConfig,
+    /// Which containers auto mode records (globs on image, name, label).
+    pub scope: ScopeConfig,
+}
+
+/// The `[images]` table: when an image profile is ready to enforce, how
+/// many per-container files are kept, and which runs feed image profiles.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ImagesConfig {
+    /// Ready needs at least this many recorded runs...
+    pub ready_min_runs: u64,
+    /// ...and no new syscall in the last this many runs...
+    pub ready_quiet_runs: u64,
+    /// ...and none for this many seconds.
+    pub ready_quiet_secs: u64,
+    /// Per-container profile files kept per image (the oldest go first);
+    /// 0 keeps them all.
+    pub keep_per_image: usize,
+    /// Per-container profile files older than this many days are removed;
+    /// 0 keeps them forever.
+    pub keep_days: u64,
+    /// Leave containers that run under a chosen (non-default) seccomp
+    /// profile out of the image profiles; they are still recorded.
+    pub skip_chosen_profile: bool,
+}
+
+impl Default for ImagesConfig {
+    fn default() -> Self {
+        Self {
+            ready_min_runs: 5,
+            ready_quiet_runs: 3,
+            ready_quiet_secs: 86_400,
+            keep_per_image: 20,
+            keep_days: 30,
+            skip_chosen_profile: true,
+        }
+    }
+}
+
+/// The `[scope]` table: globs (`*`, `?`, `[...]`) on a container's image
+/// reference, name, or label (`KEY=VALUE-GLOB`). With any include set, a
+/// container must match one; a container matching an exclude is not
+/// recorded in auto mode.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScopeConfig {
+    pub include_images: Vec<String>,
+    pub exclude_images: Vec<String>,
+    pub include_names: Vec<String>,
+    pub exclude_names: Vec<String>,
+    pub include_labels: Vec<String>,
+    pub exclude_labels: Vec<String>,
 }
 
 impl Default for Config {
@@ -98,6 +152,8 @@ impl Default for Config {
             metrics_addr: "127.0.0.1:9977".to_owned(),
             bpf_stats: false,
             keep_attached: false,
+            images: ImagesConfig::default(),
+            scope: ScopeConfig::default(),
         }
     }
 }
@@ -154,6 +210,7 @@ impl Config {
         }
         crate::metrics::parse_addr(&self.metrics_addr)
             .map_err(|e| invalid(format!("metrics_addr: {e}")))?;
+        crate::scope::Scope::new(&self.scope).map_err(|e| invalid(format!("scope: {e}")))?;
         if !LOG_LEVELS.contains(&self.log_level.as_str()) {
             return Err(invalid(format!(
                 "log_level '{}' is not one of error, warn, info, debug, trace",
@@ -215,5 +272,20 @@ mod tests {
         assert!(Config::parse(Path::new("c"), "log_level = \"loud\"\n").is_err());
         assert!(Config::parse(Path::new("c"), "metrics_addr = \"nowhere\"\n").is_err());
         assert!(Config::parse(Path::new("c"), "metrics_addr = \"off\"\n").is_ok());
+        assert!(Config::parse(Path::new("c"), "[scope]\nexclude_images = [\"a[\"]\n").is_err());
+    }
+
+    #[test]
+    fn images_and_scope_tables() {
+        let c = Config::parse(
+            Path::new("c"),
+            "[images]\nready_min_runs = 2\nkeep_days = 0\n[scope]\nexclude_images = [\"test/*\"]\n",
+        )
+        .unwrap();
+        assert_eq!(c.images.ready_min_runs, 2);
+        assert_eq!(c.images.ready_quiet_runs, 3);
+        assert_eq!(c.images.keep_days, 0);
+        assert_eq!(c.scope.exclude_images, ["test/*"]);
+        assert!(Config::parse(Path::new("c"), "[images]\nready = 1\n").is_err());
     }
 }

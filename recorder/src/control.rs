@@ -96,6 +96,14 @@ pub enum Request {
     Status,
     /// The profiles written so far (the index).
     Profiles,
+    /// The image profiles, one row per image.
+    Images,
+    /// The profile of an image (by key, reference or id).
+    ImageProfile {
+        image: String,
+        #[serde(default)]
+        base: Option<Profile>,
+    },
 }
 
 impl Request {
@@ -105,7 +113,11 @@ impl Request {
             Self::Start { target, .. }
             | Self::Stop { target, .. }
             | Self::Profile { target, .. } => Some(target),
-            Self::List | Self::Status | Self::Profiles => None,
+            Self::List
+            | Self::Status
+            | Self::Profiles
+            | Self::Images
+            | Self::ImageProfile { .. } => None,
         }
     }
 }
@@ -199,6 +211,13 @@ pub enum Reply {
     },
     Profiles {
         profiles: Vec<crate::index::Entry>,
+    },
+    Images {
+        images: Vec<crate::images::ImageInfo>,
+    },
+    ImageProfile {
+        image: crate::images::ImageInfo,
+        profile: Profile,
     },
     Error {
         kind: ErrorKind,

@@ -4,7 +4,7 @@
 //! Every call is bounded in time; without a reachable engine the answer is
 //! `None` and ids alone still work.
 
-use std::time::Duration;
+use std::{collections::BTreeMap, time::Duration};
 
 use bollard::Docker;
 
@@ -20,6 +20,14 @@ pub struct Inspected {
     pub name: Option<String>,
     /// The image it was created from, sanitised.
     pub image: Option<String>,
+    /// The image's id (`sha256:…`).
+    pub image_id: Option<String>,
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+    /// The value of its `seccomp=` security option (`HostConfig.SecurityOpt`):
+    /// the profile's JSON as the CLI sent it, or `unconfined`; `None` under
+    /// docker's default profile.
+    pub seccomp: Option<String>,
 }
 
 /// The engine at `$DOCKER_HOST`, as bollard reads it. A host it cannot
@@ -49,14 +57,24 @@ async fn inspect_with(docker: &Docker, id_or_name: &str) -> Option<Inspected> {
         let s = crate::names::sanitize(s.trim_start_matches('/'));
         (!s.is_empty()).then_some(s)
     };
+    let config = c.config.unwrap_or_default();
+    let seccomp = c
+        .host_config
+        .and_then(|h| h.security_opt)
+        .unwrap_or_default()
+        .iter()
+        .find_map(|o| {
+            o.strip_prefix("seccomp=")
+                .or_else(|| o.strip_prefix("seccomp:"))
+                .map(str::to_owned)
+        });
     Some(Inspected {
         id: c.id?,
+        seccomp,
         name: c.name.as_deref().and_then(clean),
-        image: c
-            .config
-            .and_then(|cfg| cfg.image)
-            .as_deref()
-            .and_then(clean),
+        image: config.image.as_deref().and_then(clean),
+        image_id: c.image.as_deref().and_then(clean),
+        labels: config.labels.unwrap_or_default().into_iter().collect(),
     })
 }
 

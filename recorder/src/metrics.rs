@@ -112,6 +112,17 @@ pub struct ContainerSeries {
     pub syscalls: usize,
 }
 
+/// One image profile's rows of `recorder_image_*` (as many as the
+/// retention keeps image rows).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ImageSeries {
+    /// The image key (reference, plus id where known).
+    pub image: String,
+    pub syscalls: usize,
+    pub runs: u64,
+    pub ready: bool,
+}
+
 /// What the manager last saw: everything a scrape needs from the kernel
 /// task and the recordings.
 #[derive(Clone, Debug, Default)]
@@ -124,6 +135,7 @@ pub struct Snapshot {
     /// Recordings whose profile could not be written and is retried.
     pub pending_writes: usize,
     pub containers: Vec<ContainerSeries>,
+    pub images: Vec<ImageSeries>,
     pub programs: Vec<ProgramStats>,
 }
 
@@ -248,6 +260,31 @@ impl Collector for Exporter {
                     labels.push(("container_name", name.as_str()));
                 }
                 ConstGauge::new(c.syscalls as i64).encode(m.encode_family(&labels)?)?;
+            }
+        }
+        type ImageValue = fn(&ImageSeries) -> i64;
+        let image_families: [(&str, &str, ImageValue); 3] = [
+            (
+                "recorder_image_syscalls",
+                "Distinct syscalls the image profile allows (the union of its recorded containers).",
+                |i| i64::try_from(i.syscalls).unwrap_or(i64::MAX),
+            ),
+            (
+                "recorder_image_runs",
+                "Containers recorded into the image profile.",
+                |i| i64::try_from(i.runs).unwrap_or(i64::MAX),
+            ),
+            (
+                "recorder_image_ready",
+                "1 when the image profile meets the ready rule ([images] in recorderd.toml), else 0.",
+                |i| i64::from(i.ready),
+            ),
+        ];
+        for (name, help, value) in image_families {
+            let mut m = e.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            for i in &s.images {
+                let labels = [("image", i.image.as_str())];
+                ConstGauge::new(value(i)).encode(m.encode_family(&labels)?)?;
             }
         }
         Self::counter(
@@ -654,6 +691,12 @@ mod tests {
                     name: Some("web \"1\"".to_owned()),
                     syscalls: 42,
                 }],
+                images: vec![ImageSeries {
+                    image: "test/img@sha256:ab".to_owned(),
+                    syscalls: 40,
+                    runs: 6,
+                    ready: true,
+                }],
                 programs: vec![ProgramStats {
                     name: "sys_enter".to_owned(),
                     run_time_ns: 1_500_000_000,
@@ -688,6 +731,9 @@ mod tests {
             "recorder_bpf_run_count_total{program=\"sys_enter\"} 9",
             "recorder_bpf_recursion_misses_total{program=\"sys_enter\"} 3",
             "recorder_map_capacity 8",
+            "recorder_image_syscalls{image=\"test/img@sha256:ab\"} 40",
+            "recorder_image_runs{image=\"test/img@sha256:ab\"} 6",
+            "recorder_image_ready{image=\"test/img@sha256:ab\"} 1",
             "# EOF",
         ] {
             assert!(text.contains(want), "missing {want} in\n{text}");

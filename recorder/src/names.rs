@@ -3,6 +3,7 @@
 //! and accepted wherever an id is; they never form a path.
 
 use std::{
+    collections::BTreeMap,
     fs,
     path::{Path, PathBuf},
 };
@@ -54,37 +55,93 @@ pub fn lookup(runtime: Runtime, id: &str) -> Option<String> {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Described {
     pub name: Option<String>,
+    /// The image reference.
     pub image: Option<String>,
+    /// The image's id or digest (docker, podman).
+    pub image_id: Option<String>,
+    /// Its labels (docker).
+    pub labels: BTreeMap<String, String>,
     /// A Kubernetes container's pod and namespace (bundle annotations).
     pub pod: Option<PodNames>,
 }
 
-/// A container's name, image and pod from its runtime's metadata on disk.
-/// containerd has no names: the id its user chose is the name. A container
-/// with no other name is called `namespace/pod/container` when its bundle
-/// names its pod.
+impl From<crate::docker_api::Inspected> for Described {
+    fn from(i: crate::docker_api::Inspected) -> Self {
+        Self {
+            name: i.name,
+            image: i.image,
+            image_id: i.image_id,
+            labels: i.labels,
+            pod: None,
+        }
+    }
+}
+
+fn clean(s: &str) -> Option<String> {
+    Some(sanitize(s)).filter(|s| !s.is_empty())
+}
+
+/// A container's name, image, labels and pod from its runtime's metadata
+/// on disk. containerd has no names: the id its user chose is the name. A
+/// container with no other name is called `namespace/pod/container` when
+/// its bundle names its pod.
 pub fn describe(c: &ContainerRef) -> Described {
     let pod = policy::pod_names(c).map(|p| PodNames {
-        namespace: p.namespace.map(|n| sanitize(&n)).filter(|n| !n.is_empty()),
-        pod: p.pod.map(|n| sanitize(&n)).filter(|n| !n.is_empty()),
-        container: p.container.map(|n| sanitize(&n)).filter(|n| !n.is_empty()),
+        namespace: p.namespace.and_then(|n| clean(&n)),
+        pod: p.pod.and_then(|n| clean(&n)),
+        container: p.container.and_then(|n| clean(&n)),
     });
-    let (name, image) = match (c.runtime, &c.namespace) {
-        (Runtime::Containerd, Some(ns)) => {
-            let name = Some(sanitize(&c.id)).filter(|n| !n.is_empty());
-            let image = containerd::task(&containerd::roots(), ns, &c.id)
+    let mut d = match (c.runtime, &c.namespace) {
+        (Runtime::Containerd, Some(ns)) => Described {
+            name: clean(&c.id),
+            image: containerd::task(&containerd::roots(), ns, &c.id)
                 .and_then(|t| t.image)
-                .map(|i| sanitize(&i))
-                .filter(|i| !i.is_empty());
-            (name, image)
+                .and_then(|i| clean(&i)),
+            ..Described::default()
+        },
+        (Runtime::Podman, _) => {
+            let found = podman(&policy::storage_roots(), &c.id);
+            Described {
+                name: found.as_ref().and_then(podman_name).and_then(|n| clean(&n)),
+                image: found
+                    .as_ref()
+                    .and_then(podman_image)
+                    .and_then(|i| clean(&i)),
+                image_id: found
+                    .as_ref()
+                    .and_then(|v| v["image"].as_str().and_then(clean)),
+                ..Described::default()
+            }
         }
-        _ => (lookup(c.runtime, &c.id), image(c.runtime, &c.id)),
+        (Runtime::Docker, _) => {
+            let config = docker_config(&docker_containers(), &c.id);
+            let config = config.as_ref();
+            Described {
+                name: lookup(c.runtime, &c.id),
+                image: image(c.runtime, &c.id),
+                image_id: config.and_then(|v| v["Image"].as_str().and_then(clean)),
+                labels: config
+                    .and_then(|v| v["Config"]["Labels"].as_object())
+                    .map(|m| {
+                        m.iter()
+                            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                ..Described::default()
+            }
+        }
+        _ => Described {
+            name: lookup(c.runtime, &c.id),
+            image: image(c.runtime, &c.id),
+            ..Described::default()
+        },
     };
-    Described {
-        name: name.or_else(|| pod.as_ref().and_then(PodNames::name)),
-        image,
-        pod,
+    if d.name.is_none() {
+        d.name = pod.as_ref().and_then(PodNames::name);
     }
+    d.pod = pod;
+    d
 }
 
 /// Whether `spec` names container `c`: its key (`ns/id` for containerd),

@@ -36,11 +36,12 @@ fn shipped_config_is_the_defaults() {
     let text = fs::read_to_string(path).unwrap();
     let config = recorder::config::Config::parse(path, &text).unwrap();
     assert_eq!(config, recorder::config::Config::default());
-    // Uncommented, every documented value parses and equals the default.
+    // Uncommented, every documented value (and table) parses and equals
+    // the default.
     let uncommented: String = text
         .lines()
         .filter_map(|l| l.strip_prefix("# "))
-        .filter(|l| l.contains(" = "))
+        .filter(|l| l.contains(" = ") || l.starts_with('['))
         .map(|l| format!("{}\n", l.split(" #").next().unwrap_or(l)))
         .collect();
     let config = recorder::config::Config::parse(path, &uncommented)

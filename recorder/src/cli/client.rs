@@ -60,6 +60,41 @@ pub struct TargetArgs {
     pub cgroup: Option<String>,
 }
 
+/// What `profile` prints: a recording's (a container, a process's cgroup,
+/// or a cgroup), or an image's.
+#[derive(Args, Debug, Clone)]
+#[group(required = true, multiple = false)]
+pub struct ProfileTargetArgs {
+    /// A container id, unique id prefix, or name.
+    #[arg(value_name = "CONTAINER", value_parser = container_spec)]
+    pub container: Option<String>,
+    /// The cgroup of this process.
+    #[arg(long, value_name = "PID")]
+    pub pid: Option<u32>,
+    /// A cgroup2 path, e.g. /libpod_parent/libpod-<id>.
+    #[arg(long, value_name = "PATH")]
+    pub cgroup: Option<String>,
+    /// The profile of an image (see `recorderctl images`): its reference,
+    /// reference@id, or id prefix.
+    #[arg(long, value_name = "IMAGE", value_parser = container_spec)]
+    pub image: Option<String>,
+}
+
+impl ProfileTargetArgs {
+    /// The recording the arguments name, or `Err(image)`.
+    pub fn target(&self) -> Result<Target, String> {
+        match &self.image {
+            Some(image) => Err(image.clone()),
+            None => Ok(TargetArgs {
+                container: self.container.clone(),
+                pid: self.pid,
+                cgroup: self.cgroup.clone(),
+            }
+            .target()),
+        }
+    }
+}
+
 /// Refuses an empty or blank container (it would match every recording).
 fn container_spec(s: &str) -> Result<String, String> {
     crate::container::check_container(s).map(|()| s.to_owned())
@@ -103,7 +138,9 @@ pub enum DaemonCommand {
         #[command(flatten)]
         out: OutputArgs,
     },
-    /// Print the profile recorded so far; recording goes on.
+    /// Print the profile recorded so far (recording goes on), the stored
+    /// profile of a container that is gone, or with --image an image's
+    /// profile.
     Profile {
         /// Give up when recorderd has not answered within SECONDS.
         #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = timeout_secs)]
@@ -111,7 +148,7 @@ pub enum DaemonCommand {
         #[command(flatten)]
         no_report: NoReport,
         #[command(flatten)]
-        target: TargetArgs,
+        target: ProfileTargetArgs,
         /// Merge this profile into the result.
         #[arg(long, value_name = "FILE")]
         base: Option<PathBuf>,
@@ -125,6 +162,12 @@ pub enum DaemonCommand {
     },
     /// List the profiles recorderd has written (also of containers that are gone).
     Profiles {
+        #[command(flatten)]
+        conn: Conn,
+    },
+    /// List the image profiles: runs, syscalls, when the union last grew,
+    /// and whether the image is ready to enforce (docs/usage.md).
+    Images {
         #[command(flatten)]
         conn: Conn,
     },

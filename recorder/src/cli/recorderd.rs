@@ -76,6 +76,47 @@ pub struct Cli {
     /// recording goes on until the next start.
     #[arg(long)]
     pub keep_attached: bool,
+    /// Auto mode records only containers whose image matches GLOB (or
+    /// another include); repeatable, added to `[scope]`.
+    #[arg(long, value_name = "GLOB")]
+    pub include_image: Vec<String>,
+    /// Auto mode does not record containers whose image matches GLOB.
+    #[arg(long, value_name = "GLOB")]
+    pub exclude_image: Vec<String>,
+    /// Auto mode records only containers whose name matches GLOB (or
+    /// another include).
+    #[arg(long, value_name = "GLOB")]
+    pub include_name: Vec<String>,
+    /// Auto mode does not record containers whose name matches GLOB.
+    #[arg(long, value_name = "GLOB")]
+    pub exclude_name: Vec<String>,
+    /// Auto mode records only containers with a label KEY=VALUE matching
+    /// GLOB (or another include).
+    #[arg(long, value_name = "GLOB")]
+    pub include_label: Vec<String>,
+    /// Auto mode does not record containers with a label KEY=VALUE
+    /// matching GLOB.
+    #[arg(long, value_name = "GLOB")]
+    pub exclude_label: Vec<String>,
+    /// An image profile is ready after at least N runs...
+    #[arg(long, value_name = "N", help = with_default("An image profile is ready after at least N runs", defaults().images.ready_min_runs))]
+    pub ready_min_runs: Option<u64>,
+    /// ...with no new syscall in the last N runs...
+    #[arg(long, value_name = "N", help = with_default("...with no new syscall in the last N runs", defaults().images.ready_quiet_runs))]
+    pub ready_quiet_runs: Option<u64>,
+    /// ...nor in the last SECONDS.
+    #[arg(long, value_name = "SECONDS", help = with_default("...nor in the last SECONDS", defaults().images.ready_quiet_secs))]
+    pub ready_quiet_secs: Option<u64>,
+    /// Per-container profile files kept per image (0: all).
+    #[arg(long, value_name = "N", help = with_default("Per-container profile files kept per image (0: all)", defaults().images.keep_per_image))]
+    pub keep_per_image: Option<usize>,
+    /// Per-container profile files are removed after DAYS (0: never).
+    #[arg(long, value_name = "DAYS", help = with_default("Per-container profile files are removed after DAYS (0: never)", defaults().images.keep_days))]
+    pub keep_days: Option<u64>,
+    /// Leave containers that run under a chosen seccomp profile out of the
+    /// image profiles (true or false).
+    #[arg(long, value_name = "BOOL", help = with_default("Leave containers that run under a chosen seccomp profile out of the image profiles", defaults().images.skip_chosen_profile))]
+    pub skip_chosen_profile: Option<bool>,
     /// Remove the pinned maps and links (stops all recording) and exit.
     #[arg(long)]
     pub unpin: bool,
@@ -129,6 +170,36 @@ impl Cli {
         if self.keep_attached {
             c.keep_attached = true;
         }
+        let scope = &mut c.scope;
+        for (list, flags) in [
+            (&mut scope.include_images, &self.include_image),
+            (&mut scope.exclude_images, &self.exclude_image),
+            (&mut scope.include_names, &self.include_name),
+            (&mut scope.exclude_names, &self.exclude_name),
+            (&mut scope.include_labels, &self.include_label),
+            (&mut scope.exclude_labels, &self.exclude_label),
+        ] {
+            list.extend(flags.iter().cloned());
+        }
+        let images = &mut c.images;
+        if let Some(v) = self.ready_min_runs {
+            images.ready_min_runs = v;
+        }
+        if let Some(v) = self.ready_quiet_runs {
+            images.ready_quiet_runs = v;
+        }
+        if let Some(v) = self.ready_quiet_secs {
+            images.ready_quiet_secs = v;
+        }
+        if let Some(v) = self.keep_per_image {
+            images.keep_per_image = v;
+        }
+        if let Some(v) = self.keep_days {
+            images.keep_days = v;
+        }
+        if let Some(v) = self.skip_chosen_profile {
+            images.skip_chosen_profile = v;
+        }
         c.validate(&path)?;
         Ok(c)
     }
@@ -166,6 +237,27 @@ mod tests {
         assert!(c.record_all);
         assert_eq!(c.capacity, 7);
         assert_eq!(c.log_level, "debug");
+        let cli = Cli::try_parse_from([
+            "recorderd",
+            "--exclude-image",
+            "test/*",
+            "--exclude-image",
+            "x",
+            "--include-label",
+            "tier=web",
+            "--ready-min-runs",
+            "2",
+            "--skip-chosen-profile",
+            "false",
+        ])
+        .unwrap();
+        let c = cli.config().unwrap();
+        assert_eq!(c.scope.exclude_images, ["test/*", "x"]);
+        assert_eq!(c.scope.include_labels, ["tier=web"]);
+        assert_eq!(c.images.ready_min_runs, 2);
+        assert!(!c.images.skip_chosen_profile);
+        let cli = Cli::try_parse_from(["recorderd", "--exclude-name", "["]).unwrap();
+        assert!(cli.config().is_err(), "a bad glob is refused");
     }
 
     #[test]

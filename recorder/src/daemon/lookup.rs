@@ -2,8 +2,6 @@
 //! names, a container's name and image, and profiles written earlier. The
 //! file system reads run on the blocking pool, off the manager's task.
 
-use std::path::Path;
-
 use super::{
     DaemonError,
     outcome::{ManagerError, Outcome},
@@ -13,9 +11,8 @@ use crate::{
     container::{self, ContainerError, ContainerRef, Runtime},
     containerd,
     control::Target,
-    index,
-    names::{self, Described},
-    policy,
+    index, names,
+    policy::{self, ChosenProfile, PodNames},
     profile::{Policy, Profile},
 };
 
@@ -36,24 +33,6 @@ pub fn describe(target: &Target) -> String {
         Target::Pid(p) => format!("process {p}"),
         Target::Cgroup(c) => format!("cgroup {c}"),
     }
-}
-
-/// A container's name, image and pod: for docker from the Engine API, else
-/// (or when the engine does not answer) from the runtime's metadata on disk.
-pub async fn describe_container(c: &ContainerRef) -> Described {
-    if c.runtime == Runtime::Docker
-        && let Some(i) = crate::docker_api::inspect(&c.id).await
-    {
-        return Described {
-            name: i.name,
-            image: i.image,
-            pod: None,
-        };
-    }
-    let c = c.clone();
-    blocking(move || names::describe(&c))
-        .await
-        .unwrap_or_default()
 }
 
 /// What a cgroup the kernel enrolled by itself turned out to be.
@@ -133,17 +112,78 @@ fn recognise(path: String, alive: bool) -> Enrolled {
     Enrolled::Unrecognised { path, parent }
 }
 
-/// The seccomp policy container `c` runs under, from its runtime's
-/// bundle; unknown when it cannot be read or `c` is no container.
-pub async fn policy_of(c: Option<&ContainerRef>) -> Policy {
+/// What the manager learns of a container when its recording starts.
+#[derive(Debug, Default)]
+pub struct Seen {
+    pub name: Option<String>,
+    pub image: Option<String>,
+    /// The image's id or digest, where the runtime tells it.
+    pub image_id: Option<String>,
+    /// Its labels (docker), for `[scope]`.
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// The seccomp policy it runs under, from its runtime's bundle; unknown
+    /// when that cannot be read or it is no container.
+    pub policy: Policy,
+    /// Whether that policy is a profile someone chose ([`policy::chosen`]).
+    pub chosen: Option<ChosenProfile>,
+    /// A Kubernetes container's pod and namespace (bundle annotations).
+    pub pod: Option<PodNames>,
+}
+
+/// A container's name, image (and id), labels and seccomp policy; `given`
+/// is the policy the OCI hook read from the bundle (used instead of
+/// reading it again). For docker, the Engine API is asked once (name,
+/// image, labels and `seccomp=`), else the runtime's metadata on disk.
+pub async fn seen(c: Option<&ContainerRef>, given: Option<Policy>) -> Seen {
     let Some(c) = c.cloned() else {
-        return Policy::Unknown;
+        let policy = given.unwrap_or_default();
+        let bundle = policy::Bundle {
+            policy,
+            ..policy::Bundle::default()
+        };
+        let chosen = policy::chosen(&bundle, None);
+        return Seen {
+            policy: bundle.policy,
+            chosen,
+            ..Seen::default()
+        };
     };
-    blocking(move || match policy::of_container(&c) {
-        Ok(p) => p,
-        Err(e) => {
+    let inspected = match c.runtime {
+        Runtime::Docker => crate::docker_api::inspect(&c.id).await,
+        _ => None,
+    };
+    let docker_seccomp = inspected.as_ref().and_then(|i| i.seccomp.clone());
+    let named = inspected.map(names::Described::from);
+    blocking(move || {
+        let meta = named.unwrap_or_else(|| names::describe(&c));
+        let bundle = match given {
+            Some(policy) => Ok(policy::Bundle {
+                policy,
+                ..policy::Bundle::default()
+            }),
+            None => policy::bundle_of(&c),
+        };
+        let bundle = bundle.unwrap_or_else(|e| {
             log::info!("{}: seccomp policy unknown: {e}", c.id);
-            Policy::Unknown
+            policy::Bundle::default()
+        });
+        let chosen = policy::chosen(&bundle, docker_seccomp.as_deref());
+        if let Some(p) = &chosen {
+            log::info!(
+                "{} runs under a chosen profile {} ({})",
+                c.id,
+                p.name(),
+                p.default_action
+            );
+        }
+        Seen {
+            name: meta.name,
+            image: meta.image,
+            image_id: meta.image_id,
+            labels: meta.labels,
+            policy: bundle.policy,
+            chosen,
+            pod: meta.pod,
         }
     })
     .await
@@ -195,11 +235,11 @@ async fn on_disk(hierarchy: &Hierarchy, spec: &str) -> Result<container::Found, 
 /// The profile written for a container that is not recorded any more,
 /// from the index (blocking).
 pub fn stored_profile(
-    state_dir: &Path,
+    index: &index::Index,
     spec: &str,
     base: Option<&Profile>,
 ) -> Result<Outcome, ManagerError> {
-    let entries = index::load(state_dir)?;
+    let entries = index.load()?;
     let entry = index::find(&entries, spec)?;
     let mut profile = Profile::read(&entry.path)?;
     if let Some(b) = base {

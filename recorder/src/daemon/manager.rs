@@ -19,7 +19,7 @@ use recorder_common::{
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    DaemonError,
+    DaemonError, images,
     kernel_task::{KernelHandle, KernelSnapshot, sets_of},
     lookup,
     outcome::{ManagerError, Outcome},
@@ -33,8 +33,8 @@ use crate::{
     ebpf::KernelError,
     index::{self, IndexError},
     metrics::{self, Counters, SharedSnapshot},
-    names::Described,
     profile::{self, Profile, Recorded},
+    scope::{Scope, Subject},
 };
 
 /// Messages to the manager.
@@ -100,6 +100,10 @@ pub struct Manager {
     write_attempts: BTreeMap<u64, u32>,
     reported_enrol_failures: u64,
     metrics: SharedSnapshot,
+    /// The profile index and the image profiles.
+    images: images::Book,
+    /// Which containers auto mode records (`config.scope`, compiled).
+    scope: Scope,
 }
 
 impl Manager {
@@ -111,7 +115,6 @@ impl Manager {
         metrics: SharedSnapshot,
     ) -> Self {
         Self {
-            config,
             hierarchy,
             kernel,
             recordings: BTreeMap::new(),
@@ -121,6 +124,9 @@ impl Manager {
             write_attempts: BTreeMap::new(),
             reported_enrol_failures: 0,
             metrics,
+            images: images::Book::default(),
+            scope: Scope::new(&config.scope).unwrap_or_default(),
+            config,
         }
     }
 
@@ -168,6 +174,7 @@ impl Manager {
         match self.kernel.snapshot().await {
             Ok(snapshot) => {
                 self.reconcile(&snapshot).await;
+                self.images.maintain(&self.config).await;
                 self.refresh_metrics(&snapshot);
             }
             // The snapshot keeps its last refresh time: scrapes report it
@@ -182,6 +189,7 @@ impl Manager {
             log::error!("reload: {e}");
         }
         log::info!("configuration reloaded");
+        self.scope = Scope::new(&config.scope).unwrap_or_default();
         self.config = config;
     }
 
@@ -204,11 +212,10 @@ impl Manager {
             } => self.start(target, base, output, prestart).await,
             Request::Stop { target, base } => self.stop(&target, base).await,
             Request::Profile { target, base } => self.profile(&target, base).await,
-            Request::Profiles => {
-                let dir = self.config.state_dir.clone();
-                Ok(Outcome::Profiles(
-                    lookup::blocking(move || index::load(&dir)).await??,
-                ))
+            Request::Profiles => self.images.profiles(&self.config).await,
+            Request::Images => self.images.list(&self.config).await,
+            Request::ImageProfile { image, base } => {
+                self.images.profile(&self.config, image, base).await
             }
             Request::List => {
                 let entries = self.kernel.entries().await?;
@@ -352,21 +359,18 @@ impl Manager {
         let key = container
             .as_ref()
             .map_or_else(|| format!("cgroup-{owner}"), ContainerRef::key);
-        let Described { name, image, pod } = match &container {
-            Some(c) => lookup::describe_container(c).await,
-            None => Described::default(),
-        };
-        let policy = match prestart {
-            Some(p) if p.policy != profile::Policy::Unknown => p.policy,
-            _ => lookup::policy_of(container.as_ref()).await,
-        };
+        let given = prestart
+            .map(|p| p.policy)
+            .filter(|p| *p != profile::Policy::Unknown);
+        let seen = lookup::seen(container.as_ref(), given).await;
         let rec = Recording {
             owner,
             key,
             container,
-            name,
-            image,
-            pod,
+            name: seen.name,
+            image: seen.image,
+            image_id: seen.image_id,
+            pod: seen.pod,
             cgroup,
             started: now_secs(),
             auto: false,
@@ -374,7 +378,8 @@ impl Manager {
             output,
             finishing: false,
             write_error: None,
-            policy,
+            policy: seen.policy,
+            chosen_profile: seen.chosen,
         };
         log::info!("recording {} ({})", rec.key, rec.cgroup);
         // Just inserted: nothing recorded yet worth a map read.
@@ -419,10 +424,10 @@ impl Manager {
             Err(refusal) => {
                 return match target {
                     Target::Container(spec) => {
-                        let dir = self.config.state_dir.clone();
                         let spec = spec.clone();
-                        lookup::blocking(move || lookup::stored_profile(&dir, &spec, base.as_ref()))
-                            .await?
+                        self.images
+                            .stored(&self.config, spec, base)
+                            .await
                             .map_err(|e| match e {
                                 ManagerError::Index(IndexError::NotFound(_)) => refusal,
                                 e => e,
@@ -440,6 +445,14 @@ impl Manager {
         })
     }
 
+    /// Whether recording `r`'s profile joins its image's profile: a
+    /// container's, and not under a chosen seccomp profile when
+    /// `skip_chosen_profile` is on.
+    fn feeds_image(&self, r: &Recording) -> bool {
+        r.container.is_some()
+            && !(self.config.images.skip_chosen_profile && r.chosen_profile.is_some())
+    }
+
     fn profile_path(&self, r: &Recording) -> PathBuf {
         r.output.clone().unwrap_or_else(|| {
             let stem = container::file_stem(&r.key);
@@ -455,7 +468,8 @@ impl Manager {
             return Err(ManagerError::NotRecording(format!("cgroup id {owner}")));
         };
         let path = self.profile_path(&r);
-        let text = assemble(&r, sets, None).to_json();
+        let written_profile = assemble(&r, sets, None);
+        let text = written_profile.to_json();
         let write_path = path.clone();
         let partial = self.partial_path(&r);
         let written = lookup::blocking(move || {
@@ -484,19 +498,12 @@ impl Manager {
                 if self.last_error.as_ref().is_some_and(|e| e.2 == Some(owner)) {
                     self.last_error = None;
                 }
-                let entry = r.entry(path.clone(), now_secs());
-                let dir = self.config.state_dir.clone();
-                // Then give back what reading and rewriting the index freed.
-                let added = lookup::blocking(move || {
-                    let added = index::add(&dir, entry);
-                    crate::system::release_freed_memory();
-                    added
-                });
-                match added.await {
-                    Ok(Err(e)) => log::error!("profile index: {e}"),
-                    Err(e) => log::error!("profile index: {e}"),
-                    Ok(Ok(())) => {}
-                }
+                let written = images::Written {
+                    entry: r.entry(path.clone(), now_secs()),
+                    profile: written_profile,
+                    feeds_image: self.feeds_image(&r),
+                };
+                self.images.written(&self.config, written).await;
                 self.counters
                     .profiles_written
                     .fetch_add(1, Ordering::Relaxed);
@@ -566,14 +573,23 @@ impl Manager {
                 return false;
             }
         };
-        let Described { name, image, pod } = lookup::describe_container(&container).await;
-        let policy = lookup::policy_of(Some(&container)).await;
+        let seen = lookup::seen(Some(&container), None).await;
+        let subject = Subject {
+            image: seen.image.as_deref(),
+            name: seen.name.as_deref(),
+            labels: &seen.labels,
+        };
+        if !self.scope.admits(&subject) {
+            log::info!("{}: out of scope ([scope]): not recorded", container.key());
+            return false;
+        }
         let rec = Recording {
             owner,
             key: container.key(),
-            name,
-            image,
-            pod,
+            name: seen.name,
+            image: seen.image,
+            image_id: seen.image_id,
+            pod: seen.pod,
             cgroup: path
                 .clone()
                 .unwrap_or_else(|| format!("(removed)/{}", container.id)),
@@ -584,7 +600,8 @@ impl Manager {
             output: None,
             finishing: path.is_none(),
             write_error: None,
-            policy,
+            policy: seen.policy,
+            chosen_profile: seen.chosen,
         };
         log::info!(
             "recording {} ({}) from its first syscall",
@@ -743,6 +760,7 @@ impl Manager {
                 active: self.recordings.len(),
                 pending_writes: self.pending_writes(),
                 containers,
+                images: self.images.series(),
                 programs: kernel.programs.clone(),
             },
         );

@@ -10,6 +10,7 @@
 //!   binary, through [`reload`] and [`Running::shutdown`]) feed the manager.
 
 pub mod fdstore;
+pub mod images;
 pub mod kernel_task;
 pub mod lookup;
 pub mod manager;

@@ -31,6 +31,11 @@ pub enum Outcome {
         profile: Profile,
     },
     Profiles(Vec<index::Entry>),
+    Images(Vec<crate::images::ImageInfo>),
+    ImageProfile {
+        image: crate::images::ImageInfo,
+        profile: Profile,
+    },
     List(Vec<RecordingInfo>),
     Status(StatusInfo),
 }

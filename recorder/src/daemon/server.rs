@@ -23,6 +23,7 @@ use crate::{
     container::ContainerError,
     control::{self, ErrorKind, Reply, Request},
     ebpf::KernelError,
+    images::ImageError,
     index::IndexError,
 };
 
@@ -42,9 +43,13 @@ pub fn kind(e: &ManagerError) -> ErrorKind {
         ManagerError::NotRecording(_) => ErrorKind::NotRecording,
         ManagerError::Ambiguous { .. }
         | ManagerError::Container(ContainerError::Ambiguous { .. })
-        | ManagerError::Index(IndexError::Ambiguous { .. }) => ErrorKind::Ambiguous,
+        | ManagerError::Index(IndexError::Ambiguous { .. })
+        | ManagerError::Index(IndexError::Image(ImageError::Ambiguous { .. })) => {
+            ErrorKind::Ambiguous
+        }
         ManagerError::Container(ContainerError::NoMatch(_))
         | ManagerError::Index(IndexError::NotFound(_))
+        | ManagerError::Index(IndexError::Image(ImageError::NotFound(_)))
         | ManagerError::NoCgroup(_)
         | ManagerError::StoredProfile(_) => ErrorKind::NotFound,
         ManagerError::Cgroup(CgroupError::InvalidPath(_))
@@ -73,6 +78,8 @@ pub fn reply(result: Result<Outcome, ManagerError>) -> Reply {
         Ok(Outcome::Profile { recording, profile }) => Reply::Profile { recording, profile },
         Ok(Outcome::Stored { entry, profile }) => Reply::StoredProfile { entry, profile },
         Ok(Outcome::Profiles(profiles)) => Reply::Profiles { profiles },
+        Ok(Outcome::Images(images)) => Reply::Images { images },
+        Ok(Outcome::ImageProfile { image, profile }) => Reply::ImageProfile { image, profile },
         Ok(Outcome::List(recordings)) => Reply::List { recordings },
         Ok(Outcome::Status(status)) => Reply::Status { status },
         Err(e) => error(kind(&e), e.to_string()),

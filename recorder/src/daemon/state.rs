@@ -9,7 +9,7 @@ use crate::{
     container::{ContainerRef, Runtime},
     control::RecordingInfo,
     index,
-    policy::PodNames,
+    policy::{ChosenProfile, PodNames},
     profile::{Policy, Profile},
 };
 
@@ -28,6 +28,9 @@ pub struct Recording {
     /// A Kubernetes container's pod and namespace, from its bundle.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod: Option<PodNames>,
+    /// The image's id or digest, where the runtime tells it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_id: Option<String>,
     pub cgroup: String,
     pub started: u64,
     pub auto: bool,
@@ -44,9 +47,22 @@ pub struct Recording {
     /// when the recording started (the bundle goes with the container).
     #[serde(default)]
     pub policy: Policy,
+    /// Whether `policy` is a profile someone chose (not the runtime's
+    /// default, not unconfined), decided when the recording started.
+    #[serde(default)]
+    pub chosen_profile: Option<ChosenProfile>,
 }
 
 impl Recording {
+    /// The image profile this recording feeds (see `images::key`).
+    pub fn image_key(&self) -> Option<String> {
+        crate::images::key(
+            self.image.as_deref(),
+            self.image_id.as_deref(),
+            self.name.as_deref(),
+        )
+    }
+
     pub fn runtime(&self) -> Runtime {
         self.container.as_ref().map_or(Runtime::None, |c| c.runtime)
     }
@@ -79,6 +95,7 @@ impl Recording {
             runtime: self.runtime(),
             name: self.name.clone(),
             image: self.image.clone(),
+            image_key: self.image_key(),
             pod: self.pod.as_ref().and_then(|p| p.pod.clone()),
             namespace: self.pod.as_ref().and_then(|p| p.namespace.clone()),
             path,
