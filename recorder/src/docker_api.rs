@@ -20,6 +20,10 @@ pub struct Inspected {
     pub name: Option<String>,
     /// The image it was created from, sanitised.
     pub image: Option<String>,
+    /// The value of its `seccomp=` security option (`HostConfig.SecurityOpt`):
+    /// the profile's JSON as the CLI sent it, or `unconfined`; `None` under
+    /// docker's default profile.
+    pub seccomp: Option<String>,
 }
 
 /// The engine at `$DOCKER_HOST`, as bollard reads it. A host it cannot
@@ -49,8 +53,19 @@ async fn inspect_with(docker: &Docker, id_or_name: &str) -> Option<Inspected> {
         let s = crate::names::sanitize(s.trim_start_matches('/'));
         (!s.is_empty()).then_some(s)
     };
+    let seccomp = c
+        .host_config
+        .and_then(|h| h.security_opt)
+        .unwrap_or_default()
+        .iter()
+        .find_map(|o| {
+            o.strip_prefix("seccomp=")
+                .or_else(|| o.strip_prefix("seccomp:"))
+                .map(str::to_owned)
+        });
     Some(Inspected {
         id: c.id?,
+        seccomp,
         name: c.name.as_deref().and_then(clean),
         image: c
             .config

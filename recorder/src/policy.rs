@@ -5,19 +5,26 @@
 //! given by the OCI hook's state, read into a [`Policy`]. Read it while the container runs: the bundle goes with it.
 //!
 //! Parsed with serde into the docker model ([`Profile`]), which has the
-//! shape of the runtime-spec's `LinuxSeccomp`; only `linux.seccomp` is read.
+//! shape of the runtime-spec's `LinuxSeccomp`; only `linux.seccomp` and
+//! `annotations` are read.
+//!
+//! Also whether that policy is a profile someone chose ([`chosen`]) rather
+//! than the runtime's default or none: what `recorderctl drift` compares a
+//! container's syscalls with.
 
 use std::{
+    collections::BTreeMap,
     io,
     path::{Path, PathBuf},
 };
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use sha2::Digest as _;
 
 use crate::{
     container::{ContainerRef, Runtime},
     containerd,
-    profile::{Policy, Profile},
+    profile::{ACT_LOG, Policy, Profile},
 };
 
 /// containers/storage's config files (podman, CRI-O), the first that exists.
@@ -44,6 +51,8 @@ pub enum PolicyError {
 struct Config {
     #[serde(default)]
     linux: Option<Linux>,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -52,26 +61,48 @@ struct Linux {
     seccomp: Option<Profile>,
 }
 
+/// What a bundle's config.json tells of its seccomp policy.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Bundle {
+    pub policy: Policy,
+    /// The config's `annotations` (podman and CRI-O name the profile there).
+    pub annotations: BTreeMap<String, String>,
+}
+
 /// The policy in the OCI config `text`: its `linux.seccomp`, or
 /// [`Policy::Unconfined`] when it has none.
 pub fn parse_config(path: &Path, text: &str) -> Result<Policy, PolicyError> {
+    parse_bundle(path, text).map(|b| b.policy)
+}
+
+/// The policy and the annotations in the OCI config `text`.
+pub fn parse_bundle(path: &Path, text: &str) -> Result<Bundle, PolicyError> {
     let config: Config = serde_json::from_str(text).map_err(|e| PolicyError::Parse {
         path: path.to_owned(),
         message: e.to_string(),
     })?;
-    Ok(match config.linux.and_then(|l| l.seccomp) {
+    let policy = match config.linux.and_then(|l| l.seccomp) {
         Some(filter) => Policy::Filter(Box::new(filter)),
         None => Policy::Unconfined,
+    };
+    Ok(Bundle {
+        policy,
+        annotations: config.annotations,
     })
 }
 
 /// Reads the OCI config at `path`.
 pub fn read_config(path: &Path) -> Result<Policy, PolicyError> {
+    read_config_bundle(path).map(|b| b.policy)
+}
+
+/// Reads the OCI config at `path`, annotations too.
+pub fn read_config_bundle(path: &Path) -> Result<Bundle, PolicyError> {
     let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
         path: path.to_owned(),
         err: source,
     })?;
-    parse_config(path, &text)
+    parse_bundle(path, &text)
 }
 
 /// Reads the config.json of the OCI bundle `bundle` (the OCI hook's
@@ -151,8 +182,145 @@ pub fn config_path(c: &ContainerRef) -> Option<PathBuf> {
 
 /// The policy container `c` runs under, from its runtime's bundle.
 pub fn of_container(c: &ContainerRef) -> Result<Policy, PolicyError> {
+    bundle_of(c).map(|b| b.policy)
+}
+
+/// The policy and annotations of container `c`'s bundle.
+pub fn bundle_of(c: &ContainerRef) -> Result<Bundle, PolicyError> {
     let path = config_path(c).ok_or_else(|| PolicyError::NotFound(c.id.clone()))?;
-    read_config(&path)
+    read_config_bundle(&path)
+}
+
+/// podman (4.x) names the profile given with `--security-opt seccomp=` here
+/// (a path, or `unconfined`); absent under its default profile.
+pub const PODMAN_SECCOMP: &str = "io.podman.annotations.seccomp";
+/// CRI-O names a container's profile here: `runtime/default`, `unconfined`
+/// or empty, or the path of a `localhost/` profile.
+pub const CRIO_SECCOMP: &str = "io.kubernetes.cri-o.SeccompProfilePath";
+
+/// How the runtime says the filter was chosen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChosenBy {
+    /// podman's `io.podman.annotations.seccomp` annotation.
+    Podman,
+    /// CRI-O's `io.kubernetes.cri-o.SeccompProfilePath` annotation.
+    Crio,
+    /// docker's `HostConfig.SecurityOpt` (`seccomp=<profile JSON>`).
+    Docker,
+    /// No runtime says, but the filter logs what it does not allow
+    /// (`defaultAction` `SCMP_ACT_LOG`): no runtime's default does that.
+    ComplainMode,
+}
+
+/// A seccomp profile someone chose for a container: not the runtime's
+/// default, not unconfined.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChosenProfile {
+    /// The profile's file, where the runtime tells it (podman, CRI-O).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// `sha256:<hex>` of the filter's canonical JSON (the docker model,
+    /// serialised compactly): the same filter, the same digest.
+    pub digest: String,
+    /// The filter's `defaultAction`.
+    pub default_action: String,
+    pub chosen_by: ChosenBy,
+}
+
+impl ChosenProfile {
+    /// How reports name it: its path where known, else its digest.
+    pub fn name(&self) -> &str {
+        self.path.as_deref().unwrap_or(&self.digest)
+    }
+
+    /// Whether it denies what it does not allow (ERRNO, KILL*, TRAP):
+    /// denied syscalls then never reach the recorder.
+    pub fn enforcing(&self) -> bool {
+        enforcing(&self.default_action)
+    }
+}
+
+/// Whether a default action denies (anything but ALLOW and LOG; NOTIFY and
+/// TRACE hand the syscall to someone else, who may deny it).
+pub fn enforcing(default_action: &str) -> bool {
+    !matches!(default_action, ACT_LOG | crate::profile::ACT_ALLOW)
+}
+
+/// `sha256:<hex>` of `filter`'s canonical JSON.
+pub fn digest(filter: &Profile) -> String {
+    // Serialising a tree of strings, numbers and maps cannot fail.
+    let json = serde_json::to_vec(filter).unwrap_or_default();
+    let hash = sha2::Sha256::digest(&json);
+    let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
+}
+
+/// What the runtime says of a container's seccomp profile.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Said {
+    /// Chosen: by whom, and the file where known.
+    Chosen(ChosenBy, Option<String>),
+    /// The runtime's default, or none.
+    NotChosen,
+    /// The runtime does not say.
+    Nothing,
+}
+
+/// What the annotations (podman, CRI-O) or docker's `seccomp=` security
+/// option (`docker_seccomp`: its value, from the Engine API) say.
+fn said(annotations: &BTreeMap<String, String>, docker_seccomp: Option<&str>) -> Said {
+    if let Some(v) = annotations.get(PODMAN_SECCOMP) {
+        return match v.as_str() {
+            "" | "unconfined" => Said::NotChosen,
+            path => Said::Chosen(ChosenBy::Podman, Some(path.to_owned())),
+        };
+    }
+    // podman writes the annotation only for a chosen profile.
+    if annotations.get("io.container.manager").map(String::as_str) == Some("libpod") {
+        return Said::NotChosen;
+    }
+    if let Some(v) = annotations.get(CRIO_SECCOMP) {
+        return match v.as_str() {
+            "" | "unconfined" | "runtime/default" | "docker/default" => Said::NotChosen,
+            other => {
+                let path = other.strip_prefix("localhost/").unwrap_or(other);
+                Said::Chosen(ChosenBy::Crio, Some(path.to_owned()))
+            }
+        };
+    }
+    match docker_seccomp.map(str::trim) {
+        Some("unconfined" | "builtin" | "") => Said::NotChosen,
+        Some(_) => Said::Chosen(ChosenBy::Docker, None),
+        None => Said::Nothing,
+    }
+}
+
+/// Whether `bundle`'s policy is a profile someone chose, and which.
+/// `docker_seccomp` is the value of docker's `seccomp=` security option
+/// (`HostConfig.SecurityOpt`), for docker containers.
+///
+/// What the runtime says wins; a filter whose default action is
+/// `SCMP_ACT_LOG` (complain mode) is chosen whatever it says. containerd
+/// (ctr, nerdctl, Kubernetes through containerd's CRI) marks nothing in the
+/// bundle: only its complain-mode profiles are told apart from its default.
+pub fn chosen(bundle: &Bundle, docker_seccomp: Option<&str>) -> Option<ChosenProfile> {
+    let Policy::Filter(filter) = &bundle.policy else {
+        return None;
+    };
+    let (chosen_by, path) = match said(&bundle.annotations, docker_seccomp) {
+        Said::Chosen(by, path) => (by, path),
+        Said::NotChosen | Said::Nothing if filter.default_action == ACT_LOG => {
+            (ChosenBy::ComplainMode, None)
+        }
+        Said::NotChosen | Said::Nothing => return None,
+    };
+    Some(ChosenProfile {
+        path,
+        digest: digest(filter),
+        default_action: filter.default_action.clone(),
+        chosen_by,
+    })
 }
 
 /// The policy a child of this process starts under: unconfined when this
@@ -245,5 +413,99 @@ mod tests {
     fn own_policy_is_unconfined_or_unknown() {
         // Either, depending on how the tests run; never a filter.
         assert!(matches!(of_self(), Policy::Unconfined | Policy::Unknown));
+    }
+
+    /// A config.json with `annotations` and a filter with `default`.
+    fn bundle(annotations: &str, default: &str) -> Bundle {
+        let text = format!(
+            r#"{{"ociVersion":"1.0.2","annotations":{{{annotations}}},
+              "linux":{{"seccomp":{{"defaultAction":"{default}",
+                "architectures":["SCMP_ARCH_X86_64"],
+                "syscalls":[{{"names":["read","mkdir"],"action":"SCMP_ACT_ALLOW"}}]}}}}}}"#
+        );
+        parse_bundle(Path::new("config.json"), &text).unwrap()
+    }
+
+    const PODMAN: &str = r#""io.container.manager":"libpod","io.kubernetes.cri-o.TTY":"false","io.podman.annotations.privileged":"FALSE""#;
+
+    #[test]
+    fn podman_names_a_chosen_profile_in_its_annotation() {
+        let chosen_one = bundle(
+            &format!(r#"{PODMAN},"io.podman.annotations.seccomp":"/etc/p/web.json""#),
+            "SCMP_ACT_ERRNO",
+        );
+        let c = chosen(&chosen_one, None).unwrap();
+        assert_eq!(c.path.as_deref(), Some("/etc/p/web.json"));
+        assert_eq!(c.name(), "/etc/p/web.json");
+        assert_eq!(c.chosen_by, ChosenBy::Podman);
+        assert!(c.enforcing());
+        // podman's default profile: no annotation.
+        assert_eq!(chosen(&bundle(PODMAN, "SCMP_ACT_ERRNO"), None), None);
+        // A complain-mode profile is chosen even where nothing says so.
+        let log = chosen(&bundle(PODMAN, "SCMP_ACT_LOG"), None).unwrap();
+        assert_eq!(log.chosen_by, ChosenBy::ComplainMode);
+        assert!(!log.enforcing());
+        assert!(log.name().starts_with("sha256:"), "{}", log.name());
+    }
+
+    #[test]
+    fn crio_annotation_tells_localhost_profiles() {
+        let local = bundle(
+            r#""io.kubernetes.cri-o.SeccompProfilePath":"localhost/profiles/web.json""#,
+            "SCMP_ACT_ERRNO",
+        );
+        let c = chosen(&local, None).unwrap();
+        assert_eq!(
+            (c.chosen_by, c.path.as_deref()),
+            (ChosenBy::Crio, Some("profiles/web.json"))
+        );
+        for default in ["runtime/default", "", "unconfined"] {
+            let b = bundle(
+                &format!(r#""io.kubernetes.cri-o.SeccompProfilePath":"{default}""#),
+                "SCMP_ACT_ERRNO",
+            );
+            assert_eq!(chosen(&b, None), None, "{default}");
+        }
+    }
+
+    #[test]
+    fn docker_security_opt_tells_a_chosen_profile() {
+        // docker's bundle says nothing; the Engine API's SecurityOpt does
+        // (the CLI sends the profile's JSON, not its path).
+        let b = bundle("", "SCMP_ACT_ERRNO");
+        let c = chosen(&b, Some(r#"{"defaultAction":"SCMP_ACT_ERRNO"}"#)).unwrap();
+        assert_eq!((c.chosen_by, c.path.as_deref()), (ChosenBy::Docker, None));
+        assert_eq!(c.name(), c.digest);
+        assert_eq!(chosen(&b, None), None, "docker's default profile");
+        assert_eq!(chosen(&b, Some("unconfined")), None);
+        // containerd says nothing either: only complain mode is told.
+        let log = chosen(&bundle("", "SCMP_ACT_LOG"), None).unwrap();
+        assert_eq!(log.chosen_by, ChosenBy::ComplainMode);
+    }
+
+    #[test]
+    fn unconfined_is_never_chosen_and_digests_are_stable() {
+        let none = parse_bundle(
+            Path::new("c.json"),
+            r#"{"annotations":{"io.podman.annotations.seccomp":"/p.json"}}"#,
+        )
+        .unwrap();
+        assert_eq!(chosen(&none, Some("/p.json")), None);
+        let (a, b) = (bundle("", "SCMP_ACT_LOG"), bundle(PODMAN, "SCMP_ACT_LOG"));
+        let (Policy::Filter(fa), Policy::Filter(fb)) = (&a.policy, &b.policy) else {
+            panic!("no filter")
+        };
+        assert_eq!(digest(fa), digest(fb));
+        assert_eq!(digest(fa).len(), "sha256:".len() + 64);
+        assert_ne!(
+            digest(fa),
+            chosen(&bundle("", "SCMP_ACT_ERRNO"), Some("x"))
+                .unwrap()
+                .digest
+        );
+        // Round trip as the state file keeps it.
+        let c = chosen(&a, None).unwrap();
+        let text = serde_json::to_string(&c).unwrap();
+        assert_eq!(serde_json::from_str::<ChosenProfile>(&text).unwrap(), c);
     }
 }

@@ -13,7 +13,8 @@ use crate::{
     container::{self, ContainerError, ContainerRef, Runtime},
     containerd,
     control::Target,
-    index, names, policy,
+    index, names,
+    policy::{self, ChosenProfile},
     profile::{Policy, Profile},
 };
 
@@ -127,17 +128,68 @@ fn recognise(path: String, alive: bool) -> Enrolled {
     Enrolled::Unrecognised { path, parent }
 }
 
-/// The seccomp policy container `c` runs under, from its runtime's
-/// bundle; unknown when it cannot be read or `c` is no container.
-pub async fn policy_of(c: Option<&ContainerRef>) -> Policy {
+/// What the manager learns of a container when its recording starts.
+#[derive(Debug, Default)]
+pub struct Seen {
+    pub name: Option<String>,
+    pub image: Option<String>,
+    /// The seccomp policy it runs under, from its runtime's bundle; unknown
+    /// when that cannot be read or it is no container.
+    pub policy: Policy,
+    /// Whether that policy is a profile someone chose ([`policy::chosen`]).
+    pub chosen: Option<ChosenProfile>,
+}
+
+/// A container's name, image and seccomp policy; `given` is the policy the
+/// OCI hook read from the bundle (used instead of reading it again). For
+/// docker, the Engine API is asked once (name, image and `seccomp=`).
+pub async fn seen(c: Option<&ContainerRef>, given: Option<Policy>) -> Seen {
     let Some(c) = c.cloned() else {
-        return Policy::Unknown;
+        let policy = given.unwrap_or_default();
+        let bundle = policy::Bundle {
+            policy,
+            ..policy::Bundle::default()
+        };
+        let chosen = policy::chosen(&bundle, None);
+        return Seen {
+            policy: bundle.policy,
+            chosen,
+            ..Seen::default()
+        };
     };
-    blocking(move || match policy::of_container(&c) {
-        Ok(p) => p,
-        Err(e) => {
+    let inspected = match c.runtime {
+        Runtime::Docker => crate::docker_api::inspect(&c.id).await,
+        _ => None,
+    };
+    let docker_seccomp = inspected.as_ref().and_then(|i| i.seccomp.clone());
+    let named = inspected.map(|i| (i.name, i.image));
+    blocking(move || {
+        let (name, image) = named.unwrap_or_else(|| names::describe(&c));
+        let bundle = match given {
+            Some(policy) => Ok(policy::Bundle {
+                policy,
+                ..policy::Bundle::default()
+            }),
+            None => policy::bundle_of(&c),
+        };
+        let bundle = bundle.unwrap_or_else(|e| {
             log::info!("{}: seccomp policy unknown: {e}", c.id);
-            Policy::Unknown
+            policy::Bundle::default()
+        });
+        let chosen = policy::chosen(&bundle, docker_seccomp.as_deref());
+        if let Some(p) = &chosen {
+            log::info!(
+                "{} runs under a chosen profile {} ({})",
+                c.id,
+                p.name(),
+                p.default_action
+            );
+        }
+        Seen {
+            name,
+            image,
+            policy: bundle.policy,
+            chosen,
         }
     })
     .await

@@ -351,20 +351,16 @@ impl Manager {
         let key = container
             .as_ref()
             .map_or_else(|| format!("cgroup-{owner}"), ContainerRef::key);
-        let (name, image) = match &container {
-            Some(c) => lookup::name_and_image(c).await,
-            None => (None, None),
-        };
-        let policy = match prestart {
-            Some(p) if p.policy != profile::Policy::Unknown => p.policy,
-            _ => lookup::policy_of(container.as_ref()).await,
-        };
+        let given = prestart
+            .map(|p| p.policy)
+            .filter(|p| *p != profile::Policy::Unknown);
+        let seen = lookup::seen(container.as_ref(), given).await;
         let rec = Recording {
             owner,
             key,
             container,
-            name,
-            image,
+            name: seen.name,
+            image: seen.image,
             cgroup,
             started: now_secs(),
             auto: false,
@@ -372,7 +368,8 @@ impl Manager {
             output,
             finishing: false,
             write_error: None,
-            policy,
+            policy: seen.policy,
+            chosen_profile: seen.chosen,
         };
         log::info!("recording {} ({})", rec.key, rec.cgroup);
         // Just inserted: nothing recorded yet worth a map read.
@@ -571,13 +568,12 @@ impl Manager {
                 return false;
             }
         };
-        let (name, image) = lookup::name_and_image(&container).await;
-        let policy = lookup::policy_of(Some(&container)).await;
+        let seen = lookup::seen(Some(&container), None).await;
         let rec = Recording {
             owner,
             key: container.key(),
-            name,
-            image,
+            name: seen.name,
+            image: seen.image,
             cgroup: path
                 .clone()
                 .unwrap_or_else(|| format!("(removed)/{}", container.id)),
@@ -588,7 +584,8 @@ impl Manager {
             output: None,
             finishing: path.is_none(),
             write_error: None,
-            policy,
+            policy: seen.policy,
+            chosen_profile: seen.chosen,
         };
         log::info!(
             "recording {} ({}) from its first syscall",

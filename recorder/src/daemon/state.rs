@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     container::{ContainerRef, Runtime},
     control::RecordingInfo,
+    policy::ChosenProfile,
     profile::{Policy, Profile},
 };
 
@@ -39,6 +40,10 @@ pub struct Recording {
     /// when the recording started (the bundle goes with the container).
     #[serde(default)]
     pub policy: Policy,
+    /// Whether `policy` is a profile someone chose (not the runtime's
+    /// default, not unconfined), decided when the recording started.
+    #[serde(default)]
+    pub chosen_profile: Option<ChosenProfile>,
 }
 
 impl Recording {
