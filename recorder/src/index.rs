@@ -8,7 +8,12 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{atomic_file, container::Runtime};
+use crate::{
+    atomic_file,
+    container::Runtime,
+    policy::ChosenProfile,
+    profile::{Profile, drift::Outside},
+};
 
 /// The file in the state directory.
 pub const FILE: &str = "profiles.json";
@@ -46,6 +51,22 @@ pub struct Entry {
     pub path: PathBuf,
     /// Seconds since the epoch.
     pub written: u64,
+    /// For a container that ran under a chosen profile: what it called
+    /// outside it (`recorderctl drift` after it exited).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift: Option<Box<Drift>>,
+}
+
+/// The drift of a finished recording that ran under a chosen profile.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Drift {
+    pub profile: ChosenProfile,
+    /// The names outside it, per ABI, with when each was first seen.
+    #[serde(default)]
+    pub outside: Outside,
+    /// The profile itself (its filter, as the bundle had it), for `drift
+    /// --widen`.
+    pub policy: Profile,
 }
 
 fn index_path(state_dir: &Path) -> PathBuf {
@@ -144,6 +165,7 @@ mod tests {
             image: None,
             path: PathBuf::from(format!("/p/{key}-{written}.json")),
             written,
+            drift: None,
         }
     }
 

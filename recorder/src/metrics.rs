@@ -107,9 +107,14 @@ pub struct ContainerSeries {
     pub id: String,
     /// The container's name, when the runtime told it.
     pub name: Option<String>,
+    /// The image, when the runtime told it.
+    pub image: Option<String>,
     /// Distinct syscalls recorded so far (over all ABIs), as the profile
     /// would name them.
     pub syscalls: usize,
+    /// Under a chosen profile (watched): the distinct syscalls made outside
+    /// it; `None` for a container that is not watched.
+    pub outside: Option<usize>,
 }
 
 /// What the manager last saw: everything a scrape needs from the kernel
@@ -248,6 +253,23 @@ impl Collector for Exporter {
                     labels.push(("container_name", name.as_str()));
                 }
                 ConstGauge::new(c.syscalls as i64).encode(m.encode_family(&labels)?)?;
+            }
+        }
+        {
+            let mut m = e.encode_descriptor(
+                "recorder_container_syscalls_outside_profile",
+                "Distinct syscalls a watched container (one under a chosen seccomp profile) made outside that profile (removed when its recording ends).",
+                None,
+                MetricType::Gauge,
+            )?;
+            for c in &s.containers {
+                let Some(outside) = c.outside else { continue };
+                let labels = [
+                    ("id", c.id.as_str()),
+                    ("name", c.name.as_deref().unwrap_or("")),
+                    ("image", c.image.as_deref().unwrap_or("")),
+                ];
+                ConstGauge::new(outside as i64).encode(m.encode_family(&labels)?)?;
             }
         }
         Self::counter(
@@ -652,7 +674,9 @@ mod tests {
                     owner: 7,
                     id: "abc".to_owned(),
                     name: Some("web \"1\"".to_owned()),
+                    image: Some("busybox:1".to_owned()),
                     syscalls: 42,
+                    outside: Some(2),
                 }],
                 programs: vec![ProgramStats {
                     name: "sys_enter".to_owned(),
@@ -681,6 +705,7 @@ mod tests {
         let text = sample();
         for want in [
             "recorder_container_syscalls{container_id=\"abc\",container_name=\"web \\\"1\\\"\"} 42",
+            "recorder_container_syscalls_outside_profile{id=\"abc\",name=\"web \\\"1\\\"\",image=\"busybox:1\"} 2",
             "recorder_profiles_written_total 5",
             "recorder_recordings{state=\"finished\"} 5",
             "recorder_errors_total{reason=\"map_full\"} 1",

@@ -19,7 +19,7 @@ use recorder_common::{
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    DaemonError,
+    DaemonError, drift,
     kernel_task::{KernelHandle, KernelSnapshot, sets_of},
     lookup,
     outcome::{ManagerError, Outcome},
@@ -167,6 +167,9 @@ impl Manager {
         match self.kernel.snapshot().await {
             Ok(snapshot) => {
                 self.reconcile(&snapshot).await;
+                if drift::update(&mut self.recordings, &snapshot.entries, now_secs()) {
+                    self.save().await;
+                }
                 self.refresh_metrics(&snapshot);
             }
             // The snapshot keeps its last refresh time: scrapes report it
@@ -219,6 +222,18 @@ impl Manager {
                 ))
             }
             Request::Status => Ok(Outcome::Status(self.status().await?)),
+            Request::Drift { container, widen } => {
+                let running = match &container {
+                    Some(spec) => match self.find(&Target::Container(spec.clone())) {
+                        Ok(r) => Some(r),
+                        Err(ManagerError::NotRecording(_)) => None,
+                        Err(e) => return Err(e),
+                    },
+                    None => None,
+                };
+                let dir = self.config.state_dir.clone();
+                drift::answer(&self.recordings, running, container, widen, dir).await
+            }
         }
     }
 
@@ -370,6 +385,7 @@ impl Manager {
             write_error: None,
             policy: seen.policy,
             chosen_profile: seen.chosen,
+            drift: Default::default(),
         };
         log::info!("recording {} ({})", rec.key, rec.cgroup);
         // Just inserted: nothing recorded yet worth a map read.
@@ -446,9 +462,10 @@ impl Manager {
     /// it. On failure the recording stays (in memory and in the map) and is
     /// retried.
     async fn finish(&mut self, owner: u64, sets: &[SyscallSet]) -> Result<PathBuf, ManagerError> {
-        let Some(r) = self.recordings.get(&owner).cloned() else {
+        let Some(mut r) = self.recordings.get(&owner).cloned() else {
             return Err(ManagerError::NotRecording(format!("cgroup id {owner}")));
         };
+        drift::observe(&mut r, sets, now_secs());
         let path = self.profile_path(&r);
         let text = assemble(&r, sets, None).to_json();
         let write_path = path.clone();
@@ -486,6 +503,7 @@ impl Manager {
                     image: r.image.clone(),
                     path: path.clone(),
                     written: now_secs(),
+                    drift: drift::entry_drift(&r),
                 };
                 let dir = self.config.state_dir.clone();
                 // Then give back what reading and rewriting the index freed.
@@ -586,6 +604,7 @@ impl Manager {
             write_error: None,
             policy: seen.policy,
             chosen_profile: seen.chosen,
+            drift: Default::default(),
         };
         log::info!(
             "recording {} ({}) from its first syscall",
@@ -733,7 +752,9 @@ impl Manager {
                 owner: r.owner,
                 id: r.key.clone(),
                 name: r.name.clone(),
+                image: r.image.clone(),
                 syscalls: count(&sets_of(&kernel.entries, r.owner)),
+                outside: drift::outside_count(r),
             })
             .collect();
         metrics::store(

@@ -9,7 +9,7 @@ use crate::{
     container::{ContainerRef, Runtime},
     control::RecordingInfo,
     policy::ChosenProfile,
-    profile::{Policy, Profile},
+    profile::{Policy, Profile, drift::Outside},
 };
 
 /// One recording: a container (or cgroup) and the cgroups that belong to it.
@@ -44,6 +44,10 @@ pub struct Recording {
     /// default, not unconfined), decided when the recording started.
     #[serde(default)]
     pub chosen_profile: Option<ChosenProfile>,
+    /// Under a chosen profile: the syscalls seen outside it so far, with
+    /// when each was first seen (`daemon/drift.rs`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub drift: Outside,
 }
 
 impl Recording {

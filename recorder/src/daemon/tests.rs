@@ -337,6 +337,7 @@ async fn resume_adopts_enrolled_containers_finishes_gone_ones_and_drops_strays()
         write_error: None,
         policy: crate::profile::Policy::Unconfined,
         chosen_profile: None,
+        drift: Default::default(),
     };
     state::save(&s.config.state_dir, vec![saved]);
     // A podman container the kernel enrolled while no daemon ran.

@@ -1,0 +1,214 @@
+//! The manager's drift bookkeeping: for each recording under a chosen
+//! profile (`Recording::chosen_profile`), what it called outside that
+//! profile and when each name was first seen, updated from every tick's
+//! snapshot (no read of its own), kept in the state and, when the
+//! recording ends, in its profile index entry; and the answers to `drift`.
+
+use std::{collections::BTreeMap, path::PathBuf};
+
+use recorder_common::SyscallSet;
+
+use super::{
+    kernel_task::sets_of,
+    lookup,
+    outcome::{ManagerError, Outcome},
+    state::Recording,
+};
+use crate::{
+    control::DriftReport,
+    index::{self, IndexError},
+    policy::ChosenProfile,
+    profile::{
+        Policy, Profile, Recorded,
+        drift::{self, Outside},
+    },
+};
+
+/// What `drift` says of an enforcing profile.
+pub const ENFORCING_NOTE: &str = "an enforcing profile hides its denials: a syscall it denies never reaches the recorder, so only what it lets through is compared. To see everything outside it, run the workload under the profile in complain mode (recorderctl convert --default-action log PROFILE) and watch that";
+
+/// Notes in `r` the syscalls of `sets` outside its chosen profile, first
+/// seen at `now`; returns how many were new (0 when it is not watched).
+pub fn observe(r: &mut Recording, sets: &[SyscallSet], now: u64) -> usize {
+    let (Some(_), Policy::Filter(filter)) = (&r.chosen_profile, &r.policy) else {
+        return 0;
+    };
+    let (recorded, _) = Recorded::from_sets(sets);
+    let outside = drift::outside(filter, &recorded);
+    drift::note(&mut r.drift, outside, now)
+}
+
+/// [`observe`] for every recording, from one snapshot's `entries`.
+/// Returns whether anything new was seen (the state is then saved).
+pub fn update(
+    recordings: &mut BTreeMap<u64, Recording>,
+    entries: &[(u64, SyscallSet)],
+    now: u64,
+) -> bool {
+    let mut new = 0;
+    for r in recordings
+        .values_mut()
+        .filter(|r| r.chosen_profile.is_some())
+    {
+        let sets = sets_of(entries, r.owner);
+        let n = observe(r, &sets, now);
+        if n > 0 {
+            log::info!("{}: {n} new syscall(s) outside its profile", r.key);
+        }
+        new += n;
+    }
+    new > 0
+}
+
+/// How many distinct syscalls `r` made outside its chosen profile; `None`
+/// when it is not watched.
+pub fn outside_count(r: &Recording) -> Option<usize> {
+    r.chosen_profile.as_ref().map(|_| drift::count(&r.drift))
+}
+
+/// The index entry's drift of a finished recording (`None`: not watched).
+pub fn entry_drift(r: &Recording) -> Option<Box<index::Drift>> {
+    match (&r.chosen_profile, &r.policy) {
+        (Some(profile), Policy::Filter(filter)) => Some(Box::new(index::Drift {
+            profile: profile.clone(),
+            outside: r.drift.clone(),
+            policy: (**filter).clone(),
+        })),
+        _ => None,
+    }
+}
+
+/// Why `r` is not watched.
+fn not_watched(r: &Recording) -> ManagerError {
+    let why = match &r.policy {
+        Policy::Unconfined => "runs unconfined (no seccomp profile)",
+        Policy::Unknown => "runs under a seccomp policy recorderd could not read",
+        Policy::Filter(_) => "runs under the runtime's default profile",
+    };
+    ManagerError::NotWatched {
+        key: r.key.clone(),
+        why: why.to_owned(),
+    }
+}
+
+struct Source<'a> {
+    id: &'a str,
+    name: Option<&'a String>,
+    image: Option<&'a String>,
+    chosen: &'a ChosenProfile,
+    outside: &'a Outside,
+    policy: &'a Profile,
+    running: bool,
+}
+
+fn report(s: &Source<'_>, widen: bool) -> DriftReport {
+    let since = drift::names(s.outside);
+    let enforcing = s.chosen.enforcing();
+    DriftReport {
+        id: s.id.to_owned(),
+        name: s.name.cloned(),
+        image: s.image.cloned(),
+        profile: s.chosen.name().to_owned(),
+        default_action: s.chosen.default_action.clone(),
+        outside: since.keys().cloned().collect(),
+        outside_since: since,
+        outside_by_abi: s
+            .outside
+            .iter()
+            .filter(|(_, n)| !n.is_empty())
+            .map(|(abi, n)| (*abi, n.keys().cloned().collect()))
+            .collect(),
+        running: s.running,
+        enforcing,
+        note: enforcing.then(|| ENFORCING_NOTE.to_owned()),
+        widened: widen.then(|| drift::widen(s.policy, s.outside)),
+    }
+}
+
+/// The report of a running recording, or why there is none.
+fn of_recording(r: &Recording, widen: bool) -> Result<DriftReport, ManagerError> {
+    let (Some(chosen), Policy::Filter(filter)) = (&r.chosen_profile, &r.policy) else {
+        return Err(not_watched(r));
+    };
+    Ok(report(
+        &Source {
+            id: &r.key,
+            name: r.name.as_ref(),
+            image: r.image.as_ref(),
+            chosen,
+            outside: &r.drift,
+            policy: filter,
+            running: true,
+        },
+        widen,
+    ))
+}
+
+/// The report kept in an index entry, if it has one.
+fn of_entry(e: &index::Entry, widen: bool) -> Option<DriftReport> {
+    let d = e.drift.as_ref()?;
+    Some(report(
+        &Source {
+            id: &e.key,
+            name: e.name.as_ref(),
+            image: e.image.as_ref(),
+            chosen: &d.profile,
+            outside: &d.outside,
+            policy: &d.policy,
+            running: false,
+        },
+        widen,
+    ))
+}
+
+/// Answers `drift`: for `running` (the recording `spec` names, if it is
+/// recorded) or else the newest index entry for `spec`; with no `spec`,
+/// every watched container with drift, running ones first.
+pub async fn answer(
+    recordings: &BTreeMap<u64, Recording>,
+    running: Option<&Recording>,
+    spec: Option<String>,
+    widen: bool,
+    state_dir: PathBuf,
+) -> Result<Outcome, ManagerError> {
+    if let Some(r) = running {
+        return Ok(Outcome::Drift(vec![of_recording(r, widen)?]));
+    }
+    let entries = lookup::blocking(move || index::load(&state_dir)).await??;
+    let Some(spec) = spec else {
+        let mut reports: Vec<DriftReport> = recordings
+            .values()
+            .filter_map(|r| of_recording(r, widen).ok())
+            .filter(|d| !d.outside.is_empty())
+            .collect();
+        // The newest entry of each container that is not running any more.
+        let mut newest: BTreeMap<&str, &index::Entry> = BTreeMap::new();
+        for e in &entries {
+            if newest
+                .get(e.key.as_str())
+                .is_none_or(|n| n.written <= e.written)
+            {
+                newest.insert(&e.key, e);
+            }
+        }
+        reports.extend(
+            newest
+                .values()
+                .filter(|e| !recordings.values().any(|r| r.key == e.key))
+                .filter_map(|e| of_entry(e, widen))
+                .filter(|d| !d.outside.is_empty()),
+        );
+        return Ok(Outcome::Drift(reports));
+    };
+    let entry = index::find(&entries, &spec).map_err(|e| match e {
+        IndexError::NotFound(_) => ManagerError::UnknownContainer(spec.clone()),
+        e => e.into(),
+    })?;
+    match of_entry(&entry, widen) {
+        Some(d) => Ok(Outcome::Drift(vec![d])),
+        None => Err(ManagerError::NotWatched {
+            key: entry.key,
+            why: "ran under no chosen profile (the runtime's default, or none)".to_owned(),
+        }),
+    }
+}
