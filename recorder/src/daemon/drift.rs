@@ -212,3 +212,173 @@ pub async fn answer(
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        container::{ContainerRef, Runtime},
+        policy::ChosenBy,
+        profile::{ACT_ERRNO, ACT_LOG, SyscallRule},
+        syscalls::Abi,
+    };
+
+    fn filter(default: &str) -> Profile {
+        Profile {
+            default_action: default.into(),
+            syscalls: vec![SyscallRule::allow(
+                ["read", "mkdir", "execve"].map(str::to_owned),
+            )],
+            ..Profile::default()
+        }
+    }
+
+    fn recording(owner: u64, default: Option<&str>) -> Recording {
+        let policy = default.map_or(Policy::Unconfined, |d| Policy::Filter(Box::new(filter(d))));
+        let chosen_profile = default.map(|d| ChosenProfile {
+            path: Some("/etc/p/web.json".into()),
+            digest: "sha256:00".into(),
+            default_action: d.into(),
+            chosen_by: ChosenBy::Podman,
+        });
+        Recording {
+            owner,
+            key: format!("{owner:064x}"),
+            container: Some(ContainerRef {
+                id: format!("{owner:064x}"),
+                runtime: Runtime::Podman,
+                pod_uid: None,
+                namespace: None,
+            }),
+            name: Some(format!("web{owner}")),
+            image: Some("shop/web:2".into()),
+            cgroup: format!("/libpod_parent/libpod-{owner:064x}"),
+            started: 1,
+            auto: true,
+            base: None,
+            output: None,
+            finishing: false,
+            write_error: None,
+            policy,
+            chosen_profile,
+            drift: Outside::default(),
+        }
+    }
+
+    /// A set of `owner` with `names` of the native ABI.
+    fn set(owner: u64, names: &[&str]) -> SyscallSet {
+        let mut s = SyscallSet::new(owner, recorder_common::PHASE_WORKLOAD);
+        for n in names {
+            let nr = Abi::native().number(n).unwrap() as usize;
+            s.native[nr / 64] |= 1 << (nr % 64);
+        }
+        s
+    }
+
+    #[test]
+    fn ticks_keep_the_first_seen_time() {
+        let mut recs: BTreeMap<u64, Recording> =
+            [(1, recording(1, Some(ACT_LOG))), (2, recording(2, None))].into();
+        let entries = [(1, set(1, &["read", "chmod"])), (2, set(2, &["chmod"]))];
+        assert!(update(&mut recs, &entries, 10));
+        assert!(!update(&mut recs, &entries, 20), "nothing new");
+        assert_eq!(drift::names(&recs[&1].drift)["chmod"], 10);
+        assert_eq!(outside_count(&recs[&1]), Some(1));
+        // Not watched: no count, no drift kept.
+        assert_eq!(outside_count(&recs[&2]), None);
+        assert!(recs[&2].drift.is_empty());
+        let e = entry_drift(&recs[&1]).unwrap();
+        assert_eq!(drift::count(&e.outside), 1);
+        assert!(entry_drift(&recs[&2]).is_none());
+    }
+
+    #[tokio::test]
+    async fn answers_running_exited_and_refusals() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut watched = recording(1, Some(ACT_LOG));
+        observe(&mut watched, &[set(1, &["read", "fchmodat"])], 5);
+        let recs: BTreeMap<u64, Recording> = [(1, watched.clone())].into();
+        let Outcome::Drift(d) = answer(&recs, Some(&watched), None, false, dir.path().into())
+            .await
+            .unwrap()
+        else {
+            panic!("not a drift")
+        };
+        assert_eq!(d[0].outside, ["fchmodat"]);
+        assert_eq!(d[0].profile, "/etc/p/web.json");
+        assert!(d[0].running && !d[0].enforcing && d[0].note.is_none());
+        // Enforcing: the note points to complain mode.
+        let mut enforced = recording(3, Some(ACT_ERRNO));
+        observe(&mut enforced, &[set(3, &["read"])], 5);
+        let Ok(Outcome::Drift(d)) =
+            answer(&recs, Some(&enforced), None, true, dir.path().into()).await
+        else {
+            panic!("no report")
+        };
+        assert!(d[0].enforcing);
+        assert!(
+            d[0].note
+                .as_deref()
+                .unwrap()
+                .contains("--default-action log")
+        );
+        assert_eq!(d[0].widened.as_ref().unwrap(), &filter(ACT_ERRNO));
+        // Under the runtime's default, or unconfined: one line, no report.
+        let mut default = recording(4, None);
+        default.policy = Policy::Filter(Box::new(filter(ACT_ERRNO)));
+        let e = answer(&recs, Some(&default), None, false, dir.path().into())
+            .await
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .ends_with("runs under the runtime's default profile: nothing to compare"),
+            "{e}"
+        );
+        let e = answer(
+            &recs,
+            Some(&recording(5, None)),
+            None,
+            false,
+            dir.path().into(),
+        )
+        .await
+        .unwrap_err();
+        assert!(e.to_string().contains("unconfined"), "{e}");
+        // Exited: from the index; unknown: one line.
+        let entry = |r: &Recording, written| index::Entry {
+            key: r.key.clone(),
+            runtime: Runtime::Podman,
+            name: r.name.clone(),
+            image: r.image.clone(),
+            path: format!("/p/{}.json", r.key).into(),
+            written,
+            drift: entry_drift(r),
+        };
+        index::add(dir.path(), entry(&watched, 7)).unwrap();
+        index::add(dir.path(), entry(&default, 8)).unwrap();
+        let none = BTreeMap::new();
+        let spec = watched.name.clone();
+        let Ok(Outcome::Drift(d)) = answer(&none, None, spec, false, dir.path().into()).await
+        else {
+            panic!("no report from the index")
+        };
+        assert!(!d[0].running);
+        assert_eq!(d[0].outside, ["fchmodat"]);
+        let spec = Some(default.name.clone().unwrap());
+        let e = answer(&none, None, spec, false, dir.path().into())
+            .await
+            .unwrap_err();
+        assert!(matches!(e, ManagerError::NotWatched { .. }), "{e}");
+        let e = answer(&none, None, Some("nope".into()), false, dir.path().into())
+            .await
+            .unwrap_err();
+        assert!(e.to_string().starts_with("unknown container 'nope'"), "{e}");
+        // --all: the exited one with drift, not the others.
+        let Ok(Outcome::Drift(d)) = answer(&none, None, None, false, dir.path().into()).await
+        else {
+            panic!("no list")
+        };
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].id, watched.key);
+    }
+}
