@@ -381,4 +381,16 @@ mod tests {
         assert_eq!(d.len(), 1);
         assert_eq!(d[0].id, watched.key);
     }
+
+    #[test]
+    fn drift_survives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = recording(1, Some(ACT_LOG));
+        observe(&mut r, &[set(1, &["chmod"])], 42);
+        super::super::state::save(dir.path(), vec![r.clone()]);
+        let back = super::super::state::load(dir.path());
+        assert_eq!(back[0].chosen_profile, r.chosen_profile);
+        assert_eq!(back[0].drift, r.drift);
+        assert_eq!(drift::names(&back[0].drift)["chmod"], 42);
+    }
 }
