@@ -5,7 +5,8 @@
 //! chmod (or fchmodat) and nothing the profile allows, `/metrics` has its
 //! `recorder_container_syscalls_outside_profile` series, and after it
 //! exited `drift` still names chmod (from the profile index). A container
-//! under the runtime's default profile is not reported.
+//! under the runtime's default profile is not reported; one under an
+//! enforcing profile is, with the note that its denials stay hidden.
 
 mod common;
 mod support;
@@ -179,6 +180,26 @@ fn must_show(rt: &Runtime<'_>) {
         .collect();
     assert!(ids.contains(&c2.as_str()), "{all}");
     assert!(!ids.contains(&c3.as_str()) && !ids.contains(&c1.as_str()));
+    // An enforcing profile (container 1's own): watched, and the report
+    // says that its denials never reach the recorder.
+    let c4file = dir.join("c4");
+    let opt = format!("--cidfile={}", c4file.display());
+    let seccomp = format!("seccomp={}", profile.display());
+    run_ok(&mut (rt.run)(
+        &[&opt, "--security-opt", &seccomp],
+        "mkdir /tmp/d",
+        false,
+    ));
+    let c4 = cid(&c4file);
+    daemon.wait_for(&daemon.profile_path(&c4));
+    let report = drift_json(&daemon, &[&c4]).expect("drift of an enforced container");
+    assert_eq!(report[0]["enforcing"], true, "{report}");
+    assert!(
+        report[0]["note"]
+            .as_str()
+            .is_some_and(|n| n.contains("--default-action log")),
+        "{report}"
+    );
     // An unknown container: one clear line.
     let out = run(&mut daemon.ctl(&["drift", "no-such-container"]));
     let err = String::from_utf8_lossy(&out.stderr);
