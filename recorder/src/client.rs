@@ -333,3 +333,47 @@ pub async fn run(cmd: DaemonCommand, socket: &Path) -> Result<u8, CtlError> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drift_text_names_each_syscall_with_its_time_and_the_note() {
+        let report = DriftReport {
+            id: "a".repeat(64),
+            name: Some("web".into()),
+            image: Some("shop/web:2".into()),
+            profile: "/etc/p/web.json".into(),
+            default_action: "SCMP_ACT_ERRNO".into(),
+            outside: vec!["chmod".into()],
+            outside_since: [("chmod".to_owned(), 0)].into(),
+            outside_by_abi: std::collections::BTreeMap::new(),
+            running: false,
+            enforcing: true,
+            note: Some("an enforcing profile hides its denials".into()),
+            widened: None,
+        };
+        let mut quiet = report.clone();
+        quiet.outside.clear();
+        quiet.outside_since.clear();
+        quiet.note = None;
+        let mut text = Vec::new();
+        print_drift(&mut text, &[report, quiet]).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        assert!(
+            text.starts_with("aaaaaaaaaaaa web (shop/web:2), exited\n"),
+            "{text}"
+        );
+        assert!(text.contains("profile: /etc/p/web.json (SCMP_ACT_ERRNO)\n"));
+        assert!(
+            text.contains(&format!("  chmod{:19} {}\n", "", format_time(0))),
+            "{text}"
+        );
+        assert!(text.contains("note: an enforcing profile hides its denials\n"));
+        assert!(
+            text.contains("outside the profile: nothing so far\n"),
+            "{text}"
+        );
+    }
+}
