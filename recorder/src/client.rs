@@ -1,5 +1,5 @@
 //! recorderctl's commands that talk to recorderd (start, stop, profile,
-//! list, profiles, status) and their text or JSON output. Their command
+//! list, profiles, status, drift) and their text or JSON output. Their command
 //! line is [`crate::cli::client`].
 
 use std::{
@@ -12,7 +12,7 @@ use crate::{
         client::{Conn, DaemonCommand, OutputFormat},
         profile::OutputArgs,
     },
-    control::{self, ClientError, RecordingInfo, Reply, Request, StatusInfo},
+    control::{self, ClientError, DriftReport, RecordingInfo, Reply, Request, StatusInfo},
     profile::Profile,
     timefmt::format_time,
 };
@@ -216,6 +216,75 @@ fn print_status(w: &mut impl Write, s: &StatusInfo) -> io::Result<()> {
     Ok(())
 }
 
+fn print_drift(w: &mut impl Write, reports: &[DriftReport]) -> io::Result<()> {
+    for (i, d) in reports.iter().enumerate() {
+        if i > 0 {
+            writeln!(w)?;
+        }
+        let short: String = d.id.chars().take(12).collect();
+        writeln!(
+            w,
+            "{short} {} ({}){}",
+            d.name.as_deref().unwrap_or("-"),
+            d.image.as_deref().unwrap_or("-"),
+            if d.running { "" } else { ", exited" }
+        )?;
+        writeln!(w, "profile: {} ({})", d.profile, d.default_action)?;
+        if d.outside.is_empty() {
+            writeln!(w, "outside the profile: nothing so far")?;
+        } else {
+            writeln!(w, "outside the profile (first seen):")?;
+            for (name, at) in &d.outside_since {
+                writeln!(w, "  {name:<24} {}", format_time(*at))?;
+            }
+        }
+        if let Some(note) = &d.note {
+            writeln!(w, "note: {note}")?;
+        }
+    }
+    Ok(())
+}
+
+/// `drift`: the report, or with `widen` the widened profile.
+async fn drift(
+    conn: &Conn,
+    socket: &Path,
+    request: Request,
+    out: Option<&Path>,
+    format: &OutputArgs,
+) -> Result<u8, CtlError> {
+    let widen = matches!(request, Request::Drift { widen: true, .. });
+    let Reply::Drift { mut reports } = conn.call(socket, &request).await? else {
+        return Err(CtlError::Unexpected);
+    };
+    if !widen {
+        return show(conn.output, &reports, |w, r| print_drift(w, r));
+    }
+    let Some(d) = reports.pop() else {
+        return Err(CtlError::Unexpected);
+    };
+    if let Some(note) = &d.note {
+        eprintln!("recorderctl: note: {note}");
+    }
+    let text = render(d.widened.as_ref().ok_or(CtlError::Unexpected)?, format)?;
+    match out {
+        Some(path) => {
+            crate::profile::write(path, &text).map_err(|e| CtlError::Write {
+                path: path.to_owned(),
+                err: e.to_string(),
+            })?;
+            eprintln!(
+                "recorderctl: {} with {} more syscall(s) written to {}",
+                d.profile,
+                d.outside.len(),
+                path.display()
+            );
+            Ok(0)
+        }
+        None => out_text(&text),
+    }
+}
+
 /// Runs a daemon command against recorderd at `socket`; returns the exit
 /// code.
 pub async fn run(cmd: DaemonCommand, socket: &Path) -> Result<u8, CtlError> {
@@ -312,5 +381,60 @@ pub async fn run(cmd: DaemonCommand, socket: &Path) -> Result<u8, CtlError> {
             Reply::Status { status } => show(conn.output, &status, |w, s| print_status(w, s)),
             _ => Err(CtlError::Unexpected),
         },
+        DaemonCommand::Drift {
+            conn,
+            container,
+            all: _,
+            widen,
+            out,
+            profile,
+        } => {
+            let req = Request::Drift { container, widen };
+            drift(&conn, socket, req, out.as_deref(), &profile).await
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drift_text_names_each_syscall_with_its_time_and_the_note() {
+        let report = DriftReport {
+            id: "a".repeat(64),
+            name: Some("web".into()),
+            image: Some("shop/web:2".into()),
+            profile: "/etc/p/web.json".into(),
+            default_action: "SCMP_ACT_ERRNO".into(),
+            outside: vec!["chmod".into()],
+            outside_since: [("chmod".to_owned(), 0)].into(),
+            outside_by_abi: std::collections::BTreeMap::new(),
+            running: false,
+            enforcing: true,
+            note: Some("an enforcing profile hides its denials".into()),
+            widened: None,
+        };
+        let mut quiet = report.clone();
+        quiet.outside.clear();
+        quiet.outside_since.clear();
+        quiet.note = None;
+        let mut text = Vec::new();
+        print_drift(&mut text, &[report, quiet]).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        assert!(
+            text.starts_with("aaaaaaaaaaaa web (shop/web:2), exited\n"),
+            "{text}"
+        );
+        assert!(text.contains("profile: /etc/p/web.json (SCMP_ACT_ERRNO)\n"));
+        assert!(
+            text.contains(&format!("  chmod{:19} {}\n", "", format_time(0))),
+            "{text}"
+        );
+        assert!(text.contains("note: an enforcing profile hides its denials\n"));
+        assert!(
+            text.contains("outside the profile: nothing so far\n"),
+            "{text}"
+        );
     }
 }

@@ -104,6 +104,15 @@ pub enum Request {
         #[serde(default)]
         base: Option<Profile>,
     },
+    /// What a watched container (one under a chosen profile) called
+    /// outside that profile; `container: None` asks for every watched
+    /// container with drift. `widen` asks for the profile plus the drift.
+    Drift {
+        #[serde(default)]
+        container: Option<String>,
+        #[serde(default)]
+        widen: bool,
+    },
 }
 
 impl Request {
@@ -117,7 +126,8 @@ impl Request {
             | Self::Status
             | Self::Profiles
             | Self::Images
-            | Self::ImageProfile { .. } => None,
+            | Self::ImageProfile { .. }
+            | Self::Drift { .. } => None,
         }
     }
 }
@@ -150,6 +160,37 @@ pub struct RecordingInfo {
     pub started: u64,
     /// Recorded from the first syscall (auto mode) or from `start`.
     pub auto: bool,
+}
+
+/// A watched container's drift, as `drift` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DriftReport {
+    /// The container id.
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub image: Option<String>,
+    /// The profile it runs under: its path where the runtime tells it,
+    /// else `sha256:` of its canonical JSON.
+    pub profile: String,
+    pub default_action: String,
+    /// The syscalls it made outside the profile (over all ABIs), sorted.
+    pub outside: Vec<String>,
+    /// When each of them was first seen (seconds since the epoch).
+    pub outside_since: std::collections::BTreeMap<String, u64>,
+    /// The same names by ABI.
+    pub outside_by_abi: std::collections::BTreeMap<crate::syscalls::Abi, Vec<String>>,
+    /// Still recorded (else: from the profile index, after it exited).
+    pub running: bool,
+    /// The profile denies what it does not allow: its denials never reach
+    /// the recorder, so `outside` cannot show them (see `note`).
+    pub enforcing: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// With `widen`: the profile plus the drift.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub widened: Option<Profile>,
 }
 
 /// The daemon's state, as `status` shows it.
@@ -218,6 +259,9 @@ pub enum Reply {
     ImageProfile {
         image: crate::images::ImageInfo,
         profile: Profile,
+    },
+    Drift {
+        reports: Vec<DriftReport>,
     },
     Error {
         kind: ErrorKind,

@@ -15,7 +15,12 @@ use redb::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::{container::Runtime, images::ImageRow};
+use crate::{
+    container::Runtime,
+    images::ImageRow,
+    policy::ChosenProfile,
+    profile::{Profile, drift::Outside},
+};
 
 /// The database file in the state directory.
 pub const DB_FILE: &str = "index.redb";
@@ -84,6 +89,22 @@ pub struct Entry {
     pub path: PathBuf,
     /// Seconds since the epoch.
     pub written: u64,
+    /// For a container that ran under a chosen profile: what it called
+    /// outside it (`recorderctl drift` after it exited).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift: Option<Box<Drift>>,
+}
+
+/// The drift of a finished recording that ran under a chosen profile.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Drift {
+    pub profile: ChosenProfile,
+    /// The names outside it, per ABI, with when each was first seen.
+    #[serde(default)]
+    pub outside: Outside,
+    /// The profile itself (its filter, as the bundle had it), for `drift
+    /// --widen`.
+    pub policy: Profile,
 }
 
 fn file_key(e: &Entry) -> String {
@@ -453,6 +474,7 @@ mod tests {
             image_key: None,
             path: PathBuf::from(format!("/p/{key}-{written}.json")),
             written,
+            drift: None,
         }
     }
 
@@ -563,7 +585,7 @@ mod tests {
             "a@sha256:1".into(),
             "a".into(),
             Some("sha256:1".into()),
-            crate::profile::Profile::default(),
+            Profile::default(),
             5,
         );
         index.put_image(&row).unwrap();

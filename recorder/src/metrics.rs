@@ -107,9 +107,14 @@ pub struct ContainerSeries {
     pub id: String,
     /// The container's name, when the runtime told it.
     pub name: Option<String>,
+    /// The image, when the runtime told it.
+    pub image: Option<String>,
     /// Distinct syscalls recorded so far (over all ABIs), as the profile
     /// would name them.
     pub syscalls: usize,
+    /// Under a chosen profile (watched): the distinct syscalls made outside
+    /// it; `None` for a container that is not watched.
+    pub outside: Option<usize>,
 }
 
 /// One image profile's rows of `recorder_image_*` (as many as the
@@ -285,6 +290,23 @@ impl Collector for Exporter {
             for i in &s.images {
                 let labels = [("image", i.image.as_str())];
                 ConstGauge::new(value(i)).encode(m.encode_family(&labels)?)?;
+            }
+        }
+        {
+            let mut m = e.encode_descriptor(
+                "recorder_container_syscalls_outside_profile",
+                "Distinct syscalls a watched container (one under a chosen seccomp profile) made outside that profile (removed when its recording ends).",
+                None,
+                MetricType::Gauge,
+            )?;
+            for c in &s.containers {
+                let Some(outside) = c.outside else { continue };
+                let labels = [
+                    ("id", c.id.as_str()),
+                    ("name", c.name.as_deref().unwrap_or("")),
+                    ("image", c.image.as_deref().unwrap_or("")),
+                ];
+                ConstGauge::new(outside as i64).encode(m.encode_family(&labels)?)?;
             }
         }
         Self::counter(
@@ -689,7 +711,9 @@ mod tests {
                     owner: 7,
                     id: "abc".to_owned(),
                     name: Some("web \"1\"".to_owned()),
+                    image: Some("busybox:1".to_owned()),
                     syscalls: 42,
+                    outside: Some(2),
                 }],
                 images: vec![ImageSeries {
                     image: "test/img@sha256:ab".to_owned(),
@@ -724,6 +748,7 @@ mod tests {
         let text = sample();
         for want in [
             "recorder_container_syscalls{container_id=\"abc\",container_name=\"web \\\"1\\\"\"} 42",
+            "recorder_container_syscalls_outside_profile{id=\"abc\",name=\"web \\\"1\\\"\",image=\"busybox:1\"} 2",
             "recorder_profiles_written_total 5",
             "recorder_recordings{state=\"finished\"} 5",
             "recorder_errors_total{reason=\"map_full\"} 1",

@@ -191,7 +191,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
                     continue;
                 }
                 for &workload in pass {
-                    let value = runner.run(workload)?;
+                    let value = runner.run(workload, config.complain())?;
                     if round > 0 {
                         samples.push(Sample {
                             round,

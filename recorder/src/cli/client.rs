@@ -176,4 +176,33 @@ pub enum DaemonCommand {
         #[command(flatten)]
         conn: Conn,
     },
+    /// Name the syscalls a container made outside the seccomp profile it
+    /// runs under (one someone chose, best in complain mode: defaultAction
+    /// SCMP_ACT_LOG), with when each was first seen; while it runs and
+    /// after it exited.
+    Drift {
+        #[command(flatten)]
+        conn: Conn,
+        /// A container id, unique id prefix, or name.
+        #[arg(
+            value_name = "CONTAINER",
+            value_parser = container_spec,
+            required_unless_present = "all",
+            conflicts_with = "all"
+        )]
+        container: Option<String>,
+        /// Every watched container with a non-empty drift.
+        #[arg(long)]
+        all: bool,
+        /// Write the profile plus the drift (the profile to enforce next)
+        /// instead of the report.
+        #[arg(long, conflicts_with = "all")]
+        widen: bool,
+        /// With --widen: write the profile here (atomically) instead of to
+        /// standard output.
+        #[arg(long, value_name = "FILE", requires = "widen")]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        profile: OutputArgs,
+    },
 }

@@ -194,4 +194,35 @@ mod tests {
             assert_eq!(cli.socket, PathBuf::from("/s"), "{args:?}");
         }
     }
+
+    #[test]
+    fn drift_takes_a_container_or_all() {
+        use super::super::client::{DaemonCommand, OutputFormat};
+        let parse =
+            |args: &[&str]| Cli::try_parse_from([&["recorderctl", "drift"][..], args].concat());
+        let cli = parse(&["web", "--output", "json"]).unwrap();
+        let Command::Daemon(DaemonCommand::Drift {
+            conn,
+            container,
+            widen,
+            ..
+        }) = cli.command
+        else {
+            panic!("expected drift");
+        };
+        assert_eq!(conn.output, OutputFormat::Json);
+        assert_eq!(container.as_deref(), Some("web"));
+        assert!(!widen);
+        assert!(parse(&["--all"]).is_ok());
+        assert!(parse(&["web", "--widen", "--out", "p.json", "--format", "oci"]).is_ok());
+        for bad in [
+            &[][..],
+            &["web", "--all"],
+            &["--all", "--widen"],
+            &["web", "--out", "p.json"],
+            &[""],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+    }
 }

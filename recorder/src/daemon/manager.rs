@@ -19,7 +19,7 @@ use recorder_common::{
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    DaemonError, images,
+    DaemonError, drift, images,
     kernel_task::{KernelHandle, KernelSnapshot, sets_of},
     lookup,
     outcome::{ManagerError, Outcome},
@@ -175,6 +175,9 @@ impl Manager {
             Ok(snapshot) => {
                 self.reconcile(&snapshot).await;
                 self.images.maintain(&self.config).await;
+                if drift::update(&mut self.recordings, &snapshot.entries, now_secs()) {
+                    self.save().await;
+                }
                 self.refresh_metrics(&snapshot);
             }
             // The snapshot keeps its last refresh time: scrapes report it
@@ -227,6 +230,18 @@ impl Manager {
                 ))
             }
             Request::Status => Ok(Outcome::Status(self.status().await?)),
+            Request::Drift { container, widen } => {
+                let index = self.images.index(&self.config).await?;
+                let running = match &container {
+                    Some(spec) => match self.find(&Target::Container(spec.clone())) {
+                        Ok(r) => Some(r),
+                        Err(ManagerError::NotRecording(_)) => None,
+                        Err(e) => return Err(e),
+                    },
+                    None => None,
+                };
+                drift::answer(&self.recordings, running, container, widen, index).await
+            }
         }
     }
 
@@ -380,6 +395,7 @@ impl Manager {
             write_error: None,
             policy: seen.policy,
             chosen_profile: seen.chosen,
+            drift: Default::default(),
         };
         log::info!("recording {} ({})", rec.key, rec.cgroup);
         // Just inserted: nothing recorded yet worth a map read.
@@ -464,9 +480,10 @@ impl Manager {
     /// it. On failure the recording stays (in memory and in the map) and is
     /// retried.
     async fn finish(&mut self, owner: u64, sets: &[SyscallSet]) -> Result<PathBuf, ManagerError> {
-        let Some(r) = self.recordings.get(&owner).cloned() else {
+        let Some(mut r) = self.recordings.get(&owner).cloned() else {
             return Err(ManagerError::NotRecording(format!("cgroup id {owner}")));
         };
+        drift::observe(&mut r, sets, now_secs());
         let path = self.profile_path(&r);
         let written_profile = assemble(&r, sets, None);
         let text = written_profile.to_json();
@@ -602,6 +619,7 @@ impl Manager {
             write_error: None,
             policy: seen.policy,
             chosen_profile: seen.chosen,
+            drift: Default::default(),
         };
         log::info!(
             "recording {} ({}) from its first syscall",
@@ -749,7 +767,9 @@ impl Manager {
                 owner: r.owner,
                 id: r.key.clone(),
                 name: r.name.clone(),
+                image: r.image.clone(),
                 syscalls: count(&sets_of(&kernel.entries, r.owner)),
+                outside: drift::outside_count(r),
             })
             .collect();
         metrics::store(

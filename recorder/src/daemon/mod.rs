@@ -9,6 +9,7 @@
 //! * a ticker, the ring-buffer forwarder and the signal handlers (in the
 //!   binary, through [`reload`] and [`Running::shutdown`]) feed the manager.
 
+pub mod drift;
 pub mod fdstore;
 pub mod images;
 pub mod kernel_task;

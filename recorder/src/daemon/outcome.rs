@@ -8,7 +8,7 @@ use super::DaemonError;
 use crate::{
     cgroup::CgroupError,
     container::ContainerError,
-    control::{RecordingInfo, StatusInfo},
+    control::{DriftReport, RecordingInfo, StatusInfo},
     index::{self, IndexError},
     profile::{Profile, ProfileError},
 };
@@ -38,6 +38,7 @@ pub enum Outcome {
     },
     List(Vec<RecordingInfo>),
     Status(StatusInfo),
+    Drift(Vec<DriftReport>),
 }
 
 /// Why a request was refused or failed.
@@ -75,6 +76,10 @@ pub enum ManagerError {
         path: PathBuf,
         reason: String,
     },
+    #[error("unknown container '{0}': it is not recorded, and no profile was written for it")]
+    UnknownContainer(String),
+    #[error("{key} {why}: nothing to compare")]
+    NotWatched { key: String, why: String },
     #[error(transparent)]
     Index(#[from] IndexError),
     #[error(transparent)]

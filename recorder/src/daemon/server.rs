@@ -51,11 +51,13 @@ pub fn kind(e: &ManagerError) -> ErrorKind {
         | ManagerError::Index(IndexError::NotFound(_))
         | ManagerError::Index(IndexError::Image(ImageError::NotFound(_)))
         | ManagerError::NoCgroup(_)
+        | ManagerError::UnknownContainer(_)
         | ManagerError::StoredProfile(_) => ErrorKind::NotFound,
         ManagerError::Cgroup(CgroupError::InvalidPath(_))
         | ManagerError::Container(ContainerError::BadId(_))
         | ManagerError::Index(IndexError::BadSpec(_))
         | ManagerError::BadTarget(_)
+        | ManagerError::NotWatched { .. }
         | ManagerError::BadOutput(_) => ErrorKind::BadRequest,
         ManagerError::Cgroup(_) => ErrorKind::NotFound,
         ManagerError::AlreadyRecording { .. } => ErrorKind::AlreadyRecording,
@@ -82,6 +84,7 @@ pub fn reply(result: Result<Outcome, ManagerError>) -> Reply {
         Ok(Outcome::ImageProfile { image, profile }) => Reply::ImageProfile { image, profile },
         Ok(Outcome::List(recordings)) => Reply::List { recordings },
         Ok(Outcome::Status(status)) => Reply::Status { status },
+        Ok(Outcome::Drift(reports)) => Reply::Drift { reports },
         Err(e) => error(kind(&e), e.to_string()),
     }
 }

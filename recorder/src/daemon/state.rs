@@ -10,7 +10,7 @@ use crate::{
     control::RecordingInfo,
     index,
     policy::{ChosenProfile, PodNames},
-    profile::{Policy, Profile},
+    profile::{Policy, Profile, drift::Outside},
 };
 
 /// One recording: a container (or cgroup) and the cgroups that belong to it.
@@ -51,6 +51,10 @@ pub struct Recording {
     /// default, not unconfined), decided when the recording started.
     #[serde(default)]
     pub chosen_profile: Option<ChosenProfile>,
+    /// Under a chosen profile: the syscalls seen outside it so far, with
+    /// when each was first seen (`daemon/drift.rs`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub drift: Outside,
 }
 
 impl Recording {
@@ -98,6 +102,7 @@ impl Recording {
             image_key: self.image_key(),
             pod: self.pod.as_ref().and_then(|p| p.pod.clone()),
             namespace: self.pod.as_ref().and_then(|p| p.namespace.clone()),
+            drift: super::drift::entry_drift(self),
             path,
             written,
         }

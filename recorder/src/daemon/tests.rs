@@ -341,6 +341,7 @@ async fn resume_adopts_enrolled_containers_finishes_gone_ones_and_drops_strays()
         write_error: None,
         policy: crate::profile::Policy::Unconfined,
         chosen_profile: None,
+        drift: Default::default(),
     };
     state::save(&s.config.state_dir, vec![saved]);
     // A podman container the kernel enrolled while no daemon ran.
@@ -683,6 +684,7 @@ fn gone_runs_of_one_image(s: &Setup, workloads: &[&[&str]], chosen_last: bool) {
             write_error: None,
             policy: crate::profile::Policy::Unconfined,
             chosen_profile: chosen,
+            drift: Default::default(),
         });
     }
     state::save(&s.config.state_dir, saved);

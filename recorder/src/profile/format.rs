@@ -603,6 +603,56 @@ mod tests {
         assert_eq!(back.default_errno_ret, Some(38));
     }
 
+    #[test]
+    fn complain_mode_drops_carried_denials_but_enosys() {
+        use crate::profile::{ACT_ERRNO, CARRIED_COMMENT, ENOSYS, EPERM, SyscallRule};
+        let carried = |names: &[&str], errno| SyscallRule {
+            names: names.iter().map(|n| (*n).to_owned()).collect(),
+            action: ACT_ERRNO.into(),
+            errno_ret: Some(errno),
+            comment: Some(CARRIED_COMMENT.into()),
+            ..SyscallRule::default()
+        };
+        let mut p = sample();
+        p.syscalls.push(carried(&["chmod", "reboot"], EPERM));
+        p.syscalls.push(carried(&["clone3"], ENOSYS));
+        let mut own = carried(&["ptrace"], EPERM);
+        own.comment = None;
+        p.syscalls.push(own);
+        let log = |p: &Profile| {
+            let r = render(
+                p,
+                &FormatOptions {
+                    default_action: Some(DefaultAction::Log),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+            serde_json::from_str::<Profile>(&r.text).unwrap()
+        };
+        let names = |p: &Profile| -> Vec<String> {
+            p.syscalls
+                .iter()
+                .filter(|r| r.action == ACT_ERRNO)
+                .flat_map(|r| r.names.clone())
+                .collect()
+        };
+        // The carried EPERM goes (logged now); ENOSYS and the profile's
+        // own rules stay.
+        assert_eq!(names(&log(&p)), ["clone3", "ptrace"]);
+        // Another default action keeps them all.
+        let r = render(
+            &p,
+            &FormatOptions {
+                default_action: Some(DefaultAction::Errno),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let back: Profile = serde_json::from_str(&r.text).unwrap();
+        assert_eq!(names(&back).len(), 4);
+    }
+
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn kafel_policy_shape() {

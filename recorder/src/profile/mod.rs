@@ -25,6 +25,7 @@ mod build;
 mod carry;
 pub mod check;
 pub mod diff;
+pub mod drift;
 pub mod format;
 mod model;
 mod ops;

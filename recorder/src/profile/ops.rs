@@ -4,15 +4,30 @@
 use std::collections::BTreeSet;
 
 use super::{
-    ACT_ALLOW, ArchMap, DefaultAction, EPERM, Filter, Profile, SyscallRule, host_filter_arch,
-    model::ConditionsKey, model::sorted_args,
+    ACT_ALLOW, ArchMap, CARRIED_COMMENT, DefaultAction, ENOSYS, EPERM, Filter, Profile,
+    SyscallRule, host_filter_arch, model::ConditionsKey, model::sorted_args,
 };
 use crate::syscalls::Abi;
 
 impl Profile {
     /// Sets the default action; `errno_ret` applies to
     /// [`DefaultAction::Errno`] only (EPERM when `None`).
+    ///
+    /// Complain mode ([`DefaultAction::Log`]) also drops the answers
+    /// carried over from the recording-time policy ([`CARRIED_COMMENT`])
+    /// other than ENOSYS: they deny what the profile does not allow (podman's
+    /// carried EPERM lists every syscall its filter let through and the
+    /// workload did not use), and in complain mode that should be logged,
+    /// not denied. ENOSYS answers stay: libc falls back on them (clone3),
+    /// as it did while recorded.
     pub fn set_default_action(&mut self, action: DefaultAction, errno_ret: Option<u32>) {
+        if action == DefaultAction::Log {
+            self.syscalls.retain(|r| {
+                r.comment.as_deref() != Some(CARRIED_COMMENT)
+                    || r.action == ACT_ALLOW
+                    || r.errno_ret == Some(ENOSYS)
+            });
+        }
         self.default_action = action.action().to_owned();
         self.default_errno_ret = match action {
             DefaultAction::Errno => Some(errno_ret.unwrap_or(EPERM)),

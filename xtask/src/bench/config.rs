@@ -32,13 +32,20 @@ pub(super) enum Config {
     Auto,
     /// 5c. As 4 with syscall argument recording (`--args`).
     Args,
+    /// 6: as 4, the workload under a complain-mode seccomp filter (a
+    /// watched container, `recorderctl drift`). The kernel side is that of
+    /// 4: drift is computed from the sets the daemon reads anyway.
+    Watched,
+    /// 6': as 1 (no BPF), the workload under the same filter: the filter's
+    /// own cost, which 6 pays beside the recorder's.
+    FilterOnly,
     /// `--program NAME`: the object's raw_tp program NAME attached alone to
     /// `sys_enter`, with the map filled as in 4 (for profiling variants).
     Program(&'static str),
 }
 
 impl Config {
-    pub(super) const ALL: [Config; 8] = [
+    pub(super) const ALL: [Config; 10] = [
         Config::NoBpf,
         Config::Floor,
         Config::FloorAgain,
@@ -47,6 +54,8 @@ impl Config {
         Config::Compat,
         Config::Auto,
         Config::Args,
+        Config::Watched,
+        Config::FilterOnly,
     ];
 
     /// Stable name, used as the JSON key.
@@ -60,6 +69,8 @@ impl Config {
             Self::Compat => "recorded_compat",
             Self::Auto => "recorded_auto",
             Self::Args => "recorded_args",
+            Self::Watched => "watched",
+            Self::FilterOnly => "complain_filter_only",
             Self::Program(name) => name,
         }
     }
@@ -76,8 +87,15 @@ impl Config {
             Self::Compat => "5a = 4 + compat detection",
             Self::Auto => "5b = 4 + auto-mode enrolment",
             Self::Args => "5c = 4 + --args",
+            Self::Watched => "6 = 4 under a complain-mode profile (watched)",
+            Self::FilterOnly => "6' = 1 under the same profile (its own cost)",
         }
         .to_owned()
+    }
+
+    /// Whether the workload runs under a complain-mode seccomp filter.
+    pub(super) fn complain(self) -> bool {
+        matches!(self, Self::Watched | Self::FilterOnly)
     }
 
     /// Whether this build can set the configuration up.
@@ -111,7 +129,7 @@ impl Setup {
             kernel: None,
             link: None,
         };
-        if config == Config::NoBpf {
+        if matches!(config, Config::NoBpf | Config::FilterOnly) {
             return Ok(setup);
         }
         // Auto: as `recorderd --all` loads it (AUTO_ENROL = 1, the cgroup

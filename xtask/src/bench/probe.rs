@@ -110,7 +110,7 @@ pub(super) fn programs(
     let configs: Vec<Config> = configs
         .iter()
         .copied()
-        .filter(|&c| c != Config::NoBpf && c.available())
+        .filter(|&c| !matches!(c, Config::NoBpf | Config::FilterOnly) && c.available())
         .collect();
     let mut out: Vec<Program> = Vec::new();
     let mut runs: Vec<Vec<f64>> = vec![Vec::new(); configs.len()];
@@ -147,7 +147,7 @@ fn program(config: Config, ctx: &Context, runner: &Runner) -> anyhow::Result<Pro
     let run_ns = match aya::sys::enable_stats(aya::sys::Stats::RunTime) {
         Ok(stats) => {
             let before = setup.sys_enter_info();
-            runner.run(Workload::Getppid1)?;
+            runner.run(Workload::Getppid1, config.complain())?;
             let after = setup.sys_enter_info();
             drop(stats);
             before.zip(after).and_then(|(b, a)| {

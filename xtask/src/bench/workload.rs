@@ -97,22 +97,26 @@ impl Runner {
     }
 
     /// Runs `workload` once in the cgroup and returns its result in
-    /// [`Workload::unit`].
-    pub(super) fn run(&self, workload: Workload) -> anyhow::Result<f64> {
+    /// [`Workload::unit`]; with `complain`, under [`complain_filter`] (a
+    /// watched container's complain-mode profile).
+    pub(super) fn run(&self, workload: Workload, complain: bool) -> anyhow::Result<f64> {
         match workload {
-            Workload::Getppid1 => self.getppid(1),
-            Workload::GetppidN => self.getppid(self.threads),
-            Workload::Tar => self.tar(),
+            Workload::Getppid1 => self.getppid(1, complain),
+            Workload::GetppidN => self.getppid(self.threads, complain),
+            Workload::Tar => self.tar(complain),
         }
     }
 
-    fn getppid(&self, threads: usize) -> anyhow::Result<f64> {
+    fn getppid(&self, threads: usize, complain: bool) -> anyhow::Result<f64> {
         let mut cmd = Command::new(&self.getppid);
         cmd.arg(self.iterations.to_string())
             .arg(threads.to_string())
             .stdout(Stdio::piped());
         let procs = self.open_procs()?;
         join_cgroup(&mut cmd, &procs);
+        if complain {
+            complain_filter(&mut cmd);
+        }
         let out = cmd
             .output()
             .with_context(|| format!("running {}", self.getppid.display()))?;
@@ -125,7 +129,7 @@ impl Runner {
             .with_context(|| format!("parsing the microbenchmark's output '{}'", text.trim()))
     }
 
-    fn tar(&self) -> anyhow::Result<f64> {
+    fn tar(&self, complain: bool) -> anyhow::Result<f64> {
         let mut cmd = Command::new("tar");
         // `-f -` into a pipe: GNU tar skips reading the files when the
         // archive is /dev/null, so the pipe is drained here instead.
@@ -134,6 +138,9 @@ impl Runner {
             .stderr(Stdio::null());
         let procs = self.open_procs()?;
         join_cgroup(&mut cmd, &procs);
+        if complain {
+            complain_filter(&mut cmd);
+        }
         let start = Instant::now();
         let mut child = cmd.spawn().context("running tar")?;
         drop(procs);
@@ -181,6 +188,58 @@ fn join_cgroup(cmd: &mut Command, procs: &File) {
             } else {
                 Err(io::Error::last_os_error())
             }
+        });
+    }
+}
+
+/// The audit architecture of the host's native ABI (`seccomp_data.arch`).
+#[cfg(target_arch = "x86_64")]
+const AUDIT_ARCH_NATIVE: u32 = 0xc000_003e;
+#[cfg(target_arch = "aarch64")]
+const AUDIT_ARCH_NATIVE: u32 = 0xc000_00b7;
+
+/// A complain-mode profile that covers the workload, as a watched
+/// container in its steady state (drift empty) runs under: native syscalls
+/// allowed, but for `acct` (which no workload calls) logged. The kernel's
+/// seccomp action cache answers the allowed ones without running it.
+const COMPLAIN_FILTER: [libc::sock_filter; 6] = {
+    const fn op(code: u16, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
+        libc::sock_filter { code, jt, jf, k }
+    }
+    const LD_W_ABS: u16 = 0x20;
+    const JEQ_K: u16 = 0x15;
+    const RET_K: u16 = 0x06;
+    [
+        // seccomp_data.arch: another ABI is allowed.
+        op(LD_W_ABS, 0, 0, 4),
+        op(JEQ_K, 0, 3, AUDIT_ARCH_NATIVE),
+        // seccomp_data.nr
+        op(LD_W_ABS, 0, 0, 0),
+        op(JEQ_K, 0, 1, libc::SYS_acct as u32),
+        op(RET_K, 0, 0, libc::SECCOMP_RET_LOG),
+        op(RET_K, 0, 0, libc::SECCOMP_RET_ALLOW),
+    ]
+};
+
+/// Makes the child load [`COMPLAIN_FILTER`] between fork and exec (with
+/// no_new_privs, as runc does for a container without CAP_SYS_ADMIN).
+fn complain_filter(cmd: &mut Command) {
+    // SAFETY: the closure only calls prctl(2) and seccomp(2), which are
+    // async-signal-safe; the program is a static the kernel copies.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let prog = libc::sock_fprog {
+                len: COMPLAIN_FILTER.len() as u16,
+                filter: COMPLAIN_FILTER.as_ptr().cast_mut(),
+            };
+            let set = libc::SECCOMP_SET_MODE_FILTER;
+            if libc::syscall(libc::SYS_seccomp, set, 0, &raw const prog) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
         });
     }
 }

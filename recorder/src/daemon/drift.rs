@@ -1,0 +1,393 @@
+//! The manager's drift bookkeeping: for each recording under a chosen
+//! profile (`Recording::chosen_profile`), what it called outside that
+//! profile and when each name was first seen, updated from every tick's
+//! snapshot (no read of its own), kept in the state and, when the
+//! recording ends, in its profile index entry; and the answers to `drift`.
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use recorder_common::SyscallSet;
+
+use super::{
+    kernel_task::sets_of,
+    lookup,
+    outcome::{ManagerError, Outcome},
+    state::Recording,
+};
+use crate::{
+    control::DriftReport,
+    index::{self, Index, IndexError},
+    policy::ChosenProfile,
+    profile::{
+        Policy, Profile, Recorded,
+        drift::{self, Outside},
+    },
+};
+
+/// What `drift` says of an enforcing profile.
+pub const ENFORCING_NOTE: &str = "an enforcing profile hides its denials: a syscall it denies never reaches the recorder, so only what it lets through is compared. To see everything outside it, run the workload under the profile in complain mode (recorderctl convert --default-action log PROFILE) and watch that";
+
+/// Notes in `r` the syscalls of `sets` outside its chosen profile, first
+/// seen at `now`; returns how many were new (0 when it is not watched).
+pub fn observe(r: &mut Recording, sets: &[SyscallSet], now: u64) -> usize {
+    let (Some(_), Policy::Filter(filter)) = (&r.chosen_profile, &r.policy) else {
+        return 0;
+    };
+    let (recorded, _) = Recorded::from_sets(sets);
+    let outside = drift::outside(filter, &recorded);
+    drift::note(&mut r.drift, outside, now)
+}
+
+/// [`observe`] for every recording, from one snapshot's `entries`.
+/// Returns whether anything new was seen (the state is then saved).
+pub fn update(
+    recordings: &mut BTreeMap<u64, Recording>,
+    entries: &[(u64, SyscallSet)],
+    now: u64,
+) -> bool {
+    let mut new = 0;
+    for r in recordings
+        .values_mut()
+        .filter(|r| r.chosen_profile.is_some())
+    {
+        let sets = sets_of(entries, r.owner);
+        let n = observe(r, &sets, now);
+        if n > 0 {
+            log::info!("{}: {n} new syscall(s) outside its profile", r.key);
+        }
+        new += n;
+    }
+    new > 0
+}
+
+/// How many distinct syscalls `r` made outside its chosen profile; `None`
+/// when it is not watched.
+pub fn outside_count(r: &Recording) -> Option<usize> {
+    r.chosen_profile.as_ref().map(|_| drift::count(&r.drift))
+}
+
+/// The index entry's drift of a finished recording (`None`: not watched).
+pub fn entry_drift(r: &Recording) -> Option<Box<index::Drift>> {
+    match (&r.chosen_profile, &r.policy) {
+        (Some(profile), Policy::Filter(filter)) => Some(Box::new(index::Drift {
+            profile: profile.clone(),
+            outside: r.drift.clone(),
+            policy: (**filter).clone(),
+        })),
+        _ => None,
+    }
+}
+
+/// Why `r` is not watched.
+fn not_watched(r: &Recording) -> ManagerError {
+    let why = match &r.policy {
+        Policy::Unconfined => "runs unconfined (no seccomp profile)",
+        Policy::Unknown => "runs under a seccomp policy recorderd could not read",
+        Policy::Filter(_) => "runs under the runtime's default profile",
+    };
+    ManagerError::NotWatched {
+        key: r.key.clone(),
+        why: why.to_owned(),
+    }
+}
+
+struct Source<'a> {
+    id: &'a str,
+    name: Option<&'a String>,
+    image: Option<&'a String>,
+    chosen: &'a ChosenProfile,
+    outside: &'a Outside,
+    policy: &'a Profile,
+    running: bool,
+}
+
+fn report(s: &Source<'_>, widen: bool) -> DriftReport {
+    let since = drift::names(s.outside);
+    let enforcing = s.chosen.enforcing();
+    DriftReport {
+        id: s.id.to_owned(),
+        name: s.name.cloned(),
+        image: s.image.cloned(),
+        profile: s.chosen.name().to_owned(),
+        default_action: s.chosen.default_action.clone(),
+        outside: since.keys().cloned().collect(),
+        outside_since: since,
+        outside_by_abi: s
+            .outside
+            .iter()
+            .filter(|(_, n)| !n.is_empty())
+            .map(|(abi, n)| (*abi, n.keys().cloned().collect()))
+            .collect(),
+        running: s.running,
+        enforcing,
+        note: enforcing.then(|| ENFORCING_NOTE.to_owned()),
+        widened: widen.then(|| drift::widen(s.policy, s.outside)),
+    }
+}
+
+/// The report of a running recording, or why there is none.
+fn of_recording(r: &Recording, widen: bool) -> Result<DriftReport, ManagerError> {
+    let (Some(chosen), Policy::Filter(filter)) = (&r.chosen_profile, &r.policy) else {
+        return Err(not_watched(r));
+    };
+    Ok(report(
+        &Source {
+            id: &r.key,
+            name: r.name.as_ref(),
+            image: r.image.as_ref(),
+            chosen,
+            outside: &r.drift,
+            policy: filter,
+            running: true,
+        },
+        widen,
+    ))
+}
+
+/// The report kept in an index entry, if it has one.
+fn of_entry(e: &index::Entry, widen: bool) -> Option<DriftReport> {
+    let d = e.drift.as_ref()?;
+    Some(report(
+        &Source {
+            id: &e.key,
+            name: e.name.as_ref(),
+            image: e.image.as_ref(),
+            chosen: &d.profile,
+            outside: &d.outside,
+            policy: &d.policy,
+            running: false,
+        },
+        widen,
+    ))
+}
+
+/// Answers `drift`: for `running` (the recording `spec` names, if it is
+/// recorded) or else the newest index entry for `spec`; with no `spec`,
+/// every watched container with drift, running ones first.
+pub async fn answer(
+    recordings: &BTreeMap<u64, Recording>,
+    running: Option<&Recording>,
+    spec: Option<String>,
+    widen: bool,
+    index: Arc<Index>,
+) -> Result<Outcome, ManagerError> {
+    if let Some(r) = running {
+        return Ok(Outcome::Drift(vec![of_recording(r, widen)?]));
+    }
+    let entries = lookup::blocking(move || index.load()).await??;
+    let Some(spec) = spec else {
+        let mut reports: Vec<DriftReport> = recordings
+            .values()
+            .filter_map(|r| of_recording(r, widen).ok())
+            .filter(|d| !d.outside.is_empty())
+            .collect();
+        // The newest entry of each container that is not running any more.
+        let mut newest: BTreeMap<&str, &index::Entry> = BTreeMap::new();
+        for e in &entries {
+            if newest
+                .get(e.key.as_str())
+                .is_none_or(|n| n.written <= e.written)
+            {
+                newest.insert(&e.key, e);
+            }
+        }
+        reports.extend(
+            newest
+                .values()
+                .filter(|e| !recordings.values().any(|r| r.key == e.key))
+                .filter_map(|e| of_entry(e, widen))
+                .filter(|d| !d.outside.is_empty()),
+        );
+        return Ok(Outcome::Drift(reports));
+    };
+    let entry = index::find(&entries, &spec).map_err(|e| match e {
+        IndexError::NotFound(_) => ManagerError::UnknownContainer(spec.clone()),
+        e => e.into(),
+    })?;
+    match of_entry(&entry, widen) {
+        Some(d) => Ok(Outcome::Drift(vec![d])),
+        None => Err(ManagerError::NotWatched {
+            key: entry.key,
+            why: "ran under no chosen profile (the runtime's default, or none)".to_owned(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        container::{ContainerRef, Runtime},
+        policy::ChosenBy,
+        profile::{ACT_ERRNO, ACT_LOG, SyscallRule},
+        syscalls::Abi,
+    };
+
+    fn filter(default: &str) -> Profile {
+        Profile {
+            default_action: default.into(),
+            syscalls: vec![SyscallRule::allow(
+                ["read", "mkdir", "execve"].map(str::to_owned),
+            )],
+            ..Profile::default()
+        }
+    }
+
+    fn recording(owner: u64, default: Option<&str>) -> Recording {
+        let policy = default.map_or(Policy::Unconfined, |d| Policy::Filter(Box::new(filter(d))));
+        let chosen_profile = default.map(|d| ChosenProfile {
+            path: Some("/etc/p/web.json".into()),
+            digest: "sha256:00".into(),
+            default_action: d.into(),
+            chosen_by: ChosenBy::Podman,
+        });
+        Recording {
+            owner,
+            key: format!("{owner:064x}"),
+            container: Some(ContainerRef {
+                id: format!("{owner:064x}"),
+                runtime: Runtime::Podman,
+                pod_uid: None,
+                namespace: None,
+            }),
+            name: Some(format!("web{owner}")),
+            image: Some("shop/web:2".into()),
+            image_id: None,
+            pod: None,
+            cgroup: format!("/libpod_parent/libpod-{owner:064x}"),
+            started: 1,
+            auto: true,
+            base: None,
+            output: None,
+            finishing: false,
+            write_error: None,
+            policy,
+            chosen_profile,
+            drift: Outside::default(),
+        }
+    }
+
+    /// A set of `owner` with `names` of the native ABI.
+    fn set(owner: u64, names: &[&str]) -> SyscallSet {
+        let mut s = SyscallSet::new(owner, recorder_common::PHASE_WORKLOAD);
+        for n in names {
+            let nr = Abi::native().number(n).unwrap() as usize;
+            s.native[nr / 64] |= 1 << (nr % 64);
+        }
+        s
+    }
+
+    #[test]
+    fn ticks_keep_the_first_seen_time() {
+        let mut recs: BTreeMap<u64, Recording> =
+            [(1, recording(1, Some(ACT_LOG))), (2, recording(2, None))].into();
+        let entries = [(1, set(1, &["read", "chmod"])), (2, set(2, &["chmod"]))];
+        assert!(update(&mut recs, &entries, 10));
+        assert!(!update(&mut recs, &entries, 20), "nothing new");
+        assert_eq!(drift::names(&recs[&1].drift)["chmod"], 10);
+        assert_eq!(outside_count(&recs[&1]), Some(1));
+        // Not watched: no count, no drift kept.
+        assert_eq!(outside_count(&recs[&2]), None);
+        assert!(recs[&2].drift.is_empty());
+        let e = entry_drift(&recs[&1]).unwrap();
+        assert_eq!(drift::count(&e.outside), 1);
+        assert!(entry_drift(&recs[&2]).is_none());
+    }
+
+    #[tokio::test]
+    async fn answers_running_exited_and_refusals() {
+        let dir = tempfile::tempdir().unwrap();
+        let idx = Arc::new(Index::open(dir.path()).unwrap());
+        let mut watched = recording(1, Some(ACT_LOG));
+        observe(&mut watched, &[set(1, &["read", "fchmodat"])], 5);
+        let recs: BTreeMap<u64, Recording> = [(1, watched.clone())].into();
+        let Outcome::Drift(d) = answer(&recs, Some(&watched), None, false, idx.clone())
+            .await
+            .unwrap()
+        else {
+            panic!("not a drift")
+        };
+        assert_eq!(d[0].outside, ["fchmodat"]);
+        assert_eq!(d[0].profile, "/etc/p/web.json");
+        assert!(d[0].running && !d[0].enforcing && d[0].note.is_none());
+        // Enforcing: the note points to complain mode.
+        let mut enforced = recording(3, Some(ACT_ERRNO));
+        observe(&mut enforced, &[set(3, &["read"])], 5);
+        let Ok(Outcome::Drift(d)) = answer(&recs, Some(&enforced), None, true, idx.clone()).await
+        else {
+            panic!("no report")
+        };
+        assert!(d[0].enforcing);
+        assert!(
+            d[0].note
+                .as_deref()
+                .unwrap()
+                .contains("--default-action log")
+        );
+        assert_eq!(d[0].widened.as_ref().unwrap(), &filter(ACT_ERRNO));
+        // Under the runtime's default, or unconfined: one line, no report.
+        let mut default = recording(4, None);
+        default.policy = Policy::Filter(Box::new(filter(ACT_ERRNO)));
+        let e = answer(&recs, Some(&default), None, false, idx.clone())
+            .await
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .ends_with("runs under the runtime's default profile: nothing to compare"),
+            "{e}"
+        );
+        let e = answer(&recs, Some(&recording(5, None)), None, false, idx.clone())
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("unconfined"), "{e}");
+        // Exited: from the index; unknown: one line.
+        let entry = |r: &Recording, written| index::Entry {
+            key: r.key.clone(),
+            runtime: Runtime::Podman,
+            name: r.name.clone(),
+            image: r.image.clone(),
+            image_key: None,
+            pod: None,
+            namespace: None,
+            path: format!("/p/{}.json", r.key).into(),
+            written,
+            drift: entry_drift(r),
+        };
+        idx.add(entry(&watched, 7)).unwrap();
+        idx.add(entry(&default, 8)).unwrap();
+        let none = BTreeMap::new();
+        let spec = watched.name.clone();
+        let Ok(Outcome::Drift(d)) = answer(&none, None, spec, false, idx.clone()).await else {
+            panic!("no report from the index")
+        };
+        assert!(!d[0].running);
+        assert_eq!(d[0].outside, ["fchmodat"]);
+        let spec = Some(default.name.clone().unwrap());
+        let e = answer(&none, None, spec, false, idx.clone())
+            .await
+            .unwrap_err();
+        assert!(matches!(e, ManagerError::NotWatched { .. }), "{e}");
+        let e = answer(&none, None, Some("nope".into()), false, idx.clone())
+            .await
+            .unwrap_err();
+        assert!(e.to_string().starts_with("unknown container 'nope'"), "{e}");
+        // --all: the exited one with drift, not the others.
+        let Ok(Outcome::Drift(d)) = answer(&none, None, None, false, idx.clone()).await else {
+            panic!("no list")
+        };
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].id, watched.key);
+    }
+
+    #[test]
+    fn drift_survives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = recording(1, Some(ACT_LOG));
+        observe(&mut r, &[set(1, &["chmod"])], 42);
+        super::super::state::save(dir.path(), vec![r.clone()]);
+        let back = super::super::state::load(dir.path());
+        assert_eq!(back[0].chosen_profile, r.chosen_profile);
+        assert_eq!(back[0].drift, r.drift);
+        assert_eq!(drift::names(&back[0].drift)["chmod"], 42);
+    }
+}
