@@ -157,37 +157,49 @@ fn print_profiles(w: &mut impl Write, list: &[crate::index::Entry]) -> io::Resul
     Ok(())
 }
 
+/// The IMAGE column: a row keyed by a container's name says so.
+fn image_column(i: &crate::images::ImageInfo) -> String {
+    match i.keyed_by {
+        crate::images::KeyedBy::Name => format!("(name) {}", i.image),
+        _ => i.image.clone(),
+    }
+}
+
 fn print_images(w: &mut impl Write, list: &[crate::images::ImageInfo]) -> io::Result<()> {
     let width = list
         .iter()
-        .map(|i| i.image.chars().count())
+        .map(|i| image_column(i).chars().count())
         .chain([5])
         .max()
         .unwrap_or(5);
     writeln!(
         w,
-        "{:<width$} {:<12} {:>5} {:>8} {:<20} {:<20} {:>9} READY",
-        "IMAGE", "ID", "RUNS", "SYSCALLS", "LAST SEEN", "LAST NEW", "QUIET"
+        "{:<width$} {:<12} {:>5} {:>8} {:<20} {:<20} {:<20} {:>9} READY",
+        "IMAGE", "ID", "RUNS", "SYSCALLS", "FIRST SEEN", "LAST SEEN", "LAST NEW", "QUIET"
     )?;
     for i in list {
-        let id = i.id.as_deref().unwrap_or("-");
-        let id: String = id
-            .strip_prefix("sha256:")
-            .unwrap_or(id)
-            .chars()
-            .take(12)
-            .collect();
+        let id =
+            i.id.as_deref()
+                .map_or_else(|| "-".to_owned(), crate::images::short_id);
+        let ready = if i.ready {
+            "yes".to_owned()
+        } else if i.not_ready.is_empty() {
+            "no".to_owned()
+        } else {
+            format!("no: {}", i.not_ready.join(", "))
+        };
         writeln!(
             w,
-            "{:<width$} {:<12} {:>5} {:>8} {:<20} {:<20} {:>9} {}",
-            i.image,
+            "{:<width$} {:<12} {:>5} {:>8} {:<20} {:<20} {:<20} {:>9} {}",
+            image_column(i),
             id,
             i.runs,
             i.syscalls,
+            format_time(i.first_seen),
             format_time(i.last_seen),
             format_time(i.last_new),
             format!("{} runs", i.runs_since_last_new),
-            if i.ready { "yes" } else { "no" }
+            ready
         )?;
     }
     Ok(())
@@ -436,5 +448,35 @@ mod tests {
             text.contains("outside the profile: nothing so far\n"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn images_text_marks_names_and_says_why_not_ready() {
+        use crate::images::{ImageRow, key};
+        let rule = crate::config::ImagesConfig::default();
+        let mut pweb = ImageRow::new(&key(None, None, Some("pweb")).unwrap(), 100);
+        pweb.add_run(None, &Profile::default(), 100);
+        let mut app = ImageRow::new(
+            &key(Some("app"), Some("sha256:0123456789abcdef"), None).unwrap(),
+            0,
+        );
+        app.add_run(Some("app:latest"), &Profile::default(), 0);
+        let list = [pweb.info(&rule, 100 + 3 * 3600), app.info(&rule, 10)];
+        let mut text = Vec::new();
+        print_images(&mut text, &list).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[0].contains("FIRST SEEN") && lines[0].ends_with("READY"),
+            "{text}"
+        );
+        assert!(lines[1].starts_with("(name) pweb -  "), "{text}");
+        assert!(lines[1].contains(&format_time(100)), "{text}");
+        assert!(
+            lines[1].ends_with("no: 1/5 runs, new in the last run, new 3h ago"),
+            "{text}"
+        );
+        assert!(lines[2].starts_with("app:latest  0123456789ab"), "{text}");
+        assert!(lines[2].ends_with(", new 10s ago"), "{text}");
     }
 }

@@ -17,35 +17,126 @@ use crate::{
 /// The directory under the profiles dir that holds the image profiles.
 pub const DIR: &str = "images";
 
-/// What an image is known by: the image reference, with the image's id
-/// (digest) where the runtime tells it; a container without an image goes
-/// by its name.
-pub fn key(image: Option<&str>, image_id: Option<&str>, name: Option<&str>) -> Option<String> {
-    match (image, image_id) {
-        (Some(i), _) if i.contains('@') => Some(i.to_owned()),
-        (Some(i), Some(id)) => Some(format!("{i}@{id}")),
-        (Some(i), None) => Some(i.to_owned()),
-        (None, _) => name.map(str::to_owned),
+/// What an image row is keyed by.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyedBy {
+    /// The image id the runtime told: every reference of it feeds one row.
+    Id,
+    /// The normalised reference (no id known).
+    #[default]
+    Reference,
+    /// The container's name (no image known, e.g. podman --rootfs).
+    Name,
+}
+
+/// The image profile a container feeds (see [`key`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImageKey {
+    pub key: String,
+    pub keyed_by: KeyedBy,
+    /// The container's image reference, normalised, when it has one.
+    pub reference: Option<String>,
+}
+
+/// An image reference as docker resolves it: without `docker.io/` (or
+/// `index.docker.io/`) and `library/`, with `:latest` when it has neither
+/// tag nor digest.
+pub fn normalise(reference: &str) -> String {
+    let r = reference.trim();
+    let r = ["docker.io/", "index.docker.io/"]
+        .iter()
+        .find_map(|p| r.strip_prefix(p))
+        .unwrap_or(r);
+    let r = r.strip_prefix("library/").unwrap_or(r);
+    let last = r.rsplit('/').next().unwrap_or(r);
+    if r.contains('@') || last.contains(':') {
+        r.to_owned()
+    } else {
+        format!("{r}:latest")
     }
 }
 
+/// The hex of an id, without `sha256:`.
+fn hex(id: &str) -> &str {
+    id.strip_prefix("sha256:").unwrap_or(id)
+}
+
+/// An id's first 12 hex digits, as `docker images` shows it.
+pub fn short_id(id: &str) -> String {
+    hex(id).chars().take(12).collect()
+}
+
+/// Whether `spec` is `id` or a prefix of it (at least 4 hex digits, with
+/// or without `sha256:`, either case).
+pub fn is_id_prefix(spec: &str, id: &str) -> bool {
+    let spec = hex(spec).to_ascii_lowercase();
+    spec.len() >= 4
+        && spec.chars().all(|c| c.is_ascii_hexdigit())
+        && hex(id).to_ascii_lowercase().starts_with(&spec)
+}
+
+/// What an image is known by: its id where the runtime tells it, so that
+/// every reference of it (and running it by id) feeds one row; else its
+/// normalised reference; a container without an image goes by its name.
+/// An "image" that is a prefix of the id (`docker run dd66f5…`) is not a
+/// reference.
+pub fn key(image: Option<&str>, image_id: Option<&str>, name: Option<&str>) -> Option<ImageKey> {
+    let id = image_id.filter(|i| !i.is_empty());
+    let reference = image
+        .filter(|i| !i.is_empty() && !id.is_some_and(|id| is_id_prefix(i, id)))
+        .map(normalise);
+    let (key, keyed_by) = match (id, &reference, name) {
+        (Some(id), _, _) => (id.to_owned(), KeyedBy::Id),
+        (None, Some(r), _) => (r.clone(), KeyedBy::Reference),
+        (None, None, Some(n)) => (n.to_owned(), KeyedBy::Name),
+        (None, None, None) => return None,
+    };
+    Some(ImageKey {
+        key,
+        keyed_by,
+        reference,
+    })
+}
+
 /// The file name (without `.json`) of an image's profile: the container
-/// key's escaping, which maps distinct keys to distinct names and never
+/// key's escaping, which maps distinct labels to distinct names and never
 /// yields `/`, `..` or a leading dot.
-pub fn file_stem(key: &str) -> String {
-    crate::container::file_stem(key)
+pub fn file_stem(label: &str) -> String {
+    crate::container::file_stem(label)
+}
+
+/// An image row's label (file name, metrics): `<first reference>@<short
+/// id>` (or the short id) for an id, else the key.
+fn label_of(k: &ImageKey) -> String {
+    match (k.keyed_by, &k.reference) {
+        (KeyedBy::Id, Some(r)) => format!("{r}@{}", short_id(&k.key)),
+        (KeyedBy::Id, None) => short_id(&k.key),
+        _ => k.key.clone(),
+    }
 }
 
 /// An image's bookkeeping, kept in the index (one row per image key).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageRow {
-    /// The image reference plus id (see [`key`]).
+    /// The image id, reference or container name (see [`key`]).
     pub key: String,
-    /// The image reference, or the container name without an image.
+    /// What is shown: the most recent reference, else the container name,
+    /// else the short id.
     pub image: String,
     /// The image id or digest, where the runtime told it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+    /// Rows of older versions were keyed by `reference@id`: `reference`.
+    #[serde(default)]
+    pub keyed_by: KeyedBy,
+    /// The references seen (normalised), the most recent last.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub references: Vec<String>,
+    /// Its name in `images/<file>.json` and the metrics, fixed when the
+    /// row is made; empty in older rows (the key).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub label: String,
     /// Containers recorded into it.
     pub runs: u64,
     /// Seconds since the epoch.
@@ -63,8 +154,16 @@ pub struct ImageRow {
 pub struct ImageInfo {
     pub image: String,
     pub key: String,
+    #[serde(default)]
+    pub keyed_by: KeyedBy,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+    /// The references seen, the most recent last.
+    #[serde(default)]
+    pub references: Vec<String>,
+    /// Its label in the metrics and `images/<file>.json`.
+    #[serde(default)]
+    pub label: String,
     pub runs: u64,
     /// The size of the union (distinct allowed names, over every ABI).
     pub syscalls: usize,
@@ -77,6 +176,20 @@ pub struct ImageInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub denied_while_recorded: Option<u64>,
     pub ready: bool,
+    /// What the ready rule still waits for (`2/5 runs`, `new 1 run ago`,
+    /// `new 3h ago`); empty when ready.
+    #[serde(default)]
+    pub not_ready: Vec<String>,
+}
+
+/// A duration as `45s`, `12m`, `3h` or `2d`.
+fn ago(secs: u64) -> String {
+    match secs {
+        ..60 => format!("{secs}s"),
+        60..3600 => format!("{}m", secs / 60),
+        3600..86_400 => format!("{}h", secs / 3600),
+        _ => format!("{}d", secs / 86_400),
+    }
 }
 
 /// What a profile allows, by name and the ABIs and conditions of the rule,
@@ -107,23 +220,50 @@ pub fn syscalls(p: &Profile) -> usize {
 
 impl ImageRow {
     /// A row with no run yet.
-    pub fn new(key: String, image: String, id: Option<String>, profile: Profile, now: u64) -> Self {
+    pub fn new(k: &ImageKey, now: u64) -> Self {
+        let id = (k.keyed_by == KeyedBy::Id).then(|| k.key.clone());
         Self {
-            key,
-            image,
+            key: k.key.clone(),
+            image: match (&k.reference, &id) {
+                (Some(r), _) => r.clone(),
+                (None, Some(id)) => short_id(id),
+                (None, None) => k.key.clone(),
+            },
             id,
+            keyed_by: k.keyed_by,
+            references: Vec::new(),
+            label: label_of(k),
             runs: 0,
             first_seen: now,
             last_seen: now,
             last_new: now,
             runs_since_last_new: 0,
-            profile,
+            profile: Profile::default(),
         }
     }
 
-    /// Adds one run's profile; returns whether the union grew (the first
-    /// run always does).
-    pub fn add_run(&mut self, run: &Profile, now: u64) -> bool {
+    /// Its label in the metrics and file name.
+    pub fn label(&self) -> &str {
+        if self.label.is_empty() {
+            &self.key
+        } else {
+            &self.label
+        }
+    }
+
+    /// `<label>.json`, escaped, in `<profiles-dir>/images/`.
+    pub fn file_name(&self) -> String {
+        format!("{}.json", file_stem(self.label()))
+    }
+
+    /// Adds one run's profile, of a container started as `reference`;
+    /// returns whether the union grew (the first run always does).
+    pub fn add_run(&mut self, reference: Option<&str>, run: &Profile, now: u64) -> bool {
+        if let Some(r) = reference {
+            self.references.retain(|x| x != r);
+            self.references.push(r.to_owned());
+            self.image = r.to_owned();
+        }
         let grew = if self.runs == 0 {
             self.profile = run.clone();
             true
@@ -154,11 +294,34 @@ impl ImageRow {
             && now.saturating_sub(self.last_new) >= rule.ready_quiet_secs
     }
 
+    /// What the ready rule still waits for (empty: ready).
+    pub fn not_ready(&self, rule: &ImagesConfig, now: u64) -> Vec<String> {
+        let mut why = Vec::new();
+        if self.runs < rule.ready_min_runs {
+            why.push(format!("{}/{} runs", self.runs, rule.ready_min_runs));
+        }
+        if self.runs_since_last_new < rule.ready_quiet_runs {
+            why.push(match self.runs_since_last_new {
+                0 => "new in the last run".to_owned(),
+                1 => "new 1 run ago".to_owned(),
+                n => format!("new {n} runs ago"),
+            });
+        }
+        let quiet = now.saturating_sub(self.last_new);
+        if quiet < rule.ready_quiet_secs {
+            why.push(format!("new {} ago", ago(quiet)));
+        }
+        why
+    }
+
     pub fn info(&self, rule: &ImagesConfig, now: u64) -> ImageInfo {
         ImageInfo {
             image: self.image.clone(),
             key: self.key.clone(),
+            keyed_by: self.keyed_by,
             id: self.id.clone(),
+            references: self.references.clone(),
+            label: self.label().to_owned(),
             runs: self.runs,
             syscalls: syscalls(&self.profile),
             first_seen: self.first_seen,
@@ -167,6 +330,7 @@ impl ImageRow {
             runs_since_last_new: self.runs_since_last_new,
             denied_while_recorded: None,
             ready: self.ready(rule, now),
+            not_ready: self.not_ready(rule, now),
         }
     }
 }
@@ -179,22 +343,21 @@ pub enum ImageError {
     Ambiguous { spec: String, keys: Vec<String> },
 }
 
-/// The row `spec` names: its key, else its reference (one id only), else
-/// an id or id prefix (with or without `sha256:`).
+/// The row `spec` names: its key, else a reference it was run as
+/// (normalised) or its label, else an id prefix (with or without
+/// `sha256:`). Several rows (a tag moved to a new id) are ambiguous.
 pub fn find<'a>(rows: &'a [ImageRow], spec: &str) -> Result<&'a ImageRow, ImageError> {
     if let Some(r) = rows.iter().find(|r| r.key == spec) {
         return Ok(r);
     }
-    let by_ref: Vec<&ImageRow> = rows.iter().filter(|r| r.image == spec).collect();
+    let reference = normalise(spec);
+    let by_ref: Vec<&ImageRow> = rows
+        .iter()
+        .filter(|r| r.references.contains(&reference) || r.image == spec || r.label() == spec)
+        .collect();
     let found = if by_ref.is_empty() {
-        let hex = spec.strip_prefix("sha256:").unwrap_or(spec);
         rows.iter()
-            .filter(|r| {
-                hex.len() >= 4
-                    && r.id
-                        .as_deref()
-                        .is_some_and(|id| id.strip_prefix("sha256:").unwrap_or(id).starts_with(hex))
-            })
+            .filter(|r| r.id.as_deref().is_some_and(|id| is_id_prefix(spec, id)))
             .collect()
     } else {
         by_ref
@@ -204,7 +367,7 @@ pub fn find<'a>(rows: &'a [ImageRow], spec: &str) -> Result<&'a ImageRow, ImageE
         [one] => Ok(one),
         many => Err(ImageError::Ambiguous {
             spec: spec.to_owned(),
-            keys: many.iter().map(|r| r.key.clone()).collect(),
+            keys: many.iter().map(|r| r.label().to_owned()).collect(),
         }),
     }
 }
@@ -221,19 +384,75 @@ mod tests {
         p
     }
 
+    fn row(image: Option<&str>, id: Option<&str>, name: Option<&str>) -> ImageRow {
+        ImageRow::new(&key(image, id, name).unwrap(), 0)
+    }
+
+    #[test]
+    fn references_are_normalised() {
+        for (given, want) in [
+            ("busybox", "busybox:latest"),
+            ("docker.io/library/busybox", "busybox:latest"),
+            ("library/busybox:1", "busybox:1"),
+            ("index.docker.io/review/busy:1", "review/busy:1"),
+            ("docker.io/review/busy", "review/busy:latest"),
+            ("quay.io/library/x", "quay.io/library/x:latest"),
+            ("localhost:5000/app", "localhost:5000/app:latest"),
+            ("localhost:5000/app:2", "localhost:5000/app:2"),
+            ("b@sha256:cd", "b@sha256:cd"),
+        ] {
+            assert_eq!(normalise(given), want, "{given}");
+        }
+    }
+
     #[test]
     fn keys() {
+        let k = key(Some("docker.io/busybox"), Some("sha256:abcd12"), None).unwrap();
         assert_eq!(
-            key(Some("busybox"), Some("sha256:ab"), None).unwrap(),
-            "busybox@sha256:ab"
+            (k.key.as_str(), k.keyed_by, k.reference.as_deref()),
+            ("sha256:abcd12", KeyedBy::Id, Some("busybox:latest"))
         );
+        // Run by id: no reference, the same key.
+        for by_id in ["abcd", "ABCD12", "sha256:abcd12"] {
+            let k = key(Some(by_id), Some("sha256:abcd12"), None).unwrap();
+            assert_eq!((k.key.as_str(), k.reference), ("sha256:abcd12", None));
+        }
+        let k = key(Some("busybox"), None, Some("x")).unwrap();
         assert_eq!(
-            key(Some("b@sha256:cd"), Some("sha256:ab"), None).unwrap(),
-            "b@sha256:cd"
+            (k.key.as_str(), k.keyed_by),
+            ("busybox:latest", KeyedBy::Reference)
         );
-        assert_eq!(key(Some("busybox"), None, Some("x")).unwrap(), "busybox");
-        assert_eq!(key(None, Some("sha256:ab"), Some("web")).unwrap(), "web");
+        let k = key(None, None, Some("web")).unwrap();
+        assert_eq!((k.key.as_str(), k.keyed_by), ("web", KeyedBy::Name));
         assert_eq!(key(None, None, None), None);
+    }
+
+    #[test]
+    fn labels_and_files_are_fixed_when_the_row_is_made() {
+        let id = "sha256:dd66f5ba5776aaaa";
+        let mut r = row(Some("review/busy:1"), Some(id), None);
+        assert_eq!(r.label(), "review/busy:1@dd66f5ba5776");
+        assert_eq!(r.file_name(), "review+busy%3A1%40dd66f5ba5776.json");
+        r.add_run(Some("other:2"), &profile(&["read"]), 1);
+        r.add_run(Some("review/busy:1"), &profile(&["read"]), 2);
+        assert_eq!(r.references, ["other:2", "review/busy:1"]);
+        assert_eq!(
+            (r.image.as_str(), r.label()),
+            ("review/busy:1", "review/busy:1@dd66f5ba5776")
+        );
+        assert_eq!(row(Some("dd66f5"), Some(id), None).label(), "dd66f5ba5776");
+        assert_eq!(row(None, None, Some("pweb")).label(), "pweb");
+        // An older row (no label) keeps its file and series.
+        let old: ImageRow = serde_json::from_str(
+            r#"{"key":"a@sha256:1","image":"a","id":"sha256:1","runs":1,"first_seen":0,
+            "last_seen":0,"last_new":0,"runs_since_last_new":0,"profile":{"defaultAction":"SCMP_ACT_ERRNO"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (old.label(), old.keyed_by),
+            ("a@sha256:1", KeyedBy::Reference)
+        );
+        assert_eq!(old.file_name(), "a%40sha256%3A1.json");
     }
 
     #[test]
@@ -262,17 +481,17 @@ mod tests {
 
     #[test]
     fn runs_last_new_and_runs_since_last_new() {
-        let mut row = ImageRow::new("i".into(), "i".into(), None, Profile::default(), 10);
-        assert!(row.add_run(&profile(&["read", "mkdir"]), 10));
-        assert!(row.add_run(&profile(&["read", "chmod"]), 20));
-        assert!(!row.add_run(&profile(&["read"]), 30));
-        assert!(!row.add_run(&profile(&["chmod"]), 40));
+        let mut row = row(Some("i"), None, None);
+        assert!(row.add_run(None, &profile(&["read", "mkdir"]), 10));
+        assert!(row.add_run(None, &profile(&["read", "chmod"]), 20));
+        assert!(!row.add_run(None, &profile(&["read"]), 30));
+        assert!(!row.add_run(None, &profile(&["chmod"]), 40));
         assert_eq!(row.runs, 4);
         assert_eq!(row.last_new, 20);
         assert_eq!(row.runs_since_last_new, 2);
         assert_eq!(row.last_seen, 40);
         assert_eq!(syscalls(&row.profile), 3);
-        assert!(row.add_run(&profile(&["symlink"]), 50));
+        assert!(row.add_run(None, &profile(&["symlink"]), 50));
         assert_eq!((row.runs_since_last_new, row.last_new), (0, 50));
     }
 
@@ -284,45 +503,54 @@ mod tests {
             ready_quiet_secs: 100,
             ..ImagesConfig::default()
         };
-        let mut row = ImageRow::new("i".into(), "i".into(), None, Profile::default(), 0);
-        row.add_run(&profile(&["read"]), 0);
-        row.add_run(&profile(&["read"]), 10);
+        let mut row = row(Some("i"), None, None);
+        row.add_run(None, &profile(&["read"]), 0);
+        row.add_run(None, &profile(&["read"]), 10);
         assert!(!row.ready(&rule, 1000), "two runs are too few");
-        row.add_run(&profile(&["read"]), 20);
-        assert!(row.ready(&rule, 100));
+        assert_eq!(row.not_ready(&rule, 1000), ["2/3 runs", "new 1 run ago"]);
+        row.add_run(None, &profile(&["read"]), 20);
+        assert!(row.ready(&rule, 100) && row.not_ready(&rule, 100).is_empty());
         assert!(!row.ready(&rule, 99), "too recent a new syscall");
-        row.add_run(&profile(&["write"]), 200);
+        assert_eq!(row.not_ready(&rule, 99), ["new 1m ago"]);
+        row.add_run(None, &profile(&["write"]), 200);
         assert!(!row.ready(&rule, 10_000), "a new syscall in the last runs");
-        row.add_run(&profile(&["read"]), 210);
-        row.add_run(&profile(&["read"]), 220);
+        assert_eq!(
+            row.not_ready(&rule, 201),
+            ["new in the last run", "new 1s ago"]
+        );
+        row.add_run(None, &profile(&["read"]), 210);
+        assert_eq!(row.not_ready(&rule, 210 + 7200), ["new 1 run ago"]);
+        row.add_run(None, &profile(&["read"]), 220);
         assert!(row.ready(&rule, 300));
     }
 
     #[test]
     fn finds_rows() {
-        let row = |key: &str, image: &str, id: Option<&str>| {
-            ImageRow::new(
-                key.into(),
-                image.into(),
-                id.map(Into::into),
-                Profile::default(),
-                0,
-            )
-        };
-        let rows = vec![
-            row("a@sha256:1111aa", "a", Some("sha256:1111aa")),
-            row("a@sha256:2222bb", "a", Some("sha256:2222bb")),
-            row("b@sha256:3333cc", "b", Some("sha256:3333cc")),
-            row("web", "web", None),
-        ];
-        assert_eq!(find(&rows, "b").unwrap().key, "b@sha256:3333cc");
-        assert_eq!(find(&rows, "a@sha256:2222bb").unwrap().image, "a");
-        assert!(matches!(
-            find(&rows, "a"),
-            Err(ImageError::Ambiguous { .. })
-        ));
-        assert_eq!(find(&rows, "1111").unwrap().key, "a@sha256:1111aa");
+        let mut a1 = row(Some("a"), Some("sha256:1111aa"), None);
+        a1.add_run(Some("a:latest"), &Profile::default(), 1);
+        a1.add_run(Some("docker.io/x/a:2"), &Profile::default(), 2);
+        let mut a2 = row(Some("a"), Some("sha256:2222bb"), None);
+        a2.add_run(Some("a:latest"), &Profile::default(), 1);
+        let mut b = row(Some("b"), Some("sha256:3333cc"), None);
+        b.add_run(Some("b:latest"), &Profile::default(), 1);
+        let rows = vec![a1, a2, b, row(None, None, Some("web"))];
+        assert_eq!(find(&rows, "b").unwrap().key, "sha256:3333cc");
+        assert_eq!(
+            find(&rows, "docker.io/library/b:latest").unwrap().key,
+            "sha256:3333cc"
+        );
+        assert_eq!(find(&rows, "sha256:2222bb").unwrap().key, "sha256:2222bb");
+        assert_eq!(find(&rows, "docker.io/x/a:2").unwrap().key, "sha256:1111aa");
+        assert_eq!(find(&rows, "a:latest@2222bb").unwrap().key, "sha256:2222bb");
+        match find(&rows, "a") {
+            Err(ImageError::Ambiguous { keys, .. }) => {
+                assert_eq!(keys, ["a:latest@1111aa", "a:latest@2222bb"]);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(find(&rows, "1111").unwrap().key, "sha256:1111aa");
         assert_eq!(find(&rows, "web").unwrap().key, "web");
         assert!(matches!(find(&rows, "zz"), Err(ImageError::NotFound(_))));
+        assert!(matches!(find(&rows, "11"), Err(ImageError::NotFound(_))));
     }
 }

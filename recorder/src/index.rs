@@ -77,6 +77,9 @@ pub struct Entry {
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
+    /// The image's id, where the runtime told it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_id: Option<String>,
     /// A Kubernetes container's pod and namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod: Option<String>,
@@ -469,6 +472,7 @@ mod tests {
             runtime: Runtime::Docker,
             name: name.map(str::to_owned),
             image: None,
+            image_id: None,
             pod: None,
             namespace: None,
             image_key: None,
@@ -581,17 +585,12 @@ mod tests {
     fn image_rows() {
         let dir = tempfile::tempdir().unwrap();
         let index = Index::open(dir.path()).unwrap();
-        let mut row = ImageRow::new(
-            "a@sha256:1".into(),
-            "a".into(),
-            Some("sha256:1".into()),
-            Profile::default(),
-            5,
-        );
+        let key = crate::images::key(Some("a"), Some("sha256:1"), None).unwrap();
+        let mut row = ImageRow::new(&key, 5);
         index.put_image(&row).unwrap();
         row.runs = 3;
         index.put_image(&row).unwrap();
-        assert_eq!(index.image("a@sha256:1").unwrap(), Some(row.clone()));
+        assert_eq!(index.image("sha256:1").unwrap(), Some(row.clone()));
         assert_eq!(index.images().unwrap(), [row]);
         assert_eq!(index.expire_images(5).unwrap().len(), 0);
         assert_eq!(index.expire_images(6).unwrap().len(), 1);

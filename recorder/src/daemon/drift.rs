@@ -346,6 +346,7 @@ mod tests {
             runtime: Runtime::Podman,
             name: r.name.clone(),
             image: r.image.clone(),
+            image_id: None,
             image_key: None,
             pod: None,
             namespace: None,

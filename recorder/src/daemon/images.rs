@@ -55,7 +55,7 @@ fn cutoff(days: u64, now: u64) -> u64 {
 fn series(rows: &[ImageRow], config: &Config, now: u64) -> Vec<ImageSeries> {
     rows.iter()
         .map(|r| ImageSeries {
-            image: r.key.clone(),
+            image: r.label().to_owned(),
             syscalls: images::syscalls(&r.profile),
             runs: r.runs,
             ready: r.ready(&config.images, now),
@@ -67,9 +67,19 @@ fn series(rows: &[ImageRow], config: &Config, now: u64) -> Vec<ImageSeries> {
 fn write_image_profile(dir: &std::path::Path, row: &ImageRow) -> Result<PathBuf, String> {
     let dir = dir.join(images::DIR);
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let path = dir.join(format!("{}.json", images::file_stem(&row.key)));
+    let path = dir.join(row.file_name());
     crate::profile::write(&path, &row.profile.to_json()).map_err(|e| e.to_string())?;
     Ok(path)
+}
+
+/// A new image row; its label (file name, series) is the key's when an
+/// other row has it already (blocking).
+fn new_row(index: &Index, key: &images::ImageKey, now: u64) -> Result<ImageRow, ManagerError> {
+    let mut row = ImageRow::new(key, now);
+    if index.images()?.iter().any(|r| r.label() == row.label()) {
+        row.label = key.key.clone();
+    }
+    Ok(row)
 }
 
 impl Book {
@@ -102,22 +112,20 @@ impl Book {
         let done = lookup::blocking(move || -> Result<Option<ImageRow>, ManagerError> {
             let now = now_secs();
             let image_key = w.entry.image_key.clone();
-            let image = w.entry.image.clone().or_else(|| w.entry.name.clone());
+            let e = &w.entry;
+            let key = images::key(e.image.as_deref(), e.image_id.as_deref(), e.name.as_deref());
             index.add(w.entry)?;
             let mut fed = None;
-            if let (true, Some(key)) = (w.feeds_image, &image_key) {
-                let mut row = index.image(key)?.unwrap_or_else(|| {
-                    let id = key
-                        .split_once('@')
-                        .map(|(_, id)| id.to_owned())
-                        .filter(|_| image.as_deref() != Some(key.as_str()));
-                    let image = image.clone().unwrap_or_else(|| key.clone());
-                    ImageRow::new(key.clone(), image, id, Profile::default(), now)
-                });
-                if row.add_run(&w.profile, now) {
+            if let (true, Some(key)) = (w.feeds_image, key) {
+                let mut row = match index.image(&key.key)? {
+                    Some(row) => row,
+                    None => new_row(&index, &key, now)?,
+                };
+                let (label, reference) = (row.label().to_owned(), key.reference.as_deref());
+                if row.add_run(reference, &w.profile, now) {
                     match write_image_profile(&profiles_dir, &row) {
-                        Ok(p) => log::info!("image profile of {key} grew: {}", p.display()),
-                        Err(e) => log::error!("image profile of {key}: {e}"),
+                        Ok(p) => log::info!("image profile of {label} grew: {}", p.display()),
+                        Err(e) => log::error!("image profile of {label}: {e}"),
                     }
                 }
                 index.put_image(&row)?;
@@ -133,7 +141,7 @@ impl Book {
         match done {
             Ok(Ok(Some(row))) => {
                 let s = series(std::slice::from_ref(&row), config, now_secs());
-                self.series.retain(|x| x.image != row.key);
+                self.series.retain(|x| x.image != row.label());
                 self.series.extend(s);
             }
             Ok(Ok(None)) => {}
@@ -162,11 +170,9 @@ impl Book {
                     log::info!("retention: removed {}", gone.display());
                 }
                 for row in index.expire_images(before)? {
-                    let path = profiles_dir
-                        .join(images::DIR)
-                        .join(format!("{}.json", images::file_stem(&row.key)));
+                    let path = profiles_dir.join(images::DIR).join(row.file_name());
                     _ = std::fs::remove_file(&path);
-                    log::info!("retention: image {} not seen for {days} days", row.key);
+                    log::info!("retention: image {} not seen for {days} days", row.label());
                 }
             }
             Ok(index.images()?)

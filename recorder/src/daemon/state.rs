@@ -65,6 +65,7 @@ impl Recording {
             self.image_id.as_deref(),
             self.name.as_deref(),
         )
+        .map(|k| k.key)
     }
 
     pub fn runtime(&self) -> Runtime {
@@ -99,6 +100,7 @@ impl Recording {
             runtime: self.runtime(),
             name: self.name.clone(),
             image: self.image.clone(),
+            image_id: self.image_id.clone(),
             image_key: self.image_key(),
             pod: self.pod.as_ref().and_then(|p| p.pod.clone()),
             namespace: self.pod.as_ref().and_then(|p| p.namespace.clone()),

@@ -715,7 +715,7 @@ async fn image_profiles_count_runs_and_runs_since_the_last_new_syscall() {
     let i = &images[0];
     assert_eq!(
         (i.image.as_str(), i.key.as_str()),
-        ("test/img", "test/img@sha256:beef")
+        ("test/img:latest", "sha256:beef")
     );
     assert_eq!(i.runs, 4);
     assert_eq!(i.runs_since_last_new, 1);
@@ -741,7 +741,7 @@ async fn image_profiles_count_runs_and_runs_since_the_last_new_syscall() {
     let file = s
         .config
         .profiles_dir
-        .join("images/test+img%40sha256%3Abeef.json");
+        .join("images/test+img%3Alatest%40beef.json");
     assert_eq!(allowed(&file), allowed_of(&profile));
     let unknown = m
         .handle(Request::ImageProfile {
