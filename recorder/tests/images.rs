@@ -4,7 +4,7 @@
 //! the merged profile, which enforces all the workloads at once and
 //! survives a restart and a kill -9. A container of an excluded image is
 //! not recorded, and one under a chosen profile stays out of the image
-//! profile.
+//! profile. Every name of one image (and its id) feeds one row.
 
 mod common;
 mod support;
@@ -47,11 +47,17 @@ fn images(daemon: &Daemon) -> Vec<serde_json::Value> {
     serde_json::from_str(&daemon.ctl_ok(&["images", "--output", "json"])).unwrap()
 }
 
-/// The one row of `IMAGE`, once it has at least `runs` runs.
-fn row(daemon: &Daemon, runs: u64) -> serde_json::Value {
+/// The id `image` has now.
+fn image_id(image: &str) -> String {
+    stdout_of(&mut docker(&["image", "inspect", "-f", "{{.Id}}", image]))
+}
+
+/// The one row of image `id`, once it has at least `runs` runs. (Other
+/// tests sharing the dockerd import `IMAGE` again: a new id.)
+fn row(daemon: &Daemon, id: &str, runs: u64) -> serde_json::Value {
     wait_for("the image row", 30, || {
         let rows = images(daemon);
-        let mine: Vec<_> = rows.iter().filter(|r| r["image"] == IMAGE).collect();
+        let mine: Vec<_> = rows.iter().filter(|r| r["id"] == id).collect();
         assert!(mine.len() <= 1, "one row per image: {rows:?}");
         mine.first()
             .filter(|r| r["runs"].as_u64() >= Some(runs))
@@ -82,11 +88,13 @@ fn image_profile_merges_runs_enforces_them_and_survives_restarts() {
         ],
     ));
 
+    let id = image_id(IMAGE);
     for script in [MKDIR, CHMOD, SYMLINK, SYMLINK] {
         run_container(&daemon, &dir, &[], IMAGE, script);
     }
-    let r = row(&daemon, 4);
+    let r = row(&daemon, &id, 4);
     assert_eq!(r["runs"], 4, "{r}");
+    assert_eq!(r["image"], format!("{IMAGE}:latest"), "{r}");
     assert!(r["runs_since_last_new"].as_u64() >= Some(1), "{r}");
     assert!(
         r["id"].as_str().is_some_and(|id| id.starts_with("sha256:")),
@@ -96,7 +104,8 @@ fn image_profile_merges_runs_enforces_them_and_survives_restarts() {
         assert!(!r[key].is_null(), "{key} missing: {r}");
     }
     assert_eq!(r["ready"], false, "4 runs are fewer than the default 5");
-    let key = r["key"].as_str().unwrap();
+    assert_eq!(r["key"], r["id"], "{r}");
+    let key = r["label"].as_str().unwrap();
     let wants = [
         format!("recorder_image_runs{{image=\"{key}\"}} 4"),
         format!("recorder_image_ready{{image=\"{key}\"}} 0"),
@@ -112,6 +121,7 @@ fn image_profile_merges_runs_enforces_them_and_survives_restarts() {
     });
     let text = daemon.ctl_ok(&["images"]);
     assert!(text.starts_with("IMAGE") && text.contains(IMAGE), "{text}");
+    assert!(text.contains("no: 4/5 runs"), "{text}");
 
     let profile = daemon.ctl_ok(&["profile", "--image", IMAGE]);
     let names = allowed_names(&profile);
@@ -150,7 +160,7 @@ fn image_profile_merges_runs_enforces_them_and_survives_restarts() {
         (entries.len() == 5).then_some(())
     });
     assert_eq!(
-        row(&daemon, 4)["runs"],
+        row(&daemon, &id, 4)["runs"],
         4,
         "a chosen-profile run fed the image"
     );
@@ -159,7 +169,7 @@ fn image_profile_merges_runs_enforces_them_and_survives_restarts() {
     for signal in [libc::SIGTERM, libc::SIGKILL] {
         daemon.0.signal(signal);
         daemon.0.spawn();
-        let again = row(&daemon, 4);
+        let again = row(&daemon, &id, 4);
         assert_eq!(again["runs"], 4, "after signal {signal}: {again}");
         assert_eq!(again["last_new"], r["last_new"]);
         let after = daemon.ctl_ok(&["profile", "--image", IMAGE]);
@@ -206,6 +216,76 @@ fn excluded_images_are_not_recorded() {
     });
     assert!(!daemon.profiles.join(format!("{id}.json")).exists());
     let rows = images(&daemon);
+    let excluded = format!("{excluded}:latest");
     assert!(rows.iter().all(|r| r["image"] != excluded), "{rows:?}");
-    assert!(rows.iter().any(|r| r["image"] == IMAGE), "{rows:?}");
+    let image = format!("{IMAGE}:latest");
+    assert!(rows.iter().any(|r| r["image"] == image), "{rows:?}");
+}
+
+/// One image, one profile: runs as `NAME:1`, `docker.io/NAME:1`, `NAME`
+/// (its `latest` tag) and by short id feed one row, keyed by the id, which
+/// `profile --image` finds by any of them.
+#[test]
+fn every_name_of_an_image_feeds_one_row() {
+    require_root();
+    busybox_rootfs();
+    let dir = scratch("images-one-row");
+    let _dockerd = Dockerd::start(&dir);
+    let name = "recorder-test/one-image";
+    let tagged = format!("{name}:1");
+    run_ok(&mut docker(&["tag", IMAGE, &tagged]));
+    run_ok(&mut docker(&["tag", &tagged, name]));
+    let id = image_id(&tagged);
+    let short = id["sha256:".len()..][..12].to_owned();
+    let daemon = Daemon(daemon::Daemon::start("images-one-row", &["--all"]));
+    let spellings = [
+        tagged.clone(),
+        format!("docker.io/{tagged}"),
+        name.to_owned(),
+        short.clone(),
+    ];
+    for image in &spellings {
+        run_container(&daemon, &dir, &[], image, MKDIR);
+    }
+    // Containers of other tests (a shared dockerd) have other ids.
+    let mine = wait_for("the runs in the image rows", 30, || {
+        let rows: Vec<_> = images(&daemon)
+            .into_iter()
+            .filter(|r| r["id"] == id.as_str())
+            .collect();
+        let runs: u64 = rows.iter().filter_map(|r| r["runs"].as_u64()).sum();
+        (runs >= 4).then_some(rows)
+    });
+    assert_eq!(mine.len(), 1, "one row per image: {mine:?}");
+    let r = &mine[0];
+    assert_eq!(r["runs"], 4, "{r}");
+    assert_eq!(
+        (&r["key"], &r["keyed_by"]),
+        (&id.as_str().into(), &"id".into())
+    );
+    let latest = format!("{name}:latest");
+    assert_eq!(r["references"], serde_json::json!([tagged, latest]), "{r}");
+    assert_eq!(r["image"], latest.as_str(), "the most recent reference");
+    let label = format!("{tagged}@{short}");
+    assert_eq!(r["label"], label.as_str(), "{r}");
+    let file = daemon.profiles.join("images").join(format!(
+        "{}.json",
+        label
+            .replace('/', "+")
+            .replace(':', "%3A")
+            .replace('@', "%40")
+    ));
+    let names = allowed_names(&fs::read_to_string(&file).unwrap());
+    for spec in [
+        &tagged,
+        &format!("docker.io/{tagged}"),
+        &latest,
+        name,
+        &short[..6],
+        &id,
+        &label,
+    ] {
+        let profile = daemon.ctl_ok(&["profile", "--image", spec]);
+        assert_eq!(allowed_names(&profile), names, "profile --image {spec}");
+    }
 }
