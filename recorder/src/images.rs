@@ -242,6 +242,37 @@ impl ImageRow {
         }
     }
 
+    /// Whether this is a row of an older recorderd (keyed `reference@id`)
+    /// of image `id`, which a row keyed by `id` takes over.
+    pub fn is_older_row_of(&self, id: &str) -> bool {
+        self.label.is_empty() && self.key != id && self.id.as_deref() == Some(id)
+    }
+
+    /// Takes over an older row of the same image (see `is_older_row_of`):
+    /// its runs, profile and reference. Cautious about `ready`: the newer
+    /// `last_new`, the fewer runs since.
+    pub fn adopt(&mut self, old: ImageRow) {
+        if self.runs == 0 {
+            self.profile = old.profile;
+            self.runs_since_last_new = old.runs_since_last_new;
+            (self.first_seen, self.last_seen) = (old.first_seen, old.last_seen);
+            self.last_new = old.last_new;
+        } else {
+            for note in self.profile.merge(&old.profile) {
+                log::debug!("image {}: {note}", self.key);
+            }
+            self.runs_since_last_new = self.runs_since_last_new.min(old.runs_since_last_new);
+        }
+        self.runs += old.runs;
+        self.first_seen = self.first_seen.min(old.first_seen);
+        self.last_seen = self.last_seen.max(old.last_seen);
+        self.last_new = self.last_new.max(old.last_new);
+        let reference = normalise(&old.image);
+        if !self.references.contains(&reference) {
+            self.references.insert(0, reference);
+        }
+    }
+
     /// Its label in the metrics and file name.
     pub fn label(&self) -> &str {
         if self.label.is_empty() {
@@ -552,5 +583,35 @@ mod tests {
         assert_eq!(find(&rows, "web").unwrap().key, "web");
         assert!(matches!(find(&rows, "zz"), Err(ImageError::NotFound(_))));
         assert!(matches!(find(&rows, "11"), Err(ImageError::NotFound(_))));
+    }
+
+    #[test]
+    fn a_row_keyed_by_id_takes_over_older_rows() {
+        let id = "sha256:dd66f5ba5776aaaa";
+        let old = |image: &str, runs, first_seen, last_new| {
+            let mut r = ImageRow::new(&key(Some(image), None, None).unwrap(), first_seen);
+            (r.key, r.image, r.id, r.label) = (
+                format!("{image}@{id}"),
+                image.into(),
+                Some(id.into()),
+                String::new(),
+            );
+            for t in 0..runs {
+                r.add_run(None, &profile(&[image]), first_seen + t);
+            }
+            r.last_new = last_new;
+            r
+        };
+        let (a, b) = (old("a", 3, 10, 12), old("docker.io/b", 2, 5, 30));
+        let mut row = ImageRow::new(&key(Some("c:1"), Some(id), None).unwrap(), 50);
+        assert!(a.is_older_row_of(id) && !row.is_older_row_of(id));
+        assert!(!a.is_older_row_of("sha256:ee"));
+        row.adopt(a);
+        row.adopt(b);
+        row.add_run(Some("c:1"), &profile(&["a"]), 40);
+        assert_eq!(row.references, ["b:latest", "a:latest", "c:1"]);
+        assert_eq!((row.runs, row.first_seen, row.last_new), (6, 5, 30));
+        assert_eq!(row.runs_since_last_new, 2, "b's 1, then a quiet run");
+        assert_eq!(syscalls(&row.profile), 2);
     }
 }

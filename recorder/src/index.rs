@@ -374,6 +374,16 @@ impl Index {
         tx.commit().map_err(|e| self.err(e))
     }
 
+    /// Forgets the image row `key`.
+    pub fn remove_image(&self, key: &str) -> Result<(), IndexError> {
+        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
+        {
+            let mut t = tx.open_table(IMAGES).map_err(|e| self.err(e))?;
+            t.remove(key).map_err(|e| self.err(e))?;
+        }
+        tx.commit().map_err(|e| self.err(e))
+    }
+
     /// Forgets the image rows last seen before `older_than`; returns them.
     pub fn expire_images(&self, older_than: u64) -> Result<Vec<ImageRow>, IndexError> {
         let old: Vec<ImageRow> = self
@@ -591,6 +601,10 @@ mod tests {
         row.runs = 3;
         index.put_image(&row).unwrap();
         assert_eq!(index.image("sha256:1").unwrap(), Some(row.clone()));
+        assert_eq!(index.images().unwrap(), [row.clone()]);
+        let other = ImageRow::new(&crate::images::key(None, None, Some("web")).unwrap(), 5);
+        index.put_image(&other).unwrap();
+        index.remove_image("web").unwrap();
         assert_eq!(index.images().unwrap(), [row]);
         assert_eq!(index.expire_images(5).unwrap().len(), 0);
         assert_eq!(index.expire_images(6).unwrap().len(), 1);

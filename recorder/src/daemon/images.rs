@@ -73,13 +73,30 @@ fn write_image_profile(dir: &std::path::Path, row: &ImageRow) -> Result<PathBuf,
 }
 
 /// A new image row; its label (file name, series) is the key's when an
-/// other row has it already (blocking).
-fn new_row(index: &Index, key: &images::ImageKey, now: u64) -> Result<ImageRow, ManagerError> {
+/// other row has it already. A row keyed by id takes over the rows an
+/// older recorderd kept of that image (`reference@id`): their files go,
+/// their labels are returned (blocking).
+fn new_row(
+    index: &Index,
+    key: &images::ImageKey,
+    profiles_dir: &std::path::Path,
+    now: u64,
+) -> Result<(ImageRow, Vec<String>), ManagerError> {
     let mut row = ImageRow::new(key, now);
-    if index.images()?.iter().any(|r| r.label() == row.label()) {
-        row.label = key.key.clone();
+    let mut gone = Vec::new();
+    for old in index.images()? {
+        if old.label() == row.label() {
+            row.label = key.key.clone();
+        }
+        if old.is_older_row_of(&key.key) {
+            log::info!("image profile of {}: takes over {}", row.label(), old.key);
+            index.remove_image(&old.key)?;
+            _ = std::fs::remove_file(profiles_dir.join(images::DIR).join(old.file_name()));
+            gone.push(old.label().to_owned());
+            row.adopt(old);
+        }
     }
-    Ok(row)
+    Ok((row, gone))
 }
 
 impl Book {
@@ -109,7 +126,8 @@ impl Book {
             Err(e) => return log::error!("profile index: {e}"),
         };
         let (profiles_dir, keep) = (config.profiles_dir.clone(), config.images.keep_per_image);
-        let done = lookup::blocking(move || -> Result<Option<ImageRow>, ManagerError> {
+        type Fed = Option<(ImageRow, Vec<String>)>;
+        let done = lookup::blocking(move || -> Result<Fed, ManagerError> {
             let now = now_secs();
             let image_key = w.entry.image_key.clone();
             let e = &w.entry;
@@ -117,9 +135,9 @@ impl Book {
             index.add(w.entry)?;
             let mut fed = None;
             if let (true, Some(key)) = (w.feeds_image, key) {
-                let mut row = match index.image(&key.key)? {
-                    Some(row) => row,
-                    None => new_row(&index, &key, now)?,
+                let (mut row, gone) = match index.image(&key.key)? {
+                    Some(row) => (row, Vec::new()),
+                    None => new_row(&index, &key, &profiles_dir, now)?,
                 };
                 let (label, reference) = (row.label().to_owned(), key.reference.as_deref());
                 if row.add_run(reference, &w.profile, now) {
@@ -129,7 +147,7 @@ impl Book {
                     }
                 }
                 index.put_image(&row)?;
-                fed = Some(row);
+                fed = Some((row, gone));
             }
             for gone in index.expire(image_key.as_deref(), keep, 0)? {
                 log::info!("retention: removed {}", gone.display());
@@ -139,9 +157,10 @@ impl Book {
         })
         .await;
         match done {
-            Ok(Ok(Some(row))) => {
+            Ok(Ok(Some((row, gone)))) => {
                 let s = series(std::slice::from_ref(&row), config, now_secs());
-                self.series.retain(|x| x.image != row.label());
+                self.series
+                    .retain(|x| x.image != row.label() && !gone.contains(&x.image));
                 self.series.extend(s);
             }
             Ok(Ok(None)) => {}

@@ -786,3 +786,6 @@ async fn retention_keeps_the_newest_files_of_an_image() {
     };
     assert_eq!(images[0].runs, 4, "the image profile keeps every run");
 }
+
+#[path = "tests_images.rs"]
+mod images;
