@@ -121,7 +121,8 @@ pub struct ContainerSeries {
 /// retention keeps image rows).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ImageSeries {
-    /// The image key (reference, plus id where known).
+    /// The image row's label (`images::ImageRow::label`), fixed when the
+    /// row is made.
     pub image: String,
     pub syscalls: usize,
     pub runs: u64,

@@ -74,8 +74,8 @@ pub struct ProfileTargetArgs {
     /// A cgroup2 path, e.g. /libpod_parent/libpod-<id>.
     #[arg(long, value_name = "PATH")]
     pub cgroup: Option<String>,
-    /// The profile of an image (see `recorderctl images`): its reference,
-    /// reference@id, or id prefix.
+    /// The profile of an image (see `recorderctl images`): any reference
+    /// it ran as, its label, or its id or an id prefix.
     #[arg(long, value_name = "IMAGE", value_parser = container_spec)]
     pub image: Option<String>,
 }
@@ -166,7 +166,8 @@ pub enum DaemonCommand {
         conn: Conn,
     },
     /// List the image profiles: runs, syscalls, when the union last grew,
-    /// and whether the image is ready to enforce (docs/usage.md).
+    /// and whether the image is ready to enforce, or what it waits for
+    /// (docs/usage.md).
     Images {
         #[command(flatten)]
         conn: Conn,
