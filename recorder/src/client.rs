@@ -364,11 +364,14 @@ pub async fn run(cmd: DaemonCommand, socket: &Path) -> Result<u8, CtlError> {
                 Err(image) => Request::ImageProfile { image, base },
             };
             match conn.call(socket, &req).await? {
-                Reply::Profile { profile, .. }
-                | Reply::StoredProfile { profile, .. }
-                | Reply::ImageProfile { profile, .. } => {
-                    let text = render(&profile, &out)?;
-                    out_text(&text)
+                Reply::Profile { profile, .. } | Reply::StoredProfile { profile, .. } => {
+                    out_text(&render(&profile, &out)?)
+                }
+                Reply::ImageProfile { image, profile } => {
+                    // The spo resource or kafel policy is named after the image.
+                    let mut out = out.clone();
+                    out.name = out.name.or_else(|| Some(image.resource_name()));
+                    out_text(&render(&profile, &out)?)
                 }
                 _ => Err(CtlError::Unexpected),
             }

@@ -288,4 +288,6 @@ fn every_name_of_an_image_feeds_one_row() {
         let profile = daemon.ctl_ok(&["profile", "--image", spec]);
         assert_eq!(allowed_names(&profile), names, "profile --image {spec}");
     }
+    let spo = daemon.ctl_ok(&["profile", "--image", name, "--format", "spo"]);
+    assert!(spo.contains("  name: one-image-latest\n"), "{spo}");
 }
