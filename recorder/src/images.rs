@@ -291,8 +291,10 @@ impl ImageRow {
         self.first_seen = self.first_seen.min(old.first_seen);
         self.last_seen = self.last_seen.max(old.last_seen);
         self.last_new = self.last_new.max(old.last_new);
+        // Its image, unless it ran by id.
         let reference = normalise(&old.image);
-        if !self.references.contains(&reference) {
+        let by_id = is_id_prefix(&old.image, &self.key);
+        if !by_id && !self.references.contains(&reference) {
             self.references.insert(0, reference);
         }
     }
@@ -627,16 +629,18 @@ mod tests {
             r
         };
         let (a, b) = (old("a", 3, 10, 12), old("docker.io/b", 2, 5, 30));
+        let by_id = old("dd66f5ba", 1, 20, 20);
         let mut row = ImageRow::new(&key(Some("c:1"), Some(id), None).unwrap(), 50);
         assert!(a.is_older_row_of(id) && !row.is_older_row_of(id));
         assert!(!a.is_older_row_of("sha256:ee"));
         row.adopt(a);
+        row.adopt(by_id);
         row.adopt(b);
         row.add_run(Some("c:1"), &profile(&["a"]), 40);
         assert_eq!(row.references, ["b:latest", "a:latest", "c:1"]);
-        assert_eq!((row.runs, row.first_seen, row.last_new), (6, 5, 30));
-        assert_eq!(row.runs_since_last_new, 2, "b's 1, then a quiet run");
-        assert_eq!(syscalls(&row.profile), 2);
+        assert_eq!((row.runs, row.first_seen, row.last_new), (7, 5, 30));
+        assert_eq!(row.runs_since_last_new, 1, "by_id's 0, then a quiet run");
+        assert_eq!(syscalls(&row.profile), 3);
     }
 
     #[test]
