@@ -218,9 +218,10 @@ impl Book {
         let rows = lookup::blocking(move || index.images()).await??;
         let now = now_secs();
         self.series = series(&rows, config, now);
-        Ok(Outcome::Images(
-            rows.iter().map(|r| r.info(&config.images, now)).collect(),
-        ))
+        // Keys are ids: in the order of what is shown instead.
+        let mut infos: Vec<_> = rows.iter().map(|r| r.info(&config.images, now)).collect();
+        infos.sort_by(|a, b| (&a.image, &a.key).cmp(&(&b.image, &b.key)));
+        Ok(Outcome::Images(infos))
     }
 
     /// `recorderctl profile --image SPEC`.
