@@ -194,24 +194,28 @@ fn print_images(w: &mut impl Write, list: &[crate::images::ImageInfo]) -> io::Re
 }
 
 fn print_status(w: &mut impl Write, s: &StatusInfo) -> io::Result<()> {
-    writeln!(
-        w,
-        "version:         {} (protocol {})",
-        s.version, s.protocol
-    )?;
-    writeln!(w, "uptime:          {}s", s.uptime_secs)?;
-    writeln!(w, "attached:        {}", s.attached)?;
-    writeln!(w, "record all:      {}", s.record_all)?;
-    writeln!(w, "recordings:      {}", s.recordings)?;
-    writeln!(w, "map usage:       {}/{}", s.map_entries, s.map_capacity)?;
-    writeln!(w, "enrol failures:  {}", s.enrol_failures)?;
-    writeln!(w, "profiles written: {}", s.profiles_written)?;
-    writeln!(w, "pending writes:  {}", s.pending_writes)?;
+    let mut rows = vec![
+        (
+            "version",
+            format!("{} (protocol {})", s.version, s.protocol),
+        ),
+        ("uptime", format!("{}s", s.uptime_secs)),
+        ("attached", s.attached.to_string()),
+        ("record all", s.record_all.to_string()),
+        ("recordings", s.recordings.to_string()),
+        ("map usage", format!("{}/{}", s.map_entries, s.map_capacity)),
+        ("enrol failures", s.enrol_failures.to_string()),
+        ("profiles written", s.profiles_written.to_string()),
+        ("pending writes", s.pending_writes.to_string()),
+    ];
     if let Some(e) = &s.last_error {
-        match s.last_error_at {
-            Some(at) => writeln!(w, "last error:      {} {e}", format_time(at))?,
-            None => writeln!(w, "last error:      {e}")?,
-        }
+        let at = s.last_error_at.map(|at| format!("{} ", format_time(at)));
+        rows.push(("last error", format!("{}{e}", at.unwrap_or_default())));
+    }
+    // One column for the values: the longest label, its colon, a space.
+    let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 2;
+    for (k, v) in rows {
+        writeln!(w, "{:<width$}{v}", format!("{k}:"))?;
     }
     Ok(())
 }
@@ -434,6 +438,44 @@ mod tests {
         assert!(text.contains("note: an enforcing profile hides its denials\n"));
         assert!(
             text.contains("outside the profile: nothing so far\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn status_values_share_one_column() {
+        let s = StatusInfo {
+            version: "1.0".into(),
+            protocol: 3,
+            uptime_secs: 5,
+            attached: true,
+            record_all: false,
+            recordings: 1,
+            map_entries: 1,
+            map_capacity: 1024,
+            filter_count: 1,
+            cached: 0,
+            enrol_failures: 0,
+            profiles_written: 2,
+            pending_writes: 0,
+            last_error: Some("disk full".into()),
+            last_error_at: Some(0),
+        };
+        let mut text = Vec::new();
+        print_status(&mut text, &s).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        let columns: Vec<usize> = text
+            .lines()
+            .map(|l| {
+                let after = l.find(':').unwrap() + 1;
+                after + l[after..].len() - l[after..].trim_start().len()
+            })
+            .collect();
+        assert_eq!(columns.len(), 10, "{text}");
+        assert!(columns.iter().all(|&c| c == columns[0]), "{text}");
+        assert!(text.contains("profiles written: 2\n"), "{text}");
+        assert!(
+            text.contains(&format!("last error:       {} disk full\n", format_time(0))),
             "{text}"
         );
     }
