@@ -596,8 +596,9 @@ impl Manager {
             name: seen.name.as_deref(),
             labels: &seen.labels,
         };
-        if !self.scope.admits(&subject) {
-            log::info!("{}: out of scope ([scope]): not recorded", container.key());
+        if let Err(why) = self.scope.check(&subject) {
+            let key = container.key();
+            log::info!("{key} ({subject}): out of scope ([scope]): {why}: not recorded");
             return false;
         }
         let rec = Recording {
