@@ -355,15 +355,19 @@ pub async fn run(cmd: DaemonCommand, socket: &Path) -> Result<u8, CtlError> {
                 Ok(target) => Request::Profile { target, base },
                 Err(image) => Request::ImageProfile { image, base },
             };
-            match conn.call(socket, &req).await? {
-                Reply::Profile { profile, .. }
-                | Reply::StoredProfile { profile, .. }
-                | Reply::ImageProfile { profile, .. } => {
-                    let text = render(&profile, &out)?;
-                    out_text(&text)
+            let (profile, image) = match conn.call(socket, &req).await? {
+                Reply::Profile { profile, .. } | Reply::StoredProfile { profile, .. } => {
+                    (profile, None)
                 }
-                _ => Err(CtlError::Unexpected),
+                Reply::ImageProfile { profile, image } => (profile, Some(image.image)),
+                _ => return Err(CtlError::Unexpected),
+            };
+            // An image's spo resource (kafel policy) is named after it.
+            let mut out = out;
+            if out.name.is_none() {
+                out.name = image.map(|i| crate::profile::format::name_from(&i));
             }
+            out_text(&render(&profile, &out)?)
         }
         DaemonCommand::List { conn } => match conn.call(socket, &Request::List).await? {
             Reply::List { recordings } => {

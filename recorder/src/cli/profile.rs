@@ -95,7 +95,9 @@ pub struct OutputArgs {
     /// errno`.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=MAX_ERRNO))]
     pub errno: Option<u32>,
-    /// Name of the `spo` resource (and of the `kafel` policy).
+    /// Name of the `spo` resource (and of the `kafel` policy) [default:
+    /// recorded; for `profile --image`, the image's, e.g.
+    /// registry.example/app:1 → registry-example-app-1].
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
     /// Namespace of the `spo` resource.
