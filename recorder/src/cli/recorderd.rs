@@ -101,11 +101,11 @@ pub struct Cli {
     /// Auto mode does not record containers whose name matches GLOB.
     #[arg(long, value_name = "GLOB", value_parser = glob)]
     pub exclude_name: Vec<String>,
-    /// Auto mode records only containers with a label KEY=VALUE matching
-    /// KEY=GLOB, e.g. app=* (or another include).
+    /// Auto mode records only containers with a label (as KEY=VALUE)
+    /// matching KEY=GLOB, e.g. app=* (or another include).
     #[arg(long, value_name = "KEY=GLOB", value_parser = label_glob)]
     pub include_label: Vec<String>,
-    /// Auto mode does not record containers with a label KEY=VALUE
+    /// Auto mode does not record containers with a label (as KEY=VALUE)
     /// matching KEY=GLOB.
     #[arg(long, value_name = "KEY=GLOB", value_parser = label_glob)]
     pub exclude_label: Vec<String>,
