@@ -249,20 +249,38 @@ fn print_drift(w: &mut impl Write, reports: &[DriftReport]) -> io::Result<()> {
     Ok(())
 }
 
-/// `drift`: the report, or with `widen` the widened profile.
+/// Writes `text` to `path` atomically.
+fn write_file(path: &Path, text: &str) -> Result<(), CtlError> {
+    crate::profile::write(path, text).map_err(|e| CtlError::Write {
+        path: path.to_owned(),
+        err: e.to_string(),
+    })
+}
+
+/// `drift`: the report (one object for a container, a list for `--all`),
+/// or with `widen` the widened profile.
 async fn drift(
     conn: &Conn,
     socket: &Path,
     request: Request,
-    out: Option<&Path>,
+    out_file: Option<&Path>,
     format: &OutputArgs,
 ) -> Result<u8, CtlError> {
-    let widen = matches!(request, Request::Drift { widen: true, .. });
+    let (one, widen) = match &request {
+        Request::Drift { container, widen } => (container.is_some(), *widen),
+        _ => (false, false),
+    };
     let Reply::Drift { mut reports } = conn.call(socket, &request).await? else {
         return Err(CtlError::Unexpected);
     };
     if !widen {
-        return show(conn.output, &reports, |w, r| print_drift(w, r));
+        return match (one, conn.output) {
+            (true, OutputFormat::Json) => {
+                let d = reports.pop().ok_or(CtlError::Unexpected)?;
+                out(|w| print_json(w, &d))
+            }
+            _ => show(conn.output, &reports, |w, r| print_drift(w, r)),
+        };
     }
     let Some(d) = reports.pop() else {
         return Err(CtlError::Unexpected);
@@ -271,12 +289,9 @@ async fn drift(
         eprintln!("recorderctl: note: {note}");
     }
     let text = render(d.widened.as_ref().ok_or(CtlError::Unexpected)?, format)?;
-    match out {
+    match out_file {
         Some(path) => {
-            crate::profile::write(path, &text).map_err(|e| CtlError::Write {
-                path: path.to_owned(),
-                err: e.to_string(),
-            })?;
+            write_file(path, &text)?;
             eprintln!(
                 "recorderctl: {} with {} more syscall(s) written to {}",
                 d.profile,
@@ -324,10 +339,7 @@ pub async fn run(cmd: DaemonCommand, socket: &Path) -> Result<u8, CtlError> {
                     let path = if converted {
                         let text = render(&Profile::read(&path)?, &out)?;
                         let to = converted_path(&path, out.format);
-                        crate::profile::write(&to, &text).map_err(|e| CtlError::Write {
-                            path: to.clone(),
-                            err: e.to_string(),
-                        })?;
+                        write_file(&to, &text)?;
                         to
                     } else {
                         path
@@ -342,6 +354,7 @@ pub async fn run(cmd: DaemonCommand, socket: &Path) -> Result<u8, CtlError> {
             timeout,
             target,
             base,
+            out_file,
             out,
             ..
         } => {
@@ -367,7 +380,11 @@ pub async fn run(cmd: DaemonCommand, socket: &Path) -> Result<u8, CtlError> {
             if out.name.is_none() {
                 out.name = image.map(|i| crate::profile::format::name_from(&i));
             }
-            out_text(&render(&profile, &out)?)
+            let text = render(&profile, &out)?;
+            match out_file {
+                Some(path) => write_file(&path, &text).map(|()| 0),
+                None => out_text(&text),
+            }
         }
         DaemonCommand::List { conn } => match conn.call(socket, &Request::List).await? {
             Reply::List { recordings } => {

@@ -74,6 +74,9 @@ pub struct Config {
     /// Outside systemd, leave the programs attached and pinned at SIGTERM,
     /// so recording goes on until the next start (as after a crash).
     pub keep_attached: bool,
+    /// How long (seconds) the drift series of a watched container stays on
+    /// /metrics after its recording ended, so that alerts see short runs.
+    pub drift_series_secs: u64,
     /// Image profiles: the `ready` rule, retention, what feeds them.
     pub images: ImagesConfig,
     /// Which containers auto mode records (globs on image, name, label).
@@ -152,6 +155,7 @@ impl Default for Config {
             metrics_addr: "127.0.0.1:9977".to_owned(),
             bpf_stats: false,
             keep_attached: false,
+            drift_series_secs: 600,
             images: ImagesConfig::default(),
             scope: ScopeConfig::default(),
         }
@@ -275,6 +279,9 @@ mod tests {
         assert!(c.record_all);
         assert_eq!(c.capacity, 8);
         assert_eq!(c.socket, Path::new(DEFAULT_SOCKET));
+        assert_eq!(c.drift_series_secs, 600);
+        let c = Config::parse(Path::new("c"), "drift_series_secs = 0\n").unwrap();
+        assert_eq!(c.drift_series_secs, 0);
     }
 
     #[test]

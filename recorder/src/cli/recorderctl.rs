@@ -2,11 +2,11 @@
 
 use std::{ffi::OsString, path::PathBuf};
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, error::ErrorKind};
 
 use super::{
     client::DaemonCommand,
-    output::{NoReport, out_file},
+    output::{NoReport, check_drift, out_file},
     profile::{OutputArgs, ProfileCommand},
 };
 
@@ -76,7 +76,19 @@ where
     T: Into<OsString> + Clone,
 {
     use clap::FromArgMatches as _;
-    Cli::from_arg_matches(&command().try_get_matches_from(args)?)
+    let mut cmd = command();
+    let matches = cmd.try_get_matches_from_mut(args)?;
+    // What clap's rules cannot say: drift's options that belong to the
+    // report or to the profile (--widen) it does not print.
+    if let Some(("drift", m)) = matches.subcommand()
+        && let Err(msg) = check_drift(m)
+    {
+        return Err(match cmd.find_subcommand_mut("drift") {
+            Some(drift) => drift.error(ErrorKind::ArgumentConflict, msg),
+            None => cmd.error(ErrorKind::ArgumentConflict, msg),
+        });
+    }
+    Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut cmd))
 }
 
 #[derive(Subcommand, Debug)]
@@ -188,7 +200,7 @@ mod tests {
         for cmd in ["start", "stop", "profile"] {
             for id in ["", " ", "\t"] {
                 let e = try_parse_from(["recorderctl", cmd, id]).unwrap_err();
-                assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation);
+                assert_eq!(e.kind(), ErrorKind::ValueValidation);
                 assert_eq!(e.exit_code(), 2);
             }
         }
@@ -299,15 +311,66 @@ mod tests {
         assert_eq!(container.as_deref(), Some("web"));
         assert!(!widen);
         assert!(parse(&["--all"]).is_ok());
+        assert!(parse(&["--all", "-o", "json"]).is_ok());
         assert!(parse(&["web", "--widen", "--out", "p.json", "--format", "oci"]).is_ok());
+        assert!(parse(&["web", "--widen", "--errno", "13", "--cap", "sys_admin"]).is_ok());
         for bad in [
             &[][..],
             &["web", "--all"],
             &["--all", "--widen"],
             &["web", "--out", "p.json"],
+            &["--all", "--out", "p.json"],
             &[""],
         ] {
-            assert!(parse(bad).is_err(), "{bad:?}");
+            let e = parse(bad).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn drift_holds_to_what_it_prints() {
+        let parse = |args: &[&str]| {
+            try_parse_from([&["recorderctl", "drift"][..], args].concat())
+                .unwrap_err()
+                .to_string()
+        };
+        // --widen prints a profile: --out refuses a format name, -o is
+        // refused with the hint of every command that prints a profile.
+        assert!(parse(&["web", "--widen", "--out", "json"]).contains("--out ./json"));
+        for o in ["-o", "--output"] {
+            let e = parse(&["web", "--widen", o, "json"]);
+            assert!(e.contains("--format (docker|oci|spo|kafel)"), "{e}");
+        }
+        let e = parse(&["web", "--widen", "-o", "next.json"]);
+        assert!(e.contains("drift --widen"), "{e}");
+        // Without --widen it prints a report: no profile options.
+        for (flag, value) in [
+            ("--format", "spo"),
+            ("--default-action", "log"),
+            ("--errno", "1"),
+            ("--name", "x"),
+            ("--namespace", "x"),
+            ("--cap", "CAP_BPF"),
+        ] {
+            for target in ["web", "--all"] {
+                let e = parse(&[target, flag, value]);
+                assert!(e.starts_with(&format!("error: {flag} shapes")), "{e}");
+                assert!(e.contains("-o/--output"), "{e}");
+            }
+        }
+        assert!(parse(&["--all", "--out", "p.json"]).contains("cannot be used with"));
+    }
+
+    #[test]
+    fn profile_writes_to_out() {
+        use super::super::client::DaemonCommand;
+        let cli =
+            try_parse_from(["recorderctl", "profile", "--image", "x", "--out", "a.json"]).unwrap();
+        let Command::Daemon(DaemonCommand::Profile { out_file, .. }) = cli.command else {
+            panic!("expected profile");
+        };
+        assert_eq!(out_file, Some(PathBuf::from("a.json")));
+        let e = try_parse_from(["recorderctl", "profile", "web", "--out", "json"]).unwrap_err();
+        assert!(e.to_string().contains("--out ./json"), "{e}");
     }
 }
