@@ -206,24 +206,28 @@ fn print_images(w: &mut impl Write, list: &[crate::images::ImageInfo]) -> io::Re
 }
 
 fn print_status(w: &mut impl Write, s: &StatusInfo) -> io::Result<()> {
-    writeln!(
-        w,
-        "version:         {} (protocol {})",
-        s.version, s.protocol
-    )?;
-    writeln!(w, "uptime:          {}s", s.uptime_secs)?;
-    writeln!(w, "attached:        {}", s.attached)?;
-    writeln!(w, "record all:      {}", s.record_all)?;
-    writeln!(w, "recordings:      {}", s.recordings)?;
-    writeln!(w, "map usage:       {}/{}", s.map_entries, s.map_capacity)?;
-    writeln!(w, "enrol failures:  {}", s.enrol_failures)?;
-    writeln!(w, "profiles written: {}", s.profiles_written)?;
-    writeln!(w, "pending writes:  {}", s.pending_writes)?;
+    let mut rows = vec![
+        (
+            "version",
+            format!("{} (protocol {})", s.version, s.protocol),
+        ),
+        ("uptime", format!("{}s", s.uptime_secs)),
+        ("attached", s.attached.to_string()),
+        ("record all", s.record_all.to_string()),
+        ("recordings", s.recordings.to_string()),
+        ("map usage", format!("{}/{}", s.map_entries, s.map_capacity)),
+        ("enrol failures", s.enrol_failures.to_string()),
+        ("profiles written", s.profiles_written.to_string()),
+        ("pending writes", s.pending_writes.to_string()),
+    ];
     if let Some(e) = &s.last_error {
-        match s.last_error_at {
-            Some(at) => writeln!(w, "last error:      {} {e}", format_time(at))?,
-            None => writeln!(w, "last error:      {e}")?,
-        }
+        let at = s.last_error_at.map(|at| format!("{} ", format_time(at)));
+        rows.push(("last error", format!("{}{e}", at.unwrap_or_default())));
+    }
+    // One column for the values: the longest label, its colon, a space.
+    let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 2;
+    for (k, v) in rows {
+        writeln!(w, "{:<width$}{v}", format!("{k}:"))?;
     }
     Ok(())
 }
@@ -257,20 +261,38 @@ fn print_drift(w: &mut impl Write, reports: &[DriftReport]) -> io::Result<()> {
     Ok(())
 }
 
-/// `drift`: the report, or with `widen` the widened profile.
+/// Writes `text` to `path` atomically.
+fn write_file(path: &Path, text: &str) -> Result<(), CtlError> {
+    crate::profile::write(path, text).map_err(|e| CtlError::Write {
+        path: path.to_owned(),
+        err: e.to_string(),
+    })
+}
+
+/// `drift`: the report (one object for a container, a list for `--all`),
+/// or with `widen` the widened profile.
 async fn drift(
     conn: &Conn,
     socket: &Path,
     request: Request,
-    out: Option<&Path>,
+    out_file: Option<&Path>,
     format: &OutputArgs,
 ) -> Result<u8, CtlError> {
-    let widen = matches!(request, Request::Drift { widen: true, .. });
+    let (one, widen) = match &request {
+        Request::Drift { container, widen } => (container.is_some(), *widen),
+        _ => (false, false),
+    };
     let Reply::Drift { mut reports } = conn.call(socket, &request).await? else {
         return Err(CtlError::Unexpected);
     };
     if !widen {
-        return show(conn.output, &reports, |w, r| print_drift(w, r));
+        return match (one, conn.output) {
+            (true, OutputFormat::Json) => {
+                let d = reports.pop().ok_or(CtlError::Unexpected)?;
+                out(|w| print_json(w, &d))
+            }
+            _ => show(conn.output, &reports, |w, r| print_drift(w, r)),
+        };
     }
     let Some(d) = reports.pop() else {
         return Err(CtlError::Unexpected);
@@ -279,12 +301,9 @@ async fn drift(
         eprintln!("recorderctl: note: {note}");
     }
     let text = render(d.widened.as_ref().ok_or(CtlError::Unexpected)?, format)?;
-    match out {
+    match out_file {
         Some(path) => {
-            crate::profile::write(path, &text).map_err(|e| CtlError::Write {
-                path: path.to_owned(),
-                err: e.to_string(),
-            })?;
+            write_file(path, &text)?;
             eprintln!(
                 "recorderctl: {} with {} more syscall(s) written to {}",
                 d.profile,
@@ -332,10 +351,7 @@ pub async fn run(cmd: DaemonCommand, socket: &Path) -> Result<u8, CtlError> {
                     let path = if converted {
                         let text = render(&Profile::read(&path)?, &out)?;
                         let to = converted_path(&path, out.format);
-                        crate::profile::write(&to, &text).map_err(|e| CtlError::Write {
-                            path: to.clone(),
-                            err: e.to_string(),
-                        })?;
+                        write_file(&to, &text)?;
                         to
                     } else {
                         path
@@ -350,6 +366,7 @@ pub async fn run(cmd: DaemonCommand, socket: &Path) -> Result<u8, CtlError> {
             timeout,
             target,
             base,
+            out_file,
             out,
             ..
         } => {
@@ -363,17 +380,22 @@ pub async fn run(cmd: DaemonCommand, socket: &Path) -> Result<u8, CtlError> {
                 Ok(target) => Request::Profile { target, base },
                 Err(image) => Request::ImageProfile { image, base },
             };
-            match conn.call(socket, &req).await? {
+            let (profile, image) = match conn.call(socket, &req).await? {
                 Reply::Profile { profile, .. } | Reply::StoredProfile { profile, .. } => {
-                    out_text(&render(&profile, &out)?)
+                    (profile, None)
                 }
-                Reply::ImageProfile { image, profile } => {
-                    // The spo resource or kafel policy is named after the image.
-                    let mut out = out.clone();
-                    out.name = out.name.or_else(|| Some(image.resource_name()));
-                    out_text(&render(&profile, &out)?)
-                }
-                _ => Err(CtlError::Unexpected),
+                Reply::ImageProfile { profile, image } => (profile, Some(image.image)),
+                _ => return Err(CtlError::Unexpected),
+            };
+            // An image's spo resource (kafel policy) is named after it.
+            let mut out = out;
+            if out.name.is_none() {
+                out.name = image.map(|i| crate::profile::format::name_from(&i));
+            }
+            let text = render(&profile, &out)?;
+            match out_file {
+                Some(path) => write_file(&path, &text).map(|()| 0),
+                None => out_text(&text),
             }
         }
         DaemonCommand::List { conn } => match conn.call(socket, &Request::List).await? {
@@ -481,5 +503,43 @@ mod tests {
         );
         assert!(lines[2].starts_with("app:latest  0123456789ab"), "{text}");
         assert!(lines[2].ends_with(", new 10s ago"), "{text}");
+    }
+
+    #[test]
+    fn status_values_share_one_column() {
+        let s = StatusInfo {
+            version: "1.0".into(),
+            protocol: 3,
+            uptime_secs: 5,
+            attached: true,
+            record_all: false,
+            recordings: 1,
+            map_entries: 1,
+            map_capacity: 1024,
+            filter_count: 1,
+            cached: 0,
+            enrol_failures: 0,
+            profiles_written: 2,
+            pending_writes: 0,
+            last_error: Some("disk full".into()),
+            last_error_at: Some(0),
+        };
+        let mut text = Vec::new();
+        print_status(&mut text, &s).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        let columns: Vec<usize> = text
+            .lines()
+            .map(|l| {
+                let after = l.find(':').unwrap() + 1;
+                after + l[after..].len() - l[after..].trim_start().len()
+            })
+            .collect();
+        assert_eq!(columns.len(), 10, "{text}");
+        assert!(columns.iter().all(|&c| c == columns[0]), "{text}");
+        assert!(text.contains("profiles written: 2\n"), "{text}");
+        assert!(
+            text.contains(&format!("last error:       {} disk full\n", format_time(0))),
+            "{text}"
+        );
     }
 }

@@ -74,6 +74,9 @@ pub struct Config {
     /// Outside systemd, leave the programs attached and pinned at SIGTERM,
     /// so recording goes on until the next start (as after a crash).
     pub keep_attached: bool,
+    /// How long (seconds) the drift series of a watched container stays on
+    /// /metrics after its recording ended, so that alerts see short runs.
+    pub drift_series_secs: u64,
     /// Image profiles: the `ready` rule, retention, what feeds them.
     pub images: ImagesConfig,
     /// Which containers auto mode records (globs on image, name, label).
@@ -152,6 +155,7 @@ impl Default for Config {
             metrics_addr: "127.0.0.1:9977".to_owned(),
             bpf_stats: false,
             keep_attached: false,
+            drift_series_secs: 600,
             images: ImagesConfig::default(),
             scope: ScopeConfig::default(),
         }
@@ -182,7 +186,10 @@ impl Config {
                 path: path.to_owned(),
                 line,
                 column,
-                message: e.message().to_owned(),
+                message: match unknown_key_hint(e.message()) {
+                    Some(hint) => format!("{}; {hint}", e.message().trim_end()),
+                    None => e.message().to_owned(),
+                },
             }
         })?;
         config.validate(path)?;
@@ -210,7 +217,7 @@ impl Config {
         }
         crate::metrics::parse_addr(&self.metrics_addr)
             .map_err(|e| invalid(format!("metrics_addr: {e}")))?;
-        crate::scope::Scope::new(&self.scope).map_err(|e| invalid(format!("scope: {e}")))?;
+        crate::scope::Scope::new(&self.scope).map_err(|e| invalid(format!("[scope] {e}")))?;
         if !LOG_LEVELS.contains(&self.log_level.as_str()) {
             return Err(invalid(format!(
                 "log_level '{}' is not one of error, warn, info, debug, trace",
@@ -218,6 +225,28 @@ impl Config {
             )));
         }
         Ok(())
+    }
+}
+
+/// For an unknown key, the known key it likely meant: the plural of a
+/// `[scope]` list given as its flag is spelt (`include_image`,
+/// `include-image`), or `_` for `-`.
+fn unknown_key_hint(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let (key, rest) = rest.split_once('`')?;
+    // The known keys, each between backquotes after "expected".
+    let known: Vec<&str> = rest.split('`').skip(1).step_by(2).collect();
+    let snake = key.trim_start_matches('-').replace('-', "_");
+    let plural = format!("{snake}s");
+    if known.contains(&plural.as_str()) {
+        let flag = snake.replace('_', "-");
+        Some(format!(
+            "did you mean `{plural}`? (the key is a list, plural; the flag --{flag} is singular and repeatable)"
+        ))
+    } else if snake != key && known.contains(&snake.as_str()) {
+        Some(format!("did you mean `{snake}`?"))
+    } else {
+        None
     }
 }
 
@@ -250,6 +279,9 @@ mod tests {
         assert!(c.record_all);
         assert_eq!(c.capacity, 8);
         assert_eq!(c.socket, Path::new(DEFAULT_SOCKET));
+        assert_eq!(c.drift_series_secs, 600);
+        let c = Config::parse(Path::new("c"), "drift_series_secs = 0\n").unwrap();
+        assert_eq!(c.drift_series_secs, 0);
     }
 
     #[test]
@@ -273,6 +305,39 @@ mod tests {
         assert!(Config::parse(Path::new("c"), "metrics_addr = \"nowhere\"\n").is_err());
         assert!(Config::parse(Path::new("c"), "metrics_addr = \"off\"\n").is_ok());
         assert!(Config::parse(Path::new("c"), "[scope]\nexclude_images = [\"a[\"]\n").is_err());
+    }
+
+    #[test]
+    fn a_scope_key_spelt_like_its_flag_gets_the_plural_suggested() {
+        for key in ["include_image", "include-image", "exclude_label"] {
+            let text = format!("[scope]\n{key} = [\"a=b\"]\n");
+            let msg = Config::parse(Path::new("r.toml"), &text)
+                .unwrap_err()
+                .to_string();
+            let plural = format!("{}s", key.replace('-', "_"));
+            assert!(msg.contains(&format!("did you mean `{plural}`?")), "{msg}");
+            assert!(!msg.contains('\n'), "one line: {msg}");
+        }
+        let msg = Config::parse(Path::new("r.toml"), "record-all = true\n")
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("did you mean `record_all`?"), "{msg}");
+        let msg = Config::parse(Path::new("r.toml"), "nonsense = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(!msg.contains("did you mean"), "{msg}");
+    }
+
+    #[test]
+    fn scope_errors_name_the_key_and_the_value() {
+        let msg = Config::parse(Path::new("r.toml"), "[scope]\ninclude_labels = [\"app\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.starts_with("invalid config r.toml: [scope] include_labels: 'app': "),
+            "{msg}"
+        );
+        assert!(msg.contains("KEY=VALUE") && msg.contains("app=*"), "{msg}");
     }
 
     #[test]

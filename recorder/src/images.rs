@@ -182,30 +182,6 @@ pub struct ImageInfo {
     pub not_ready: Vec<String>,
 }
 
-impl ImageInfo {
-    /// A Kubernetes name for its `spo` resource (and `kafel` policy): the
-    /// last component of its reference with its tag (`registry/app:1`:
-    /// `app-1`), lower-cased, other characters as `-`, at most 63.
-    pub fn resource_name(&self) -> String {
-        let last = self.image.rsplit('/').next().unwrap_or(&self.image);
-        let mut name = String::new();
-        for c in last.chars().map(|c| c.to_ascii_lowercase()) {
-            if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' {
-                name.push(c);
-            } else if !name.ends_with('-') {
-                name.push('-');
-            }
-        }
-        name.truncate(63);
-        let name = name.trim_matches(|c: char| !c.is_ascii_alphanumeric());
-        if name.is_empty() {
-            crate::profile::format::DEFAULT_NAME.to_owned()
-        } else {
-            name.to_owned()
-        }
-    }
-}
-
 /// A duration as `45s`, `12m`, `3h` or `2d`.
 fn ago(secs: u64) -> String {
     match secs {
@@ -641,22 +617,5 @@ mod tests {
         assert_eq!((row.runs, row.first_seen, row.last_new), (7, 5, 30));
         assert_eq!(row.runs_since_last_new, 1, "by_id's 0, then a quiet run");
         assert_eq!(syscalls(&row.profile), 3);
-    }
-
-    #[test]
-    fn resource_names() {
-        let rule = ImagesConfig::default();
-        for (image, want) in [
-            (Some("registry.example/app:1"), "app-1"),
-            (Some("Shop/My_App@sha256:AB"), "my-app-sha256-ab"),
-            (Some("___"), "recorded"),
-            (None, "pweb"),
-        ] {
-            let mut r = row(image, None, Some("pweb"));
-            if image.is_some() {
-                r.image = image.unwrap_or_default().to_owned();
-            }
-            assert_eq!(r.info(&rule, 0).resource_name(), want, "{image:?}");
-        }
     }
 }

@@ -436,20 +436,32 @@ pub fn key_matches(key: &str, spec: &str) -> bool {
 }
 
 /// The newest entry whose key (an id, or containerd's `namespace/id`)
-/// starts with `spec` or whose name is `spec`. Several containers matching
-/// is ambiguous; one container's several profiles are not (the newest
-/// wins).
+/// starts with `spec`, else whose name is `spec`. Several containers
+/// matching an id prefix is ambiguous; one container's several profiles
+/// are not, nor several containers of one name (a name run again is a new
+/// container: the newest wins, and a log line says which).
 pub fn find(entries: &[Entry], spec: &str) -> Result<Entry, IndexError> {
+    find_among(entries, spec, |_| true)
+}
+
+/// [`find`], where a name picks only among the entries `eligible`
+/// accepts (an id or prefix names its container whatever it is).
+pub fn find_among(
+    entries: &[Entry],
+    spec: &str,
+    eligible: impl Fn(&Entry) -> bool,
+) -> Result<Entry, IndexError> {
     // An empty prefix would match every entry.
     crate::container::check_container(spec).map_err(IndexError::BadSpec)?;
     let by_id: Vec<&Entry> = entries
         .iter()
         .filter(|e| key_matches(&e.key, spec))
         .collect();
-    let matches = if by_id.is_empty() {
+    let by_name = by_id.is_empty();
+    let matches: Vec<&Entry> = if by_name {
         entries
             .iter()
-            .filter(|e| e.name.as_deref() == Some(spec))
+            .filter(|e| e.name.as_deref() == Some(spec) && eligible(e))
             .collect()
     } else {
         by_id
@@ -457,19 +469,25 @@ pub fn find(entries: &[Entry], spec: &str) -> Result<Entry, IndexError> {
     let mut keys: Vec<&str> = matches.iter().map(|e| e.key.as_str()).collect();
     keys.sort_unstable();
     keys.dedup();
-    match keys.len() {
-        0 => Err(IndexError::NotFound(spec.to_owned())),
-        1 => Ok(matches
-            .iter()
-            .max_by_key(|e| e.written)
-            .copied()
-            .cloned()
-            .ok_or_else(|| IndexError::NotFound(spec.to_owned()))?),
-        _ => Err(IndexError::Ambiguous {
+    if keys.len() > 1 && !by_name {
+        return Err(IndexError::Ambiguous {
             spec: spec.to_owned(),
             candidates: keys.iter().map(|k| (*k).to_owned()).collect(),
-        }),
+        });
     }
+    let newest = matches
+        .iter()
+        .max_by_key(|e| e.written)
+        .ok_or_else(|| IndexError::NotFound(spec.to_owned()))?;
+    if keys.len() > 1 {
+        log::info!(
+            "'{spec}' names {} containers that ran; taking the newest, {} (written {})",
+            keys.len(),
+            newest.key,
+            crate::timefmt::format_time(newest.written)
+        );
+    }
+    Ok((*newest).clone())
 }
 
 #[cfg(test)]
@@ -503,6 +521,19 @@ mod tests {
         assert_eq!(find(&e, "aaaa").unwrap().written, 5);
         assert_eq!(find(&e, "db").unwrap().key, "bbbb22");
         assert!(matches!(find(&e, "aaa"), Err(IndexError::Ambiguous { .. })));
+        // A name run again: the newest container of that name.
+        let mut e = e;
+        e.push(entry("cccc44", Some("db"), 9));
+        e.push(entry("dddd55", Some("db"), 4));
+        assert_eq!(find(&e, "db").unwrap().key, "cccc44");
+        // Only among the eligible ones; an id stays exact.
+        let old = |x: &Entry| x.written < 9;
+        assert_eq!(find_among(&e, "db", old).unwrap().key, "dddd55");
+        assert_eq!(find_among(&e, "cccc", old).unwrap().key, "cccc44");
+        assert!(matches!(
+            find_among(&e, "web", |_| false),
+            Err(IndexError::NotFound(_))
+        ));
         assert!(matches!(find(&e, "zz"), Err(IndexError::NotFound(_))));
         for blank in ["", " ", "\t"] {
             assert!(matches!(find(&e, blank), Err(IndexError::BadSpec(_))));

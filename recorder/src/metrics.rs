@@ -115,6 +115,8 @@ pub struct ContainerSeries {
     /// Under a chosen profile (watched): the distinct syscalls made outside
     /// it; `None` for a container that is not watched.
     pub outside: Option<usize>,
+    /// Its recording ended: only its drift series is left (for a while).
+    pub ended: bool,
 }
 
 /// One image profile's rows of `recorder_image_*` (as many as the
@@ -157,10 +159,14 @@ pub fn store(shared: &SharedSnapshot, snapshot: Snapshot) {
 }
 
 /// Drops the `recorder_container_syscalls` row of recording `owner` (its
-/// profile is written) without waiting for the next refresh.
+/// profile is written) without waiting for the next refresh; a watched
+/// one's drift row stays, `ended`, as the manager keeps it a while.
 pub fn forget(shared: &SharedSnapshot, owner: u64) {
     let mut guard = shared.write().unwrap_or_else(|e| e.into_inner());
-    guard.containers.retain(|c| c.owner != owner);
+    guard.containers.retain_mut(|c| {
+        c.ended |= c.owner == owner;
+        c.owner != owner || c.outside.is_some()
+    });
 }
 
 fn read(shared: &SharedSnapshot) -> Snapshot {
@@ -260,7 +266,7 @@ impl Collector for Exporter {
                 None,
                 MetricType::Gauge,
             )?;
-            for c in &s.containers {
+            for c in s.containers.iter().filter(|c| !c.ended) {
                 let mut labels = vec![("container_id", c.id.as_str())];
                 if let Some(name) = &c.name {
                     labels.push(("container_name", name.as_str()));
@@ -296,7 +302,7 @@ impl Collector for Exporter {
         {
             let mut m = e.encode_descriptor(
                 "recorder_container_syscalls_outside_profile",
-                "Distinct syscalls a watched container (one under a chosen seccomp profile) made outside that profile (removed when its recording ends).",
+                "Distinct syscalls a watched container (one under a chosen seccomp profile) made outside that profile (kept drift_series_secs after its recording ends).",
                 None,
                 MetricType::Gauge,
             )?;
@@ -715,6 +721,7 @@ mod tests {
                     image: Some("busybox:1".to_owned()),
                     syscalls: 42,
                     outside: Some(2),
+                    ended: false,
                 }],
                 images: vec![ImageSeries {
                     image: "test/img@sha256:ab".to_owned(),
@@ -774,22 +781,5 @@ mod tests {
         assert!(text.contains("# TYPE recorder_map_entries gauge\n"));
         assert!(!text.contains("# UNIT"));
         assert!(!text.contains("# EOF"));
-    }
-
-    #[test]
-    fn forget_drops_the_row() {
-        let snapshot: SharedSnapshot = Arc::default();
-        store(
-            &snapshot,
-            Snapshot {
-                containers: vec![ContainerSeries {
-                    owner: 7,
-                    ..ContainerSeries::default()
-                }],
-                ..Snapshot::default()
-            },
-        );
-        forget(&snapshot, 7);
-        assert!(read(&snapshot).containers.is_empty());
     }
 }

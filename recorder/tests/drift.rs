@@ -4,9 +4,11 @@
 //! doing one thing more (`chmod`). While container 2 runs, `drift` names
 //! chmod (or fchmodat) and nothing the profile allows, `/metrics` has its
 //! `recorder_container_syscalls_outside_profile` series, and after it
-//! exited `drift` still names chmod (from the profile index). A container
-//! under the runtime's default profile is not reported; one under an
-//! enforcing profile is, with the note that its denials stay hidden.
+//! exited `drift` still names chmod (from the profile index) and the series
+//! stays a while. A container under the runtime's default profile is not
+//! reported; one under an enforcing profile is, with the note that its
+//! denials stay hidden. A name run again (the review's item 4) means the
+//! newest watched run of it, for `drift` and `profile`.
 
 mod common;
 mod support;
@@ -34,7 +36,8 @@ fn get(url: &str) -> Option<String> {
     agent.get(url).call().ok()?.body_mut().read_to_string().ok()
 }
 
-/// `recorderctl drift ARGS --output json`, parsed; `None` when it fails.
+/// `recorderctl drift ARGS --output json`, parsed (one container: an
+/// object; `--all`: a list); `None` when it fails.
 fn drift_json(daemon: &Daemon, args: &[&str]) -> Option<serde_json::Value> {
     let mut all = vec!["drift"];
     all.extend_from_slice(args);
@@ -112,8 +115,9 @@ fn must_show(rt: &Runtime<'_>) {
     let c2file = dir.join("c2");
     let opt = format!("--cidfile={}", c2file.display());
     let seccomp = format!("seccomp={}", log_profile.display());
+    let name = format!("drift-{}-web", rt.name);
     run_ok(&mut (rt.run)(
-        &[&opt, "--security-opt", &seccomp],
+        &[&opt, "--name", &name, "--security-opt", &seccomp],
         "mkdir /tmp/d; chmod 600 /tmp/d; sleep 4",
         true,
     ));
@@ -121,9 +125,9 @@ fn must_show(rt: &Runtime<'_>) {
 
     // 3. While it runs: chmod or fchmodat, and nothing the profile allows.
     let report = wait_for("drift of container 2 naming chmod", 4, || {
-        drift_json(&daemon, &[&c2]).filter(|r| has_chmod(&outside(&r[0])))
+        drift_json(&daemon, &[&c2]).filter(|r| has_chmod(&outside(r)))
     });
-    let report = &report[0];
+    let report = &report;
     eprintln!("ACCEPTANCE drift under {}: {report}", rt.name);
     assert_eq!(report["running"], true, "{report}");
     assert_eq!(report["id"], c2.as_str());
@@ -148,14 +152,56 @@ fn must_show(rt: &Runtime<'_>) {
     wait_for("container 2's profile", 60, || {
         daemon.profile_path(&c2).exists().then_some(())
     });
+    // Its series stays a while (drift_series_secs), for short runs' alerts.
+    let text = get(&format!("http://{metrics}/metrics")).unwrap_or_default();
+    assert!(
+        text.contains(&series),
+        "the ended series went at once:\n{text}"
+    );
     let report = drift_json(&daemon, &[&c2]).expect("drift after exit");
-    assert_eq!(report[0]["running"], false, "{report}");
-    assert!(has_chmod(&outside(&report[0])), "{report}");
+    assert_eq!(report["running"], false, "{report}");
+    assert!(has_chmod(&outside(&report)), "{report}");
     // --widen gives the profile to enforce next: the drift allowed.
     let wide = daemon.ctl_ok(&["drift", &c2, "--widen"]);
     assert!(has_chmod(
         &allowed_names(&wide).into_iter().collect::<Vec<_>>()
     ));
+
+    // The name run again, under the same profile: drift and profile NAME
+    // mean the newest run, also after a run under the default profile.
+    wait_for("container 2's name to be free", 30, || {
+        let gone = !run(Command::new(rt.name).args(["container", "inspect", &name]))
+            .status
+            .success();
+        gone.then_some(())
+    });
+    let c5file = dir.join("c5");
+    let opt = format!("--cidfile={}", c5file.display());
+    run_ok(&mut (rt.run)(
+        &[&opt, "--name", &name, "--security-opt", &seccomp],
+        "mkdir /tmp/d; chmod 600 /tmp/d",
+        false,
+    ));
+    let c5 = cid(&c5file);
+    daemon.wait_for(&daemon.profile_path(&c5));
+    let report = drift_json(&daemon, &[&name]).expect("drift NAME after a re-run");
+    assert_eq!(report["id"], c5.as_str(), "{report}");
+    assert!(has_chmod(&outside(&report)), "{report}");
+    let c6file = dir.join("c6");
+    let opt = format!("--cidfile={}", c6file.display());
+    run_ok(&mut (rt.run)(&[&opt, "--name", &name], "true", false));
+    let c6 = cid(&c6file);
+    daemon.wait_for(&daemon.profile_path(&c6));
+    let report = drift_json(&daemon, &[&name]).expect("drift NAME after a default run");
+    assert_eq!(report["id"], c5.as_str(), "{report}");
+    // profile NAME: the newest run's, also with --out.
+    let file = dir.join("named.json");
+    let out = daemon.ctl_ok(&["profile", &name, "--out", file.to_str().unwrap()]);
+    assert!(out.is_empty(), "{out}");
+    let json = |p: &Path| -> serde_json::Value {
+        serde_json::from_str(&fs::read_to_string(p).unwrap()).unwrap()
+    };
+    assert_eq!(json(&file), json(&daemon.profile_path(&c6)));
 
     // 6. A container under the runtime's default profile: not drifting.
     let c3file = dir.join("c3");
@@ -193,9 +239,9 @@ fn must_show(rt: &Runtime<'_>) {
     let c4 = cid(&c4file);
     daemon.wait_for(&daemon.profile_path(&c4));
     let report = drift_json(&daemon, &[&c4]).expect("drift of an enforced container");
-    assert_eq!(report[0]["enforcing"], true, "{report}");
+    assert_eq!(report["enforcing"], true, "{report}");
     assert!(
-        report[0]["note"]
+        report["note"]
             .as_str()
             .is_some_and(|n| n.contains("--default-action log")),
         "{report}"

@@ -560,9 +560,12 @@ fn errors_and_pending_writes_are_counted() {
     // Once the directory is back, the retry writes the profile.
     std::fs::remove_file(&profiles).unwrap();
     std::fs::create_dir(&profiles).unwrap();
+    // The counter moves at the write, the pending gauge at the next tick.
     let s = eventually("the retried profile to be written", || {
         let s = d.scrape();
-        (sample(&s, "recorder_profiles_written_total") == Some(1.0)).then_some(s)
+        (sample(&s, "recorder_profiles_written_total") == Some(1.0)
+            && sample(&s, "recorder_pending_writes") == Some(0.0))
+        .then_some(s)
     });
     assert_eq!(sample(&s, "recorder_pending_writes"), Some(0.0), "{s}");
     assert!(profiles.join(format!("{}.json", a.id)).exists());

@@ -288,3 +288,88 @@ fn socket_goes_before_or_after_the_command_or_in_the_environment() {
         stderr(&out)
     );
 }
+
+/// Runs `cmd` and returns its stderr, asserting a usage error (exit 2).
+fn usage_error(cmd: &mut std::process::Command) -> String {
+    let out = run(cmd);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(out.stdout.is_empty(), "{err}");
+    err
+}
+
+#[test]
+fn usage_lines_do_not_make_the_socket_look_required() {
+    let good = "../profiles/runtime-runc.json";
+    for args in [
+        &["drift", "--socket", "/s"][..],
+        &[
+            "profile", "--socket", "/s", "--image", "x", "--out", "a.json",
+        ],
+        &["--socket", "/s", "convert"],
+        &["merge", "--socket", "/s", good],
+    ] {
+        let err = usage_error(recorderctl().args(args));
+        let usage = err.lines().find(|l| l.starts_with("Usage:")).unwrap();
+        assert!(
+            usage.contains("[OPTIONS]") && !usage.contains("--socket"),
+            "{args:?}: {err}"
+        );
+    }
+    // The profile commands do not use the socket: not in their help.
+    for cmd in ["record", "convert", "merge", "diff", "check"] {
+        let help = stdout(&run_ok(recorderctl().args([cmd, "--help"])));
+        assert!(!help.contains("--socket"), "{cmd}: {help}");
+    }
+    let help = stdout(&run_ok(recorderctl().args(["status", "--help"])));
+    assert!(help.contains("--socket"), "{help}");
+}
+
+#[test]
+fn convert_format_json_points_at_docker() {
+    let good = "../profiles/runtime-runc.json";
+    let err = usage_error(recorderctl().args(["convert", good, "--format", "json"]));
+    assert!(err.contains("--format docker"), "{err}");
+    assert!(!err.contains("'spo'"), "{err}");
+}
+
+#[test]
+fn recorderd_blames_a_bad_scope_glob_on_its_flag_or_key() {
+    let dir = common::scratch("newcomer-scope");
+    let recorderd = || std::process::Command::new(common::recorderd_path());
+    for (flag, value, says) in [
+        ("--include-label", "app", "app=*"),
+        ("--include-image", "foo[*", "bad glob"),
+    ] {
+        let err = usage_error(recorderd().args([flag, value]));
+        let first = err.lines().next().unwrap_or_default();
+        assert!(
+            first.contains(flag) && first.contains(value) && first.contains(says),
+            "{err}"
+        );
+    }
+    // In the file: one line naming the file, the key and the value. No
+    // root needed: the config is read before anything is loaded.
+    let config = dir.join("r.toml");
+    std::fs::write(&config, "[scope]\ninclude_labels = [\"app\"]\n").unwrap();
+    let out = run(recorderd().arg("--config").arg(&config));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("r.toml") && err.contains("include_labels: 'app'") && err.contains("app=*"),
+        "{err}"
+    );
+    // With a good file, a bad flag is still the flag's fault.
+    std::fs::write(&config, "[scope]\ninclude_labels = [\"app=*\"]\n").unwrap();
+    let err = usage_error(
+        recorderd()
+            .arg("--config")
+            .arg(&config)
+            .args(["--exclude-image", "foo[*"]),
+    );
+    assert!(
+        err.contains("--exclude-image") && !err.contains("r.toml"),
+        "{err}"
+    );
+}

@@ -83,6 +83,8 @@ fn a_format_name_given_as_a_file_is_refused() {
         usage_error_with(&dir, &["merge", A, B, "--out", name], &hint);
         usage_error_with(&dir, &["convert", A, "--out", name], &hint);
         usage_error_with(&dir, &["record", "--out", name, "--", "true"], &hint);
+        usage_error_with(&dir, &["profile", "web", "--out", name], &hint);
+        usage_error_with(&dir, &["drift", "web", "--widen", "--out", name], &hint);
     }
     assert!(files(&dir).is_empty(), "{:?}", files(&dir));
     // A path that only ends in a format name is a file.
@@ -92,6 +94,37 @@ fn a_format_name_given_as_a_file_is_refused() {
             .current_dir(&dir),
     );
     assert_eq!(files(&dir), ["json"]);
+}
+
+#[test]
+fn drift_holds_to_what_it_prints() {
+    let dir = common::scratch("output-flag-drift");
+    // --out goes with --widen only (refused before any daemon is asked).
+    usage_error_with(
+        &dir,
+        &["drift", "--all", "--out", "x.json"],
+        "cannot be used with",
+    );
+    usage_error_with(&dir, &["drift", "web", "--out", "x.json"], "required");
+    // --widen prints a profile: -o is refused as by every such command.
+    usage_error_with(&dir, &["drift", "web", "--widen", "-o", "json"], "--format");
+    usage_error_with(
+        &dir,
+        &["drift", "web", "--widen", "-o", "next.json"],
+        "invalid value",
+    );
+    let out = run(recorderctl()
+        .args(["drift", "web", "--widen", "-o", "next.json"])
+        .current_dir(&dir));
+    assert!(stderr(&out).contains("drift --widen"), "{}", stderr(&out));
+    // Without --widen it prints a report: no profile options.
+    for args in [
+        &["drift", "web", "--format", "spo"][..],
+        &["drift", "--all", "--default-action", "log"],
+    ] {
+        usage_error_with(&dir, args, "without --widen");
+    }
+    assert!(files(&dir).is_empty(), "{:?}", files(&dir));
 }
 
 #[test]

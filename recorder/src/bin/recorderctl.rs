@@ -5,9 +5,8 @@ use std::{
 };
 
 use anyhow::Context as _;
-use clap::{CommandFactory as _, Parser as _};
 use recorder::{
-    cli::recorderctl::{Cli, Command},
+    cli::recorderctl::{self, Cli, Command},
     ebpf::LoadOptions,
     profile::{Profile, format},
     profile_commands,
@@ -18,7 +17,7 @@ fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
         .format_timestamp(None)
         .init();
-    let cli = Cli::parse();
+    let cli = recorderctl::try_parse_from(std::env::args_os()).unwrap_or_else(|e| e.exit());
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -132,7 +131,12 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Completions { shell } => {
             // clap_complete panics on a failed write: render first.
             let mut script = Vec::new();
-            clap_complete::generate(shell, &mut Cli::command(), "recorderctl", &mut script);
+            clap_complete::generate(
+                shell,
+                &mut recorderctl::command(),
+                "recorderctl",
+                &mut script,
+            );
             let mut stdout = io::stdout().lock();
             stdout
                 .write_all(&script)

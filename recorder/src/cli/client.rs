@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand, ValueEnum};
 
 use super::{
-    output::{FormatParser, NoReport},
+    output::{FormatParser, NoReport, out_file},
     profile::OutputArgs,
 };
 use crate::control::Target;
@@ -152,6 +152,9 @@ pub enum DaemonCommand {
         /// Merge this profile into the result.
         #[arg(long, value_name = "FILE")]
         base: Option<PathBuf>,
+        /// Write the profile here (atomically) instead of to standard output.
+        #[arg(long = "out", value_name = "FILE", value_parser = out_file)]
+        out_file: Option<PathBuf>,
         #[command(flatten)]
         out: OutputArgs,
     },
@@ -180,7 +183,11 @@ pub enum DaemonCommand {
     /// Name the syscalls a container made outside the seccomp profile it
     /// runs under (one someone chose, best in complain mode: defaultAction
     /// SCMP_ACT_LOG), with when each was first seen; while it runs and
-    /// after it exited.
+    /// after it exited. A name means the watched container of that name
+    /// that runs, else the last one that ran.
+    ///
+    /// With --widen it prints a profile, not a report: --out, --format and
+    /// the other profile options go with --widen only, -o without it.
     Drift {
         #[command(flatten)]
         conn: Conn,
@@ -201,7 +208,13 @@ pub enum DaemonCommand {
         widen: bool,
         /// With --widen: write the profile here (atomically) instead of to
         /// standard output.
-        #[arg(long, value_name = "FILE", requires = "widen")]
+        #[arg(
+            long,
+            value_name = "FILE",
+            value_parser = out_file,
+            requires = "widen",
+            conflicts_with = "all"
+        )]
         out: Option<PathBuf>,
         #[command(flatten)]
         profile: OutputArgs,

@@ -22,7 +22,7 @@ pub mod recorderd;
 pub fn man_pages() -> [clap::Command; 3] {
     use clap::CommandFactory as _;
     [
-        recorderctl::Cli::command(),
+        recorderctl::command(),
         recorderd::Cli::command(),
         hook::Cli::command(),
     ]
@@ -32,5 +32,5 @@ pub fn man_pages() -> [clap::Command; 3] {
 /// not typed).
 pub fn completions() -> [clap::Command; 2] {
     use clap::CommandFactory as _;
-    [recorderctl::Cli::command(), recorderd::Cli::command()]
+    [recorderctl::command(), recorderd::Cli::command()]
 }

@@ -3,14 +3,17 @@
 //! a command writes a profile. Commands that print a profile rather than a
 //! report refuse `-o` with a hint ([`NoReport`]), and `--out` refuses a
 //! format name ([`out_file`]), so the old `-o FILE` and the likely mix-ups
-//! fail at once instead of writing a file named `json`.
+//! fail at once instead of writing a file named `json`. `drift` prints a
+//! report, or with `--widen` a profile: [`check_drift`] holds it to the
+//! rule of whichever it prints.
 
 use std::{ffi::OsStr, path::PathBuf};
 
 use clap::{
-    Arg, Args, Command, ValueEnum,
+    Arg, ArgMatches, Args, Command, ValueEnum,
     builder::{EnumValueParser, PossibleValue, TypedValueParser},
     error::{ContextKind, ContextValue, Error},
+    parser::ValueSource,
 };
 
 use super::client::OutputFormat;
@@ -93,7 +96,7 @@ impl TypedValueParser for FormatParser {
                     ContextKind::Suggested,
                     ContextValue::StyledStrs(vec![
                         "-o/--output is the report's format; a file to write is --out FILE \
-                         (record, merge, convert)"
+                         (record, merge, convert, profile, drift --widen)"
                             .into(),
                     ]),
                 );
@@ -107,6 +110,46 @@ impl TypedValueParser for FormatParser {
                 .iter()
                 .filter_map(ValueEnum::to_possible_value),
         ))
+    }
+}
+
+/// The ids and flags of [`super::profile::OutputArgs`]: they shape a
+/// profile, so on `drift` they go with `--widen` only.
+const PROFILE_OPTIONS: [(&str, &str); 6] = [
+    ("format", "--format"),
+    ("default_action", "--default-action"),
+    ("errno", "--errno"),
+    ("name", "--name"),
+    ("namespace", "--namespace"),
+    ("caps", "--cap"),
+];
+
+/// Whether the user gave `id` (not its default).
+fn given(m: &ArgMatches, id: &str) -> bool {
+    m.value_source(id)
+        .is_some_and(|s| s != ValueSource::DefaultValue)
+}
+
+/// `drift`'s matches `m`, held to the rule of what it prints: with
+/// `--widen` a profile (`-o` refused with [`NoReport`]'s hint), without it
+/// a report (no profile options). `--out` needs `--widen` by clap's own
+/// rules. The error is the message for [`Command::error`].
+pub fn check_drift(m: &ArgMatches) -> Result<(), String> {
+    let widen = m.get_flag("widen");
+    if widen && given(m, "output") {
+        let raw = m
+            .get_raw("output")
+            .and_then(|mut v| v.next())
+            .map(|v| v.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        return refuse_output(&raw).map(|_| ());
+    }
+    match PROFILE_OPTIONS.iter().find(|(id, _)| given(m, id)) {
+        Some((_, flag)) if !widen => Err(format!(
+            "{flag} shapes the profile that --widen prints; without --widen, drift \
+             prints a report, whose format is -o/--output (text|json)"
+        )),
+        _ => Ok(()),
     }
 }
 

@@ -2,9 +2,13 @@
 //! diff, check; run by [`crate::profile_commands`]) and the output options
 //! of every command that writes a profile.
 
-use std::path::PathBuf;
+use std::{ffi::OsStr, path::PathBuf};
 
-use clap::{Args, Subcommand};
+use clap::{
+    Arg, Args, Command, Subcommand, ValueEnum,
+    builder::{EnumValueParser, PossibleValue, TypedValueParser},
+    error::{ContextKind, ContextValue, Error},
+};
 
 use super::output::{NoReport, out_file};
 use crate::profile::{
@@ -81,7 +85,7 @@ pub const TROUBLE: u8 = 2;
 #[derive(Clone, Debug, Default, Args)]
 pub struct OutputArgs {
     /// The profile's format (a report's is -o/--output).
-    #[arg(long, value_enum, default_value_t = Format::Docker)]
+    #[arg(long, value_name = "FORMAT", value_parser = FormatParser, default_value = "docker")]
     pub format: Format,
     /// What happens to syscalls the profile does not allow (log: audit mode).
     #[arg(long, value_enum, value_name = "ACTION")]
@@ -91,7 +95,9 @@ pub struct OutputArgs {
     /// errno`.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=MAX_ERRNO))]
     pub errno: Option<u32>,
-    /// Name of the `spo` resource (and of the `kafel` policy).
+    /// Name of the `spo` resource (and of the `kafel` policy) [default:
+    /// recorded; for `profile --image`, the image's, e.g.
+    /// registry.example/app:1 → registry-example-app-1].
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
     /// Namespace of the `spo` resource.
@@ -101,6 +107,46 @@ pub struct OutputArgs {
     /// depend on capabilities in the oci, spo and kafel formats. Repeatable.
     #[arg(long = "cap", value_name = "CAP", value_parser = capability)]
     pub caps: Vec<String>,
+}
+
+/// The value parser of `--format`: a profile format, with a hint for the
+/// names of what they are written in (`json` is docker's, `yaml` spo's)
+/// rather than clap's nearest spelling.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FormatParser;
+
+impl TypedValueParser for FormatParser {
+    type Value = Format;
+
+    fn parse_ref(&self, cmd: &Command, arg: Option<&Arg>, value: &OsStr) -> Result<Format, Error> {
+        EnumValueParser::<Format>::new()
+            .parse_ref(cmd, arg, value)
+            .map_err(|mut e| {
+                let value = value.to_string_lossy().to_ascii_lowercase();
+                let hint = match value.as_str() {
+                    "json" => {
+                        "the docker format is JSON: --format docker \
+                               (--format oci: the linux.seccomp object of a config.json)"
+                    }
+                    "yaml" | "yml" => "the spo format is YAML: --format spo",
+                    _ => return e,
+                };
+                e.remove(ContextKind::SuggestedValue);
+                e.insert(
+                    ContextKind::Suggested,
+                    ContextValue::StyledStrs(vec![hint.into()]),
+                );
+                e
+            })
+    }
+
+    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
+        Some(Box::new(
+            Format::value_variants()
+                .iter()
+                .filter_map(ValueEnum::to_possible_value),
+        ))
+    }
 }
 
 /// The largest errno the kernel returns (`MAX_ERRNO`).
@@ -210,6 +256,22 @@ mod tests {
             .options();
         assert_eq!(o.default_action, Some(DefaultAction::Log));
         assert_eq!(parse(&[]).unwrap().options().default_action, None);
+    }
+
+    #[test]
+    fn format_names_the_format_a_file_type_means() {
+        assert_eq!(parse(&[]).unwrap().format, Format::Docker);
+        assert_eq!(parse(&["--format", "kafel"]).unwrap().format, Format::Kafel);
+        for (given, meant) in [("json", "--format docker"), ("YAML", "--format spo")] {
+            let e = parse(&["--format", given]).unwrap_err();
+            assert_eq!(e.exit_code(), 2);
+            let text = e.to_string();
+            assert!(text.contains(meant), "{text}");
+            assert!(!text.contains("similar value"), "{text}");
+        }
+        // Other mistakes keep clap's nearest spelling.
+        let e = parse(&["--format", "dockr"]).unwrap_err().to_string();
+        assert!(e.contains("'docker'"), "{e}");
     }
 
     #[test]

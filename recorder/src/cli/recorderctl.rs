@@ -2,11 +2,11 @@
 
 use std::{ffi::OsString, path::PathBuf};
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, error::ErrorKind};
 
 use super::{
     client::DaemonCommand,
-    output::{NoReport, out_file},
+    output::{NoReport, check_drift, out_file},
     profile::{OutputArgs, ProfileCommand},
 };
 
@@ -30,6 +30,65 @@ pub struct Cli {
     pub socket: PathBuf,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The commands that do not talk to recorderd: the global `--socket` is
+/// hidden from their help (and still accepted).
+const NO_SOCKET: [&str; 6] = ["record", "convert", "merge", "diff", "check", "completions"];
+
+/// recorderctl's command as the binary runs it: [`Cli`]'s, with `--socket`
+/// hidden where it is not used, and each command's usage line fixed to
+/// its plain form. (In an error, clap's usage line repeats the options
+/// given, so `drift --socket S` printed `Usage: recorderctl drift --socket
+/// <PATH> <CONTAINER>`, as if the socket were required.)
+pub fn command() -> clap::Command {
+    use clap::CommandFactory as _;
+    let mut cmd = Cli::command();
+    let socket = cmd
+        .get_arguments()
+        .find(|a| a.get_id() == "socket")
+        .cloned();
+    if let Some(socket) = socket {
+        for name in NO_SOCKET {
+            let hidden = socket.clone().global(false).hide(true);
+            cmd = cmd.mut_subcommand(name, |sub| sub.arg(hidden));
+        }
+    }
+    cmd.build();
+    fix_usage(&mut cmd);
+    cmd
+}
+
+/// Sets the usage line of `cmd` and its subcommands to the one --help shows.
+fn fix_usage(cmd: &mut clap::Command) {
+    let usage = cmd.render_usage().to_string();
+    let usage = usage.strip_prefix("Usage: ").unwrap_or(&usage).to_owned();
+    *cmd = std::mem::take(cmd).override_usage(usage);
+    for sub in cmd.get_subcommands_mut() {
+        fix_usage(sub);
+    }
+}
+
+/// Parses recorderctl's arguments with [`command`].
+pub fn try_parse_from<I, T>(args: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    use clap::FromArgMatches as _;
+    let mut cmd = command();
+    let matches = cmd.try_get_matches_from_mut(args)?;
+    // What clap's rules cannot say: drift's options that belong to the
+    // report or to the profile (--widen) it does not print.
+    if let Some(("drift", m)) = matches.subcommand()
+        && let Err(msg) = check_drift(m)
+    {
+        return Err(match cmd.find_subcommand_mut("drift") {
+            Some(drift) => drift.error(ErrorKind::ArgumentConflict, msg),
+            None => cmd.error(ErrorKind::ArgumentConflict, msg),
+        });
+    }
+    Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut cmd))
 }
 
 #[derive(Subcommand, Debug)]
@@ -95,41 +154,79 @@ mod tests {
     #[test]
     fn command_line_is_consistent() {
         Cli::command().debug_assert();
+        command().debug_assert();
+    }
+
+    /// The usage of every error: what --help shows, never the options
+    /// given; `--socket` only on the commands that use it.
+    #[test]
+    fn usage_lines_show_options_as_optional() {
+        for args in [
+            &["recorderctl", "drift", "--socket", "/s"][..],
+            &[
+                "recorderctl",
+                "profile",
+                "--socket",
+                "/s",
+                "--image",
+                "x",
+                "--bogus",
+            ],
+            &["recorderctl", "--socket", "/s", "status", "--bogus"],
+            &["recorderctl", "convert", "--socket", "/s"],
+        ] {
+            let e = try_parse_from(args).unwrap_err().to_string();
+            let usage = e.lines().find(|l| l.starts_with("Usage:")).unwrap();
+            assert!(!usage.contains("--socket"), "{args:?}: {usage}");
+            assert!(usage.contains("[OPTIONS]"), "{args:?}: {usage}");
+        }
+        let mut cmd = command();
+        for sub in cmd.get_subcommands_mut() {
+            let help = sub.render_help().to_string();
+            let name = sub.get_name().to_owned();
+            let uses = !NO_SOCKET.contains(&name.as_str()) && name != "help";
+            assert_eq!(help.contains("--socket"), uses, "{name}: {help}");
+        }
+        // Hidden, not refused: the socket before or after any command.
+        let cli = try_parse_from(["recorderctl", "convert", "--socket", "/s", "a"]).unwrap();
+        assert_eq!(cli.socket, PathBuf::from("/s"));
+        let cli = try_parse_from(["recorderctl", "--socket", "/s", "check", "a"]).unwrap();
+        assert_eq!(cli.socket, PathBuf::from("/s"));
     }
 
     #[test]
     fn blank_container_ids_are_usage_errors() {
         for cmd in ["start", "stop", "profile"] {
             for id in ["", " ", "\t"] {
-                let e = Cli::try_parse_from(["recorderctl", cmd, id]).unwrap_err();
-                assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation);
+                let e = try_parse_from(["recorderctl", cmd, id]).unwrap_err();
+                assert_eq!(e.kind(), ErrorKind::ValueValidation);
                 assert_eq!(e.exit_code(), 2);
             }
         }
-        assert!(Cli::try_parse_from(["recorderctl", "stop", "abc"]).is_ok());
+        assert!(try_parse_from(["recorderctl", "stop", "abc"]).is_ok());
     }
 
     #[test]
     fn daemon_commands_take_a_timeout() {
         use super::super::client::DaemonCommand;
-        let cli = Cli::try_parse_from(["recorderctl", "status"]).unwrap();
+        let cli = try_parse_from(["recorderctl", "status"]).unwrap();
         let Command::Daemon(DaemonCommand::Status { conn }) = cli.command else {
             panic!("expected status");
         };
         assert_eq!(conn.timeout, 10.0);
-        let cli = Cli::try_parse_from(["recorderctl", "list", "--timeout", "0.5"]).unwrap();
+        let cli = try_parse_from(["recorderctl", "list", "--timeout", "0.5"]).unwrap();
         let Command::Daemon(DaemonCommand::List { conn }) = cli.command else {
             panic!("expected list");
         };
         assert_eq!(conn.timeout, 0.5);
         for bad in ["0", "-1", "inf", "NaN", "x"] {
-            assert!(Cli::try_parse_from(["recorderctl", "status", "--timeout", bad]).is_err());
+            assert!(try_parse_from(["recorderctl", "status", "--timeout", bad]).is_err());
         }
     }
 
     #[test]
     fn record_takes_the_command_verbatim() {
-        let cli = Cli::try_parse_from([
+        let cli = try_parse_from([
             "recorderctl",
             "record",
             "--out",
@@ -159,7 +256,7 @@ mod tests {
             &["recorderctl", "list", "-o", "json"],
             &["recorderctl", "status", "--output=json"],
         ] {
-            let cli = Cli::try_parse_from(args).unwrap();
+            let cli = try_parse_from(args).unwrap();
             let conn = match cli.command {
                 Command::Daemon(
                     DaemonCommand::Stop { conn, .. }
@@ -177,7 +274,7 @@ mod tests {
             &["recorderctl", "convert", "a", "-o", "b"],
             &["recorderctl", "profile", "abc", "-o", "json"],
         ] {
-            let e = Cli::try_parse_from(args).unwrap_err();
+            let e = try_parse_from(args).unwrap_err();
             assert_eq!(e.exit_code(), 2, "{args:?}");
             assert!(e.to_string().contains("--out"), "{args:?}: {e}");
         }
@@ -190,7 +287,7 @@ mod tests {
             &["recorderctl", "status", "--socket", "/s"],
             &["recorderctl", "--socket", "/s", "stop", "abc"],
         ] {
-            let cli = Cli::try_parse_from(args).unwrap();
+            let cli = try_parse_from(args).unwrap();
             assert_eq!(cli.socket, PathBuf::from("/s"), "{args:?}");
         }
     }
@@ -198,8 +295,7 @@ mod tests {
     #[test]
     fn drift_takes_a_container_or_all() {
         use super::super::client::{DaemonCommand, OutputFormat};
-        let parse =
-            |args: &[&str]| Cli::try_parse_from([&["recorderctl", "drift"][..], args].concat());
+        let parse = |args: &[&str]| try_parse_from([&["recorderctl", "drift"][..], args].concat());
         let cli = parse(&["web", "--output", "json"]).unwrap();
         let Command::Daemon(DaemonCommand::Drift {
             conn,
@@ -214,15 +310,66 @@ mod tests {
         assert_eq!(container.as_deref(), Some("web"));
         assert!(!widen);
         assert!(parse(&["--all"]).is_ok());
+        assert!(parse(&["--all", "-o", "json"]).is_ok());
         assert!(parse(&["web", "--widen", "--out", "p.json", "--format", "oci"]).is_ok());
+        assert!(parse(&["web", "--widen", "--errno", "13", "--cap", "sys_admin"]).is_ok());
         for bad in [
             &[][..],
             &["web", "--all"],
             &["--all", "--widen"],
             &["web", "--out", "p.json"],
+            &["--all", "--out", "p.json"],
             &[""],
         ] {
-            assert!(parse(bad).is_err(), "{bad:?}");
+            let e = parse(bad).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn drift_holds_to_what_it_prints() {
+        let parse = |args: &[&str]| {
+            try_parse_from([&["recorderctl", "drift"][..], args].concat())
+                .unwrap_err()
+                .to_string()
+        };
+        // --widen prints a profile: --out refuses a format name, -o is
+        // refused with the hint of every command that prints a profile.
+        assert!(parse(&["web", "--widen", "--out", "json"]).contains("--out ./json"));
+        for o in ["-o", "--output"] {
+            let e = parse(&["web", "--widen", o, "json"]);
+            assert!(e.contains("--format (docker|oci|spo|kafel)"), "{e}");
+        }
+        let e = parse(&["web", "--widen", "-o", "next.json"]);
+        assert!(e.contains("drift --widen"), "{e}");
+        // Without --widen it prints a report: no profile options.
+        for (flag, value) in [
+            ("--format", "spo"),
+            ("--default-action", "log"),
+            ("--errno", "1"),
+            ("--name", "x"),
+            ("--namespace", "x"),
+            ("--cap", "CAP_BPF"),
+        ] {
+            for target in ["web", "--all"] {
+                let e = parse(&[target, flag, value]);
+                assert!(e.starts_with(&format!("error: {flag} shapes")), "{e}");
+                assert!(e.contains("-o/--output"), "{e}");
+            }
+        }
+        assert!(parse(&["--all", "--out", "p.json"]).contains("cannot be used with"));
+    }
+
+    #[test]
+    fn profile_writes_to_out() {
+        use super::super::client::DaemonCommand;
+        let cli =
+            try_parse_from(["recorderctl", "profile", "--image", "x", "--out", "a.json"]).unwrap();
+        let Command::Daemon(DaemonCommand::Profile { out_file, .. }) = cli.command else {
+            panic!("expected profile");
+        };
+        assert_eq!(out_file, Some(PathBuf::from("a.json")));
+        let e = try_parse_from(["recorderctl", "profile", "web", "--out", "json"]).unwrap_err();
+        assert!(e.to_string().contains("--out ./json"), "{e}");
     }
 }

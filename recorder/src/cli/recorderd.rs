@@ -14,6 +14,17 @@ fn metrics_addr(s: &str) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
+/// A `--include-image`/`--exclude-image`/`--…-name` glob, checked here so
+/// that a bad one is blamed on the flag, not on the config file.
+fn glob(s: &str) -> Result<String, String> {
+    crate::scope::compile(s, crate::scope::On::Name).map(|_| s.to_owned())
+}
+
+/// A `--include-label`/`--exclude-label` glob: `KEY=VALUE`, checked here.
+fn label_glob(s: &str) -> Result<String, String> {
+    crate::scope::compile(s, crate::scope::On::Label).map(|_| s.to_owned())
+}
+
 /// The built-in configuration, whose values the help shows.
 fn defaults() -> Config {
     Config::default()
@@ -77,26 +88,26 @@ pub struct Cli {
     #[arg(long)]
     pub keep_attached: bool,
     /// Auto mode records only containers whose image matches GLOB (or
-    /// another include); repeatable, added to `[scope]`.
-    #[arg(long, value_name = "GLOB")]
+    /// another include); repeatable, added to `[scope]` include_images.
+    #[arg(long, value_name = "GLOB", value_parser = glob)]
     pub include_image: Vec<String>,
     /// Auto mode does not record containers whose image matches GLOB.
-    #[arg(long, value_name = "GLOB")]
+    #[arg(long, value_name = "GLOB", value_parser = glob)]
     pub exclude_image: Vec<String>,
     /// Auto mode records only containers whose name matches GLOB (or
     /// another include).
-    #[arg(long, value_name = "GLOB")]
+    #[arg(long, value_name = "GLOB", value_parser = glob)]
     pub include_name: Vec<String>,
     /// Auto mode does not record containers whose name matches GLOB.
-    #[arg(long, value_name = "GLOB")]
+    #[arg(long, value_name = "GLOB", value_parser = glob)]
     pub exclude_name: Vec<String>,
-    /// Auto mode records only containers with a label KEY=VALUE matching
-    /// GLOB (or another include).
-    #[arg(long, value_name = "GLOB")]
+    /// Auto mode records only containers with a label (as KEY=VALUE)
+    /// matching KEY=GLOB, e.g. app=* (or another include).
+    #[arg(long, value_name = "KEY=GLOB", value_parser = label_glob)]
     pub include_label: Vec<String>,
-    /// Auto mode does not record containers with a label KEY=VALUE
-    /// matching GLOB.
-    #[arg(long, value_name = "GLOB")]
+    /// Auto mode does not record containers with a label (as KEY=VALUE)
+    /// matching KEY=GLOB.
+    #[arg(long, value_name = "KEY=GLOB", value_parser = label_glob)]
     pub exclude_label: Vec<String>,
     /// An image profile is ready after at least N runs...
     #[arg(long, value_name = "N", help = with_default("An image profile is ready after at least N runs", defaults().images.ready_min_runs))]
@@ -256,8 +267,26 @@ mod tests {
         assert_eq!(c.scope.include_labels, ["tier=web"]);
         assert_eq!(c.images.ready_min_runs, 2);
         assert!(!c.images.skip_chosen_profile);
-        let cli = Cli::try_parse_from(["recorderd", "--exclude-name", "["]).unwrap();
-        assert!(cli.config().is_err(), "a bad glob is refused");
+    }
+
+    #[test]
+    fn bad_scope_globs_are_usage_errors_that_name_the_flag() {
+        for (flag, value, says) in [
+            ("--include-image", "foo[*", "bad glob"),
+            ("--exclude-name", "[", "bad glob"),
+            ("--include-label", "app", "'app=*'"),
+            ("--exclude-label", "tier*", "KEY=VALUE"),
+        ] {
+            let e = Cli::try_parse_from(["recorderd", flag, value]).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{flag}");
+            let first = e.to_string();
+            let first = first.lines().next().unwrap_or_default();
+            assert!(first.contains(flag) && first.contains(value), "{first}");
+            assert!(first.contains(says), "{first}");
+            assert!(!first.contains("config"), "{first}");
+        }
+        let cli = Cli::try_parse_from(["recorderd", "--include-label", "app=*"]).unwrap();
+        assert_eq!(cli.config().unwrap().scope.include_labels, ["app=*"]);
     }
 
     #[test]

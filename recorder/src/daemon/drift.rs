@@ -4,7 +4,10 @@
 //! snapshot (no read of its own), kept in the state and, when the
 //! recording ends, in its profile index entry; and the answers to `drift`.
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::{
+    collections::{BTreeMap, VecDeque},
+    sync::Arc,
+};
 
 use recorder_common::SyscallSet;
 
@@ -12,11 +15,12 @@ use super::{
     kernel_task::sets_of,
     lookup,
     outcome::{ManagerError, Outcome},
-    state::Recording,
+    state::{self, Recording},
 };
 use crate::{
     control::DriftReport,
     index::{self, Index, IndexError},
+    metrics::ContainerSeries,
     policy::ChosenProfile,
     profile::{
         Policy, Profile, Recorded,
@@ -64,6 +68,46 @@ pub fn update(
 /// when it is not watched.
 pub fn outside_count(r: &Recording) -> Option<usize> {
     r.chosen_profile.as_ref().map(|_| drift::count(&r.drift))
+}
+
+/// At most this many drift series of ended recordings stay on /metrics
+/// (the oldest go first).
+pub const MAX_ENDED_SERIES: usize = 256;
+
+/// The `recorder_container_syscalls_outside_profile` series of ended
+/// watched recordings, kept for `drift_series_secs` (and at most
+/// [`MAX_ENDED_SERIES`]), so that an alert with a `for:` time fires for
+/// canaries and batch jobs that ran shorter. Not kept across restarts.
+#[derive(Debug, Default)]
+pub struct EndedSeries(VecDeque<(u64, ContainerSeries)>);
+
+impl EndedSeries {
+    /// Keeps the series of `r`, ended at `now` (if it is watched).
+    pub fn push(&mut self, r: &Recording, now: u64) {
+        let Some(outside) = outside_count(r) else {
+            return;
+        };
+        let series = ContainerSeries {
+            owner: r.owner,
+            id: r.key.clone(),
+            name: r.name.clone(),
+            image: r.image.clone(),
+            syscalls: 0,
+            outside: Some(outside),
+            ended: true,
+        };
+        self.0.push_back((now, series));
+        while self.0.len() > MAX_ENDED_SERIES {
+            self.0.pop_front();
+        }
+    }
+
+    /// The series that ended less than `keep` seconds before `now`; drops
+    /// the older ones.
+    pub fn current(&mut self, now: u64, keep: u64) -> Vec<ContainerSeries> {
+        self.0.retain(|(at, _)| now.saturating_sub(*at) < keep);
+        self.0.iter().map(|(_, s)| s.clone()).collect()
+    }
 }
 
 /// The index entry's drift of a finished recording (`None`: not watched).
@@ -161,17 +205,20 @@ fn of_entry(e: &index::Entry, widen: bool) -> Option<DriftReport> {
     ))
 }
 
-/// Answers `drift`: for `running` (the recording `spec` names, if it is
-/// recorded) or else the newest index entry for `spec`; with no `spec`,
+/// Answers `drift` for the container `spec` names, running or not (a
+/// name: the watched container of that name that runs, else the last one
+/// that ran; [`state::find`], [`index::find_among`]); with no `spec`,
 /// every watched container with drift, running ones first.
 pub async fn answer(
     recordings: &BTreeMap<u64, Recording>,
-    running: Option<&Recording>,
     spec: Option<String>,
     widen: bool,
     index: Arc<Index>,
 ) -> Result<Outcome, ManagerError> {
-    if let Some(r) = running {
+    let watched = |r: &Recording| r.chosen_profile.is_some();
+    if let Some(spec) = &spec
+        && let Some(r) = state::find(recordings.values(), spec, watched)?
+    {
         return Ok(Outcome::Drift(vec![of_recording(r, widen)?]));
     }
     let entries = lookup::blocking(move || index.load()).await??;
@@ -200,7 +247,17 @@ pub async fn answer(
         );
         return Ok(Outcome::Drift(reports));
     };
-    let entry = index::find(&entries, &spec).map_err(|e| match e {
+    let entry = match index::find_among(&entries, &spec, |e| e.drift.is_some()) {
+        Err(IndexError::NotFound(_)) => {
+            // Nothing watched by that name: say why of what it names.
+            if let Some(r) = state::find(recordings.values(), &spec, |_| true)? {
+                return Err(not_watched(r));
+            }
+            index::find(&entries, &spec)
+        }
+        found => found,
+    }
+    .map_err(|e| match e {
         IndexError::NotFound(_) => ManagerError::UnknownContainer(spec.clone()),
         e => e.into(),
     })?;
@@ -294,54 +351,14 @@ mod tests {
         assert!(entry_drift(&recs[&2]).is_none());
     }
 
-    #[tokio::test]
-    async fn answers_running_exited_and_refusals() {
-        let dir = tempfile::tempdir().unwrap();
-        let idx = Arc::new(Index::open(dir.path()).unwrap());
-        let mut watched = recording(1, Some(ACT_LOG));
-        observe(&mut watched, &[set(1, &["read", "fchmodat"])], 5);
-        let recs: BTreeMap<u64, Recording> = [(1, watched.clone())].into();
-        let Outcome::Drift(d) = answer(&recs, Some(&watched), None, false, idx.clone())
-            .await
-            .unwrap()
-        else {
-            panic!("not a drift")
-        };
-        assert_eq!(d[0].outside, ["fchmodat"]);
-        assert_eq!(d[0].profile, "/etc/p/web.json");
-        assert!(d[0].running && !d[0].enforcing && d[0].note.is_none());
-        // Enforcing: the note points to complain mode.
-        let mut enforced = recording(3, Some(ACT_ERRNO));
-        observe(&mut enforced, &[set(3, &["read"])], 5);
-        let Ok(Outcome::Drift(d)) = answer(&recs, Some(&enforced), None, true, idx.clone()).await
-        else {
-            panic!("no report")
-        };
-        assert!(d[0].enforcing);
-        assert!(
-            d[0].note
-                .as_deref()
-                .unwrap()
-                .contains("--default-action log")
-        );
-        assert_eq!(d[0].widened.as_ref().unwrap(), &filter(ACT_ERRNO));
-        // Under the runtime's default, or unconfined: one line, no report.
-        let mut default = recording(4, None);
-        default.policy = Policy::Filter(Box::new(filter(ACT_ERRNO)));
-        let e = answer(&recs, Some(&default), None, false, idx.clone())
-            .await
-            .unwrap_err();
-        assert!(
-            e.to_string()
-                .ends_with("runs under the runtime's default profile: nothing to compare"),
-            "{e}"
-        );
-        let e = answer(&recs, Some(&recording(5, None)), None, false, idx.clone())
-            .await
-            .unwrap_err();
-        assert!(e.to_string().contains("unconfined"), "{e}");
-        // Exited: from the index; unknown: one line.
-        let entry = |r: &Recording, written| index::Entry {
+    /// `recordings` by owner.
+    fn map(recordings: &[&Recording]) -> BTreeMap<u64, Recording> {
+        recordings.iter().map(|r| (r.owner, (*r).clone())).collect()
+    }
+
+    /// The index entry of `r`, written at `written`.
+    fn entry(r: &Recording, written: u64) -> index::Entry {
+        index::Entry {
             key: r.key.clone(),
             runtime: Runtime::Podman,
             name: r.name.clone(),
@@ -353,31 +370,170 @@ mod tests {
             path: format!("/p/{}.json", r.key).into(),
             written,
             drift: entry_drift(r),
-        };
+        }
+    }
+
+    /// `drift SPEC` (with `widen`) of `recs`, one report.
+    async fn ask(
+        recs: &BTreeMap<u64, Recording>,
+        spec: &str,
+        widen: bool,
+        idx: &Arc<Index>,
+    ) -> Result<DriftReport, ManagerError> {
+        match answer(recs, Some(spec.to_owned()), widen, idx.clone()).await? {
+            Outcome::Drift(mut d) if d.len() == 1 => Ok(d.remove(0)),
+            _ => panic!("not one report"),
+        }
+    }
+
+    #[tokio::test]
+    async fn answers_running_exited_and_refusals() {
+        let dir = tempfile::tempdir().unwrap();
+        let idx = Arc::new(Index::open(dir.path()).unwrap());
+        let mut watched = recording(1, Some(ACT_LOG));
+        observe(&mut watched, &[set(1, &["read", "fchmodat"])], 5);
+        let d = ask(&map(&[&watched]), &watched.key, false, &idx)
+            .await
+            .unwrap();
+        assert_eq!(d.outside, ["fchmodat"]);
+        assert_eq!(d.profile, "/etc/p/web.json");
+        assert!(d.running && !d.enforcing && d.note.is_none());
+        // Enforcing: the note points to complain mode.
+        let mut enforced = recording(3, Some(ACT_ERRNO));
+        observe(&mut enforced, &[set(3, &["read"])], 5);
+        let d = ask(&map(&[&enforced]), "web3", true, &idx).await.unwrap();
+        assert!(d.enforcing);
+        assert!(d.note.as_deref().unwrap().contains("--default-action log"));
+        assert_eq!(d.widened.as_ref().unwrap(), &filter(ACT_ERRNO));
+        // Under the runtime's default, or unconfined: one line, no report.
+        let mut default = recording(4, None);
+        default.policy = Policy::Filter(Box::new(filter(ACT_ERRNO)));
+        let e = ask(&map(&[&default]), "web4", false, &idx)
+            .await
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .ends_with("runs under the runtime's default profile: nothing to compare"),
+            "{e}"
+        );
+        let e = ask(&map(&[&recording(5, None)]), "web5", false, &idx)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("unconfined"), "{e}");
+        // Exited: from the index; unknown: one line.
         idx.add(entry(&watched, 7)).unwrap();
         idx.add(entry(&default, 8)).unwrap();
         let none = BTreeMap::new();
-        let spec = watched.name.clone();
-        let Ok(Outcome::Drift(d)) = answer(&none, None, spec, false, idx.clone()).await else {
-            panic!("no report from the index")
-        };
-        assert!(!d[0].running);
-        assert_eq!(d[0].outside, ["fchmodat"]);
-        let spec = Some(default.name.clone().unwrap());
-        let e = answer(&none, None, spec, false, idx.clone())
-            .await
-            .unwrap_err();
+        let d = ask(&none, "web1", false, &idx).await.unwrap();
+        assert!(!d.running);
+        assert_eq!(d.outside, ["fchmodat"]);
+        let e = ask(&none, "web4", false, &idx).await.unwrap_err();
         assert!(matches!(e, ManagerError::NotWatched { .. }), "{e}");
-        let e = answer(&none, None, Some("nope".into()), false, idx.clone())
-            .await
-            .unwrap_err();
+        let e = ask(&none, "nope", false, &idx).await.unwrap_err();
         assert!(e.to_string().starts_with("unknown container 'nope'"), "{e}");
         // --all: the exited one with drift, not the others.
-        let Ok(Outcome::Drift(d)) = answer(&none, None, None, false, idx.clone()).await else {
+        let Ok(Outcome::Drift(d)) = answer(&none, None, false, idx.clone()).await else {
             panic!("no list")
         };
         assert_eq!(d.len(), 1);
         assert_eq!(d[0].id, watched.key);
+    }
+
+    /// `r` renamed `name`, started at `started`.
+    fn named(mut r: Recording, name: &str, started: u64) -> Recording {
+        r.name = Some(name.to_owned());
+        r.started = started;
+        r
+    }
+
+    #[tokio::test]
+    async fn a_name_means_the_watched_one_that_runs_else_the_last_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let idx = Arc::new(Index::open(dir.path()).unwrap());
+        let mut ran = named(recording(1, Some(ACT_LOG)), "web", 1);
+        observe(&mut ran, &[set(1, &["fchmodat"])], 5);
+        let mut ran_again = named(recording(2, Some(ACT_LOG)), "web", 2);
+        observe(&mut ran_again, &[set(2, &["chmod"])], 6);
+        // A run under the runtime's default, the newest of all: ignored.
+        let mut default = named(recording(3, None), "web", 3);
+        default.policy = Policy::Filter(Box::new(filter(ACT_ERRNO)));
+        for (r, written) in [(&ran, 7), (&ran_again, 8), (&default, 9)] {
+            idx.add(entry(r, written)).unwrap();
+        }
+        let none = BTreeMap::new();
+        let d = ask(&none, "web", false, &idx).await.unwrap();
+        assert_eq!((d.id.as_str(), d.running), (ran_again.key.as_str(), false));
+        // Running under the default profile: still the last watched run.
+        let d = ask(&map(&[&default]), "web", false, &idx).await.unwrap();
+        assert_eq!(d.id, ran_again.key);
+        // A watched one that runs wins over those that ran, and a finishing
+        // one (its cgroup gone) over none; the newest among equals.
+        let runs = named(recording(4, Some(ACT_LOG)), "web", 4);
+        let mut finishing = named(recording(5, Some(ACT_LOG)), "web", 5);
+        finishing.finishing = true;
+        let recs = map(&[&default, &runs, &finishing]);
+        let d = ask(&recs, "web", false, &idx).await.unwrap();
+        assert_eq!((d.id.as_str(), d.running), (runs.key.as_str(), true));
+        let d = ask(&map(&[&finishing]), "web", false, &idx).await.unwrap();
+        assert_eq!(d.id, finishing.key);
+        // Ids and prefixes stay exact: the default run by its id is not
+        // watched, and a prefix of several keys is ambiguous.
+        let e = ask(&none, &default.key, false, &idx).await.unwrap_err();
+        assert!(matches!(e, ManagerError::NotWatched { .. }), "{e}");
+        let e = ask(&recs, "0000", false, &idx).await.unwrap_err();
+        assert!(matches!(e, ManagerError::Ambiguous { .. }), "{e}");
+        let e = ask(&none, "0000", false, &idx).await.unwrap_err();
+        assert!(e.to_string().contains("ambiguous"), "{e}");
+        // Only runs under the default: not watched, of the newest.
+        let idx2 = Arc::new(Index::open(&dir.path().join("2")).unwrap());
+        let e = ask(&map(&[&default]), "web", false, &idx2)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("runtime's default"), "{e}");
+    }
+
+    #[test]
+    fn ended_series_stay_for_a_while() {
+        let mut watched = recording(1, Some(ACT_LOG));
+        observe(&mut watched, &[set(1, &["chmod"])], 5);
+        let mut ended = EndedSeries::default();
+        ended.push(&watched, 100);
+        ended.push(&recording(2, None), 100);
+        let kept = ended.current(699, 600);
+        assert_eq!(kept.len(), 1, "only the watched one");
+        assert_eq!((kept[0].outside, kept[0].ended), (Some(1), true));
+        assert!(ended.current(700, 600).is_empty());
+        for i in 0..=MAX_ENDED_SERIES as u64 {
+            ended.push(&recording(i + 10, Some(ACT_LOG)), 800);
+        }
+        let kept = ended.current(800, 600);
+        assert_eq!(kept.len(), MAX_ENDED_SERIES);
+        assert_eq!(kept[0].owner, 11, "the oldest went");
+        assert!(ended.current(800, 0).is_empty(), "0: not kept");
+        // The snapshot keeps the drift row of a finished recording until
+        // the next refresh, and drops the others.
+        let snap: crate::metrics::SharedSnapshot = Arc::default();
+        let row = |owner, outside| ContainerSeries {
+            owner,
+            outside,
+            ..ContainerSeries::default()
+        };
+        let containers = vec![row(1, Some(2)), row(2, None)];
+        let snapshot = crate::metrics::Snapshot {
+            containers,
+            ..Default::default()
+        };
+        crate::metrics::store(&snap, snapshot);
+        crate::metrics::forget(&snap, 1);
+        crate::metrics::forget(&snap, 2);
+        let left = snap.read().unwrap().containers.clone();
+        assert_eq!(
+            left,
+            [ContainerSeries {
+                ended: true,
+                ..row(1, Some(2))
+            }]
+        );
     }
 
     #[test]
@@ -385,8 +541,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut r = recording(1, Some(ACT_LOG));
         observe(&mut r, &[set(1, &["chmod"])], 42);
-        super::super::state::save(dir.path(), vec![r.clone()]);
-        let back = super::super::state::load(dir.path());
+        state::save(dir.path(), vec![r.clone()]);
+        let back = state::load(dir.path());
         assert_eq!(back[0].chosen_profile, r.chosen_profile);
         assert_eq!(back[0].drift, r.drift);
         assert_eq!(drift::names(&back[0].drift)["chmod"], 42);

@@ -31,7 +31,7 @@ use crate::{
     container::{self, ContainerRef},
     control::{self, Prestart, Request, StatusInfo, Target},
     ebpf::KernelError,
-    index::{self, IndexError},
+    index::IndexError,
     metrics::{self, Counters, SharedSnapshot},
     profile::{self, Profile, Recorded},
     scope::{Scope, Subject},
@@ -104,6 +104,8 @@ pub struct Manager {
     images: images::Book,
     /// Which containers auto mode records (`config.scope`, compiled).
     scope: Scope,
+    /// The drift series of ended watched recordings, still on /metrics.
+    ended_drift: drift::EndedSeries,
 }
 
 impl Manager {
@@ -126,6 +128,7 @@ impl Manager {
             metrics,
             images: images::Book::default(),
             scope: Scope::new(&config.scope).unwrap_or_default(),
+            ended_drift: drift::EndedSeries::default(),
             config,
         }
     }
@@ -232,15 +235,7 @@ impl Manager {
             Request::Status => Ok(Outcome::Status(self.status().await?)),
             Request::Drift { container, widen } => {
                 let index = self.images.index(&self.config).await?;
-                let running = match &container {
-                    Some(spec) => match self.find(&Target::Container(spec.clone())) {
-                        Ok(r) => Some(r),
-                        Err(ManagerError::NotRecording(_)) => None,
-                        Err(e) => return Err(e),
-                    },
-                    None => None,
-                };
-                drift::answer(&self.recordings, running, container, widen, index).await
+                drift::answer(&self.recordings, container, widen, index).await
             }
         }
     }
@@ -273,25 +268,10 @@ impl Manager {
             .count()
     }
 
-    /// Finds the recording a target names.
+    /// Finds the recording a target names (a container: [`state::find`]).
     fn find(&self, target: &Target) -> Result<&Recording, ManagerError> {
-        // An empty id would be a prefix of every key.
-        target.check().map_err(ManagerError::BadTarget)?;
         let found = match target {
-            Target::Container(spec) => {
-                let m: Vec<&Recording> = self
-                    .recordings
-                    .values()
-                    .filter(|r| index::key_matches(&r.key, spec) || r.name.as_deref() == Some(spec))
-                    .collect();
-                if m.len() > 1 {
-                    return Err(ManagerError::Ambiguous {
-                        spec: spec.clone(),
-                        keys: m.iter().map(|r| r.key.clone()).collect(),
-                    });
-                }
-                m.first().copied()
-            }
+            Target::Container(spec) => state::find(self.recordings.values(), spec, |_| true)?,
             Target::Pid(pid) => {
                 let cg = self.hierarchy.cgroup_of_pid(*pid).ok();
                 self.recordings.values().find(|r| {
@@ -528,6 +508,7 @@ impl Manager {
                     log::error!("{}: {e}", r.key);
                 }
                 self.recordings.remove(&owner);
+                self.ended_drift.push(&r, now_secs());
                 metrics::forget(&self.metrics, owner);
                 self.save().await;
                 Ok(path)
@@ -596,8 +577,9 @@ impl Manager {
             name: seen.name.as_deref(),
             labels: &seen.labels,
         };
-        if !self.scope.admits(&subject) {
-            log::info!("{}: out of scope ([scope]): not recorded", container.key());
+        if let Err(why) = self.scope.check(&subject) {
+            let key = container.key();
+            log::info!("{key} ({subject}): out of scope ([scope]): {why}: not recorded");
             return false;
         }
         let rec = Recording {
@@ -759,7 +741,10 @@ impl Manager {
 
     /// Refreshes the metrics snapshot, so that scrapes never wait for the
     /// kernel task (runs on every tick).
-    fn refresh_metrics(&self, kernel: &KernelSnapshot) {
+    fn refresh_metrics(&mut self, kernel: &KernelSnapshot) {
+        let ended = self
+            .ended_drift
+            .current(now_secs(), self.config.drift_series_secs);
         let containers = self
             .recordings
             .values()
@@ -770,7 +755,9 @@ impl Manager {
                 image: r.image.clone(),
                 syscalls: count(&sets_of(&kernel.entries, r.owner)),
                 outside: drift::outside_count(r),
+                ended: false,
             })
+            .chain(ended)
             .collect();
         metrics::store(
             &self.metrics,

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::outcome::ManagerError;
 use crate::{
     container::{ContainerRef, Runtime},
     control::RecordingInfo,
@@ -109,6 +110,46 @@ impl Recording {
             written,
         }
     }
+}
+
+/// The recording `spec` names. Its key or a key prefix names it exactly
+/// (several keys: ambiguous); a name, among the recordings `eligible`
+/// accepts, the one still running (not finishing), else the newest: a name
+/// run again is a new container, and the older run is not what is meant.
+pub fn find<'a>(
+    recordings: impl IntoIterator<Item = &'a Recording>,
+    spec: &str,
+    eligible: impl Fn(&Recording) -> bool,
+) -> Result<Option<&'a Recording>, ManagerError> {
+    // An empty id would be a prefix of every key.
+    crate::container::check_container(spec).map_err(ManagerError::BadTarget)?;
+    let (by_key, named): (Vec<&Recording>, Vec<&Recording>) = recordings
+        .into_iter()
+        .filter(|r| index::key_matches(&r.key, spec) || r.name.as_deref() == Some(spec))
+        .partition(|r| index::key_matches(&r.key, spec));
+    if by_key.len() > 1 {
+        return Err(ManagerError::Ambiguous {
+            spec: spec.to_owned(),
+            keys: by_key.iter().map(|r| r.key.clone()).collect(),
+        });
+    }
+    if let Some(r) = by_key.first() {
+        return Ok(Some(r));
+    }
+    let named: Vec<&Recording> = named.into_iter().filter(|r| eligible(r)).collect();
+    let newest = named
+        .iter()
+        .max_by_key(|r| (!r.finishing, r.started))
+        .copied();
+    if let Some(r) = newest.filter(|_| named.len() > 1) {
+        log::info!(
+            "'{spec}' names {} recordings; taking {}, the {}",
+            named.len(),
+            r.key,
+            if r.finishing { "newest" } else { "running one" }
+        );
+    }
+    Ok(newest)
 }
 
 /// The daemon's persistent state (under `state_dir`).

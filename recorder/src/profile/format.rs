@@ -285,6 +285,27 @@ pub struct SpoSyscall {
     pub args: Vec<ArgRule>,
 }
 
+/// A valid Kubernetes object name (and kafel identifier) made from `s`,
+/// e.g. an image reference: lower-cased, every run of other characters
+/// (`/`, `:`, `@`, `.`, `_`) one `-`; [`DEFAULT_NAME`] when nothing is left.
+pub fn name_from(s: &str) -> String {
+    let mut name = String::new();
+    for c in s.chars().map(|c| c.to_ascii_lowercase()) {
+        if c.is_ascii_lowercase() || c.is_ascii_digit() {
+            name.push(c);
+        } else if !name.is_empty() && !name.ends_with('-') {
+            name.push('-');
+        }
+    }
+    name.truncate(253);
+    let name = name.trim_end_matches('-');
+    if name.is_empty() {
+        DEFAULT_NAME.to_owned()
+    } else {
+        name.to_owned()
+    }
+}
+
 /// The SPO API group and version.
 pub const SPO_API_VERSION: &str = "security-profiles-operator.x-k8s.io/v1beta1";
 
@@ -499,6 +520,23 @@ fn kafel(profile: &Profile, opts: &FormatOptions) -> Result<Rendered, FormatErro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_from_image_references_are_valid() {
+        for (image, name) in [
+            ("registry.example/app:1", "registry-example-app-1"),
+            (
+                "docker.io/library/Nginx@sha256:ab",
+                "docker-io-library-nginx-sha256-ab",
+            ),
+            ("__x__", "x"),
+            ("/:@", DEFAULT_NAME),
+        ] {
+            assert_eq!(name_from(image), name);
+            assert!(valid_k8s_name(&name_from(image)), "{image}");
+        }
+        assert!(valid_k8s_name(&name_from(&"a/".repeat(200))));
+    }
     use crate::profile::{Filter, Recorded};
 
     fn sample() -> Profile {
