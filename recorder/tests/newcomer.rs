@@ -303,9 +303,7 @@ fn usage_lines_do_not_make_the_socket_look_required() {
     let good = "../profiles/runtime-runc.json";
     for args in [
         &["drift", "--socket", "/s"][..],
-        &[
-            "profile", "--socket", "/s", "--image", "x", "--out", "a.json",
-        ],
+        &["profile", "--socket", "/s", "--image", "x", "--bogus"],
         &["--socket", "/s", "convert"],
         &["merge", "--socket", "/s", good],
     ] {
