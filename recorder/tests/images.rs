@@ -289,5 +289,8 @@ fn every_name_of_an_image_feeds_one_row() {
         assert_eq!(allowed_names(&profile), names, "profile --image {spec}");
     }
     let spo = daemon.ctl_ok(&["profile", "--image", name, "--format", "spo"]);
-    assert!(spo.contains("  name: one-image-latest\n"), "{spo}");
+    assert!(
+        spo.contains("  name: recorder-test-one-image-latest\n"),
+        "{spo}"
+    );
 }
