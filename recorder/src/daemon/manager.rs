@@ -4,7 +4,7 @@
 //! recordings whose cgroup is gone, retries failed writes, and refreshes
 //! the metrics snapshot. It reaches the kernel only through a
 //! [`KernelHandle`], so its logic is tested against a fake kernel task
-//! (`daemon/tests.rs`).
+//! (`daemon/tests/`).
 
 use std::{
     collections::BTreeMap,
