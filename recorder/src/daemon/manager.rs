@@ -1,10 +1,10 @@
 //! The manager: owns the recordings. It serves control requests with typed
 //! results ([`Outcome`], [`ManagerError`]; the server turns them into
-//! replies), adopts the cgroups the kernel enrolled (auto mode), finishes
+//! replies; the requests are in `daemon/requests.rs`), adopts the cgroups the kernel enrolled (auto mode), finishes
 //! recordings whose cgroup is gone, retries failed writes, and refreshes
 //! the metrics snapshot. It reaches the kernel only through a
 //! [`KernelHandle`], so its logic is tested against a fake kernel task
-//! (`daemon/tests.rs`).
+//! (`daemon/tests/`).
 
 use std::{
     collections::BTreeMap,
@@ -13,13 +13,11 @@ use std::{
     time::{Instant, SystemTime, UNIX_EPOCH},
 };
 
-use recorder_common::{
-    CgroupEvent, EVENT_MKDIR, EVENT_RMDIR, PHASE_RUNTIME_INIT, PHASE_WORKLOAD, SyscallSet,
-};
+use recorder_common::{CgroupEvent, EVENT_MKDIR, EVENT_RMDIR, SyscallSet};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    DaemonError, drift, images,
+    drift, images,
     kernel_task::{KernelHandle, KernelSnapshot, sets_of},
     lookup,
     outcome::{ManagerError, Outcome},
@@ -28,10 +26,8 @@ use super::{
 use crate::{
     cgroup::Hierarchy,
     config::Config,
-    container::{self, ContainerRef},
-    control::{self, Prestart, Request, StatusInfo, Target},
-    ebpf::KernelError,
-    index::IndexError,
+    container,
+    control::Request,
     metrics::{self, Counters, SharedSnapshot},
     profile::{self, Profile, Recorded},
     scope::{Scope, Subject},
@@ -61,7 +57,11 @@ pub(super) fn now_secs() -> u64 {
 
 /// The profile of recording `r` from its kernel sets (the one pipeline,
 /// [`profile::build`]), with the recording's base and `extra_base` merged.
-fn assemble(r: &Recording, sets: &[SyscallSet], extra_base: Option<&Profile>) -> Profile {
+pub(super) fn assemble(
+    r: &Recording,
+    sets: &[SyscallSet],
+    extra_base: Option<&Profile>,
+) -> Profile {
     let bases: Vec<&Profile> = r.base.iter().chain(extra_base).collect();
     let built = profile::build(profile::Inputs {
         sets,
@@ -82,26 +82,26 @@ fn assemble(r: &Recording, sets: &[SyscallSet], extra_base: Option<&Profile>) ->
 }
 
 /// How many distinct syscalls `sets` hold.
-fn count(sets: &[SyscallSet]) -> usize {
+pub(super) fn count(sets: &[SyscallSet]) -> usize {
     Recorded::from_sets(sets).0.len()
 }
 
 pub struct Manager {
-    config: Config,
-    hierarchy: Hierarchy,
-    kernel: KernelHandle,
-    recordings: BTreeMap<u64, Recording>,
-    started: Instant,
-    counters: Arc<Counters>,
+    pub(super) config: Config,
+    pub(super) hierarchy: Hierarchy,
+    pub(super) kernel: KernelHandle,
+    pub(super) recordings: BTreeMap<u64, Recording>,
+    pub(super) started: Instant,
+    pub(super) counters: Arc<Counters>,
     /// The last error, when it happened, and the recording whose write
     /// failed (cleared when that write succeeds).
-    last_error: Option<(String, u64, Option<u64>)>,
+    pub(super) last_error: Option<(String, u64, Option<u64>)>,
     /// Failed write attempts per recording, for logging with backoff.
     write_attempts: BTreeMap<u64, u32>,
     reported_enrol_failures: u64,
     metrics: SharedSnapshot,
     /// The profile index and the image profiles.
-    images: images::Book,
+    pub(super) images: images::Book,
     /// Which containers auto mode records (`config.scope`, compiled).
     scope: Scope,
     /// The drift series of ended watched recordings, still on /metrics.
@@ -199,7 +199,7 @@ impl Manager {
         self.config = config;
     }
 
-    async fn save(&self) {
+    pub(super) async fn save(&self) {
         let dir = self.config.state_dir.clone();
         let recordings = self.recordings.values().cloned().collect();
         if let Err(e) = lookup::blocking(move || state::save(&dir, recordings)).await {
@@ -207,238 +207,12 @@ impl Manager {
         }
     }
 
-    /// Serves one control request.
-    pub async fn handle(&mut self, req: Request) -> Result<Outcome, ManagerError> {
-        match req {
-            Request::Start {
-                target,
-                base,
-                output,
-                prestart,
-            } => self.start(target, base, output, prestart).await,
-            Request::Stop { target, base } => self.stop(&target, base).await,
-            Request::Profile { target, base } => self.profile(&target, base).await,
-            Request::Profiles => self.images.profiles(&self.config).await,
-            Request::Images => self.images.list(&self.config).await,
-            Request::ImageProfile { image, base } => {
-                self.images.profile(&self.config, image, base).await
-            }
-            Request::List => {
-                let entries = self.kernel.entries().await?;
-                Ok(Outcome::List(
-                    self.recordings
-                        .values()
-                        .map(|r| r.info(count(&sets_of(&entries, r.owner))))
-                        .collect(),
-                ))
-            }
-            Request::Status => Ok(Outcome::Status(self.status().await?)),
-            Request::Drift { container, widen } => {
-                let index = self.images.index(&self.config).await?;
-                drift::answer(&self.recordings, container, widen, index).await
-            }
-        }
-    }
-
-    async fn status(&self) -> Result<StatusInfo, ManagerError> {
-        let k = self.kernel.info().await?;
-        Ok(StatusInfo {
-            version: crate::VERSION.to_owned(),
-            protocol: control::PROTOCOL_VERSION,
-            uptime_secs: self.started.elapsed().as_secs(),
-            attached: k.attached,
-            record_all: self.config.record_all,
-            recordings: self.recordings.len(),
-            map_entries: k.entries,
-            filter_count: k.filter_count,
-            cached: k.cached,
-            map_capacity: k.capacity,
-            enrol_failures: k.enrol_failed,
-            profiles_written: self.counters.profiles_written.load(Ordering::Relaxed),
-            pending_writes: self.pending_writes(),
-            last_error: self.last_error.as_ref().map(|(e, ..)| e.clone()),
-            last_error_at: self.last_error.as_ref().map(|(_, at, _)| *at),
-        })
-    }
-
-    fn pending_writes(&self) -> usize {
+    /// How many recordings wait for a write to be retried.
+    pub(super) fn pending_writes(&self) -> usize {
         self.recordings
             .values()
             .filter(|r| r.write_error.is_some())
             .count()
-    }
-
-    /// Finds the recording a target names (a container: [`state::find`]).
-    fn find(&self, target: &Target) -> Result<&Recording, ManagerError> {
-        let found = match target {
-            Target::Container(spec) => state::find(self.recordings.values(), spec, |_| true)?,
-            Target::Pid(pid) => {
-                let cg = self.hierarchy.cgroup_of_pid(*pid).ok();
-                self.recordings.values().find(|r| {
-                    cg.as_deref()
-                        .is_some_and(|c| c == r.cgroup || c.starts_with(&format!("{}/", r.cgroup)))
-                })
-            }
-            Target::Cgroup(path) => self.recordings.values().find(|r| &r.cgroup == path),
-        };
-        found.ok_or_else(|| ManagerError::NotRecording(lookup::describe(target)))
-    }
-
-    async fn start(
-        &mut self,
-        target: Target,
-        base: Option<Profile>,
-        output: Option<PathBuf>,
-        prestart: Option<Prestart>,
-    ) -> Result<Outcome, ManagerError> {
-        if let Some(out) = &output
-            && (!out.is_absolute()
-                || out
-                    .components()
-                    .any(|c| matches!(c, std::path::Component::ParentDir)))
-        {
-            return Err(ManagerError::BadOutput(out.clone()));
-        }
-        let (cgroup, container) = lookup::resolve(&self.hierarchy, &target).await?;
-        let owner = self.hierarchy.id(&cgroup)?;
-        // Auto mode enrolled the container at mkdir; an OCI hook that asks
-        // for it afterwards only says where the profile goes.
-        if let Some(r) = self.recordings.get_mut(&owner)
-            && r.auto
-            && r.output.is_none()
-            && output.is_some()
-        {
-            r.output = output;
-            r.base = base;
-            if let Some(p) = prestart.filter(|_| r.policy == profile::Policy::Unknown) {
-                r.policy = p.policy;
-            }
-            let r = r.clone();
-            log::info!("recording {}: profile to go to {:?}", r.key, r.output);
-            self.save().await;
-            let entries = self.kernel.entries().await?;
-            return Ok(Outcome::Started(r.info(count(&sets_of(&entries, owner)))));
-        }
-        if let Some(r) = self.recordings.get(&owner) {
-            return Err(ManagerError::AlreadyRecording {
-                key: r.key.clone(),
-                since: r.started,
-            });
-        }
-        // The container's existing sub-cgroups; future ones are enrolled by
-        // the kernel because they are made from inside.
-        let mut ids = vec![owner];
-        for sub in self.hierarchy.descendants(&cgroup).unwrap_or_default() {
-            if let Ok(id) = self.hierarchy.id(&sub) {
-                ids.push(id);
-            }
-        }
-        // At prestart the runtime's init is still setting up: its syscalls
-        // until it loads the filter are left out, as in auto mode.
-        let phase = prestart
-            .as_ref()
-            .map_or(PHASE_WORKLOAD, |_| PHASE_RUNTIME_INIT);
-        match self.kernel.insert(ids, owner, phase).await {
-            Ok(()) => {}
-            Err(DaemonError::Kernel(KernelError::MapFull { capacity })) => {
-                self.counters
-                    .map_full_refusals
-                    .fetch_add(1, Ordering::Relaxed);
-                return Err(ManagerError::MapFull {
-                    target: lookup::describe(&target),
-                    capacity,
-                });
-            }
-            Err(e) => return Err(e.into()),
-        }
-        let key = container
-            .as_ref()
-            .map_or_else(|| format!("cgroup-{owner}"), ContainerRef::key);
-        let given = prestart
-            .map(|p| p.policy)
-            .filter(|p| *p != profile::Policy::Unknown);
-        let seen = lookup::seen(container.as_ref(), given).await;
-        let rec = Recording {
-            owner,
-            key,
-            container,
-            name: seen.name,
-            image: seen.image,
-            image_id: seen.image_id,
-            pod: seen.pod,
-            cgroup,
-            started: now_secs(),
-            auto: false,
-            base,
-            output,
-            finishing: false,
-            write_error: None,
-            policy: seen.policy,
-            chosen_profile: seen.chosen,
-            drift: Default::default(),
-        };
-        log::info!("recording {} ({})", rec.key, rec.cgroup);
-        // Just inserted: nothing recorded yet worth a map read.
-        let info = rec.info(0);
-        self.recordings.insert(owner, rec);
-        self.save().await;
-        Ok(Outcome::Started(info))
-    }
-
-    async fn stop(
-        &mut self,
-        target: &Target,
-        base: Option<Profile>,
-    ) -> Result<Outcome, ManagerError> {
-        let owner = self.find(target)?.owner;
-        if let (Some(base), Some(r)) = (base, self.recordings.get_mut(&owner)) {
-            match &mut r.base {
-                Some(b) => {
-                    b.merge(&base);
-                }
-                None => r.base = Some(base),
-            }
-        }
-        let entries = self.kernel.entries().await?;
-        let sets = sets_of(&entries, owner);
-        let recording = self
-            .recordings
-            .get(&owner)
-            .map(|r| r.info(count(&sets)))
-            .ok_or_else(|| ManagerError::NotRecording(lookup::describe(target)))?;
-        let path = self.finish(owner, &sets).await?;
-        Ok(Outcome::Stopped { recording, path })
-    }
-
-    async fn profile(
-        &mut self,
-        target: &Target,
-        base: Option<Profile>,
-    ) -> Result<Outcome, ManagerError> {
-        let r = match self.find(target) {
-            Ok(r) => r.clone(),
-            Err(refusal) => {
-                return match target {
-                    Target::Container(spec) => {
-                        let spec = spec.clone();
-                        self.images
-                            .stored(&self.config, spec, base)
-                            .await
-                            .map_err(|e| match e {
-                                ManagerError::Index(IndexError::NotFound(_)) => refusal,
-                                e => e,
-                            })
-                    }
-                    _ => Err(refusal),
-                };
-            }
-        };
-        let entries = self.kernel.entries().await?;
-        let sets = sets_of(&entries, r.owner);
-        Ok(Outcome::Profile {
-            recording: r.info(count(&sets)),
-            profile: assemble(&r, &sets, base.as_ref()),
-        })
     }
 
     /// Whether recording `r`'s profile joins its image's profile: a
@@ -459,7 +233,11 @@ impl Manager {
     /// Writes the profile of recording `owner` from its `sets` and forgets
     /// it. On failure the recording stays (in memory and in the map) and is
     /// retried.
-    async fn finish(&mut self, owner: u64, sets: &[SyscallSet]) -> Result<PathBuf, ManagerError> {
+    pub(super) async fn finish(
+        &mut self,
+        owner: u64,
+        sets: &[SyscallSet],
+    ) -> Result<PathBuf, ManagerError> {
         let Some(mut r) = self.recordings.get(&owner).cloned() else {
             return Err(ManagerError::NotRecording(format!("cgroup id {owner}")));
         };

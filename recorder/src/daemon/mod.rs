@@ -16,6 +16,7 @@ pub mod kernel_task;
 pub mod lookup;
 pub mod manager;
 pub mod outcome;
+mod requests;
 pub mod server;
 pub mod state;
 #[cfg(test)]

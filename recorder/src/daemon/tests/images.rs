@@ -1,0 +1,192 @@
+//! Image profiles: runs counted and merged, retention, and image rows across
+//! an upgrade (a row keyed by id takes over the rows an older recorderd kept
+//! of the same image, `reference@id`).
+
+use super::*;
+use crate::{images, index::Index};
+
+#[tokio::test]
+async fn a_row_keyed_by_id_takes_over_the_older_rows_of_its_image() {
+    let s = Setup::new();
+    // What an older recorderd left: a row keyed `test/img@sha256:beef`,
+    // without label or references, and its file.
+    let old_file = s
+        .config
+        .profiles_dir
+        .join("images/test+img%40sha256%3Abeef.json");
+    {
+        let index = Index::open(&s.config.state_dir).expect("index");
+        let mut old = images::ImageRow::new(&images::key(Some("test/img"), None, None).unwrap(), 7);
+        old.add_run(None, &Profile::default(), 7);
+        old.runs = 3;
+        (old.key, old.image) = ("test/img@sha256:beef".into(), "test/img".into());
+        (old.id, old.label) = (Some("sha256:beef".into()), String::new());
+        index.put_image(&old).expect("put");
+        std::fs::create_dir_all(old_file.parent().unwrap()).unwrap();
+        std::fs::write(&old_file, "{}").unwrap();
+    }
+    gone_runs_of_one_image(&s, &[&["mkdir"], &["chmod"]], false);
+    let mut m = s.manager();
+    m.resume().await;
+    let Outcome::Images(rows) = m.handle(Request::Images).await.expect("images") else {
+        panic!("not images");
+    };
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let r = &rows[0];
+    assert_eq!(
+        (r.key.as_str(), r.runs, r.first_seen),
+        ("sha256:beef", 5, 7)
+    );
+    assert_eq!(r.references, ["test/img:latest"]);
+    assert!(!old_file.exists(), "the older row's file stays");
+    let new_file = s
+        .config
+        .profiles_dir
+        .join("images")
+        .join(format!("{}.json", images::file_stem(&r.label)));
+    assert!(new_file.exists(), "{}", new_file.display());
+}
+
+/// Saves recordings of containers of image `test/img` whose cgroups are
+/// gone, one per workload; the last one under a chosen profile when
+/// `chosen_last`. A manager that resumes writes their profiles.
+fn gone_runs_of_one_image(s: &Setup, workloads: &[&[&str]], chosen_last: bool) {
+    let mut saved = Vec::new();
+    for (i, calls) in workloads.iter().enumerate() {
+        let owner = 1000 + i as u64;
+        s.fake().enrol(owner, owner, "gone");
+        for c in *calls {
+            s.fake().call(owner, c);
+        }
+        let chosen =
+            (chosen_last && i + 1 == workloads.len()).then(|| crate::policy::ChosenProfile {
+                path: None,
+                digest: "sha256:00".to_owned(),
+                default_action: "SCMP_ACT_ERRNO".to_owned(),
+                chosen_by: crate::policy::ChosenBy::Docker,
+            });
+        let id = format!("{i}{}", &HEX[1..]);
+        saved.push(state::Recording {
+            owner,
+            key: id.clone(),
+            container: Some(crate::container::ContainerRef {
+                id,
+                runtime: crate::container::Runtime::Docker,
+                pod_uid: None,
+                namespace: None,
+            }),
+            name: Some(format!("c{i}")),
+            image: Some("test/img".to_owned()),
+            image_id: Some("sha256:beef".to_owned()),
+            pod: None,
+            cgroup: format!("/gone-{i}"),
+            started: 1,
+            auto: true,
+            base: None,
+            output: None,
+            finishing: false,
+            write_error: None,
+            policy: crate::profile::Policy::Unconfined,
+            chosen_profile: chosen,
+            drift: Default::default(),
+        });
+    }
+    state::save(&s.config.state_dir, saved);
+}
+
+/// Containers of one image whose cgroups went while no daemon ran: the
+/// restarted manager writes their profiles and merges them into the image
+/// profile, counting runs, when the union last grew, and the runs since.
+#[tokio::test]
+async fn image_profiles_count_runs_and_runs_since_the_last_new_syscall() {
+    let s = Setup::new();
+    // The last one runs under a chosen profile: left out of the image.
+    let workloads: [&[&str]; 5] = [
+        &["mkdir"],
+        &["chmod"],
+        &["symlink"],
+        &["symlink"],
+        &["ptrace"],
+    ];
+    gone_runs_of_one_image(&s, &workloads, true);
+    let mut m = s.manager();
+    m.resume().await;
+    assert!(m.recordings().is_empty(), "all five written");
+    let Outcome::Images(images) = m.handle(Request::Images).await.expect("images") else {
+        panic!("not images");
+    };
+    assert_eq!(images.len(), 1, "{images:?}");
+    let i = &images[0];
+    assert_eq!(
+        (i.image.as_str(), i.key.as_str()),
+        ("test/img:latest", "sha256:beef")
+    );
+    assert_eq!(i.runs, 4);
+    assert_eq!(i.runs_since_last_new, 1);
+    assert!(i.last_new >= i.first_seen && !i.ready);
+    let Outcome::ImageProfile { profile, .. } = m
+        .handle(Request::ImageProfile {
+            image: "test/img".to_owned(),
+            base: None,
+        })
+        .await
+        .expect("image profile")
+    else {
+        panic!("not a profile");
+    };
+    let names = profile.allowed_names(Abi::native());
+    for n in ["mkdir", "chmod", "symlink"] {
+        assert!(names.contains(n), "{n} missing: {names:?}");
+    }
+    assert!(
+        !names.contains("ptrace"),
+        "a chosen-profile run fed the image"
+    );
+    let file = s
+        .config
+        .profiles_dir
+        .join("images/test+img%3Alatest%40beef.json");
+    assert_eq!(allowed(&file), allowed_of(&profile));
+    let unknown = m
+        .handle(Request::ImageProfile {
+            image: "nope".to_owned(),
+            base: None,
+        })
+        .await;
+    assert_eq!(
+        server::kind(&unknown.expect_err("unknown")),
+        ErrorKind::NotFound
+    );
+}
+
+fn allowed_of(p: &Profile) -> Vec<String> {
+    p.allowed_names(Abi::native())
+        .into_iter()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Retention: at most `keep_per_image` per-container files of an image;
+/// the removed files leave the index too.
+#[tokio::test]
+async fn retention_keeps_the_newest_files_of_an_image() {
+    let mut s = Setup::new();
+    s.config.images.keep_per_image = 2;
+    let workloads: [&[&str]; 4] = [&["mkdir"], &["chmod"], &["symlink"], &["read"]];
+    gone_runs_of_one_image(&s, &workloads, false);
+    let mut m = s.manager();
+    m.resume().await;
+    let Outcome::Profiles(index) = m.handle(Request::Profiles).await.expect("index") else {
+        panic!("not the index");
+    };
+    let kept: Vec<&str> = index.iter().map(|e| &e.key[..1]).collect();
+    assert_eq!(kept, ["2", "3"], "the two newest");
+    for (i, _) in workloads.iter().enumerate() {
+        let file = s.config.profiles_dir.join(format!("{i}{}.json", &HEX[1..]));
+        assert_eq!(file.exists(), i >= 2, "{}", file.display());
+    }
+    let Outcome::Images(images) = m.handle(Request::Images).await.expect("images") else {
+        panic!("not images");
+    };
+    assert_eq!(images[0].runs, 4, "the image profile keeps every run");
+}
