@@ -19,15 +19,6 @@ use std::{
 
 use common::{daemon::Daemon, *};
 
-/// A port nobody listens on right now.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// GETs `/metrics` on `port` with a plain HTTP/1.1 request; returns the
 /// status line, or panics after 10 s.
 fn scrape(port: u16) -> String {

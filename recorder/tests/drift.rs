@@ -13,19 +13,10 @@
 mod common;
 mod support;
 
-use std::{fs, net::TcpListener, path::Path, process::Command, time::Duration};
+use std::{fs, path::Path, process::Command, time::Duration};
 
 use common::{daemon::Daemon, *};
 use support::*;
-
-/// A port nobody listens on right now.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// The body of GET `url`.
 fn get(url: &str) -> Option<String> {

@@ -9,7 +9,6 @@ mod common;
 
 use std::{
     io::Write as _,
-    net::TcpListener,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     sync::atomic::{AtomicU32, Ordering},
@@ -20,15 +19,6 @@ use common::*;
 
 /// How long to wait for something that should happen within a few ticks.
 const PATIENCE: Duration = Duration::from_secs(90);
-
-/// A port nobody listens on right now.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A name unique to this test process and call.
 fn unique(what: &str) -> String {

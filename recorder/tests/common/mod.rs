@@ -10,6 +10,15 @@ use std::{
     sync::OnceLock,
 };
 
+/// A port nobody listens on right now (racy by nature: bind it soon).
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// The recorderctl binary under test.
 pub(crate) fn recorderctl() -> Command {
     Command::new(env!("CARGO_BIN_EXE_recorderctl"))
