@@ -117,8 +117,8 @@ pub fn describe(c: &ContainerRef) -> Described {
             let config = docker_config(&docker_containers(), &c.id);
             let config = config.as_ref();
             Described {
-                name: lookup(c.runtime, &c.id),
-                image: image(c.runtime, &c.id),
+                name: config.and_then(docker_name).and_then(|n| clean(&n)),
+                image: config.and_then(|v| v["Config"]["Image"].as_str().and_then(clean)),
                 image_id: config.and_then(|v| v["Image"].as_str().and_then(clean)),
                 labels: config
                     .and_then(|v| v["Config"]["Labels"].as_object())
@@ -131,11 +131,8 @@ pub fn describe(c: &ContainerRef) -> Described {
                 ..Described::default()
             }
         }
-        _ => Described {
-            name: lookup(c.runtime, &c.id),
-            image: image(c.runtime, &c.id),
-            ..Described::default()
-        },
+        // The other runtimes keep no names or images on disk.
+        _ => Described::default(),
     };
     if d.name.is_none() {
         d.name = pod.as_ref().and_then(PodNames::name);
@@ -232,7 +229,12 @@ fn docker_config(dir: &Path, id: &str) -> Option<serde_json::Value> {
 }
 
 fn docker(dir: &Path, id: &str) -> Option<String> {
-    docker_config(dir, id)?["Name"]
+    docker_name(&docker_config(dir, id)?)
+}
+
+/// The name in a docker container's config.v2.json (without docker's `/`).
+fn docker_name(config: &serde_json::Value) -> Option<String> {
+    config["Name"]
         .as_str()
         .map(|n| n.trim_start_matches('/').to_owned())
 }
