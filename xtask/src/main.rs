@@ -15,6 +15,8 @@ mod bench;
 mod docs;
 mod fuzz;
 mod install;
+#[cfg(test)]
+mod layers;
 mod setup;
 mod test;
 
