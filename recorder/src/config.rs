@@ -8,6 +8,8 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
+use crate::scope::ScopeConfig;
+
 /// The default config file.
 pub const DEFAULT_CONFIG: &str = "/etc/recorder/recorderd.toml";
 /// The default control socket.
@@ -118,21 +120,6 @@ impl Default for ImagesConfig {
     }
 }
 
-/// The `[scope]` table: globs (`*`, `?`, `[...]`) on a container's image
-/// reference, name, or label (`KEY=VALUE-GLOB`). With any include set, a
-/// container must match one; a container matching an exclude is not
-/// recorded in auto mode.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ScopeConfig {
-    pub include_images: Vec<String>,
-    pub exclude_images: Vec<String>,
-    pub include_names: Vec<String>,
-    pub exclude_names: Vec<String>,
-    pub include_labels: Vec<String>,
-    pub exclude_labels: Vec<String>,
-}
-
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -225,6 +212,18 @@ impl Config {
             )));
         }
         Ok(())
+    }
+
+    /// The kernel's auto-mode patterns: the compiled `auto_patterns` when
+    /// recording all containers, else none.
+    pub fn leaf_patterns(&self) -> Vec<recorder_common::LeafPattern> {
+        if !self.record_all {
+            return Vec::new();
+        }
+        self.auto_patterns
+            .iter()
+            .filter_map(|p| crate::container::compile_pattern(p).ok())
+            .collect()
     }
 }
 

@@ -10,6 +10,7 @@
 //!   binary, through [`reload`] and [`Running::shutdown`]) feed the manager.
 
 pub mod drift;
+mod error;
 pub mod fdstore;
 pub mod images;
 pub mod kernel_task;
@@ -32,53 +33,16 @@ use recorder_common::CgroupEvent;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{
-    cgroup::{CgroupError, Hierarchy},
+    cgroup::Hierarchy,
     config::Config,
-    container::{self, ContainerError},
     control,
     ebpf::{Kernel, KernelError, LoadOptions},
     metrics::{Counters, SharedSnapshot},
 };
+pub use error::DaemonError;
+use error::setup_err;
 use kernel_task::{KernelHandle, KernelTask};
 use manager::{Manager, ManagerMsg};
-
-#[derive(Debug, thiserror::Error)]
-pub enum DaemonError {
-    #[error(transparent)]
-    Kernel(#[from] KernelError),
-    #[error(transparent)]
-    Cgroup(#[from] CgroupError),
-    #[error(transparent)]
-    System(#[from] crate::system::SystemError),
-    #[error(transparent)]
-    Container(#[from] ContainerError),
-    #[error("cannot set up {path}")]
-    Setup {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error(
-        "cannot create the recording maps for capacity {capacity} (about {mib} MiB of locked kernel memory): {reason}; lower `capacity`"
-    )]
-    Capacity {
-        capacity: u32,
-        mib: u64,
-        reason: String,
-    },
-    #[error("socket group '{0}' does not exist")]
-    NoGroup(String),
-    #[error("the kernel task stopped")]
-    KernelGone,
-    #[error("a blocking task failed: {0}")]
-    Blocking(String),
-}
-
-fn setup_err(path: &Path) -> impl FnOnce(std::io::Error) -> DaemonError + '_ {
-    move |source| DaemonError::Setup {
-        path: path.to_owned(),
-        source,
-    }
-}
 
 /// A running daemon's handles, for the binary.
 pub struct Running {
@@ -178,18 +142,6 @@ fn lock_dir(dir: &Path) -> Result<std::fs::File, DaemonError> {
     Ok(file)
 }
 
-/// The kernel patterns for a config.
-fn patterns(config: &Config) -> Vec<recorder_common::LeafPattern> {
-    if !config.record_all {
-        return Vec::new();
-    }
-    config
-        .auto_patterns
-        .iter()
-        .filter_map(|p| container::compile_pattern(p).ok())
-        .collect()
-}
-
 /// What a start made that must not outlive a failed start: the socket it
 /// bound and the pins it created (never those an earlier run left, which
 /// a resumed daemon keeps recording into). Disarmed once the start is
@@ -275,7 +227,7 @@ fn load_kernel(config: &Config) -> Result<Kernel, DaemonError> {
             config.pin_dir.display()
         );
     }
-    kernel.set_leaf_patterns(&patterns(config))?;
+    kernel.set_leaf_patterns(&config.leaf_patterns())?;
     kernel.attach_cgroup_events()?;
     Ok(kernel)
 }

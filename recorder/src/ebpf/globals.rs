@@ -8,7 +8,7 @@ use recorder_common::globals::{
     TASK_CGROUPS_OFFSET,
 };
 
-use super::{KernelError, LoadOptions};
+use super::{error::KernelError, options::LoadOptions};
 use crate::btf;
 
 /// The compat offset to pass to the program: the offset of

@@ -19,11 +19,11 @@ use recorder_common::{
 };
 
 use super::{
-    KernelError, KernelInfo, LoadOptions, belongs_to,
+    error::{KernelError, take_map},
     globals::{arg_syscall_numbers, globals},
+    options::{KernelInfo, LoadOptions, belongs_to},
     shared::{Cache, Filter, merge},
     stats::ProgramStats,
-    take_map,
     tracefs::CgroupTpFormat,
 };
 use crate::system;

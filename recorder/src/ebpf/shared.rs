@@ -14,7 +14,7 @@ use recorder_common::{
     filter_slot, maps,
 };
 
-use super::{KernelError, take_map};
+use super::error::{KernelError, take_map};
 
 /// An mmapable BPF array mapped into this process. The kernel's programs
 /// update the same memory with atomic instructions, so user space reaches it

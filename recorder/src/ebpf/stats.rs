@@ -5,7 +5,7 @@ use std::os::fd::{AsFd as _, AsRawFd as _};
 
 use aya::programs::Program;
 
-use super::KernelError;
+use super::error::KernelError;
 
 /// The kernel's run statistics of one loaded program.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::KernelError;
+use super::error::KernelError;
 
 /// Offsets of the `cgroup:cgroup_mkdir` record fields, from tracefs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
