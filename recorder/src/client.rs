@@ -9,7 +9,8 @@ use std::{
 
 use crate::{
     cli::{
-        client::{Conn, DaemonCommand, OutputFormat},
+        client::{Conn, DaemonCommand},
+        output::OutputFormat,
         profile::OutputArgs,
     },
     control::{self, ClientError, DriftReport, RecordingInfo, Reply, Request, StatusInfo},

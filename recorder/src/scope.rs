@@ -5,8 +5,22 @@
 use std::{collections::BTreeMap, fmt};
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
+use serde::{Deserialize, Serialize};
 
-use crate::config::ScopeConfig;
+/// The `[scope]` table: globs (`*`, `?`, `[...]`) on a container's image
+/// reference, name, or label (`KEY=VALUE-GLOB`). With any include set, a
+/// container must match one; a container matching an exclude is not
+/// recorded in auto mode.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScopeConfig {
+    pub include_images: Vec<String>,
+    pub exclude_images: Vec<String>,
+    pub include_names: Vec<String>,
+    pub exclude_names: Vec<String>,
+    pub include_labels: Vec<String>,
+    pub exclude_labels: Vec<String>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScopeError {

@@ -3,21 +3,13 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 
 use super::{
-    output::{FormatParser, NoReport, out_file},
+    output::{FormatParser, NoReport, OutputFormat, out_file},
     profile::OutputArgs,
 };
 use crate::control::Target;
-
-/// How a report is printed (`-o/--output`, see [`super::output`]).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
-pub enum OutputFormat {
-    #[default]
-    Text,
-    Json,
-}
 
 /// How long to wait for the daemon and how to print its answers (where it
 /// is: recorderctl's global `--socket`).

@@ -16,7 +16,13 @@ use clap::{
     parser::ValueSource,
 };
 
-use super::client::OutputFormat;
+/// How a report is printed (`-o/--output`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    #[default]
+    Text,
+    Json,
+}
 
 /// The names a user may mean as a format rather than a file: the report
 /// formats, `yaml`, and the profile formats.

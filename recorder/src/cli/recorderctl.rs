@@ -249,7 +249,7 @@ mod tests {
 
     #[test]
     fn output_is_the_report_format_before_or_after_the_container() {
-        use super::super::client::{DaemonCommand, OutputFormat};
+        use super::super::{client::DaemonCommand, output::OutputFormat};
         for args in [
             &["recorderctl", "stop", "-o", "json", "abc"][..],
             &["recorderctl", "stop", "abc", "--output", "json"],
@@ -294,7 +294,7 @@ mod tests {
 
     #[test]
     fn drift_takes_a_container_or_all() {
-        use super::super::client::{DaemonCommand, OutputFormat};
+        use super::super::{client::DaemonCommand, output::OutputFormat};
         let parse = |args: &[&str]| try_parse_from([&["recorderctl", "drift"][..], args].concat());
         let cli = parse(&["web", "--output", "json"]).unwrap();
         let Command::Daemon(DaemonCommand::Drift {
