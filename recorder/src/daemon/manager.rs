@@ -20,7 +20,7 @@ use super::{
     drift, images,
     kernel_task::{KernelHandle, KernelSnapshot, sets_of},
     lookup,
-    outcome::{ManagerError, Outcome},
+    outcome::{ManagerError, Outcome, WriteError},
     state::{self, Recording},
 };
 use crate::{
@@ -86,6 +86,26 @@ pub(super) fn count(sets: &[SyscallSet]) -> usize {
     Recorded::from_sets(sets).0.len()
 }
 
+/// The last error, as `status` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct LastError {
+    pub(super) message: String,
+    /// When it happened (seconds since the epoch).
+    pub(super) at: u64,
+    /// The recording whose profile could not be written, if that was it.
+    pub(super) recording: Option<u64>,
+}
+
+impl LastError {
+    fn new(e: &impl std::fmt::Display, recording: Option<u64>) -> Self {
+        Self {
+            message: e.to_string(),
+            at: now_secs(),
+            recording,
+        }
+    }
+}
+
 pub struct Manager {
     pub(super) config: Config,
     pub(super) hierarchy: Hierarchy,
@@ -93,9 +113,9 @@ pub struct Manager {
     pub(super) recordings: BTreeMap<u64, Recording>,
     pub(super) started: Instant,
     pub(super) counters: Arc<Counters>,
-    /// The last error, when it happened, and the recording whose write
-    /// failed (cleared when that write succeeds).
-    pub(super) last_error: Option<(String, u64, Option<u64>)>,
+    /// The last error `status` shows (cleared when the write that failed
+    /// succeeds).
+    pub(super) last_error: Option<LastError>,
     /// Failed write attempts per recording, for logging with backoff.
     write_attempts: BTreeMap<u64, u32>,
     reported_enrol_failures: u64,
@@ -190,7 +210,7 @@ impl Manager {
     }
 
     async fn reload(&mut self, config: Config) {
-        let patterns = super::patterns(&config);
+        let patterns = config.leaf_patterns();
         if let Err(e) = self.kernel.set_patterns(patterns, config.record_all).await {
             log::error!("reload: {e}");
         }
@@ -249,9 +269,12 @@ impl Manager {
         let partial = self.partial_path(&r);
         let written = lookup::blocking(move || {
             if let Some(dir) = write_path.parent() {
-                std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+                std::fs::create_dir_all(dir).map_err(|source| WriteError::Dir {
+                    dir: dir.to_owned(),
+                    source,
+                })?;
             }
-            profile::write(&write_path, &text).map_err(|e| e.to_string())?;
+            profile::write(&write_path, &text)?;
             // The full profile supersedes the one a shutdown left.
             match std::fs::remove_file(&partial) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
@@ -262,7 +285,7 @@ impl Manager {
             Ok(())
         })
         .await
-        .map_err(|e| e.to_string())
+        .map_err(WriteError::from)
         .and_then(|r| r);
         match written {
             Ok(()) => {
@@ -270,7 +293,11 @@ impl Manager {
                 if self.write_attempts.remove(&owner).is_some() {
                     log::info!("{}: the profile could be written after all", r.key);
                 }
-                if self.last_error.as_ref().is_some_and(|e| e.2 == Some(owner)) {
+                if self
+                    .last_error
+                    .as_ref()
+                    .is_some_and(|e| e.recording == Some(owner))
+                {
                     self.last_error = None;
                 }
                 let written = images::Written {
@@ -291,11 +318,12 @@ impl Manager {
                 self.save().await;
                 Ok(path)
             }
-            Err(reason) => {
+            Err(source) => {
+                let reason = source.to_string();
                 let e = ManagerError::Write {
                     key: r.key.clone(),
                     path,
-                    reason: reason.clone(),
+                    source,
                 };
                 // Counted once per failing recording; logged at the first
                 // failure, then at attempts 2, 4, 8... (ticks are frequent).
@@ -307,7 +335,7 @@ impl Manager {
                 if attempts.is_power_of_two() {
                     log::error!("{e} (attempt {attempts})");
                 }
-                self.last_error = Some((e.to_string(), now_secs(), Some(owner)));
+                self.last_error = Some(LastError::new(&e, Some(owner)));
                 if let Some(r) = self.recordings.get_mut(&owner) {
                     r.finishing = true;
                     r.write_error = Some(reason);
@@ -432,7 +460,7 @@ impl Manager {
                 k.enrol_failed - self.reported_enrol_failures
             );
             log::error!("{msg}");
-            self.last_error = Some((msg, now_secs(), None));
+            self.last_error = Some(LastError::new(&msg, None));
             self.reported_enrol_failures = k.enrol_failed;
         }
     }

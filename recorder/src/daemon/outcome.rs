@@ -42,6 +42,21 @@ pub enum Outcome {
 }
 
 /// Why a request was refused or failed.
+/// Why a profile file could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("creating {}: {source}", .dir.display())]
+    Dir {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Profile(#[from] ProfileError),
+    #[error(transparent)]
+    Daemon(#[from] DaemonError),
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ManagerError {
     #[error("{0}")]
@@ -68,13 +83,14 @@ pub enum ManagerError {
     )]
     MapFull { target: String, capacity: u32 },
     #[error(
-        "cannot write the profile of {key} to {}: {reason}; keeping the recording and retrying",
+        "cannot write the profile of {key} to {}: {source}; keeping the recording and retrying",
         .path.display()
     )]
     Write {
         key: String,
         path: PathBuf,
-        reason: String,
+        #[source]
+        source: WriteError,
     },
     #[error("unknown container '{0}': it is not recorded, and no profile was written for it")]
     UnknownContainer(String),

@@ -73,8 +73,8 @@ impl Manager {
             enrol_failures: k.enrol_failed,
             profiles_written: self.counters.profiles_written.load(Ordering::Relaxed),
             pending_writes: self.pending_writes(),
-            last_error: self.last_error.as_ref().map(|(e, ..)| e.clone()),
-            last_error_at: self.last_error.as_ref().map(|(_, at, _)| *at),
+            last_error: self.last_error.as_ref().map(|e| e.message.clone()),
+            last_error_at: self.last_error.as_ref().map(|e| e.at),
         })
     }
 
