@@ -12,7 +12,6 @@ use std::{
 
 use super::{
     lookup,
-    manager::now_secs,
     outcome::{ManagerError, Outcome},
 };
 use crate::{
@@ -21,6 +20,7 @@ use crate::{
     index::{self, Index},
     metrics::ImageSeries,
     profile::Profile,
+    timefmt::now_secs,
 };
 
 /// How often the retention by age runs.

@@ -10,7 +10,7 @@ use std::{
     collections::BTreeMap,
     path::PathBuf,
     sync::{Arc, atomic::Ordering},
-    time::{Instant, SystemTime, UNIX_EPOCH},
+    time::{Instant, SystemTime},
 };
 
 use recorder_common::{CgroupEvent, EVENT_MKDIR, EVENT_RMDIR, SyscallSet};
@@ -31,6 +31,7 @@ use crate::{
     metrics::{self, Counters, SharedSnapshot},
     profile::{self, Profile, Recorded},
     scope::{Scope, Subject},
+    timefmt::now_secs,
 };
 
 /// Messages to the manager.
@@ -46,13 +47,6 @@ pub enum ManagerMsg {
         release: bool,
         done: oneshot::Sender<()>,
     },
-}
-
-pub(super) fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 /// The profile of recording `r` from its kernel sets (the one pipeline,

@@ -11,7 +11,7 @@ use super::{
     DaemonError, drift,
     kernel_task::sets_of,
     lookup,
-    manager::{Manager, assemble, count, now_secs},
+    manager::{Manager, assemble, count},
     outcome::{ManagerError, Outcome},
     state::{self, Recording},
 };
@@ -21,6 +21,7 @@ use crate::{
     ebpf::KernelError,
     index::IndexError,
     profile::{self, Profile},
+    timefmt::now_secs,
 };
 
 impl Manager {
