@@ -23,6 +23,7 @@ use crate::{
     container::ContainerError,
     control::{self, ErrorKind, Reply, Request},
     ebpf::KernelError,
+    errfmt::chain,
     images::ImageError,
     index::IndexError,
 };
@@ -85,7 +86,7 @@ pub fn reply(result: Result<Outcome, ManagerError>) -> Reply {
         Ok(Outcome::List(recordings)) => Reply::List { recordings },
         Ok(Outcome::Status(status)) => Reply::Status { status },
         Ok(Outcome::Drift(reports)) => Reply::Drift { reports },
-        Err(e) => error(kind(&e), e.to_string()),
+        Err(e) => error(kind(&e), chain(&e)),
     }
 }
 
