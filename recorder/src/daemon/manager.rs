@@ -94,8 +94,8 @@ pub struct Manager {
     write_attempts: BTreeMap<u64, u32>,
     reported_enrol_failures: u64,
     metrics: SharedSnapshot,
-    /// The profile index and the image profiles.
-    pub(super) images: images::Book,
+    /// The written profiles and the image profiles.
+    pub(super) images: images::Images,
     /// Which containers auto mode records (`config.scope`, compiled).
     scope: Scope,
     /// The drift series of ended watched recordings, still on /metrics.
@@ -120,7 +120,7 @@ impl Manager {
             write_attempts: BTreeMap::new(),
             reported_enrol_failures: 0,
             metrics,
-            images: images::Book::default(),
+            images: images::Images::default(),
             scope: Scope::new(&config.scope).unwrap_or_default(),
             ended_drift: drift::EndedSeries::default(),
             config,
@@ -267,7 +267,7 @@ impl Manager {
                 if self.last_error.as_ref().is_some_and(|e| e.2 == Some(owner)) {
                     self.last_error = None;
                 }
-                let written = images::Written {
+                let written = crate::images::Written {
                     entry: r.entry(path.clone(), now_secs()),
                     profile: written_profile,
                     feeds_image: self.feeds_image(&r),

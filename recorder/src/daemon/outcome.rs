@@ -9,6 +9,7 @@ use crate::{
     cgroup::CgroupError,
     container::ContainerError,
     control::{DriftReport, RecordingInfo, StatusInfo},
+    images::ImagesError,
     index::{self, IndexError},
     profile::{Profile, ProfileError},
 };
@@ -83,7 +84,21 @@ pub enum ManagerError {
     #[error(transparent)]
     Index(#[from] IndexError),
     #[error(transparent)]
+    Images(ImagesError),
+    #[error(transparent)]
     StoredProfile(#[from] ProfileError),
     #[error(transparent)]
     Daemon(#[from] DaemonError),
+}
+
+impl From<ImagesError> for ManagerError {
+    /// The index's errors and an unreadable stored profile keep their own
+    /// variants (and so their kinds of reply).
+    fn from(e: ImagesError) -> Self {
+        match e {
+            ImagesError::Index(e) => Self::Index(e),
+            ImagesError::Stored(e) => Self::StoredProfile(e),
+            e => Self::Images(e),
+        }
+    }
 }

@@ -24,7 +24,7 @@ use crate::{
     control::{self, ErrorKind, Reply, Request},
     ebpf::KernelError,
     errfmt::chain,
-    images::ImageError,
+    images::ImagesError,
     index::IndexError,
 };
 
@@ -45,12 +45,10 @@ pub fn kind(e: &ManagerError) -> ErrorKind {
         ManagerError::Ambiguous { .. }
         | ManagerError::Container(ContainerError::Ambiguous { .. })
         | ManagerError::Index(IndexError::Ambiguous { .. })
-        | ManagerError::Index(IndexError::Image(ImageError::Ambiguous { .. })) => {
-            ErrorKind::Ambiguous
-        }
+        | ManagerError::Images(ImagesError::Ambiguous { .. }) => ErrorKind::Ambiguous,
         ManagerError::Container(ContainerError::NoMatch(_))
         | ManagerError::Index(IndexError::NotFound(_))
-        | ManagerError::Index(IndexError::Image(ImageError::NotFound(_)))
+        | ManagerError::Images(ImagesError::NotFound(_))
         | ManagerError::NoCgroup(_)
         | ManagerError::UnknownContainer(_)
         | ManagerError::StoredProfile(_) => ErrorKind::NotFound,
@@ -69,6 +67,7 @@ pub fn kind(e: &ManagerError) -> ErrorKind {
         ManagerError::Container(_)
         | ManagerError::Write { .. }
         | ManagerError::Index(_)
+        | ManagerError::Images(_)
         | ManagerError::Daemon(_) => ErrorKind::Internal,
     }
 }
