@@ -479,7 +479,7 @@ mod tests {
     #[test]
     fn images_text_marks_names_and_says_why_not_ready() {
         use crate::images::{ImageRow, key};
-        let rule = crate::config::ImagesConfig::default();
+        let rule = crate::images::ImagesConfig::default();
         let mut pweb = ImageRow::new(&key(None, None, Some("pweb")).unwrap(), 100);
         pweb.add_run(None, &Profile::default(), 100);
         let mut app = ImageRow::new(

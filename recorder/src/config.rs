@@ -8,7 +8,7 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use crate::scope::ScopeConfig;
+use crate::{images::ImagesConfig, scope::ScopeConfig};
 
 /// The default config file.
 pub const DEFAULT_CONFIG: &str = "/etc/recorder/recorderd.toml";
@@ -83,41 +83,6 @@ pub struct Config {
     pub images: ImagesConfig,
     /// Which containers auto mode records (globs on image, name, label).
     pub scope: ScopeConfig,
-}
-
-/// The `[images]` table: when an image profile is ready to enforce, how
-/// many per-container files are kept, and which runs feed image profiles.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ImagesConfig {
-    /// Ready needs at least this many recorded runs...
-    pub ready_min_runs: u64,
-    /// ...and no new syscall in the last this many runs...
-    pub ready_quiet_runs: u64,
-    /// ...and none for this many seconds.
-    pub ready_quiet_secs: u64,
-    /// Per-container profile files kept per image (the oldest go first);
-    /// 0 keeps them all.
-    pub keep_per_image: usize,
-    /// Per-container profile files older than this many days are removed;
-    /// 0 keeps them forever.
-    pub keep_days: u64,
-    /// Leave containers that run under a chosen (non-default) seccomp
-    /// profile out of the image profiles; they are still recorded.
-    pub skip_chosen_profile: bool,
-}
-
-impl Default for ImagesConfig {
-    fn default() -> Self {
-        Self {
-            ready_min_runs: 5,
-            ready_quiet_runs: 3,
-            ready_quiet_secs: 86_400,
-            keep_per_image: 20,
-            keep_days: 30,
-            skip_chosen_profile: true,
-        }
-    }
 }
 
 impl Default for Config {

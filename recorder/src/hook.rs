@@ -34,6 +34,7 @@ use crate::{
     cgroup::{CgroupError, Hierarchy},
     control::{self, ClientError, ErrorKind, Prestart, Reply, Request, Target},
     ebpf::{Kernel, KernelError, LoadOptions},
+    errfmt::chain,
     profile::{self, Policy, Profile, ProfileError},
 };
 
@@ -330,18 +331,6 @@ fn recorder_main(
             1
         }
     }
-}
-
-/// An error and its sources, "a: b: c".
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        cur = s.source();
-    }
-    text
 }
 
 /// Closes every descriptor above stderr but `keep`: whatever the runtime

@@ -1,11 +1,13 @@
 //! The index of the profiles recorderd has written: which container (id,
 //! name, runtime, image) each file belongs to and when it was written, so
 //! that `recorderctl profile <name-or-id>` works after the container is
-//! gone and `recorderctl profiles` lists them; and the image rows
-//! (`images.rs`). Kept in an embedded database (redb) in the state
-//! directory, opened once by recorderd (redb locks the file); an entry is
-//! stored as the JSON of [`Entry`]. An older `profiles.json` is migrated at
-//! the first open.
+//! gone and `recorderctl profiles` lists them. Kept in an embedded
+//! database (redb) in the state directory, opened once by recorderd (redb
+//! locks the file); an entry is stored as the JSON of [`Entry`]. The image
+//! rows live in the same database, in a table of their own
+//! (`images/store.rs`). An older `profiles.json` is migrated at the first
+//! open. Retention picks entries ([`Index::expiring`]) and forgets them
+//! ([`Index::forget`]); their files are the caller's (`images/files.rs`).
 
 use std::path::{Path, PathBuf};
 
@@ -17,7 +19,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     container::Runtime,
-    images::ImageRow,
     policy::ChosenProfile,
     profile::{Profile, drift::Outside},
 };
@@ -44,9 +45,6 @@ const BY_FILE: TableDefinition<'static, &'static str, u64> =
 /// Image key → the sequence numbers of its entries.
 const BY_IMAGE: MultimapTableDefinition<'static, &'static str, u64> =
     MultimapTableDefinition::new("entries_by_image");
-/// Image key → the JSON of its [`ImageRow`].
-const IMAGES: TableDefinition<'static, &'static str, &'static [u8]> =
-    TableDefinition::new("images");
 
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
@@ -59,12 +57,24 @@ pub enum IndexError {
         spec: String,
         candidates: Vec<String>,
     },
-    #[error("cannot read the profile index {path}: {reason}")]
-    Read { path: PathBuf, reason: String },
-    #[error("profile index {path}: {reason}")]
-    Db { path: PathBuf, reason: String },
-    #[error(transparent)]
-    Image(#[from] crate::images::ImageError),
+    #[error("cannot read the profile index {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot create the state directory {}", path.display())]
+    StateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("profile index {}", path.display())]
+    Db {
+        path: PathBuf,
+        #[source]
+        source: Box<redb::Error>,
+    },
 }
 
 /// One written profile.
@@ -130,29 +140,41 @@ impl Index {
     fn err(&self, e: impl Into<redb::Error>) -> IndexError {
         IndexError::Db {
             path: self.path.clone(),
-            reason: e.into().to_string(),
+            source: Box::new(e.into()),
         }
+    }
+
+    /// The database, for the tables kept beside the entries (the image
+    /// rows, `images/store.rs`).
+    pub(crate) fn database(&self) -> &Database {
+        &self.db
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Opens (or creates) the index in `state_dir`, migrating an older
     /// `profiles.json` (renamed to `profiles.json.migrated` once copied).
     pub fn open(state_dir: &Path) -> Result<Self, IndexError> {
         let path = state_dir.join(DB_FILE);
-        let db_err = |reason: String| IndexError::Db {
-            path: path.clone(),
-            reason,
-        };
-        std::fs::create_dir_all(state_dir).map_err(|e| db_err(e.to_string()))?;
+        std::fs::create_dir_all(state_dir).map_err(|source| IndexError::StateDir {
+            path: state_dir.to_owned(),
+            source,
+        })?;
         let db = Database::builder()
             .set_cache_size(CACHE_BYTES)
             .create(&path)
-            .map_err(|e| db_err(e.to_string()))?;
+            .map_err(|e| IndexError::Db {
+                path: path.clone(),
+                source: Box::new(e.into()),
+            })?;
         let index = Self { db, path };
         let tx = index.db.begin_write().map_err(|e| index.err(e))?;
         tx.open_table(ENTRIES).map_err(|e| index.err(e))?;
         tx.open_table(BY_FILE).map_err(|e| index.err(e))?;
         tx.open_multimap_table(BY_IMAGE).map_err(|e| index.err(e))?;
-        tx.open_table(IMAGES).map_err(|e| index.err(e))?;
         tx.commit().map_err(|e| index.err(e))?;
         index.migrate(state_dir)?;
         Ok(index)
@@ -163,10 +185,10 @@ impl Index {
         let text = match std::fs::read_to_string(&legacy) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => {
+            Err(source) => {
                 return Err(IndexError::Read {
                     path: legacy,
-                    reason: e.to_string(),
+                    source,
                 });
             }
         };
@@ -180,18 +202,18 @@ impl Index {
                     legacy.display(),
                     aside.display()
                 );
-                return std::fs::rename(&legacy, &aside).map_err(|e| IndexError::Read {
+                return std::fs::rename(&legacy, &aside).map_err(|source| IndexError::Read {
                     path: legacy.clone(),
-                    reason: e.to_string(),
+                    source,
                 });
             }
         };
         let n = entries.len();
         self.add_all(entries)?;
         let to = state_dir.join(MIGRATED_FILE);
-        std::fs::rename(&legacy, &to).map_err(|e| IndexError::Read {
+        std::fs::rename(&legacy, &to).map_err(|source| IndexError::Read {
             path: legacy.clone(),
-            reason: e.to_string(),
+            source,
         })?;
         log::info!(
             "profile index: {n} entries migrated from {} (now {})",
@@ -261,149 +283,91 @@ impl Index {
         tx.commit().map_err(|e| self.err(e))
     }
 
-    /// Retention: removes the profile files of image `image_key` beyond
-    /// the newest `keep_per_image` (0: no limit), and every file written
-    /// before `older_than` (0: none), with their entries. A file that
-    /// cannot be removed keeps its entry. Returns the files removed.
-    pub fn expire(
+    /// Retention: the entries of image `image_key` beyond the newest
+    /// `keep_per_image` (0: no limit), and every entry written before
+    /// `older_than` (0: none), oldest first. They stay in the index until
+    /// [`Index::forget`]: the caller removes their files first, and an
+    /// entry whose file cannot be removed is kept.
+    pub fn expiring(
         &self,
         image_key: Option<&str>,
         keep_per_image: usize,
         older_than: u64,
-    ) -> Result<Vec<PathBuf>, IndexError> {
-        let mut doomed: Vec<(u64, Entry)> = Vec::new();
-        {
-            let tx = self.db.begin_read().map_err(|e| self.err(e))?;
-            let t = tx.open_table(ENTRIES).map_err(|e| self.err(e))?;
-            let entry_at = |seq: u64| -> Result<Option<Entry>, IndexError> {
-                Ok(t.get(seq)
-                    .map_err(|e| self.err(e))?
-                    .and_then(|v| serde_json::from_slice(v.value()).ok()))
-            };
-            if let (Some(k), 1..) = (image_key, keep_per_image) {
-                let by_image = tx.open_multimap_table(BY_IMAGE).map_err(|e| self.err(e))?;
-                let mut seqs = Vec::new();
-                for v in by_image.get(k).map_err(|e| self.err(e))? {
-                    seqs.push(v.map_err(|e| self.err(e))?.value());
-                }
-                // Ascending: the oldest first.
-                let excess = seqs.len().saturating_sub(keep_per_image);
-                for seq in seqs.into_iter().take(excess) {
-                    if let Some(e) = entry_at(seq)? {
-                        doomed.push((seq, e));
-                    }
-                }
+    ) -> Result<Vec<Expired>, IndexError> {
+        let mut doomed: Vec<Expired> = Vec::new();
+        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let t = tx.open_table(ENTRIES).map_err(|e| self.err(e))?;
+        let entry_at = |seq: u64| -> Result<Option<Entry>, IndexError> {
+            Ok(t.get(seq)
+                .map_err(|e| self.err(e))?
+                .and_then(|v| serde_json::from_slice(v.value()).ok()))
+        };
+        if let (Some(k), 1..) = (image_key, keep_per_image) {
+            let by_image = tx.open_multimap_table(BY_IMAGE).map_err(|e| self.err(e))?;
+            let mut seqs = Vec::new();
+            for v in by_image.get(k).map_err(|e| self.err(e))? {
+                seqs.push(v.map_err(|e| self.err(e))?.value());
             }
-            if older_than > 0 {
-                for row in t.iter().map_err(|e| self.err(e))? {
-                    let (k, v) = row.map_err(|e| self.err(e))?;
-                    let Ok(e) = serde_json::from_slice::<Entry>(v.value()) else {
-                        continue;
-                    };
-                    // Written in order, give or take a clock step.
-                    if e.written >= older_than {
-                        break;
-                    }
-                    if !doomed.iter().any(|(s, _)| *s == k.value()) {
-                        doomed.push((k.value(), e));
-                    }
+            // Ascending: the oldest first.
+            let excess = seqs.len().saturating_sub(keep_per_image);
+            for seq in seqs.into_iter().take(excess) {
+                if let Some(entry) = entry_at(seq)? {
+                    doomed.push(Expired { seq, entry });
                 }
             }
         }
-        let mut removed = Vec::new();
-        let mut gone = Vec::new();
-        for (seq, e) in doomed {
-            match std::fs::remove_file(&e.path) {
-                Ok(()) => removed.push(e.path),
-                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-                Err(err) => {
-                    log::warn!("retention: cannot remove {}: {err}", e.path.display());
+        if older_than > 0 {
+            for row in t.iter().map_err(|e| self.err(e))? {
+                let (k, v) = row.map_err(|e| self.err(e))?;
+                let Ok(entry) = serde_json::from_slice::<Entry>(v.value()) else {
                     continue;
+                };
+                // Written in order, give or take a clock step.
+                if entry.written >= older_than {
+                    break;
+                }
+                let seq = k.value();
+                if !doomed.iter().any(|d| d.seq == seq) {
+                    doomed.push(Expired { seq, entry });
                 }
             }
-            gone.push(seq);
         }
-        if !gone.is_empty() {
-            let tx = self.db.begin_write().map_err(|e| self.err(e))?;
-            {
-                let mut t = tx.open_table(ENTRIES).map_err(|e| self.err(e))?;
-                let mut by_file = tx.open_table(BY_FILE).map_err(|e| self.err(e))?;
-                let mut by_image = tx.open_multimap_table(BY_IMAGE).map_err(|e| self.err(e))?;
-                for seq in gone {
-                    remove_seq(&mut t, &mut by_file, &mut by_image, seq)
+        Ok(doomed)
+    }
+
+    /// Forgets entries [`Index::expiring`] picked (those already replaced
+    /// or forgotten are skipped).
+    pub fn forget(&self, gone: &[Expired]) -> Result<(), IndexError> {
+        if gone.is_empty() {
+            return Ok(());
+        }
+        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
+        {
+            let mut t = tx.open_table(ENTRIES).map_err(|e| self.err(e))?;
+            let mut by_file = tx.open_table(BY_FILE).map_err(|e| self.err(e))?;
+            let mut by_image = tx.open_multimap_table(BY_IMAGE).map_err(|e| self.err(e))?;
+            for e in gone {
+                // The entry picked, not one that took its number since.
+                let still = t
+                    .get(e.seq)
+                    .map_err(|e| self.err(e))?
+                    .and_then(|v| serde_json::from_slice::<Entry>(v.value()).ok())
+                    .is_some_and(|now| file_key(&now) == file_key(&e.entry));
+                if still {
+                    remove_seq(&mut t, &mut by_file, &mut by_image, e.seq)
                         .map_err(|e| self.err(e))?;
                 }
             }
-            tx.commit().map_err(|e| self.err(e))?;
-        }
-        Ok(removed)
-    }
-
-    /// Every image row.
-    pub fn images(&self) -> Result<Vec<ImageRow>, IndexError> {
-        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
-        let t = tx.open_table(IMAGES).map_err(|e| self.err(e))?;
-        let mut out = Vec::new();
-        for row in t.iter().map_err(|e| self.err(e))? {
-            let (_, v) = row.map_err(|e| self.err(e))?;
-            match serde_json::from_slice::<ImageRow>(v.value()) {
-                Ok(r) => out.push(r),
-                Err(e) => log::warn!("profile index: skipping a malformed image row: {e}"),
-            }
-        }
-        Ok(out)
-    }
-
-    /// The row of image `key`.
-    pub fn image(&self, key: &str) -> Result<Option<ImageRow>, IndexError> {
-        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
-        let t = tx.open_table(IMAGES).map_err(|e| self.err(e))?;
-        let v = t.get(key).map_err(|e| self.err(e))?;
-        Ok(v.and_then(|v| serde_json::from_slice(v.value()).ok()))
-    }
-
-    /// Stores (replaces) an image row.
-    pub fn put_image(&self, row: &ImageRow) -> Result<(), IndexError> {
-        let json = serde_json::to_vec(row).unwrap_or_default();
-        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
-        {
-            let mut t = tx.open_table(IMAGES).map_err(|e| self.err(e))?;
-            t.insert(row.key.as_str(), json.as_slice())
-                .map_err(|e| self.err(e))?;
         }
         tx.commit().map_err(|e| self.err(e))
     }
+}
 
-    /// Forgets the image row `key`.
-    pub fn remove_image(&self, key: &str) -> Result<(), IndexError> {
-        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
-        {
-            let mut t = tx.open_table(IMAGES).map_err(|e| self.err(e))?;
-            t.remove(key).map_err(|e| self.err(e))?;
-        }
-        tx.commit().map_err(|e| self.err(e))
-    }
-
-    /// Forgets the image rows last seen before `older_than`; returns them.
-    pub fn expire_images(&self, older_than: u64) -> Result<Vec<ImageRow>, IndexError> {
-        let old: Vec<ImageRow> = self
-            .images()?
-            .into_iter()
-            .filter(|r| r.last_seen < older_than)
-            .collect();
-        if old.is_empty() {
-            return Ok(old);
-        }
-        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
-        {
-            let mut t = tx.open_table(IMAGES).map_err(|e| self.err(e))?;
-            for r in &old {
-                t.remove(r.key.as_str()).map_err(|e| self.err(e))?;
-            }
-        }
-        tx.commit().map_err(|e| self.err(e))?;
-        Ok(old)
-    }
+/// An entry retention picked ([`Index::expiring`]), still in the index.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Expired {
+    seq: u64,
+    pub entry: Entry,
 }
 
 /// Removes entry `seq` and what points at it.
@@ -593,52 +557,39 @@ mod tests {
     }
 
     #[test]
-    fn retention_removes_files_and_their_entries() {
+    fn retention_picks_entries_and_forgets_them() {
         let dir = tempfile::tempdir().unwrap();
         let index = Index::open(dir.path()).unwrap();
-        let mut files = Vec::new();
         for (i, image) in [(1, "img"), (2, "img"), (3, "other"), (4, "img"), (5, "img")] {
             let mut e = entry(&format!("c{i}"), None, i * 100);
-            e.path = dir.path().join(format!("c{i}.json"));
             e.image_key = Some(image.to_owned());
-            std::fs::write(&e.path, "{}").unwrap();
-            files.push(e.path.clone());
             index.add(e).unwrap();
         }
-        // At most two per image: c1 and c2 go.
-        let removed = index.expire(Some("img"), 2, 0).unwrap();
-        assert_eq!(removed, files[..2]);
-        assert!(!files[0].exists() && !files[1].exists() && files[2].exists());
-        let keys: Vec<String> = index.load().unwrap().into_iter().map(|e| e.key).collect();
-        assert_eq!(keys, ["c3", "c4", "c5"]);
-        // Older than 450 s: c3 and c4 go, whatever their image.
-        let removed = index.expire(None, 0, 450).unwrap();
-        assert_eq!(removed, [files[2].clone(), files[3].clone()]);
-        let keys: Vec<String> = index.load().unwrap().into_iter().map(|e| e.key).collect();
-        assert_eq!(keys, ["c5"]);
-        // A file already gone takes its entry with it.
-        std::fs::remove_file(&files[4]).unwrap();
-        assert!(index.expire(None, 0, 1000).unwrap().is_empty());
-        assert!(index.load().unwrap().is_empty());
-    }
-
-    #[test]
-    fn image_rows() {
-        let dir = tempfile::tempdir().unwrap();
-        let index = Index::open(dir.path()).unwrap();
-        let key = crate::images::key(Some("a"), Some("sha256:1"), None).unwrap();
-        let mut row = ImageRow::new(&key, 5);
-        index.put_image(&row).unwrap();
-        row.runs = 3;
-        index.put_image(&row).unwrap();
-        assert_eq!(index.image("sha256:1").unwrap(), Some(row.clone()));
-        assert_eq!(index.images().unwrap(), [row.clone()]);
-        let other = ImageRow::new(&crate::images::key(None, None, Some("web")).unwrap(), 5);
-        index.put_image(&other).unwrap();
-        index.remove_image("web").unwrap();
-        assert_eq!(index.images().unwrap(), [row]);
-        assert_eq!(index.expire_images(5).unwrap().len(), 0);
-        assert_eq!(index.expire_images(6).unwrap().len(), 1);
-        assert!(index.images().unwrap().is_empty());
+        let keys = |x: &[Expired]| x.iter().map(|e| e.entry.key.clone()).collect::<Vec<_>>();
+        let left = |i: &Index| {
+            i.load()
+                .unwrap()
+                .into_iter()
+                .map(|e| e.key)
+                .collect::<Vec<_>>()
+        };
+        // At most two per image: c1 and c2; picking forgets nothing.
+        let picked = index.expiring(Some("img"), 2, 0).unwrap();
+        assert_eq!(keys(&picked), ["c1", "c2"]);
+        assert_eq!(left(&index).len(), 5);
+        // Forgetting one keeps the other (its file could not go).
+        index.forget(&picked[..1]).unwrap();
+        assert_eq!(left(&index), ["c2", "c3", "c4", "c5"]);
+        // Older than 450 s: c2, c3 and c4, whatever their image.
+        let picked = index.expiring(None, 0, 450).unwrap();
+        assert_eq!(keys(&picked), ["c2", "c3", "c4"]);
+        // An entry that took the number of a picked one since stays.
+        let picked = index.expiring(None, 0, 1000).unwrap();
+        assert_eq!(keys(&picked), ["c2", "c3", "c4", "c5"]);
+        index.forget(&picked[3..]).unwrap();
+        index.add(entry("c6", None, 600)).unwrap();
+        index.forget(&picked).unwrap();
+        assert_eq!(left(&index), ["c6"]);
+        assert!(index.expiring(None, 0, 0).unwrap().is_empty(), "0: none");
     }
 }

@@ -16,6 +16,7 @@ pub mod control;
 pub mod daemon;
 pub mod docker_api;
 pub mod ebpf;
+pub mod errfmt;
 pub mod hook;
 pub mod images;
 pub mod index;

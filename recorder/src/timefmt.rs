@@ -1,5 +1,16 @@
-//! Readable times: the one format of every time recorderctl shows
-//! (`list`, `profiles`, `status`) and of the daemon's messages.
+//! Times as recorder keeps them, seconds since the epoch: the clock
+//! ([`now_secs`]), and the one readable format of every time recorderctl
+//! shows (`list`, `profiles`, `status`) and of the daemon's messages.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Now, in seconds since the epoch (0 if the clock is before it).
+pub fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
 
 /// `secs` since the epoch as UTC, e.g. "2026-11-23T09:08:25Z".
 pub fn format_time(secs: u64) -> String {

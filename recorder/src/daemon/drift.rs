@@ -4,22 +4,18 @@
 //! snapshot (no read of its own), kept in the state and, when the
 //! recording ends, in its profile index entry; and the answers to `drift`.
 
-use std::{
-    collections::{BTreeMap, VecDeque},
-    sync::Arc,
-};
+use std::collections::{BTreeMap, VecDeque};
 
 use recorder_common::SyscallSet;
 
 use super::{
     kernel_task::sets_of,
-    lookup,
     outcome::{ManagerError, Outcome},
     state::{self, Recording},
 };
 use crate::{
     control::DriftReport,
-    index::{self, Index, IndexError},
+    index::{self, IndexError},
     metrics::ContainerSeries,
     policy::ChosenProfile,
     profile::{
@@ -208,12 +204,13 @@ fn of_entry(e: &index::Entry, widen: bool) -> Option<DriftReport> {
 /// Answers `drift` for the container `spec` names, running or not (a
 /// name: the watched container of that name that runs, else the last one
 /// that ran; [`state::find`], [`index::find_among`]); with no `spec`,
-/// every watched container with drift, running ones first.
+/// every watched container with drift, running ones first. `entries`, the
+/// index's, is awaited only when the running recordings do not answer.
 pub async fn answer(
     recordings: &BTreeMap<u64, Recording>,
     spec: Option<String>,
     widen: bool,
-    index: Arc<Index>,
+    entries: impl Future<Output = Result<Vec<index::Entry>, ManagerError>>,
 ) -> Result<Outcome, ManagerError> {
     let watched = |r: &Recording| r.chosen_profile.is_some();
     if let Some(spec) = &spec
@@ -221,7 +218,7 @@ pub async fn answer(
     {
         return Ok(Outcome::Drift(vec![of_recording(r, widen)?]));
     }
-    let entries = lookup::blocking(move || index.load()).await??;
+    let entries = entries.await?;
     let Some(spec) = spec else {
         let mut reports: Vec<DriftReport> = recordings
             .values()
@@ -272,9 +269,12 @@ pub async fn answer(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
     use crate::{
         container::{ContainerRef, Runtime},
+        index::Index,
         policy::ChosenBy,
         profile::{ACT_ERRNO, ACT_LOG, SyscallRule},
         syscalls::Abi,
@@ -373,6 +373,12 @@ mod tests {
         }
     }
 
+    /// The entries of `idx`, when awaited.
+    fn entries(idx: &Arc<Index>) -> impl Future<Output = Result<Vec<index::Entry>, ManagerError>> {
+        let idx = idx.clone();
+        async move { Ok(idx.load()?) }
+    }
+
     /// `drift SPEC` (with `widen`) of `recs`, one report.
     async fn ask(
         recs: &BTreeMap<u64, Recording>,
@@ -380,7 +386,7 @@ mod tests {
         widen: bool,
         idx: &Arc<Index>,
     ) -> Result<DriftReport, ManagerError> {
-        match answer(recs, Some(spec.to_owned()), widen, idx.clone()).await? {
+        match answer(recs, Some(spec.to_owned()), widen, entries(idx)).await? {
             Outcome::Drift(mut d) if d.len() == 1 => Ok(d.remove(0)),
             _ => panic!("not one report"),
         }
@@ -432,7 +438,7 @@ mod tests {
         let e = ask(&none, "nope", false, &idx).await.unwrap_err();
         assert!(e.to_string().starts_with("unknown container 'nope'"), "{e}");
         // --all: the exited one with drift, not the others.
-        let Ok(Outcome::Drift(d)) = answer(&none, None, false, idx.clone()).await else {
+        let Ok(Outcome::Drift(d)) = answer(&none, None, false, entries(&idx)).await else {
             panic!("no list")
         };
         assert_eq!(d.len(), 1);

@@ -1,19 +1,16 @@
 //! What the manager looks up outside the kernel: which cgroup a target
-//! names, a container's name and image, and profiles written earlier. The
-//! file system reads run on the blocking pool, off the manager's task.
+//! names, a container's name and image. The file system reads run on the
+//! blocking pool, off the manager's task.
 
-use super::{
-    DaemonError,
-    outcome::{ManagerError, Outcome},
-};
+use super::{DaemonError, outcome::ManagerError};
 use crate::{
     cgroup::Hierarchy,
     container::{self, ContainerError, ContainerRef, Runtime},
     containerd,
     control::Target,
-    index, names,
+    names,
     policy::{self, ChosenProfile, PodNames},
-    profile::{Policy, Profile},
+    profile::Policy,
 };
 
 /// Runs blocking work (file system reads and writes, fsync) off the
@@ -230,20 +227,4 @@ pub async fn resolve(
 async fn on_disk(hierarchy: &Hierarchy, spec: &str) -> Result<container::Found, ManagerError> {
     let (hierarchy, spec) = (hierarchy.clone(), spec.to_owned());
     Ok(blocking(move || names::resolve(&hierarchy, &spec)).await??)
-}
-
-/// The profile written for a container that is not recorded any more,
-/// from the index (blocking).
-pub fn stored_profile(
-    index: &index::Index,
-    spec: &str,
-    base: Option<&Profile>,
-) -> Result<Outcome, ManagerError> {
-    let entries = index.load()?;
-    let entry = index::find(&entries, spec)?;
-    let mut profile = Profile::read(&entry.path)?;
-    if let Some(b) = base {
-        profile.merge(b);
-    }
-    Ok(Outcome::Stored { entry, profile })
 }

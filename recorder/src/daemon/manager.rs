@@ -10,7 +10,7 @@ use std::{
     collections::BTreeMap,
     path::PathBuf,
     sync::{Arc, atomic::Ordering},
-    time::{Instant, SystemTime, UNIX_EPOCH},
+    time::{Instant, SystemTime},
 };
 
 use recorder_common::{CgroupEvent, EVENT_MKDIR, EVENT_RMDIR, SyscallSet};
@@ -28,9 +28,11 @@ use crate::{
     config::Config,
     container,
     control::Request,
+    errfmt::chain,
     metrics::{self, Counters, SharedSnapshot},
     profile::{self, Profile, Recorded},
     scope::{Scope, Subject},
+    timefmt::now_secs,
 };
 
 /// Messages to the manager.
@@ -46,13 +48,6 @@ pub enum ManagerMsg {
         release: bool,
         done: oneshot::Sender<()>,
     },
-}
-
-pub(super) fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 /// The profile of recording `r` from its kernel sets (the one pipeline,
@@ -97,9 +92,9 @@ pub(super) struct LastError {
 }
 
 impl LastError {
-    fn new(e: &impl std::fmt::Display, recording: Option<u64>) -> Self {
+    fn new(message: String, recording: Option<u64>) -> Self {
         Self {
-            message: e.to_string(),
+            message,
             at: now_secs(),
             recording,
         }
@@ -120,8 +115,8 @@ pub struct Manager {
     write_attempts: BTreeMap<u64, u32>,
     reported_enrol_failures: u64,
     metrics: SharedSnapshot,
-    /// The profile index and the image profiles.
-    pub(super) images: images::Book,
+    /// The written profiles and the image profiles.
+    pub(super) images: images::Images,
     /// Which containers auto mode records (`config.scope`, compiled).
     scope: Scope,
     /// The drift series of ended watched recordings, still on /metrics.
@@ -146,7 +141,7 @@ impl Manager {
             write_attempts: BTreeMap::new(),
             reported_enrol_failures: 0,
             metrics,
-            images: images::Book::default(),
+            images: images::Images::default(),
             scope: Scope::new(&config.scope).unwrap_or_default(),
             ended_drift: drift::EndedSeries::default(),
             config,
@@ -300,7 +295,7 @@ impl Manager {
                 {
                     self.last_error = None;
                 }
-                let written = images::Written {
+                let written = crate::images::Written {
                     entry: r.entry(path.clone(), now_secs()),
                     profile: written_profile,
                     feeds_image: self.feeds_image(&r),
@@ -319,7 +314,7 @@ impl Manager {
                 Ok(path)
             }
             Err(source) => {
-                let reason = source.to_string();
+                let reason = chain(&source);
                 let e = ManagerError::Write {
                     key: r.key.clone(),
                     path,
@@ -333,9 +328,9 @@ impl Manager {
                     self.counters.write_errors.fetch_add(1, Ordering::Relaxed);
                 }
                 if attempts.is_power_of_two() {
-                    log::error!("{e} (attempt {attempts})");
+                    log::error!("{} (attempt {attempts})", chain(&e));
                 }
-                self.last_error = Some(LastError::new(&e, Some(owner)));
+                self.last_error = Some(LastError::new(chain(&e), Some(owner)));
                 if let Some(r) = self.recordings.get_mut(&owner) {
                     r.finishing = true;
                     r.write_error = Some(reason);
@@ -460,7 +455,7 @@ impl Manager {
                 k.enrol_failed - self.reported_enrol_failures
             );
             log::error!("{msg}");
-            self.last_error = Some(LastError::new(&msg, None));
+            self.last_error = Some(LastError::new(msg, None));
             self.reported_enrol_failures = k.enrol_failed;
         }
     }

@@ -9,6 +9,7 @@ use crate::{
     cgroup::CgroupError,
     container::ContainerError,
     control::{DriftReport, RecordingInfo, StatusInfo},
+    images::ImagesError,
     index::{self, IndexError},
     profile::{Profile, ProfileError},
 };
@@ -45,7 +46,7 @@ pub enum Outcome {
 /// Why a profile file could not be written.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
-    #[error("creating {}: {source}", .dir.display())]
+    #[error("creating {}", .dir.display())]
     Dir {
         dir: PathBuf,
         #[source]
@@ -83,7 +84,7 @@ pub enum ManagerError {
     )]
     MapFull { target: String, capacity: u32 },
     #[error(
-        "cannot write the profile of {key} to {}: {source}; keeping the recording and retrying",
+        "keeping the recording of {key} and retrying: cannot write its profile to {}",
         .path.display()
     )]
     Write {
@@ -99,7 +100,21 @@ pub enum ManagerError {
     #[error(transparent)]
     Index(#[from] IndexError),
     #[error(transparent)]
+    Images(ImagesError),
+    #[error(transparent)]
     StoredProfile(#[from] ProfileError),
     #[error(transparent)]
     Daemon(#[from] DaemonError),
+}
+
+impl From<ImagesError> for ManagerError {
+    /// The index's errors and an unreadable stored profile keep their own
+    /// variants (and so their kinds of reply).
+    fn from(e: ImagesError) -> Self {
+        match e {
+            ImagesError::Index(e) => Self::Index(e),
+            ImagesError::Stored(e) => Self::StoredProfile(e),
+            e => Self::Images(e),
+        }
+    }
 }

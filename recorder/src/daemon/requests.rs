@@ -11,7 +11,7 @@ use super::{
     DaemonError, drift,
     kernel_task::sets_of,
     lookup,
-    manager::{Manager, assemble, count, now_secs},
+    manager::{Manager, assemble, count},
     outcome::{ManagerError, Outcome},
     state::{self, Recording},
 };
@@ -21,6 +21,7 @@ use crate::{
     ebpf::KernelError,
     index::IndexError,
     profile::{self, Profile},
+    timefmt::now_secs,
 };
 
 impl Manager {
@@ -35,7 +36,7 @@ impl Manager {
             } => self.start(target, base, output, prestart).await,
             Request::Stop { target, base } => self.stop(&target, base).await,
             Request::Profile { target, base } => self.profile(&target, base).await,
-            Request::Profiles => self.images.profiles(&self.config).await,
+            Request::Profiles => Ok(Outcome::Profiles(self.images.entries(&self.config).await?)),
             Request::Images => self.images.list(&self.config).await,
             Request::ImageProfile { image, base } => {
                 self.images.profile(&self.config, image, base).await
@@ -51,8 +52,9 @@ impl Manager {
             }
             Request::Status => Ok(Outcome::Status(self.status().await?)),
             Request::Drift { container, widen } => {
-                let index = self.images.index(&self.config).await?;
-                drift::answer(&self.recordings, container, widen, index).await
+                // Awaited only when no running recording answers.
+                let entries = self.images.entries(&self.config);
+                drift::answer(&self.recordings, container, widen, entries).await
             }
         }
     }

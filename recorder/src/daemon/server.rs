@@ -23,7 +23,8 @@ use crate::{
     container::ContainerError,
     control::{self, ErrorKind, Reply, Request},
     ebpf::KernelError,
-    images::ImageError,
+    errfmt::chain,
+    images::ImagesError,
     index::IndexError,
 };
 
@@ -44,12 +45,10 @@ pub fn kind(e: &ManagerError) -> ErrorKind {
         ManagerError::Ambiguous { .. }
         | ManagerError::Container(ContainerError::Ambiguous { .. })
         | ManagerError::Index(IndexError::Ambiguous { .. })
-        | ManagerError::Index(IndexError::Image(ImageError::Ambiguous { .. })) => {
-            ErrorKind::Ambiguous
-        }
+        | ManagerError::Images(ImagesError::Ambiguous { .. }) => ErrorKind::Ambiguous,
         ManagerError::Container(ContainerError::NoMatch(_))
         | ManagerError::Index(IndexError::NotFound(_))
-        | ManagerError::Index(IndexError::Image(ImageError::NotFound(_)))
+        | ManagerError::Images(ImagesError::NotFound(_))
         | ManagerError::NoCgroup(_)
         | ManagerError::UnknownContainer(_)
         | ManagerError::StoredProfile(_) => ErrorKind::NotFound,
@@ -68,6 +67,7 @@ pub fn kind(e: &ManagerError) -> ErrorKind {
         ManagerError::Container(_)
         | ManagerError::Write { .. }
         | ManagerError::Index(_)
+        | ManagerError::Images(_)
         | ManagerError::Daemon(_) => ErrorKind::Internal,
     }
 }
@@ -85,7 +85,7 @@ pub fn reply(result: Result<Outcome, ManagerError>) -> Reply {
         Ok(Outcome::List(recordings)) => Reply::List { recordings },
         Ok(Outcome::Status(status)) => Reply::Status { status },
         Ok(Outcome::Drift(reports)) => Reply::Drift { reports },
-        Err(e) => error(kind(&e), e.to_string()),
+        Err(e) => error(kind(&e), chain(&e)),
     }
 }
 

@@ -59,16 +59,6 @@ pub struct Recording {
 }
 
 impl Recording {
-    /// The image profile this recording feeds (see `images::key`).
-    pub fn image_key(&self) -> Option<String> {
-        crate::images::key(
-            self.image.as_deref(),
-            self.image_id.as_deref(),
-            self.name.as_deref(),
-        )
-        .map(|k| k.key)
-    }
-
     pub fn runtime(&self) -> Runtime {
         self.container.as_ref().map_or(Runtime::None, |c| c.runtime)
     }
@@ -102,7 +92,8 @@ impl Recording {
             name: self.name.clone(),
             image: self.image.clone(),
             image_id: self.image_id.clone(),
-            image_key: self.image_key(),
+            // Keyed where it feeds its image (`images::ImageBook::add`).
+            image_key: None,
             pod: self.pod.as_ref().and_then(|p| p.pod.clone()),
             namespace: self.pod.as_ref().and_then(|p| p.namespace.clone()),
             drift: super::drift::entry_drift(self),

@@ -2,8 +2,13 @@
 //! an upgrade (a row keyed by id takes over the rows an older recorderd kept
 //! of the same image, `reference@id`).
 
+use redb::TableDefinition;
+
 use super::*;
 use crate::{images, index::Index};
+
+/// The table an older recorderd kept its image rows in: key → JSON.
+const IMAGES: TableDefinition<'static, &str, &[u8]> = TableDefinition::new("images");
 
 #[tokio::test]
 async fn a_row_keyed_by_id_takes_over_the_older_rows_of_its_image() {
@@ -21,7 +26,15 @@ async fn a_row_keyed_by_id_takes_over_the_older_rows_of_its_image() {
         old.runs = 3;
         (old.key, old.image) = ("test/img@sha256:beef".into(), "test/img".into());
         (old.id, old.label) = (Some("sha256:beef".into()), String::new());
-        index.put_image(&old).expect("put");
+        let tx = index.database().begin_write().expect("tx");
+        tx.open_table(IMAGES)
+            .expect("table")
+            .insert(
+                old.key.as_str(),
+                serde_json::to_vec(&old).unwrap().as_slice(),
+            )
+            .expect("insert");
+        tx.commit().expect("commit");
         std::fs::create_dir_all(old_file.parent().unwrap()).unwrap();
         std::fs::write(&old_file, "{}").unwrap();
     }

@@ -63,7 +63,7 @@ async fn a_failing_write_counts_once_has_a_time_and_clears_on_success() {
     })
     .await
     .expect("start");
-    let before = crate::daemon::manager::now_secs();
+    let before = crate::timefmt::now_secs();
     let stop = m
         .handle(Request::Stop {
             target: cgroup("/app"),
@@ -83,10 +83,7 @@ async fn a_failing_write_counts_once_has_a_time_and_clears_on_success() {
     assert_eq!(status.pending_writes, 1);
     assert!(status.last_error.is_some());
     let at = status.last_error_at.expect("a time");
-    assert!(
-        at >= before && at <= crate::daemon::manager::now_secs(),
-        "{at}"
-    );
+    assert!(at >= before && at <= crate::timefmt::now_secs(), "{at}");
 
     std::fs::remove_file(&blocker).expect("unblock");
     std::fs::create_dir(&blocker).expect("dir");

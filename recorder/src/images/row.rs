@@ -1,125 +1,22 @@
-//! Image profiles: every recorded container of an image adds its profile
-//! (as written, with its recording-time policy's answers) to the image's
-//! merged profile. This module holds the rows kept in the profile index
-//! (`index.rs`), the key of an image, the `ready` rule, and the file name
-//! of `<profiles-dir>/images/<image>.json`. The daemon's side is
-//! `daemon/images.rs`.
+//! An image's row: the merged profile of every run that fed it, the
+//! references seen, its label, runs and the times the `ready` rule needs;
+//! what `recorderctl images` shows of it ([`ImageInfo`]); [`find`] for
+//! `profile --image`. Stored as its JSON in the index (`store.rs`).
 
 use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{
-    config::ImagesConfig,
-    profile::{ACT_ALLOW, Profile},
+use super::{
+    ImagesConfig, ImagesError,
+    keys::{ImageKey, KeyedBy, file_stem, is_id_prefix, label_of, normalise, short_id},
 };
-
-/// The directory under the profiles dir that holds the image profiles.
-pub const DIR: &str = "images";
-
-/// What an image row is keyed by.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum KeyedBy {
-    /// The image id the runtime told: every reference of it feeds one row.
-    Id,
-    /// The normalised reference (no id known).
-    #[default]
-    Reference,
-    /// The container's name (no image known, e.g. podman --rootfs).
-    Name,
-}
-
-/// The image profile a container feeds (see [`key`]).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ImageKey {
-    pub key: String,
-    pub keyed_by: KeyedBy,
-    /// The container's image reference, normalised, when it has one.
-    pub reference: Option<String>,
-}
-
-/// An image reference as docker resolves it: without `docker.io/` (or
-/// `index.docker.io/`) and `library/`, with `:latest` when it has neither
-/// tag nor digest.
-pub fn normalise(reference: &str) -> String {
-    let r = reference.trim();
-    let r = ["docker.io/", "index.docker.io/"]
-        .iter()
-        .find_map(|p| r.strip_prefix(p))
-        .unwrap_or(r);
-    let r = r.strip_prefix("library/").unwrap_or(r);
-    let last = r.rsplit('/').next().unwrap_or(r);
-    if r.contains('@') || last.contains(':') {
-        r.to_owned()
-    } else {
-        format!("{r}:latest")
-    }
-}
-
-/// The hex of an id, without `sha256:`.
-fn hex(id: &str) -> &str {
-    id.strip_prefix("sha256:").unwrap_or(id)
-}
-
-/// An id's first 12 hex digits, as `docker images` shows it.
-pub fn short_id(id: &str) -> String {
-    hex(id).chars().take(12).collect()
-}
-
-/// Whether `spec` is `id` or a prefix of it (at least 4 hex digits, with
-/// or without `sha256:`, either case).
-pub fn is_id_prefix(spec: &str, id: &str) -> bool {
-    let spec = hex(spec).to_ascii_lowercase();
-    spec.len() >= 4
-        && spec.chars().all(|c| c.is_ascii_hexdigit())
-        && hex(id).to_ascii_lowercase().starts_with(&spec)
-}
-
-/// What an image is known by: its id where the runtime tells it, so that
-/// every reference of it (and running it by id) feeds one row; else its
-/// normalised reference; a container without an image goes by its name.
-/// An "image" that is a prefix of the id (`docker run dd66f5…`) is not a
-/// reference.
-pub fn key(image: Option<&str>, image_id: Option<&str>, name: Option<&str>) -> Option<ImageKey> {
-    let id = image_id.filter(|i| !i.is_empty());
-    let reference = image
-        .filter(|i| !i.is_empty() && !id.is_some_and(|id| is_id_prefix(i, id)))
-        .map(normalise);
-    let (key, keyed_by) = match (id, &reference, name) {
-        (Some(id), _, _) => (id.to_owned(), KeyedBy::Id),
-        (None, Some(r), _) => (r.clone(), KeyedBy::Reference),
-        (None, None, Some(n)) => (n.to_owned(), KeyedBy::Name),
-        (None, None, None) => return None,
-    };
-    Some(ImageKey {
-        key,
-        keyed_by,
-        reference,
-    })
-}
-
-/// The file name (without `.json`) of an image's profile: the container
-/// key's escaping, which maps distinct labels to distinct names and never
-/// yields `/`, `..` or a leading dot.
-pub fn file_stem(label: &str) -> String {
-    crate::container::file_stem(label)
-}
-
-/// An image row's label (file name, metrics): `<first reference>@<short
-/// id>` (or the short id) for an id, else the key.
-fn label_of(k: &ImageKey) -> String {
-    match (k.keyed_by, &k.reference) {
-        (KeyedBy::Id, Some(r)) => format!("{r}@{}", short_id(&k.key)),
-        (KeyedBy::Id, None) => short_id(&k.key),
-        _ => k.key.clone(),
-    }
-}
+use crate::profile::{ACT_ALLOW, Profile};
 
 /// An image's bookkeeping, kept in the index (one row per image key).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageRow {
-    /// The image id, reference or container name (see [`key`]).
+    /// The image id, reference or container name (see [`super::key`]).
     pub key: String,
     /// What is shown: the most recent reference, else the container name,
     /// else the short id.
@@ -368,18 +265,10 @@ impl ImageRow {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ImageError {
-    #[error("no image profile for '{0}' (see recorderctl images)")]
-    NotFound(String),
-    #[error("'{spec}' is ambiguous; image profiles: {}", .keys.join(", "))]
-    Ambiguous { spec: String, keys: Vec<String> },
-}
-
 /// The row `spec` names: its key, else a reference it was run as
 /// (normalised) or its label, else an id prefix (with or without
 /// `sha256:`). Several rows (a tag moved to a new id) are ambiguous.
-pub fn find<'a>(rows: &'a [ImageRow], spec: &str) -> Result<&'a ImageRow, ImageError> {
+pub fn find<'a>(rows: &'a [ImageRow], spec: &str) -> Result<&'a ImageRow, ImagesError> {
     if let Some(r) = rows.iter().find(|r| r.key == spec) {
         return Ok(r);
     }
@@ -396,9 +285,9 @@ pub fn find<'a>(rows: &'a [ImageRow], spec: &str) -> Result<&'a ImageRow, ImageE
         by_ref
     };
     match found.as_slice() {
-        [] => Err(ImageError::NotFound(spec.to_owned())),
+        [] => Err(ImagesError::NotFound(spec.to_owned())),
         [one] => Ok(one),
-        many => Err(ImageError::Ambiguous {
+        many => Err(ImagesError::Ambiguous {
             spec: spec.to_owned(),
             keys: many.iter().map(|r| r.label().to_owned()).collect(),
         }),
@@ -408,6 +297,7 @@ pub fn find<'a>(rows: &'a [ImageRow], spec: &str) -> Result<&'a ImageRow, ImageE
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::images::key;
 
     fn profile(names: &[&str]) -> Profile {
         let mut p = Profile::default();
@@ -419,45 +309,6 @@ mod tests {
 
     fn row(image: Option<&str>, id: Option<&str>, name: Option<&str>) -> ImageRow {
         ImageRow::new(&key(image, id, name).unwrap(), 0)
-    }
-
-    #[test]
-    fn references_are_normalised() {
-        for (given, want) in [
-            ("busybox", "busybox:latest"),
-            ("docker.io/library/busybox", "busybox:latest"),
-            ("library/busybox:1", "busybox:1"),
-            ("index.docker.io/review/busy:1", "review/busy:1"),
-            ("docker.io/review/busy", "review/busy:latest"),
-            ("quay.io/library/x", "quay.io/library/x:latest"),
-            ("localhost:5000/app", "localhost:5000/app:latest"),
-            ("localhost:5000/app:2", "localhost:5000/app:2"),
-            ("b@sha256:cd", "b@sha256:cd"),
-        ] {
-            assert_eq!(normalise(given), want, "{given}");
-        }
-    }
-
-    #[test]
-    fn keys() {
-        let k = key(Some("docker.io/busybox"), Some("sha256:abcd12"), None).unwrap();
-        assert_eq!(
-            (k.key.as_str(), k.keyed_by, k.reference.as_deref()),
-            ("sha256:abcd12", KeyedBy::Id, Some("busybox:latest"))
-        );
-        // Run by id: no reference, the same key.
-        for by_id in ["abcd", "ABCD12", "sha256:abcd12"] {
-            let k = key(Some(by_id), Some("sha256:abcd12"), None).unwrap();
-            assert_eq!((k.key.as_str(), k.reference), ("sha256:abcd12", None));
-        }
-        let k = key(Some("busybox"), None, Some("x")).unwrap();
-        assert_eq!(
-            (k.key.as_str(), k.keyed_by),
-            ("busybox:latest", KeyedBy::Reference)
-        );
-        let k = key(None, None, Some("web")).unwrap();
-        assert_eq!((k.key.as_str(), k.keyed_by), ("web", KeyedBy::Name));
-        assert_eq!(key(None, None, None), None);
     }
 
     #[test]
@@ -486,30 +337,6 @@ mod tests {
             ("a@sha256:1", KeyedBy::Reference)
         );
         assert_eq!(old.file_name(), "a%40sha256%3A1.json");
-    }
-
-    #[test]
-    fn file_stems_do_not_collide_or_escape() {
-        let keys = [
-            "quay.io/a/b:1@sha256:ff",
-            "quay.io+a+b:1@sha256:ff",
-            "quay.io/a/b%3A1@sha256:ff",
-            "..",
-            "../x",
-            "a:b",
-            "a@b",
-            "a/b",
-            "a+b",
-        ];
-        let stems: BTreeSet<String> = keys.iter().map(|k| file_stem(k)).collect();
-        assert_eq!(stems.len(), keys.len(), "{stems:?}");
-        for s in &stems {
-            assert!(
-                !s.contains('/') && !s.starts_with('.') && !s.contains(':'),
-                "{s}"
-            );
-            assert!(!s.contains('@'), "{s}");
-        }
     }
 
     #[test]
@@ -576,15 +403,15 @@ mod tests {
         assert_eq!(find(&rows, "docker.io/x/a:2").unwrap().key, "sha256:1111aa");
         assert_eq!(find(&rows, "a:latest@2222bb").unwrap().key, "sha256:2222bb");
         match find(&rows, "a") {
-            Err(ImageError::Ambiguous { keys, .. }) => {
+            Err(ImagesError::Ambiguous { keys, .. }) => {
                 assert_eq!(keys, ["a:latest@1111aa", "a:latest@2222bb"]);
             }
             other => panic!("{other:?}"),
         }
         assert_eq!(find(&rows, "1111").unwrap().key, "sha256:1111aa");
         assert_eq!(find(&rows, "web").unwrap().key, "web");
-        assert!(matches!(find(&rows, "zz"), Err(ImageError::NotFound(_))));
-        assert!(matches!(find(&rows, "11"), Err(ImageError::NotFound(_))));
+        assert!(matches!(find(&rows, "zz"), Err(ImagesError::NotFound(_))));
+        assert!(matches!(find(&rows, "11"), Err(ImagesError::NotFound(_))));
     }
 
     #[test]

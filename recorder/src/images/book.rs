@@ -1,0 +1,271 @@
+//! [`ImageBook`]: the one API for the profiles recorderd wrote and the
+//! image profiles they feed. It owns the profile index; indexing a written
+//! profile, feeding its image's row (a new row keyed by id takes over the
+//! rows an older recorderd kept of that image), writing the row's file,
+//! and retention (per-container files and their entries, image rows and
+//! their files) all go through it. Blocking: the daemon calls it on its
+//! blocking pool.
+
+use std::path::{Path, PathBuf};
+
+use super::{
+    ImageRow, ImagesConfig, ImagesError, files,
+    keys::{self, ImageKey},
+    row,
+    store::Rows,
+};
+use crate::{
+    index::{self, Entry, Index},
+    profile::Profile,
+};
+
+/// A profile just written, and what it feeds.
+#[derive(Debug)]
+pub struct Written {
+    /// Its index entry; `image_key` is the book's to set.
+    pub entry: Entry,
+    /// The profile as written.
+    pub profile: Profile,
+    /// Whether it feeds the image profile of its container's image.
+    pub feeds_image: bool,
+}
+
+/// What indexing a written profile changed.
+#[derive(Debug, Default)]
+pub struct Added {
+    /// The image row it fed, as stored now.
+    pub row: Option<ImageRow>,
+    /// The labels of the older rows that row took over (gone now).
+    pub taken_over: Vec<String>,
+    /// When the row's union grew: its file, or why that could not be
+    /// written (the row is stored all the same).
+    pub file: Option<Result<PathBuf, ImagesError>>,
+}
+
+/// The profile index and the image rows in it, open.
+#[derive(Debug)]
+pub struct ImageBook {
+    index: Index,
+}
+
+impl ImageBook {
+    /// Opens (or creates) the index in `state_dir` (see [`Index::open`]).
+    pub fn open(state_dir: &Path) -> Result<Self, ImagesError> {
+        let index = Index::open(state_dir)?;
+        Rows::of(&index).create()?;
+        Ok(Self { index })
+    }
+
+    fn rows(&self) -> Rows<'_> {
+        Rows::of(&self.index)
+    }
+
+    /// Indexes a written profile; when it feeds its image, adds it to the
+    /// image's row (made at the image's first run) and rewrites the row's
+    /// file if the union grew; then keeps the newest `keep_per_image`
+    /// per-container files of that image.
+    pub fn add(
+        &self,
+        written: Written,
+        profiles_dir: &Path,
+        rule: &ImagesConfig,
+        now: u64,
+    ) -> Result<Added, ImagesError> {
+        let Written {
+            mut entry,
+            profile,
+            feeds_image,
+        } = written;
+        let key = keys::of_entry(&entry);
+        entry.image_key = key.as_ref().map(|k| k.key.clone());
+        let image_key = entry.image_key.clone();
+        self.index.add(entry)?;
+        let added = match key.filter(|_| feeds_image) {
+            Some(key) => self.feed(&key, &profile, profiles_dir, now)?,
+            None => Added::default(),
+        };
+        self.retain(image_key.as_deref(), rule.keep_per_image, 0)?;
+        Ok(added)
+    }
+
+    /// Adds one run's profile to the row of `key`.
+    fn feed(
+        &self,
+        key: &ImageKey,
+        run: &Profile,
+        profiles_dir: &Path,
+        now: u64,
+    ) -> Result<Added, ImagesError> {
+        let (mut row, taken_over) = match self.rows().get(&key.key)? {
+            Some(row) => (row, Vec::new()),
+            None => self.new_row(key, now)?,
+        };
+        let file = row
+            .add_run(key.reference.as_deref(), run, now)
+            .then(|| files::write(profiles_dir, &row));
+        self.rows().put(&row, &taken_over)?;
+        for old in &taken_over {
+            files::remove(profiles_dir, old);
+        }
+        Ok(Added {
+            taken_over: taken_over.iter().map(|r| r.label().to_owned()).collect(),
+            row: Some(row),
+            file,
+        })
+    }
+
+    /// A new row for `key`; its label (file name, series) is the key's
+    /// when another row has it already. A row keyed by id takes over the
+    /// rows an older recorderd kept of that image (`reference@id`):
+    /// returned with it, to be forgotten when it is stored.
+    fn new_row(&self, key: &ImageKey, now: u64) -> Result<(ImageRow, Vec<ImageRow>), ImagesError> {
+        let mut row = ImageRow::new(key, now);
+        let mut taken_over = Vec::new();
+        for old in self.rows().all()? {
+            if old.label() == row.label() {
+                row.label = key.key.clone();
+            }
+            if old.is_older_row_of(&key.key) {
+                log::info!("image profile of {}: takes over {}", row.label(), old.key);
+                row.adopt(old.clone());
+                taken_over.push(old);
+            }
+        }
+        Ok((row, taken_over))
+    }
+
+    /// Removes the per-container files retention picks (see
+    /// [`Index::expiring`]), then forgets the entries whose file is gone.
+    fn retain(
+        &self,
+        image_key: Option<&str>,
+        keep_per_image: usize,
+        older_than: u64,
+    ) -> Result<(), ImagesError> {
+        let picked = self.index.expiring(image_key, keep_per_image, older_than)?;
+        let gone = files::remove_profiles(picked);
+        Ok(self.index.forget(&gone)?)
+    }
+
+    /// Retention by age (`keep_days`): the per-container files written
+    /// before the cutoff, with their entries, and the image rows last seen
+    /// before it, with their files.
+    pub fn expire(
+        &self,
+        profiles_dir: &Path,
+        rule: &ImagesConfig,
+        now: u64,
+    ) -> Result<(), ImagesError> {
+        let before = rule.cutoff(now);
+        if before == 0 {
+            return Ok(());
+        }
+        self.retain(None, 0, before)?;
+        for row in self.rows().expire(before)? {
+            files::remove(profiles_dir, &row);
+            let days = rule.keep_days;
+            log::info!("retention: image {} not seen for {days} days", row.label());
+        }
+        Ok(())
+    }
+
+    /// Every image row.
+    pub fn images(&self) -> Result<Vec<ImageRow>, ImagesError> {
+        self.rows().all()
+    }
+
+    /// The row `spec` names (see [`row::find`]): a key is one read, a
+    /// reference or id looks at every row.
+    pub fn image(&self, spec: &str) -> Result<ImageRow, ImagesError> {
+        if let Some(row) = self.rows().get(spec)? {
+            return Ok(row);
+        }
+        let rows = self.rows().all()?;
+        row::find(&rows, spec).cloned()
+    }
+
+    /// Every profile written, oldest first.
+    pub fn entries(&self) -> Result<Vec<Entry>, ImagesError> {
+        Ok(self.index.load()?)
+    }
+
+    /// The profile written for the container `spec` names (see
+    /// [`index::find`]), read from its file.
+    pub fn stored(&self, spec: &str) -> Result<(Entry, Profile), ImagesError> {
+        let entries = self.index.load()?;
+        let entry = index::find(&entries, spec)?;
+        let profile = Profile::read(&entry.path).map_err(ImagesError::Stored)?;
+        Ok((entry, profile))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The written profile of container `c{i}` of image `img`, at `path`.
+    fn written(i: u64, path: &Path) -> Written {
+        // The entry's JSON, as the index stores it.
+        let entry = serde_json::json!({
+            "key": format!("c{i}"), "runtime": "docker", "image": "img",
+            "path": path, "written": i * 100,
+        });
+        Written {
+            entry: serde_json::from_value(entry).unwrap(),
+            profile: Profile::default(),
+            feeds_image: true,
+        }
+    }
+
+    #[test]
+    fn retention_removes_files_and_forgets_their_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let profiles = dir.path().join("p");
+        std::fs::create_dir_all(&profiles).unwrap();
+        let book = ImageBook::open(&dir.path().join("state")).unwrap();
+        let rule = ImagesConfig {
+            keep_per_image: 2,
+            keep_days: 1,
+            ..ImagesConfig::default()
+        };
+        let paths: Vec<PathBuf> = (0..4)
+            .map(|i| profiles.join(format!("c{i}.json")))
+            .collect();
+        for (i, p) in (0..).zip(&paths) {
+            // c1's "file" is a directory: it cannot be removed.
+            if i == 1 {
+                std::fs::create_dir(p).unwrap();
+            } else {
+                std::fs::write(p, "{}").unwrap();
+            }
+            let added = book.add(written(i, p), &profiles, &rule, i * 100).unwrap();
+            assert_eq!(added.row.unwrap().runs, i + 1);
+            assert_eq!(added.file.is_some(), i == 0, "the union grew once");
+        }
+        let keys = |b: &ImageBook| -> Vec<String> {
+            b.entries().unwrap().into_iter().map(|e| e.key).collect()
+        };
+        // Two per image: c0 went; c1 stays, file and entry.
+        assert!(!paths[0].exists() && paths[1].exists());
+        assert_eq!(keys(&book), ["c1", "c2", "c3"]);
+        let image_file = files::path(&profiles, &book.image("img").unwrap());
+        assert!(image_file.exists(), "{}", image_file.display());
+        // One day after 250 s: c2 too (c1 still cannot go).
+        book.expire(&profiles, &rule, 86_400 + 250).unwrap();
+        assert!(!paths[2].exists());
+        assert_eq!(keys(&book), ["c1", "c3"]);
+        assert_eq!(book.images().unwrap().len(), 1, "seen at 300");
+        // After 400 s: c3, and the image row with its file.
+        book.expire(&profiles, &rule, 86_400 + 400).unwrap();
+        assert_eq!(keys(&book), ["c1"]);
+        assert!(book.images().unwrap().is_empty());
+        assert!(!image_file.exists());
+        // keep_days = 0 keeps everything.
+        let forever = ImagesConfig {
+            keep_days: 0,
+            ..rule
+        };
+        book.expire(&profiles, &forever, u64::MAX).unwrap();
+        assert_eq!(keys(&book), ["c1"]);
+    }
+}

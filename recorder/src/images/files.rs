@@ -1,0 +1,71 @@
+//! The files: an image row's profile, `<profiles-dir>/images/<file>.json`
+//! (written atomically when its union grows, removed with the row or when
+//! a newer row takes it over), and the per-container profile files that
+//! retention removes. Nothing here touches the index.
+
+use std::{
+    io,
+    path::{Path, PathBuf},
+};
+
+use super::{ImageRow, ImagesError};
+use crate::index::Expired;
+
+/// The directory under the profiles dir that holds the image profiles.
+const DIR: &str = "images";
+
+/// Where the profile of `row` is.
+pub(super) fn path(profiles_dir: &Path, row: &ImageRow) -> PathBuf {
+    profiles_dir.join(DIR).join(row.file_name())
+}
+
+/// Writes the merged profile of `row` atomically; returns its path.
+pub(super) fn write(profiles_dir: &Path, row: &ImageRow) -> Result<PathBuf, ImagesError> {
+    let dir = profiles_dir.join(DIR);
+    std::fs::create_dir_all(&dir).map_err(|source| ImagesError::Dir {
+        path: dir.clone(),
+        source,
+    })?;
+    let path = dir.join(row.file_name());
+    crate::profile::write(&path, &row.profile.to_json()).map_err(|source| ImagesError::Write {
+        label: row.label().to_owned(),
+        source,
+    })?;
+    Ok(path)
+}
+
+/// Removes the profile of `row` (gone already is fine; a failure is
+/// logged, the row is forgotten anyway).
+pub(super) fn remove(profiles_dir: &Path, row: &ImageRow) {
+    let path = path(profiles_dir, row);
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => {
+            log::warn!("cannot remove {}: {e}", path.display());
+        }
+        _ => {}
+    }
+}
+
+/// Removes the per-container profile files of the entries retention
+/// picked; returns the entries whose file is gone (removed, or missing
+/// already). A file that cannot be removed is logged, and its entry left
+/// out: the index keeps it.
+pub(super) fn remove_profiles(expired: Vec<Expired>) -> Vec<Expired> {
+    expired
+        .into_iter()
+        .filter(|x| {
+            let path = &x.entry.path;
+            match std::fs::remove_file(path) {
+                Ok(()) => {
+                    log::info!("retention: removed {}", path.display());
+                    true
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => true,
+                Err(e) => {
+                    log::warn!("retention: cannot remove {}: {e}", path.display());
+                    false
+                }
+            }
+        })
+        .collect()
+}
