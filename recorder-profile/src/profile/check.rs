@@ -457,6 +457,77 @@ mod tests {
         );
     }
 
+    /// The checks of values, fields and filters, in the order they are
+    /// reported: top level, architectures, then rule by rule.
+    #[test]
+    fn values_fields_and_filters_in_order() {
+        let p = problems(
+            r#"{"defaultAction":"SCMP_ACT_ERRNO","defaultErrno":"EWHAT","comment":"kept","extra":1,
+            "architectures":["SCMP_ARCH_X86_64","SCMP_ARCH_NOPE"],
+            "syscalls":[{"name":"read","names":["write"],"action":"SCMP_ACT_ALLOW","errnoRet":1,"bogus":true},
+            {"names":["getpid"],"action":"SCMP_ACT_ERRNO","errno":"EWHAT"},
+            {"names":["getppid"],"action":"SCMP_ACT_NOTIFY"},
+            {"names":["gettid"],"action":"SCMP_ACT_TRACE","errnoRet":1,
+             "includes":{"arches":["SCMP_ARCH_X86_64","amd64","nope"],"caps":["CAP_","SYS_ADMIN","CAP_SYS_ADMIN"],"minKernel":"4.x"},
+             "excludes":{"minKernel":"5.10"}},
+            {"names":["no_such_call"],"action":"SCMP_ACT_ALLOW"}]}"#,
+        );
+        let got: Vec<(&str, ProblemKind)> = p.iter().map(|p| (p.path.as_str(), p.kind)).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("$.extra", ProblemKind::UnknownField),
+                ("$.defaultErrno", ProblemKind::InvalidValue),
+                ("$.architectures[1]", ProblemKind::UnknownArch),
+                ("$.syscalls[0].bogus", ProblemKind::UnknownField),
+                ("$.syscalls[0].name", ProblemKind::NameAndNames),
+                ("$.syscalls[0].errnoRet", ProblemKind::InvalidValue),
+                ("$.syscalls[1].errno", ProblemKind::InvalidValue),
+                ("$.syscalls[2].action", ProblemKind::InvalidValue),
+                ("$.syscalls[3].includes.arches[0]", ProblemKind::UnknownArch),
+                ("$.syscalls[3].includes.arches[2]", ProblemKind::UnknownArch),
+                ("$.syscalls[3].includes.caps[0]", ProblemKind::InvalidValue),
+                ("$.syscalls[3].includes.caps[1]", ProblemKind::InvalidValue),
+                (
+                    "$.syscalls[3].includes.minKernel",
+                    ProblemKind::InvalidValue
+                ),
+            ],
+            "{p:#?}"
+        );
+        let messages: Vec<&str> = p.iter().map(|p| p.message.as_str()).collect();
+        assert_eq!(messages[0], "unknown field \"extra\"");
+        assert_eq!(messages[1], "unknown errno \"EWHAT\"");
+        assert_eq!(messages[5], "errnoRet has no meaning for SCMP_ACT_ALLOW");
+        assert_eq!(messages[7], "SCMP_ACT_NOTIFY needs listenerPath");
+        // A libseccomp name where the runtimes' names go gets a hint.
+        assert!(
+            messages[8].ends_with("so this never matches"),
+            "{}",
+            messages[8]
+        );
+        assert_eq!(messages[9], "unknown architecture \"nope\"");
+        assert_eq!(
+            messages[12],
+            "\"4.x\" is not a kernel version (e.g. \"4.8\")"
+        );
+    }
+
+    #[test]
+    fn notify_with_a_listener_and_kernel_versions() {
+        let p = problems(
+            r#"{"defaultAction":"SCMP_ACT_ERRNO","listenerPath":"/run/l.sock",
+            "syscalls":[{"names":["read"],"action":"SCMP_ACT_NOTIFY"}]}"#,
+        );
+        assert_eq!(p, vec![]);
+        for ok in ["4.8", "10.0"] {
+            assert!(is_kernel_version(ok), "{ok}");
+        }
+        for bad in ["4", "4.", ".8", "4.8.1", "v4.8", ""] {
+            assert!(!is_kernel_version(bad), "{bad}");
+        }
+    }
+
     #[test]
     fn every_shipped_profile_passes_check() {
         let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../profiles"));
