@@ -3,7 +3,6 @@
 //!
 //! See docs/ARCHITECTURE.md for the map of the code.
 
-pub mod atomic_file;
 pub mod btf;
 pub mod cgroup;
 pub mod cli;
@@ -23,13 +22,15 @@ pub mod index;
 pub mod metrics;
 pub mod names;
 pub mod policy;
-pub mod profile;
 pub mod profile_commands;
 pub mod record;
 pub mod scope;
-pub mod syscalls;
 pub mod system;
 pub mod timefmt;
+
+// The profile code is a crate of its own (host-free: no eBPF build), kept
+// at its old paths: `recorder::profile`, `crate::syscalls`, ...
+pub use recorder_profile::{atomic_file, profile, syscalls};
 
 /// The version of recorder, recorderd and recorderctl.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

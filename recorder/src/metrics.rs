@@ -697,12 +697,16 @@ mod tests {
         assert!(parse_addr("localhost").is_err());
     }
 
+    /// When the sample's daemon started, and when it last refreshed.
+    const STARTED: u64 = 1_700_000_000;
+    const REFRESHED: u64 = 1_700_000_090;
+
     fn sample() -> String {
         let snapshot: SharedSnapshot = Arc::default();
         store(
             &snapshot,
             Snapshot {
-                refreshed: Some(SystemTime::now()),
+                refreshed: Some(UNIX_EPOCH + Duration::from_secs(REFRESHED)),
                 kernel: KernelInfo {
                     entries: 2,
                     filter_count: 2,
@@ -714,37 +718,68 @@ mod tests {
                 },
                 active: 1,
                 pending_writes: 0,
-                containers: vec![ContainerSeries {
-                    owner: 7,
-                    id: "abc".to_owned(),
-                    name: Some("web \"1\"".to_owned()),
-                    image: Some("busybox:1".to_owned()),
-                    syscalls: 42,
-                    outside: Some(2),
-                    ended: false,
-                }],
+                containers: vec![
+                    ContainerSeries {
+                        owner: 7,
+                        id: "abc".to_owned(),
+                        name: Some("web \"1\"".to_owned()),
+                        image: Some("busybox:1".to_owned()),
+                        syscalls: 42,
+                        outside: Some(2),
+                        ended: false,
+                    },
+                    // Not watched, no name: no drift row, no name label.
+                    ContainerSeries {
+                        owner: 8,
+                        id: "def".to_owned(),
+                        syscalls: 7,
+                        ..ContainerSeries::default()
+                    },
+                    // Ended: only its drift row is left.
+                    ContainerSeries {
+                        owner: 9,
+                        id: "ghi".to_owned(),
+                        syscalls: 5,
+                        outside: Some(1),
+                        ended: true,
+                        ..ContainerSeries::default()
+                    },
+                ],
                 images: vec![ImageSeries {
                     image: "test/img@sha256:ab".to_owned(),
                     syscalls: 40,
                     runs: 6,
                     ready: true,
                 }],
-                programs: vec![ProgramStats {
-                    name: "sys_enter".to_owned(),
-                    run_time_ns: 1_500_000_000,
-                    run_count: 9,
-                    recursion_misses: Some(3),
-                }],
+                programs: vec![
+                    ProgramStats {
+                        name: "sys_enter".to_owned(),
+                        run_time_ns: 1_500_000_000,
+                        run_count: 9,
+                        recursion_misses: Some(3),
+                    },
+                    // A kernel that does not count recursion misses.
+                    ProgramStats {
+                        name: "cgroup_mkdir".to_owned(),
+                        run_time_ns: 250_000,
+                        run_count: 2,
+                        recursion_misses: None,
+                    },
+                ],
             },
         );
         let counters = Arc::new(Counters::default());
         counters.profiles_written.store(5, Ordering::Relaxed);
+        counters.write_errors.store(4, Ordering::Relaxed);
+        counters.unrecognised("/k8s.io");
+        counters.unrecognised("/k8s.io");
+        counters.unrecognised("/moby \"x\"");
         let mut registry = Registry::default();
         registry.register_collector(Box::new(Exporter {
             snapshot,
             counters,
             bpf_stats: true,
-            started: SystemTime::now(),
+            started: UNIX_EPOCH + Duration::from_secs(STARTED),
         }));
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
@@ -772,6 +807,93 @@ mod tests {
             assert!(text.contains(want), "missing {want} in\n{text}");
         }
     }
+
+    /// The whole exposition, byte for byte: the families in their order,
+    /// their help, units and types, labels and values (docs/metrics.md).
+    #[test]
+    fn exposition_is_exactly_this() {
+        let want = EXPOSITION.replace("{VERSION}", crate::VERSION);
+        assert_eq!(sample(), want);
+    }
+
+    const EXPOSITION: &str = r##"# HELP recorder_build_info Always 1; the version of recorderd as a label.
+# TYPE recorder_build_info gauge
+recorder_build_info{version="{VERSION}"} 1
+# HELP recorder_start_time_seconds When recorderd started, in seconds since the Unix epoch.
+# TYPE recorder_start_time_seconds gauge
+# UNIT recorder_start_time_seconds seconds
+recorder_start_time_seconds 1700000000.0
+# HELP recorder_last_refresh_timestamp_seconds When the daemon last refreshed these metrics, in seconds since the Unix epoch (0: not yet); a stale value means the daemon is stuck.
+# TYPE recorder_last_refresh_timestamp_seconds gauge
+# UNIT recorder_last_refresh_timestamp_seconds seconds
+recorder_last_refresh_timestamp_seconds 1700000090.0
+# HELP recorder_recordings Recordings by state: active (in progress) and finished (profiles written since the daemon started).
+# TYPE recorder_recordings gauge
+recorder_recordings{state="active"} 1
+recorder_recordings{state="finished"} 5
+# HELP recorder_container_syscalls Distinct syscalls recorded so far per recorded container (removed when its profile is written).
+# TYPE recorder_container_syscalls gauge
+recorder_container_syscalls{container_id="abc",container_name="web \"1\""} 42
+recorder_container_syscalls{container_id="def"} 7
+# HELP recorder_image_syscalls Distinct syscalls the image profile allows (the union of its recorded containers).
+# TYPE recorder_image_syscalls gauge
+recorder_image_syscalls{image="test/img@sha256:ab"} 40
+# HELP recorder_image_runs Containers recorded into the image profile.
+# TYPE recorder_image_runs gauge
+recorder_image_runs{image="test/img@sha256:ab"} 6
+# HELP recorder_image_ready 1 when the image profile meets the ready rule ([images] in recorderd.toml), else 0.
+# TYPE recorder_image_ready gauge
+recorder_image_ready{image="test/img@sha256:ab"} 1
+# HELP recorder_container_syscalls_outside_profile Distinct syscalls a watched container (one under a chosen seccomp profile) made outside that profile (kept drift_series_secs after its recording ends).
+# TYPE recorder_container_syscalls_outside_profile gauge
+recorder_container_syscalls_outside_profile{id="abc",name="web \"1\"",image="busybox:1"} 2
+recorder_container_syscalls_outside_profile{id="ghi",name="",image=""} 1
+# HELP recorder_profiles_written Profiles written since the daemon started.
+# TYPE recorder_profiles_written counter
+recorder_profiles_written_total 5
+# HELP recorder_errors Errors by reason: profile_write (a profile could not be written; retried), map_full (a container could not be recorded because the recording map was full).
+# TYPE recorder_errors counter
+recorder_errors_total{reason="profile_write"} 4
+recorder_errors_total{reason="map_full"} 1
+# HELP recorder_unrecognised_cgroups Cgroups made under a container runtime's parent (e.g. a containerd namespace) that no recogniser accepted, so not recorded; by parent.
+# TYPE recorder_unrecognised_cgroups counter
+recorder_unrecognised_cgroups_total{parent="/k8s.io"} 2
+recorder_unrecognised_cgroups_total{parent="/moby \"x\""} 1
+# HELP recorder_enrol_failures New containers the kernel could not enrol because the recording map was full (auto mode).
+# TYPE recorder_enrol_failures counter
+recorder_enrol_failures_total 1
+# HELP recorder_enrolments Cgroups the kernel enrolled by itself (auto mode and sub-cgroups of recorded containers).
+# TYPE recorder_enrolments counter
+recorder_enrolments_total 3
+# HELP recorder_pending_writes Recordings whose profile could not be written yet (retried on every tick).
+# TYPE recorder_pending_writes gauge
+recorder_pending_writes 0
+# HELP recorder_attached 1 when the syscall recorder is attached to raw_syscalls:sys_enter, else 0.
+# TYPE recorder_attached gauge
+recorder_attached 1
+# HELP recorder_map_entries Cgroups in the recording map.
+# TYPE recorder_map_entries gauge
+recorder_map_entries 2
+# HELP recorder_map_capacity How many cgroups the recording map can hold (config: capacity).
+# TYPE recorder_map_capacity gauge
+recorder_map_capacity 8
+# HELP recorder_bpf_stats_enabled 1 when recorderd enabled the kernel's BPF run-time statistics (--bpf-stats), else 0.
+# TYPE recorder_bpf_stats_enabled gauge
+recorder_bpf_stats_enabled 1
+# HELP recorder_bpf_run_time_seconds Time the kernel spent running each of recorder's BPF programs (grows only while BPF statistics are enabled).
+# TYPE recorder_bpf_run_time_seconds counter
+# UNIT recorder_bpf_run_time_seconds seconds
+recorder_bpf_run_time_seconds_total{program="sys_enter"} 1.5
+recorder_bpf_run_time_seconds_total{program="cgroup_mkdir"} 0.00025
+# HELP recorder_bpf_run_count Runs of each of recorder's BPF programs (grows only while BPF statistics are enabled).
+# TYPE recorder_bpf_run_count counter
+recorder_bpf_run_count_total{program="sys_enter"} 9
+recorder_bpf_run_count_total{program="cgroup_mkdir"} 2
+# HELP recorder_bpf_recursion_misses Runs of each of recorder's BPF programs the kernel skipped because the program was already running on that CPU; for sys_enter, syscalls that went unrecorded (absent before Linux 5.12).
+# TYPE recorder_bpf_recursion_misses counter
+recorder_bpf_recursion_misses_total{program="sys_enter"} 3
+# EOF
+"##;
 
     #[test]
     fn prometheus_text_names_counters_with_total() {

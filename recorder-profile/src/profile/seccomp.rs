@@ -106,7 +106,8 @@ pub const fn host_filter_arch() -> &'static str {
 
 /// The `--default-action` of generated profiles: what happens to a syscall
 /// that was not recorded.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum DefaultAction {
     /// Fail with an errno (EPERM unless told otherwise).
     #[default]

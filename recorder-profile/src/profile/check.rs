@@ -7,7 +7,7 @@ use std::{collections::BTreeMap, fmt};
 use crate::{
     profile::{
         ACT_ALLOW, ACT_ERRNO, ACT_LOG, ACT_NOTIFY, ACT_TRACE, ACTIONS, ENOSYS, EPERM,
-        FILTER_ARCHES, OPS, Profile, SCMP_ARCHES, errno_number,
+        FILTER_ARCHES, Filter, OPS, Profile, SCMP_ARCHES, SyscallRule, errno_number,
     },
     syscalls::Abi,
 };
@@ -81,185 +81,226 @@ fn is_kernel_version(v: &str) -> bool {
     ok(parts.next()) && ok(parts.next()) && parts.next().is_none()
 }
 
-/// Checks a parsed profile.
-pub fn check(profile: &Profile) -> Vec<Problem> {
-    let mut problems = Vec::new();
-    let mut add = |path: String, kind: ProblemKind, message: String| {
-        problems.push(Problem {
-            path,
+/// The problems found so far, in the order [`check`] reports them.
+#[derive(Default)]
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn add(&mut self, path: impl Into<String>, kind: ProblemKind, message: impl Into<String>) {
+        self.0.push(Problem {
+            path: path.into(),
             kind,
-            message,
+            message: message.into(),
         });
-    };
-    // moby's and recorder's own profiles describe themselves in `comment`.
-    for key in profile.extra.keys().filter(|k| *k != "comment") {
-        add(
-            format!("$.{key}"),
-            ProblemKind::UnknownField,
-            format!("unknown field {key:?}"),
-        );
     }
-    if let Some(e) = &profile.default_errno
-        && errno_number(e).is_none()
-    {
-        add(
-            "$.defaultErrno".into(),
-            ProblemKind::InvalidValue,
-            format!("unknown errno {e:?}"),
-        );
-    }
-    if !ACTIONS.contains(&profile.default_action.as_str()) {
-        add(
-            "$.defaultAction".into(),
-            ProblemKind::UnknownAction,
-            format!("unknown action {:?}", profile.default_action),
-        );
-    }
-    if !profile.architectures.is_empty() && !profile.arch_map.is_empty() {
-        add(
-            "$.archMap".into(),
-            ProblemKind::ArchitecturesAndArchMap,
-            "both architectures and archMap are set; runtimes refuse such a profile, use one of them".into(),
-        );
-    }
-    for (i, a) in profile.architectures.iter().enumerate() {
-        if !SCMP_ARCHES.contains(&a.as_str()) {
-            add(
-                format!("$.architectures[{i}]"),
-                ProblemKind::UnknownArch,
-                format!("unknown architecture {a:?}"),
-            );
-        }
-    }
-    for (i, m) in profile.arch_map.iter().enumerate() {
-        if !SCMP_ARCHES.contains(&m.architecture.as_str()) {
-            add(
-                format!("$.archMap[{i}].architecture"),
-                ProblemKind::UnknownArch,
-                format!("unknown architecture {:?}", m.architecture),
-            );
-        }
-        for (j, s) in m.sub_architectures.iter().enumerate() {
-            if !SCMP_ARCHES.contains(&s.as_str()) {
-                add(
-                    format!("$.archMap[{i}].subArchitectures[{j}]"),
-                    ProblemKind::UnknownArch,
-                    format!("unknown architecture {s:?}"),
-                );
-            }
-        }
-    }
-    // Names are checked only when every architecture of the filter has a
-    // table here: a name none of them has may exist on one without.
-    let arches = profile.arches();
-    let checkable: Vec<&String> = if arches.iter().all(|a| Abi::from_scmp_arch(a).is_some()) {
-        arches.iter().collect()
-    } else {
-        Vec::new()
-    };
-    // name -> (conditions key, first path) for duplicates across rules.
-    let mut seen: BTreeMap<(String, String), String> = BTreeMap::new();
-    for (i, rule) in profile.syscalls.iter().enumerate() {
-        let at = format!("$.syscalls[{i}]");
-        for key in rule.extra.keys() {
-            add(
+
+    /// Fields the docker format does not have, below `at`.
+    fn unknown_fields<'k>(&mut self, at: &str, keys: impl Iterator<Item = &'k String>) {
+        for key in keys {
+            self.add(
                 format!("{at}.{key}"),
                 ProblemKind::UnknownField,
                 format!("unknown field {key:?}"),
             );
         }
-        if rule.name.is_some() && !rule.names.is_empty() {
-            add(
-                format!("{at}.name"),
-                ProblemKind::NameAndNames,
-                "both name and names are set; runtimes refuse such a rule".into(),
-            );
-        }
-        if !ACTIONS.contains(&rule.action.as_str()) {
-            add(
-                format!("{at}.action"),
-                ProblemKind::UnknownAction,
-                format!("unknown action {:?}", rule.action),
-            );
-        }
-        if let Some(e) = &rule.errno
+    }
+
+    /// An errno name (`defaultErrno`, a rule's `errno`) libseccomp lacks.
+    fn errno(&mut self, path: impl Into<String>, errno: Option<&String>) {
+        if let Some(e) = errno
             && errno_number(e).is_none()
         {
-            add(
-                format!("{at}.errno"),
+            self.add(
+                path,
                 ProblemKind::InvalidValue,
                 format!("unknown errno {e:?}"),
             );
         }
-        if rule.errno_ret.is_some() && ![ACT_ERRNO, ACT_TRACE].contains(&rule.action.as_str()) {
-            add(
-                format!("{at}.errnoRet"),
-                ProblemKind::InvalidValue,
-                format!("errnoRet has no meaning for {}", rule.action),
+    }
+
+    /// An action libseccomp does not know.
+    fn action(&mut self, path: impl Into<String>, action: &str) {
+        if !ACTIONS.contains(&action) {
+            self.add(
+                path,
+                ProblemKind::UnknownAction,
+                format!("unknown action {action:?}"),
             );
         }
-        if rule.action == ACT_NOTIFY && profile.listener_path.is_none() {
-            add(
-                format!("{at}.action"),
-                ProblemKind::InvalidValue,
-                "SCMP_ACT_NOTIFY needs listenerPath".into(),
+    }
+
+    /// A filter architecture (`architectures`, `archMap`) libseccomp does
+    /// not know.
+    fn scmp_arch(&mut self, path: impl Into<String>, arch: &str) {
+        if !SCMP_ARCHES.contains(&arch) {
+            self.add(
+                path,
+                ProblemKind::UnknownArch,
+                format!("unknown architecture {arch:?}"),
             );
         }
-        for (j, arg) in rule.args.iter().enumerate() {
-            if arg.index > 5 {
-                add(
-                    format!("{at}.args[{j}].index"),
-                    ProblemKind::ArgIndex,
-                    format!(
-                        "argument index {} is above 5 (syscalls have 6 arguments)",
-                        arg.index
-                    ),
-                );
-            }
-            if !OPS.contains(&arg.op.as_str()) {
-                add(
-                    format!("{at}.args[{j}].op"),
-                    ProblemKind::UnknownOp,
-                    format!("unknown operator {:?}", arg.op),
-                );
-            }
-        }
+    }
+}
+
+/// Checks a parsed profile.
+pub fn check(profile: &Profile) -> Vec<Problem> {
+    let mut found = Problems::default();
+    top_level(profile, &mut found);
+    architectures(profile, &mut found);
+    let mut names = Names::new(profile);
+    for (i, rule) in profile.syscalls.iter().enumerate() {
+        let at = format!("$.syscalls[{i}]");
+        rule_values(profile, &at, rule, &mut found);
         for (which, filter) in [("includes", &rule.includes), ("excludes", &rule.excludes)] {
-            for (j, a) in filter.arches.iter().enumerate() {
-                if !FILTER_ARCHES.contains(&a.as_str()) {
-                    let hint = if SCMP_ARCHES.contains(&a.as_str()) {
-                        format!(
-                            "; {which}.arches is compared with the host architecture as runtimes name it (amd64, arm64, x86, ...), so this never matches"
-                        )
-                    } else {
-                        String::new()
-                    };
-                    add(
-                        format!("{at}.{which}.arches[{j}]"),
-                        ProblemKind::UnknownArch,
-                        format!("unknown architecture {a:?}{hint}"),
-                    );
-                }
-            }
-            for (j, c) in filter.caps.iter().enumerate() {
-                if !c.starts_with("CAP_") || c.len() == 4 {
-                    add(
-                        format!("{at}.{which}.caps[{j}]"),
-                        ProblemKind::InvalidValue,
-                        format!("{c:?} is not a capability name (CAP_...)"),
-                    );
-                }
-            }
-            if let Some(v) = &filter.min_kernel
-                && !is_kernel_version(v)
-            {
-                add(
-                    format!("{at}.{which}.minKernel"),
-                    ProblemKind::InvalidValue,
-                    format!("{v:?} is not a kernel version (e.g. \"4.8\")"),
-                );
-            }
+            filter_values(&at, which, filter, &mut found);
         }
+        names.check(&at, rule, &mut found);
+    }
+    no_fallback(profile, &mut found);
+    found.0
+}
+
+/// The profile's own fields, its default errno and default action.
+fn top_level(profile: &Profile, found: &mut Problems) {
+    // moby's and recorder's own profiles describe themselves in `comment`.
+    found.unknown_fields("$", profile.extra.keys().filter(|k| *k != "comment"));
+    found.errno("$.defaultErrno", profile.default_errno.as_ref());
+    found.action("$.defaultAction", &profile.default_action);
+}
+
+/// `architectures` and `archMap`: one of them, with libseccomp's names.
+fn architectures(profile: &Profile, found: &mut Problems) {
+    if !profile.architectures.is_empty() && !profile.arch_map.is_empty() {
+        found.add(
+            "$.archMap",
+            ProblemKind::ArchitecturesAndArchMap,
+            "both architectures and archMap are set; runtimes refuse such a profile, use one of them",
+        );
+    }
+    for (i, a) in profile.architectures.iter().enumerate() {
+        found.scmp_arch(format!("$.architectures[{i}]"), a);
+    }
+    for (i, m) in profile.arch_map.iter().enumerate() {
+        found.scmp_arch(format!("$.archMap[{i}].architecture"), &m.architecture);
+        for (j, s) in m.sub_architectures.iter().enumerate() {
+            found.scmp_arch(format!("$.archMap[{i}].subArchitectures[{j}]"), s);
+        }
+    }
+}
+
+/// One rule's fields, action, errno and arguments (the rule at `at`).
+fn rule_values(profile: &Profile, at: &str, rule: &SyscallRule, found: &mut Problems) {
+    found.unknown_fields(at, rule.extra.keys());
+    if rule.name.is_some() && !rule.names.is_empty() {
+        found.add(
+            format!("{at}.name"),
+            ProblemKind::NameAndNames,
+            "both name and names are set; runtimes refuse such a rule",
+        );
+    }
+    found.action(format!("{at}.action"), &rule.action);
+    found.errno(format!("{at}.errno"), rule.errno.as_ref());
+    if rule.errno_ret.is_some() && ![ACT_ERRNO, ACT_TRACE].contains(&rule.action.as_str()) {
+        found.add(
+            format!("{at}.errnoRet"),
+            ProblemKind::InvalidValue,
+            format!("errnoRet has no meaning for {}", rule.action),
+        );
+    }
+    if rule.action == ACT_NOTIFY && profile.listener_path.is_none() {
+        found.add(
+            format!("{at}.action"),
+            ProblemKind::InvalidValue,
+            "SCMP_ACT_NOTIFY needs listenerPath",
+        );
+    }
+    for (j, arg) in rule.args.iter().enumerate() {
+        if arg.index > 5 {
+            found.add(
+                format!("{at}.args[{j}].index"),
+                ProblemKind::ArgIndex,
+                format!(
+                    "argument index {} is above 5 (syscalls have 6 arguments)",
+                    arg.index
+                ),
+            );
+        }
+        if !OPS.contains(&arg.op.as_str()) {
+            found.add(
+                format!("{at}.args[{j}].op"),
+                ProblemKind::UnknownOp,
+                format!("unknown operator {:?}", arg.op),
+            );
+        }
+    }
+}
+
+/// A rule's `includes` or `excludes` (`which`): the runtimes' architecture
+/// names, capability names, a kernel version.
+fn filter_values(at: &str, which: &str, filter: &Filter, found: &mut Problems) {
+    for (j, a) in filter.arches.iter().enumerate() {
+        if !FILTER_ARCHES.contains(&a.as_str()) {
+            let hint = if SCMP_ARCHES.contains(&a.as_str()) {
+                format!(
+                    "; {which}.arches is compared with the host architecture as runtimes name it (amd64, arm64, x86, ...), so this never matches"
+                )
+            } else {
+                String::new()
+            };
+            found.add(
+                format!("{at}.{which}.arches[{j}]"),
+                ProblemKind::UnknownArch,
+                format!("unknown architecture {a:?}{hint}"),
+            );
+        }
+    }
+    for (j, c) in filter.caps.iter().enumerate() {
+        if !c.starts_with("CAP_") || c.len() == 4 {
+            found.add(
+                format!("{at}.{which}.caps[{j}]"),
+                ProblemKind::InvalidValue,
+                format!("{c:?} is not a capability name (CAP_...)"),
+            );
+        }
+    }
+    if let Some(v) = &filter.min_kernel
+        && !is_kernel_version(v)
+    {
+        found.add(
+            format!("{at}.{which}.minKernel"),
+            ProblemKind::InvalidValue,
+            format!("{v:?} is not a kernel version (e.g. \"4.8\")"),
+        );
+    }
+}
+
+/// The rules' syscall names: unknown on every architecture of the filter,
+/// or named twice under the same action and conditions.
+struct Names {
+    /// The filter's architectures, when every one has a table here: a name
+    /// none of them has may exist on one without, so otherwise names are
+    /// not judged (empty).
+    checkable: Vec<String>,
+    /// (name, conditions) -> the path where it was first named.
+    seen: BTreeMap<(String, String), String>,
+}
+
+impl Names {
+    fn new(profile: &Profile) -> Self {
+        let arches = profile.arches();
+        let checkable = if arches.iter().all(|a| Abi::from_scmp_arch(a).is_some()) {
+            arches
+        } else {
+            Vec::new()
+        };
+        Self {
+            checkable,
+            seen: BTreeMap::new(),
+        }
+    }
+
+    /// The names of the rule at `at`.
+    fn check(&mut self, at: &str, rule: &SyscallRule, found: &mut Problems) {
         let mut args = rule.args.clone();
         args.sort();
         let conditions = format!(
@@ -273,16 +314,20 @@ pub fn check(profile: &Profile) -> Vec<Problem> {
                 .map(|(j, n)| (format!("{at}.names[{j}]"), n)),
         );
         for (path, name) in named {
-            if !checkable.is_empty() && checkable.iter().all(|a| known_in(a, name) == Some(false)) {
-                let list: Vec<&str> = checkable.iter().map(|a| a.as_str()).collect();
-                add(
+            if !self.checkable.is_empty()
+                && self
+                    .checkable
+                    .iter()
+                    .all(|a| known_in(a, name) == Some(false))
+            {
+                found.add(
                     path.clone(),
                     ProblemKind::UnknownSyscall,
-                    format!("unknown syscall {name:?} for {}", list.join(", ")),
+                    format!("unknown syscall {name:?} for {}", self.checkable.join(", ")),
                 );
             }
-            match seen.get(&(name.clone(), conditions.clone())) {
-                Some(first) => add(
+            match self.seen.get(&(name.clone(), conditions.clone())) {
+                Some(first) => found.add(
                     path,
                     ProblemKind::DuplicateName,
                     format!(
@@ -290,13 +335,11 @@ pub fn check(profile: &Profile) -> Vec<Problem> {
                     ),
                 ),
                 None => {
-                    seen.insert((name.clone(), conditions.clone()), path);
+                    self.seen.insert((name.clone(), conditions.clone()), path);
                 }
             }
         }
     }
-    no_fallback(profile, &mut add);
-    problems
 }
 
 /// Newer syscalls and the older ones libc falls back to when the newer
@@ -310,7 +353,7 @@ const FALLBACKS: &[(&str, &[&str])] = &[
 
 /// Reports each fallback syscall the profile allows while its newer form
 /// answers anything but ENOSYS.
-fn no_fallback(profile: &Profile, add: &mut impl FnMut(String, ProblemKind, String)) {
+fn no_fallback(profile: &Profile, found: &mut Problems) {
     let rule_of = |name: &str| {
         profile
             .syscalls
@@ -353,7 +396,7 @@ fn no_fallback(profile: &Profile, add: &mut impl FnMut(String, ProblemKind, Stri
             Some(e) => format!("{action} (errno {e})"),
             None => action.to_owned(),
         };
-        add(
+        found.add(
             path,
             ProblemKind::NoFallback,
             format!(
@@ -455,6 +498,77 @@ mod tests {
             got,
             vec![("$.archMap[0].subArchitectures[0]", ProblemKind::UnknownArch)]
         );
+    }
+
+    /// The checks of values, fields and filters, in the order they are
+    /// reported: top level, architectures, then rule by rule.
+    #[test]
+    fn values_fields_and_filters_in_order() {
+        let p = problems(
+            r#"{"defaultAction":"SCMP_ACT_ERRNO","defaultErrno":"EWHAT","comment":"kept","extra":1,
+            "architectures":["SCMP_ARCH_X86_64","SCMP_ARCH_NOPE"],
+            "syscalls":[{"name":"read","names":["write"],"action":"SCMP_ACT_ALLOW","errnoRet":1,"bogus":true},
+            {"names":["getpid"],"action":"SCMP_ACT_ERRNO","errno":"EWHAT"},
+            {"names":["getppid"],"action":"SCMP_ACT_NOTIFY"},
+            {"names":["gettid"],"action":"SCMP_ACT_TRACE","errnoRet":1,
+             "includes":{"arches":["SCMP_ARCH_X86_64","amd64","nope"],"caps":["CAP_","SYS_ADMIN","CAP_SYS_ADMIN"],"minKernel":"4.x"},
+             "excludes":{"minKernel":"5.10"}},
+            {"names":["no_such_call"],"action":"SCMP_ACT_ALLOW"}]}"#,
+        );
+        let got: Vec<(&str, ProblemKind)> = p.iter().map(|p| (p.path.as_str(), p.kind)).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("$.extra", ProblemKind::UnknownField),
+                ("$.defaultErrno", ProblemKind::InvalidValue),
+                ("$.architectures[1]", ProblemKind::UnknownArch),
+                ("$.syscalls[0].bogus", ProblemKind::UnknownField),
+                ("$.syscalls[0].name", ProblemKind::NameAndNames),
+                ("$.syscalls[0].errnoRet", ProblemKind::InvalidValue),
+                ("$.syscalls[1].errno", ProblemKind::InvalidValue),
+                ("$.syscalls[2].action", ProblemKind::InvalidValue),
+                ("$.syscalls[3].includes.arches[0]", ProblemKind::UnknownArch),
+                ("$.syscalls[3].includes.arches[2]", ProblemKind::UnknownArch),
+                ("$.syscalls[3].includes.caps[0]", ProblemKind::InvalidValue),
+                ("$.syscalls[3].includes.caps[1]", ProblemKind::InvalidValue),
+                (
+                    "$.syscalls[3].includes.minKernel",
+                    ProblemKind::InvalidValue
+                ),
+            ],
+            "{p:#?}"
+        );
+        let messages: Vec<&str> = p.iter().map(|p| p.message.as_str()).collect();
+        assert_eq!(messages[0], "unknown field \"extra\"");
+        assert_eq!(messages[1], "unknown errno \"EWHAT\"");
+        assert_eq!(messages[5], "errnoRet has no meaning for SCMP_ACT_ALLOW");
+        assert_eq!(messages[7], "SCMP_ACT_NOTIFY needs listenerPath");
+        // A libseccomp name where the runtimes' names go gets a hint.
+        assert!(
+            messages[8].ends_with("so this never matches"),
+            "{}",
+            messages[8]
+        );
+        assert_eq!(messages[9], "unknown architecture \"nope\"");
+        assert_eq!(
+            messages[12],
+            "\"4.x\" is not a kernel version (e.g. \"4.8\")"
+        );
+    }
+
+    #[test]
+    fn notify_with_a_listener_and_kernel_versions() {
+        let p = problems(
+            r#"{"defaultAction":"SCMP_ACT_ERRNO","listenerPath":"/run/l.sock",
+            "syscalls":[{"names":["read"],"action":"SCMP_ACT_NOTIFY"}]}"#,
+        );
+        assert_eq!(p, vec![]);
+        for ok in ["4.8", "10.0"] {
+            assert!(is_kernel_version(ok), "{ok}");
+        }
+        for bad in ["4", "4.", ".8", "4.8.1", "v4.8", ""] {
+            assert!(!is_kernel_version(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -36,7 +36,8 @@ pub enum FormatError {
 }
 
 /// The output formats.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Format {
     /// docker/moby seccomp JSON (what podman, docker, CRI-O and containerd read).
     #[default]

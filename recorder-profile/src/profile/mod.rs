@@ -13,8 +13,8 @@
 //! * `build`: [`build()`], the one pipeline from a recording's kernel sets to
 //!   its profile;
 //! * [`mod@format`]: the other output formats; [`check`]: `recorderctl check`;
-//!   [`diff`]: `recorderctl diff`; [`commands`]: the bodies of
-//!   `recorderctl convert/merge/diff/check`.
+//!   [`diff`]: `recorderctl diff` (the bodies of `recorderctl
+//!   convert/merge/diff/check` are `recorder::profile_commands`).
 
 use std::{
     io,
