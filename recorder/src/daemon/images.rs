@@ -130,8 +130,8 @@ impl Book {
         let done = lookup::blocking(move || -> Result<Fed, ManagerError> {
             let now = now_secs();
             let image_key = w.entry.image_key.clone();
-            let e = &w.entry;
-            let key = images::key(e.image.as_deref(), e.image_id.as_deref(), e.name.as_deref());
+            let c = &w.entry.container;
+            let key = images::key(c.image.as_deref(), c.image_id.as_deref(), c.name.as_deref());
             index.add(w.entry)?;
             let mut fed = None;
             if let (true, Some(key)) = (w.feeds_image, key) {
