@@ -6,7 +6,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use recorder::{
-    container::Runtime,
+    container::{ContainerRef, Runtime},
     control::{
         Envelope, PROTOCOL_VERSION, RecordingInfo, Reply, Request, Target, parse_request,
         reply_line,
@@ -42,13 +42,12 @@ fn request_value(request: &Request) -> serde_json::Value {
 
 fn recording() -> RecordingInfo {
     RecordingInfo {
-        key: "fuzz".to_owned(),
-        runtime: Runtime::Podman,
-        name: None,
-        image: None,
-        pod_uid: None,
-        pod: None,
-        namespace: None,
+        container: ContainerRef {
+            id: "fuzz".to_owned(),
+            runtime: Runtime::Podman,
+            ..ContainerRef::default()
+        }
+        .into(),
         cgroup: "/fuzz".to_owned(),
         cgroup_id: 1,
         syscalls: 0,

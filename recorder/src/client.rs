@@ -13,6 +13,7 @@ use crate::{
         output::OutputFormat,
         profile::OutputArgs,
     },
+    container::Container,
     control::{self, ClientError, DriftReport, RecordingInfo, Reply, Request, StatusInfo},
     profile::Profile,
     timefmt::format_time,
@@ -111,6 +112,19 @@ fn pod_column(namespace: Option<&str>, pod: Option<&str>) -> String {
     }
 }
 
+/// The CONTAINER, RUNTIME, NAME, IMAGE and POD columns of `c`.
+fn container_columns(c: &Container) -> String {
+    let short: String = c.key().chars().take(12).collect();
+    format!(
+        "{:<14} {:<10} {:<20} {:<24} {:<24}",
+        short,
+        c.runtime().to_string(),
+        c.name.as_deref().unwrap_or("-"),
+        c.image.as_deref().unwrap_or("-"),
+        pod_column(c.pod_namespace.as_deref(), c.pod.as_deref()),
+    )
+}
+
 fn print_recordings(w: &mut impl Write, list: &[RecordingInfo]) -> io::Result<()> {
     writeln!(
         w,
@@ -118,15 +132,10 @@ fn print_recordings(w: &mut impl Write, list: &[RecordingInfo]) -> io::Result<()
         "CONTAINER", "RUNTIME", "NAME", "IMAGE", "POD", "SYSCALLS", "STARTED"
     )?;
     for r in list {
-        let short: String = r.key.chars().take(12).collect();
         writeln!(
             w,
-            "{:<14} {:<10} {:<20} {:<24} {:<24} {:>8} {:<20} {}",
-            short,
-            r.runtime.to_string(),
-            r.name.as_deref().unwrap_or("-"),
-            r.image.as_deref().unwrap_or("-"),
-            pod_column(r.namespace.as_deref(), r.pod.as_deref()),
+            "{} {:>8} {:<20} {}",
+            container_columns(&r.container),
             r.syscalls,
             format_time(r.started),
             r.cgroup
@@ -142,15 +151,10 @@ fn print_profiles(w: &mut impl Write, list: &[crate::index::Entry]) -> io::Resul
         "CONTAINER", "RUNTIME", "NAME", "IMAGE", "POD", "WRITTEN"
     )?;
     for e in list {
-        let short: String = e.key.chars().take(12).collect();
         writeln!(
             w,
-            "{:<14} {:<10} {:<20} {:<24} {:<24} {:<20} {}",
-            short,
-            e.runtime.to_string(),
-            e.name.as_deref().unwrap_or("-"),
-            e.image.as_deref().unwrap_or("-"),
-            pod_column(e.namespace.as_deref(), e.pod.as_deref()),
+            "{} {:<20} {}",
+            container_columns(&e.container),
             format_time(e.written),
             e.path.display()
         )?;
@@ -330,7 +334,7 @@ pub async fn run(cmd: DaemonCommand, socket: &Path) -> Result<u8, CtlError> {
             };
             match conn.call(socket, &req).await? {
                 Reply::Started { recording } => show(conn.output, &recording, |w, r| {
-                    writeln!(w, "recording {} ({})", r.key, r.cgroup)
+                    writeln!(w, "recording {} ({})", r.container.key(), r.cgroup)
                 }),
                 _ => Err(CtlError::Unexpected),
             }

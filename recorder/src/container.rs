@@ -1,17 +1,20 @@
 //! Containers as the cgroup tree shows them: which cgroup belongs to which
 //! container of which runtime, and finding a container by id or prefix.
-
-use std::fmt;
+//! What is known of a container, [`Container`], is in `container/facts.rs`.
 
 use recorder_common::{
     ID_HEX_LEN, LEAF_PREFIX_MAX, LEAF_SUFFIX_MAX, LeafPattern, PATTERN_DEPTH_MAX, PATTERN_PATH,
 };
-use serde::{Deserialize, Serialize};
 
+pub use self::facts::{
+    Container, ContainerRef, MAX_LABEL_BYTES, MAX_LABELS, Runtime, bounded_labels, clean, sanitize,
+};
 use crate::{
     cgroup::{CgroupError, Hierarchy},
     containerd,
 };
+
+mod facts;
 
 /// The container cgroups recognised by default. `{id}` is the 64-hex
 /// container id, matched in the last path component; a pattern that starts
@@ -171,59 +174,6 @@ pub fn file_stem(key: &str) -> String {
         out.push_str("%00");
     }
     out
-}
-
-/// The container runtime a cgroup belongs to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Runtime {
-    Podman,
-    Docker,
-    Containerd,
-    Crio,
-    /// A kubelet cgroupfs-driver container whose runtime the path does not tell.
-    Kubernetes,
-    /// Not a container: a cgroup or process the user named.
-    None,
-}
-
-impl fmt::Display for Runtime {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Podman => "podman",
-            Self::Docker => "docker",
-            Self::Containerd => "containerd",
-            Self::Crio => "cri-o",
-            Self::Kubernetes => "kubernetes",
-            Self::None => "-",
-        })
-    }
-}
-
-/// A container found in the cgroup tree.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ContainerRef {
-    /// The full id: 64 hex digits, or whatever containerd's user chose.
-    pub id: String,
-    pub runtime: Runtime,
-    /// The pod's UID, for Kubernetes layouts.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pod_uid: Option<String>,
-    /// containerd's namespace (ctr: /<namespace>/<id>).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub namespace: Option<String>,
-}
-
-impl ContainerRef {
-    /// What its recording and profile are known by: `<namespace>/<id>` for
-    /// containerd's namespaced containers (the same id may live in two
-    /// namespaces), else the id.
-    pub fn key(&self) -> String {
-        match (&self.runtime, &self.namespace) {
-            (Runtime::Containerd, Some(ns)) => format!("{ns}/{}", self.id),
-            _ => self.id.clone(),
-        }
-    }
 }
 
 fn is_id(s: &str) -> bool {

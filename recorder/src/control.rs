@@ -135,23 +135,10 @@ impl Request {
 /// One recording, as `list` shows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordingInfo {
-    /// The container id, or `cgroup-<inode>` for plain cgroups.
-    pub key: String,
-    pub runtime: crate::container::Runtime,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// The image, where the runtime's metadata tells it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image: Option<String>,
-    /// The pod's UID (Kubernetes layouts).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pod_uid: Option<String>,
-    /// The pod's name and Kubernetes namespace (from the bundle's CRI
-    /// annotations).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pod: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub namespace: Option<String>,
+    /// The container (`cgroup-<inode>`: a cgroup that is none), as its
+    /// runtime told when the recording started.
+    #[serde(flatten)]
+    pub container: crate::container::Container,
     pub cgroup: String,
     pub cgroup_id: u64,
     /// Distinct syscalls recorded so far.

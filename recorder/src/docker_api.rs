@@ -1,12 +1,16 @@
 //! Docker container names and images from the Docker Engine API at
 //! `$DOCKER_HOST` (`unix://…` or `tcp://…`, plain HTTP; default
-//! /var/run/docker.sock), through the bollard client.
+//! /var/run/docker.sock), through the bollard client, in the form of
+//! docker's config on disk ([`DockerConfig`], which `names.rs` turns into a
+//! `Container`).
 //! Every call is bounded in time; without a reachable engine the answer is
 //! `None` and ids alone still work.
 
-use std::{collections::BTreeMap, time::Duration};
+use std::time::Duration;
 
 use bollard::Docker;
+
+use crate::names::{DockerConfig, DockerContainerConfig};
 
 /// How long one Engine API call may take.
 const TIMEOUT: Duration = Duration::from_secs(2);
@@ -16,14 +20,8 @@ const TIMEOUT: Duration = Duration::from_secs(2);
 pub struct Inspected {
     /// The full 64-hex id.
     pub id: String,
-    /// Its name, without docker's leading '/', sanitised.
-    pub name: Option<String>,
-    /// The image it was created from, sanitised.
-    pub image: Option<String>,
-    /// The image's id (`sha256:…`).
-    pub image_id: Option<String>,
-    /// Its labels.
-    pub labels: BTreeMap<String, String>,
+    /// Its name, image, image id and labels, as docker keeps them.
+    pub config: DockerConfig,
     /// The value of its `seccomp=` security option (`HostConfig.SecurityOpt`):
     /// the profile's JSON as the CLI sent it, or `unconfined`; `None` under
     /// docker's default profile.
@@ -53,10 +51,6 @@ async fn inspect_with(docker: &Docker, id_or_name: &str) -> Option<Inspected> {
         .await
         .ok()?
         .ok()?;
-    let clean = |s: &str| {
-        let s = crate::names::sanitize(s.trim_start_matches('/'));
-        (!s.is_empty()).then_some(s)
-    };
     let config = c.config.unwrap_or_default();
     let seccomp = c
         .host_config
@@ -71,10 +65,14 @@ async fn inspect_with(docker: &Docker, id_or_name: &str) -> Option<Inspected> {
     Some(Inspected {
         id: c.id?,
         seccomp,
-        name: c.name.as_deref().and_then(clean),
-        image: config.image.as_deref().and_then(clean),
-        image_id: c.image.as_deref().and_then(clean),
-        labels: config.labels.unwrap_or_default().into_iter().collect(),
+        config: DockerConfig {
+            name: c.name,
+            image: c.image,
+            config: Some(DockerContainerConfig {
+                image: config.image,
+                labels: config.labels.map(|l| l.into_iter().collect()),
+            }),
+        },
     })
 }
 
@@ -156,7 +154,11 @@ mod tests {
         }
         let inspected = inspect("web").await.expect("an answer from $DOCKER_HOST");
         assert_eq!(inspected.id, "a".repeat(64));
-        assert_eq!(inspected.name.as_deref(), Some("web"));
-        assert_eq!(inspected.image.as_deref(), Some("busybox:1"));
+        assert_eq!(inspected.config.name.as_deref(), Some("/web"));
+        let c = inspected
+            .config
+            .describe(crate::container::ContainerRef::default());
+        assert_eq!(c.name.as_deref(), Some("web"));
+        assert_eq!(c.image.as_deref(), Some("busybox:1"));
     }
 }

@@ -182,7 +182,7 @@ pub async fn hand_to_daemon(
         prestart: Some(Prestart { policy }),
     };
     match control::call(socket, &req).await {
-        Ok(Reply::Started { recording }) => Ok(Some(recording.key)),
+        Ok(Reply::Started { recording }) => Ok(Some(recording.container.key())),
         Ok(_) => Err(HookError::Daemon(ClientError::BadReply(
             "unexpected reply".to_owned(),
         ))),

@@ -18,7 +18,7 @@ use redb::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    container::Runtime,
+    container::Container,
     policy::ChosenProfile,
     profile::{Profile, drift::Outside},
 };
@@ -80,21 +80,10 @@ pub enum IndexError {
 /// One written profile.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
-    /// The container id (or `cgroup-<inode>`).
-    pub key: String,
-    pub runtime: Runtime,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image: Option<String>,
-    /// The image's id, where the runtime told it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image_id: Option<String>,
-    /// A Kubernetes container's pod and namespace.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pod: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub namespace: Option<String>,
+    /// The container it was recorded of (`cgroup-<inode>`: a cgroup that
+    /// is none), as it was known when the recording started.
+    #[serde(flatten)]
+    pub container: Container,
     /// The image profile this run fed (`images::key`), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_key: Option<String>,
@@ -106,6 +95,13 @@ pub struct Entry {
     /// outside it (`recorderctl drift` after it exited).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drift: Option<Box<Drift>>,
+}
+
+impl Entry {
+    /// [`Container::key`].
+    pub fn key(&self) -> String {
+        self.container.key()
+    }
 }
 
 /// The drift of a finished recording that ran under a chosen profile.
@@ -121,7 +117,7 @@ pub struct Drift {
 }
 
 fn file_key(e: &Entry) -> String {
-    format!("{}\0{}", e.key, e.path.display())
+    format!("{}\0{}", e.key(), e.path.display())
 }
 
 /// The profile index, open.
@@ -419,24 +415,24 @@ pub fn find_among(
     crate::container::check_container(spec).map_err(IndexError::BadSpec)?;
     let by_id: Vec<&Entry> = entries
         .iter()
-        .filter(|e| key_matches(&e.key, spec))
+        .filter(|e| key_matches(&e.key(), spec))
         .collect();
     let by_name = by_id.is_empty();
     let matches: Vec<&Entry> = if by_name {
         entries
             .iter()
-            .filter(|e| e.name.as_deref() == Some(spec) && eligible(e))
+            .filter(|e| e.container.name.as_deref() == Some(spec) && eligible(e))
             .collect()
     } else {
         by_id
     };
-    let mut keys: Vec<&str> = matches.iter().map(|e| e.key.as_str()).collect();
+    let mut keys: Vec<String> = matches.iter().map(|e| e.key()).collect();
     keys.sort_unstable();
     keys.dedup();
     if keys.len() > 1 && !by_name {
         return Err(IndexError::Ambiguous {
             spec: spec.to_owned(),
-            candidates: keys.iter().map(|k| (*k).to_owned()).collect(),
+            candidates: keys,
         });
     }
     let newest = matches
@@ -447,7 +443,7 @@ pub fn find_among(
         log::info!(
             "'{spec}' names {} containers that ran; taking the newest, {} (written {})",
             keys.len(),
-            newest.key,
+            newest.key(),
             crate::timefmt::format_time(newest.written)
         );
     }
@@ -459,14 +455,16 @@ mod tests {
     use super::*;
 
     fn entry(key: &str, name: Option<&str>, written: u64) -> Entry {
+        let found = crate::container::ContainerRef {
+            id: key.to_owned(),
+            runtime: crate::container::Runtime::Docker,
+            ..Default::default()
+        };
         Entry {
-            key: key.to_owned(),
-            runtime: Runtime::Docker,
-            name: name.map(str::to_owned),
-            image: None,
-            image_id: None,
-            pod: None,
-            namespace: None,
+            container: Container {
+                name: name.map(str::to_owned),
+                ..Container::from(found)
+            },
             image_key: None,
             path: PathBuf::from(format!("/p/{key}-{written}.json")),
             written,
@@ -483,17 +481,17 @@ mod tests {
             entry("aaab33", Some("x"), 3),
         ];
         assert_eq!(find(&e, "aaaa").unwrap().written, 5);
-        assert_eq!(find(&e, "db").unwrap().key, "bbbb22");
+        assert_eq!(find(&e, "db").unwrap().key(), "bbbb22");
         assert!(matches!(find(&e, "aaa"), Err(IndexError::Ambiguous { .. })));
         // A name run again: the newest container of that name.
         let mut e = e;
         e.push(entry("cccc44", Some("db"), 9));
         e.push(entry("dddd55", Some("db"), 4));
-        assert_eq!(find(&e, "db").unwrap().key, "cccc44");
+        assert_eq!(find(&e, "db").unwrap().key(), "cccc44");
         // Only among the eligible ones; an id stays exact.
         let old = |x: &Entry| x.written < 9;
-        assert_eq!(find_among(&e, "db", old).unwrap().key, "dddd55");
-        assert_eq!(find_among(&e, "cccc", old).unwrap().key, "cccc44");
+        assert_eq!(find_among(&e, "db", old).unwrap().key(), "dddd55");
+        assert_eq!(find_among(&e, "cccc", old).unwrap().key(), "cccc44");
         assert!(matches!(
             find_among(&e, "web", |_| false),
             Err(IndexError::NotFound(_))
@@ -506,11 +504,13 @@ mod tests {
 
     #[test]
     fn finds_containerd_keys_by_id_and_namespace() {
-        let mut a = entry("ns1/MyApp", Some("MyApp"), 1);
-        a.runtime = Runtime::Containerd;
-        let mut b = entry("ns2/MyApp", Some("MyApp"), 2);
-        b.runtime = Runtime::Containerd;
-        let e = vec![a, b];
+        let containerd = |ns: &str, written| {
+            let mut e = entry("MyApp", Some("MyApp"), written);
+            e.container.found.runtime = crate::container::Runtime::Containerd;
+            e.container.found.namespace = Some(ns.to_owned());
+            e
+        };
+        let e = vec![containerd("ns1", 1), containerd("ns2", 2)];
         assert_eq!(find(&e, "ns1/MyApp").unwrap().written, 1);
         assert!(matches!(
             find(&e, "MyApp"),
@@ -529,7 +529,7 @@ mod tests {
         drop(index);
         let e = Index::open(dir.path()).unwrap().load().unwrap();
         assert_eq!(e.len(), 2);
-        assert_eq!(e[1].key, "b");
+        assert_eq!(e[1].key(), "b");
     }
 
     #[test]
@@ -565,12 +565,12 @@ mod tests {
             e.image_key = Some(image.to_owned());
             index.add(e).unwrap();
         }
-        let keys = |x: &[Expired]| x.iter().map(|e| e.entry.key.clone()).collect::<Vec<_>>();
+        let keys = |x: &[Expired]| x.iter().map(|e| e.entry.key()).collect::<Vec<_>>();
         let left = |i: &Index| {
             i.load()
                 .unwrap()
                 .into_iter()
-                .map(|e| e.key)
+                .map(|e| e.key())
                 .collect::<Vec<_>>()
         };
         // At most two per image: c1 and c2; picking forgets nothing.

@@ -103,12 +103,9 @@ impl Counters {
 pub struct ContainerSeries {
     /// The recording's owner cgroup id (not exported; finds the row).
     pub owner: u64,
-    /// Container id, or `cgroup-<id>`.
-    pub id: String,
-    /// The container's name, when the runtime told it.
-    pub name: Option<String>,
-    /// The image, when the runtime told it.
-    pub image: Option<String>,
+    /// The container: its key (`cgroup-<id>` for a cgroup that is none),
+    /// and the name and image its runtime told.
+    pub container: crate::container::Container,
     /// Distinct syscalls recorded so far (over all ABIs), as the profile
     /// would name them.
     pub syscalls: usize,
@@ -267,8 +264,9 @@ impl Collector for Exporter {
                 MetricType::Gauge,
             )?;
             for c in s.containers.iter().filter(|c| !c.ended) {
-                let mut labels = vec![("container_id", c.id.as_str())];
-                if let Some(name) = &c.name {
+                let key = c.container.key();
+                let mut labels = vec![("container_id", key.as_str())];
+                if let Some(name) = &c.container.name {
                     labels.push(("container_name", name.as_str()));
                 }
                 ConstGauge::new(c.syscalls as i64).encode(m.encode_family(&labels)?)?;
@@ -308,10 +306,11 @@ impl Collector for Exporter {
             )?;
             for c in &s.containers {
                 let Some(outside) = c.outside else { continue };
+                let key = c.container.key();
                 let labels = [
-                    ("id", c.id.as_str()),
-                    ("name", c.name.as_deref().unwrap_or("")),
-                    ("image", c.image.as_deref().unwrap_or("")),
+                    ("id", key.as_str()),
+                    ("name", c.container.name.as_deref().unwrap_or("")),
+                    ("image", c.container.image.as_deref().unwrap_or("")),
                 ];
                 ConstGauge::new(outside as i64).encode(m.encode_family(&labels)?)?;
             }
@@ -721,9 +720,16 @@ mod tests {
                 containers: vec![
                     ContainerSeries {
                         owner: 7,
-                        id: "abc".to_owned(),
-                        name: Some("web \"1\"".to_owned()),
-                        image: Some("busybox:1".to_owned()),
+                        container: crate::container::Container {
+                            name: Some("web \"1\"".to_owned()),
+                            image: Some("busybox:1".to_owned()),
+                            ..crate::container::ContainerRef {
+                                id: "abc".to_owned(),
+                                runtime: crate::container::Runtime::Docker,
+                                ..Default::default()
+                            }
+                            .into()
+                        },
                         syscalls: 42,
                         outside: Some(2),
                         ended: false,
@@ -731,18 +737,32 @@ mod tests {
                     // Not watched, no name: no drift row, no name label.
                     ContainerSeries {
                         owner: 8,
-                        id: "def".to_owned(),
+                        container: crate::container::Container {
+                            ..crate::container::ContainerRef {
+                                id: "def".to_owned(),
+                                runtime: crate::container::Runtime::Docker,
+                                ..Default::default()
+                            }
+                            .into()
+                        },
                         syscalls: 7,
-                        ..ContainerSeries::default()
+                        outside: None,
+                        ended: false,
                     },
                     // Ended: only its drift row is left.
                     ContainerSeries {
                         owner: 9,
-                        id: "ghi".to_owned(),
+                        container: crate::container::Container {
+                            ..crate::container::ContainerRef {
+                                id: "ghi".to_owned(),
+                                runtime: crate::container::Runtime::Docker,
+                                ..Default::default()
+                            }
+                            .into()
+                        },
                         syscalls: 5,
                         outside: Some(1),
                         ended: true,
-                        ..ContainerSeries::default()
                     },
                 ],
                 images: vec![ImageSeries {

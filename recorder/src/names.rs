@@ -8,9 +8,11 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use serde::Deserialize;
+
 use crate::{
     cgroup::Hierarchy,
-    container::{self, ContainerError, ContainerRef, Found, Runtime},
+    container::{self, Container, ContainerError, ContainerRef, Found, Runtime, clean},
     containerd,
     policy::{self, PodNames},
 };
@@ -30,115 +32,107 @@ fn docker_containers() -> PathBuf {
     root.join("containers")
 }
 
-/// Keeps printable characters only, and at most 128 of them.
-pub fn sanitize(name: &str) -> String {
-    name.chars()
-        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/' | ':' | '@'))
-        .take(128)
-        .collect()
-}
-
 /// The name a runtime gave container `id`, if it can be found.
 pub fn lookup(runtime: Runtime, id: &str) -> Option<String> {
     let name = match runtime {
         Runtime::Podman => podman(&policy::storage_roots(), id)
             .as_ref()
             .and_then(podman_name),
-        Runtime::Docker => docker(&docker_containers(), id),
+        Runtime::Docker => docker_config(&docker_containers(), id)?.name,
         _ => None,
     }?;
-    let name = sanitize(&name);
-    (!name.is_empty()).then_some(name)
+    clean(name.trim_start_matches('/'))
 }
 
-/// What the runtimes' metadata on disk tell of a container.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Described {
+/// What docker says of a container, in its own form: its config.v2.json
+/// on disk, and the Engine API's inspect answer (the same names; see
+/// `docker_api.rs`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DockerConfig {
+    /// Its name, with docker's leading `/`.
+    #[serde(default)]
     pub name: Option<String>,
-    /// The image reference.
+    /// The image's id (`sha256:…`).
+    #[serde(default)]
     pub image: Option<String>,
-    /// The image's id or digest (docker, podman).
-    pub image_id: Option<String>,
-    /// Its labels (docker).
-    pub labels: BTreeMap<String, String>,
-    /// A Kubernetes container's pod and namespace (bundle annotations).
-    pub pod: Option<PodNames>,
+    #[serde(default)]
+    pub config: Option<DockerContainerConfig>,
 }
 
-impl From<crate::docker_api::Inspected> for Described {
-    fn from(i: crate::docker_api::Inspected) -> Self {
-        Self {
-            name: i.name,
-            image: i.image,
-            image_id: i.image_id,
-            labels: i.labels,
-            pod: None,
+/// The `Config` of a [`DockerConfig`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DockerContainerConfig {
+    /// The image reference it was created from.
+    #[serde(default)]
+    pub image: Option<String>,
+    #[serde(default)]
+    pub labels: Option<BTreeMap<String, String>>,
+}
+
+impl DockerConfig {
+    /// Container `found` as docker describes it (sanitised).
+    pub fn describe(self, found: ContainerRef) -> Container {
+        let config = self.config.unwrap_or_default();
+        Container {
+            name: self
+                .name
+                .as_deref()
+                .and_then(|n| clean(n.trim_start_matches('/'))),
+            image: config.image.as_deref().and_then(clean),
+            image_id: self.image.as_deref().and_then(clean),
+            labels: container::bounded_labels(config.labels.unwrap_or_default()),
+            ..Container::from(found)
         }
     }
 }
 
-fn clean(s: &str) -> Option<String> {
-    Some(sanitize(s)).filter(|s| !s.is_empty())
-}
-
-/// A container's name, image, labels and pod from its runtime's metadata
-/// on disk. containerd has no names: the id its user chose is the name. A
-/// container with no other name is called `namespace/pod/container` when
-/// its bundle names its pod.
-pub fn describe(c: &ContainerRef) -> Described {
-    let pod = policy::pod_names(c).map(|p| PodNames {
+/// What the runtimes' metadata on disk tell of container `found`: its
+/// name, image, labels and pod; `docker` is the Engine API's answer,
+/// when it gave one (else docker's config on disk is read). containerd
+/// has no names: the id its user chose is the name. A container with no
+/// other name is called `namespace/pod/container` when its bundle names
+/// its pod.
+pub fn describe(found: ContainerRef, docker: Option<DockerConfig>) -> Container {
+    let pod = policy::pod_names(&found).map(|p| PodNames {
         namespace: p.namespace.and_then(|n| clean(&n)),
         pod: p.pod.and_then(|n| clean(&n)),
         container: p.container.and_then(|n| clean(&n)),
     });
-    let mut d = match (c.runtime, &c.namespace) {
-        (Runtime::Containerd, Some(ns)) => Described {
-            name: clean(&c.id),
-            image: containerd::task(&containerd::roots(), ns, &c.id)
+    let mut c = match (found.runtime, &found.namespace) {
+        (Runtime::Containerd, Some(ns)) => Container {
+            name: clean(&found.id),
+            image: containerd::task(&containerd::roots(), ns, &found.id)
                 .and_then(|t| t.image)
                 .and_then(|i| clean(&i)),
-            ..Described::default()
+            ..Container::from(found)
         },
         (Runtime::Podman, _) => {
-            let found = podman(&policy::storage_roots(), &c.id);
-            Described {
-                name: found.as_ref().and_then(podman_name).and_then(|n| clean(&n)),
-                image: found
-                    .as_ref()
-                    .and_then(podman_image)
-                    .and_then(|i| clean(&i)),
-                image_id: found
-                    .as_ref()
-                    .and_then(|v| v["image"].as_str().and_then(clean)),
-                ..Described::default()
+            let listed = podman(&policy::storage_roots(), &found.id);
+            let listed = listed.as_ref();
+            Container {
+                name: listed.and_then(podman_name).and_then(|n| clean(&n)),
+                image: listed.and_then(podman_image).and_then(|i| clean(&i)),
+                image_id: listed.and_then(|v| v["image"].as_str().and_then(clean)),
+                ..Container::from(found)
             }
         }
-        (Runtime::Docker, _) => {
-            let config = docker_config(&docker_containers(), &c.id);
-            let config = config.as_ref();
-            Described {
-                name: config.and_then(docker_name).and_then(|n| clean(&n)),
-                image: config.and_then(|v| v["Config"]["Image"].as_str().and_then(clean)),
-                image_id: config.and_then(|v| v["Image"].as_str().and_then(clean)),
-                labels: config
-                    .and_then(|v| v["Config"]["Labels"].as_object())
-                    .map(|m| {
-                        m.iter()
-                            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-                ..Described::default()
-            }
-        }
+        (Runtime::Docker, _) => docker
+            .or_else(|| docker_config(&docker_containers(), &found.id))
+            .unwrap_or_default()
+            .describe(found),
         // The other runtimes keep no names or images on disk.
-        _ => Described::default(),
+        _ => Container::from(found),
     };
-    if d.name.is_none() {
-        d.name = pod.as_ref().and_then(PodNames::name);
+    if let Some(p) = pod {
+        if c.name.is_none() {
+            c.name = p.name();
+        }
+        c.pod = p.pod;
+        c.pod_namespace = p.namespace;
     }
-    d.pod = pod;
-    d
+    c
 }
 
 /// Whether `spec` names container `c`: its key (`ns/id` for containerd),
@@ -178,20 +172,6 @@ pub fn resolve(hierarchy: &Hierarchy, spec: &str) -> Result<Found, ContainerErro
     }
 }
 
-/// The image a runtime says container `id` runs, if it can be found.
-pub fn image(runtime: Runtime, id: &str) -> Option<String> {
-    let image = match runtime {
-        Runtime::Podman => podman(&policy::storage_roots(), id)
-            .as_ref()
-            .and_then(podman_image),
-        Runtime::Docker => docker_config(&docker_containers(), id)
-            .and_then(|v| v["Config"]["Image"].as_str().map(str::to_owned)),
-        _ => None,
-    }?;
-    let image = sanitize(&image);
-    (!image.is_empty()).then_some(image)
-}
-
 /// podman's container `id` in containers/storage's lists under `roots`
 /// (its storage.conf's `runroot` and `graphroot`): `containers.json`, and
 /// `volatile-containers.json` (`--rm` and transient containers), in each
@@ -220,7 +200,8 @@ fn podman_image(c: &serde_json::Value) -> Option<String> {
     meta["image-name"].as_str().map(str::to_owned)
 }
 
-fn docker_config(dir: &Path, id: &str) -> Option<serde_json::Value> {
+/// docker's config.v2.json of container `id` in `dir`.
+fn docker_config(dir: &Path, id: &str) -> Option<DockerConfig> {
     if !id.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
@@ -228,27 +209,9 @@ fn docker_config(dir: &Path, id: &str) -> Option<serde_json::Value> {
     serde_json::from_str(&text).ok()
 }
 
-fn docker(dir: &Path, id: &str) -> Option<String> {
-    docker_name(&docker_config(dir, id)?)
-}
-
-/// The name in a docker container's config.v2.json (without docker's `/`).
-fn docker_name(config: &serde_json::Value) -> Option<String> {
-    config["Name"]
-        .as_str()
-        .map(|n| n.trim_start_matches('/').to_owned())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sanitizes() {
-        assert_eq!(sanitize("web-1"), "web-1");
-        assert_eq!(sanitize("a\nb$(x)"), "abx");
-        assert_eq!(sanitize(&"x".repeat(500)).len(), 128);
-    }
 
     #[test]
     fn reads_podman_lists_where_storage_conf_says() {
@@ -298,13 +261,42 @@ mod tests {
     fn reads_docker_configs() {
         let dir = tempfile::tempdir().unwrap();
         fs::create_dir_all(dir.path().join("ab12")).unwrap();
+        // The parts of a real config.v2.json that matter, and some that do not.
         fs::write(
             dir.path().join("ab12/config.v2.json"),
-            r#"{"Name":"/web","Config":{"Image":"busybox:1"}}"#,
+            r#"{"ID":"ab12","Name":"/web$(x)","Image":"sha256:b209f6eb",
+               "State":{"Running":true,"Pid":1},"Driver":"overlay2",
+               "Config":{"Image":"busybox:1","Labels":{"app":"shop","x":"a b"},"Cmd":["sh"]}}"#,
         )
         .unwrap();
-        assert_eq!(docker(dir.path(), "ab12").as_deref(), Some("web"));
-        let c = docker_config(dir.path(), "ab12").unwrap();
-        assert_eq!(c["Config"]["Image"], "busybox:1");
+        let found = ContainerRef {
+            id: "ab12".to_owned(),
+            runtime: Runtime::Docker,
+            ..ContainerRef::default()
+        };
+        let c = docker_config(dir.path(), "ab12")
+            .unwrap()
+            .describe(found.clone());
+        assert_eq!(c.found, found);
+        assert_eq!(c.name.as_deref(), Some("webx"), "sanitised");
+        assert_eq!(c.image.as_deref(), Some("busybox:1"));
+        assert_eq!(c.image_id.as_deref(), Some("sha256:b209f6eb"));
+        assert_eq!(c.labels["app"], "shop");
+        assert_eq!(c.labels["x"], "a b", "labels are kept as they are");
+        // Null labels, no config at all: no facts, no failure.
+        fs::write(
+            dir.path().join("ab12/config.v2.json"),
+            r#"{"Name":"/web","Config":{"Labels":null}}"#,
+        )
+        .unwrap();
+        let c = docker_config(dir.path(), "ab12").unwrap().describe(found);
+        assert_eq!((c.name.as_deref(), c.labels.len()), (Some("web"), 0));
+        assert_eq!(
+            DockerConfig::default()
+                .describe(ContainerRef::default())
+                .name,
+            None
+        );
+        assert!(docker_config(dir.path(), "../etc").is_none());
     }
 }

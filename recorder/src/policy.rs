@@ -332,14 +332,12 @@ pub fn chosen(bundle: &Bundle, docker_seccomp: Option<&str>) -> Option<ChosenPro
 }
 
 /// A Kubernetes container's names, from the annotations its CRI runtime
-/// wrote into its bundle (its kubepods cgroup path has only the pod's UID).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// wrote into its bundle (its kubepods cgroup path has only the pod's UID);
+/// `names::describe` keeps them in the container's `Container`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PodNames {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container: Option<String>,
 }
 

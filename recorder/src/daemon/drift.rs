@@ -14,6 +14,7 @@ use super::{
     state::{self, Recording},
 };
 use crate::{
+    container::Container,
     control::DriftReport,
     index::{self, IndexError},
     metrics::ContainerSeries,
@@ -53,7 +54,7 @@ pub fn update(
         let sets = sets_of(entries, r.owner);
         let n = observe(r, &sets, now);
         if n > 0 {
-            log::info!("{}: {n} new syscall(s) outside its profile", r.key);
+            log::info!("{}: {n} new syscall(s) outside its profile", r.key());
         }
         new += n;
     }
@@ -85,9 +86,7 @@ impl EndedSeries {
         };
         let series = ContainerSeries {
             owner: r.owner,
-            id: r.key.clone(),
-            name: r.name.clone(),
-            image: r.image.clone(),
+            container: r.container.clone(),
             syscalls: 0,
             outside: Some(outside),
             ended: true,
@@ -106,18 +105,6 @@ impl EndedSeries {
     }
 }
 
-/// The index entry's drift of a finished recording (`None`: not watched).
-pub fn entry_drift(r: &Recording) -> Option<Box<index::Drift>> {
-    match (&r.chosen_profile, &r.policy) {
-        (Some(profile), Policy::Filter(filter)) => Some(Box::new(index::Drift {
-            profile: profile.clone(),
-            outside: r.drift.clone(),
-            policy: (**filter).clone(),
-        })),
-        _ => None,
-    }
-}
-
 /// Why `r` is not watched.
 fn not_watched(r: &Recording) -> ManagerError {
     let why = match &r.policy {
@@ -126,15 +113,13 @@ fn not_watched(r: &Recording) -> ManagerError {
         Policy::Filter(_) => "runs under the runtime's default profile",
     };
     ManagerError::NotWatched {
-        key: r.key.clone(),
+        key: r.key(),
         why: why.to_owned(),
     }
 }
 
 struct Source<'a> {
-    id: &'a str,
-    name: Option<&'a String>,
-    image: Option<&'a String>,
+    container: &'a Container,
     chosen: &'a ChosenProfile,
     outside: &'a Outside,
     policy: &'a Profile,
@@ -145,9 +130,9 @@ fn report(s: &Source<'_>, widen: bool) -> DriftReport {
     let since = drift::names(s.outside);
     let enforcing = s.chosen.enforcing();
     DriftReport {
-        id: s.id.to_owned(),
-        name: s.name.cloned(),
-        image: s.image.cloned(),
+        id: s.container.key(),
+        name: s.container.name.clone(),
+        image: s.container.image.clone(),
         profile: s.chosen.name().to_owned(),
         default_action: s.chosen.default_action.clone(),
         outside: since.keys().cloned().collect(),
@@ -172,9 +157,7 @@ fn of_recording(r: &Recording, widen: bool) -> Result<DriftReport, ManagerError>
     };
     Ok(report(
         &Source {
-            id: &r.key,
-            name: r.name.as_ref(),
-            image: r.image.as_ref(),
+            container: &r.container,
             chosen,
             outside: &r.drift,
             policy: filter,
@@ -189,9 +172,7 @@ fn of_entry(e: &index::Entry, widen: bool) -> Option<DriftReport> {
     let d = e.drift.as_ref()?;
     Some(report(
         &Source {
-            id: &e.key,
-            name: e.name.as_ref(),
-            image: e.image.as_ref(),
+            container: &e.container,
             chosen: &d.profile,
             outside: &d.outside,
             policy: &d.policy,
@@ -226,19 +207,19 @@ pub async fn answer(
             .filter(|d| !d.outside.is_empty())
             .collect();
         // The newest entry of each container that is not running any more.
-        let mut newest: BTreeMap<&str, &index::Entry> = BTreeMap::new();
+        let mut newest: BTreeMap<String, &index::Entry> = BTreeMap::new();
         for e in &entries {
-            if newest
-                .get(e.key.as_str())
-                .is_none_or(|n| n.written <= e.written)
-            {
-                newest.insert(&e.key, e);
+            let key = e.key();
+            if newest.get(&key).is_none_or(|n| n.written <= e.written) {
+                newest.insert(key, e);
             }
         }
+        let running: Vec<String> = recordings.values().map(Recording::key).collect();
         reports.extend(
             newest
-                .values()
-                .filter(|e| !recordings.values().any(|r| r.key == e.key))
+                .iter()
+                .filter(|(key, _)| !running.contains(key))
+                .map(|(_, e)| e)
                 .filter_map(|e| of_entry(e, widen))
                 .filter(|d| !d.outside.is_empty()),
         );
@@ -261,7 +242,7 @@ pub async fn answer(
     match of_entry(&entry, widen) {
         Some(d) => Ok(Outcome::Drift(vec![d])),
         None => Err(ManagerError::NotWatched {
-            key: entry.key,
+            key: entry.key(),
             why: "ran under no chosen profile (the runtime's default, or none)".to_owned(),
         }),
     }
@@ -298,19 +279,18 @@ mod tests {
             default_action: d.into(),
             chosen_by: ChosenBy::Podman,
         });
+        let found = ContainerRef {
+            id: format!("{owner:064x}"),
+            runtime: Runtime::Podman,
+            ..ContainerRef::default()
+        };
         Recording {
             owner,
-            key: format!("{owner:064x}"),
-            container: Some(ContainerRef {
-                id: format!("{owner:064x}"),
-                runtime: Runtime::Podman,
-                pod_uid: None,
-                namespace: None,
-            }),
-            name: Some(format!("web{owner}")),
-            image: Some("shop/web:2".into()),
-            image_id: None,
-            pod: None,
+            container: Container {
+                name: Some(format!("web{owner}")),
+                image: Some("shop/web:2".into()),
+                ..found.into()
+            },
             cgroup: format!("/libpod_parent/libpod-{owner:064x}"),
             started: 1,
             auto: true,
@@ -346,9 +326,9 @@ mod tests {
         // Not watched: no count, no drift kept.
         assert_eq!(outside_count(&recs[&2]), None);
         assert!(recs[&2].drift.is_empty());
-        let e = entry_drift(&recs[&1]).unwrap();
+        let e = recs[&1].index_drift().unwrap();
         assert_eq!(drift::count(&e.outside), 1);
-        assert!(entry_drift(&recs[&2]).is_none());
+        assert!(recs[&2].index_drift().is_none());
     }
 
     /// `recordings` by owner.
@@ -359,17 +339,8 @@ mod tests {
     /// The index entry of `r`, written at `written`.
     fn entry(r: &Recording, written: u64) -> index::Entry {
         index::Entry {
-            key: r.key.clone(),
-            runtime: Runtime::Podman,
-            name: r.name.clone(),
-            image: r.image.clone(),
-            image_id: None,
             image_key: None,
-            pod: None,
-            namespace: None,
-            path: format!("/p/{}.json", r.key).into(),
-            written,
-            drift: entry_drift(r),
+            ..r.entry(format!("/p/{}.json", r.key()).into(), written)
         }
     }
 
@@ -398,7 +369,7 @@ mod tests {
         let idx = Arc::new(Index::open(dir.path()).unwrap());
         let mut watched = recording(1, Some(ACT_LOG));
         observe(&mut watched, &[set(1, &["read", "fchmodat"])], 5);
-        let d = ask(&map(&[&watched]), &watched.key, false, &idx)
+        let d = ask(&map(&[&watched]), &watched.key(), false, &idx)
             .await
             .unwrap();
         assert_eq!(d.outside, ["fchmodat"]);
@@ -442,12 +413,12 @@ mod tests {
             panic!("no list")
         };
         assert_eq!(d.len(), 1);
-        assert_eq!(d[0].id, watched.key);
+        assert_eq!(d[0].id, watched.key());
     }
 
     /// `r` renamed `name`, started at `started`.
     fn named(mut r: Recording, name: &str, started: u64) -> Recording {
-        r.name = Some(name.to_owned());
+        r.container.name = Some(name.to_owned());
         r.started = started;
         r
     }
@@ -468,10 +439,13 @@ mod tests {
         }
         let none = BTreeMap::new();
         let d = ask(&none, "web", false, &idx).await.unwrap();
-        assert_eq!((d.id.as_str(), d.running), (ran_again.key.as_str(), false));
+        assert_eq!(
+            (d.id.as_str(), d.running),
+            (ran_again.key().as_str(), false)
+        );
         // Running under the default profile: still the last watched run.
         let d = ask(&map(&[&default]), "web", false, &idx).await.unwrap();
-        assert_eq!(d.id, ran_again.key);
+        assert_eq!(d.id, ran_again.key());
         // A watched one that runs wins over those that ran, and a finishing
         // one (its cgroup gone) over none; the newest among equals.
         let runs = named(recording(4, Some(ACT_LOG)), "web", 4);
@@ -479,12 +453,12 @@ mod tests {
         finishing.finishing = true;
         let recs = map(&[&default, &runs, &finishing]);
         let d = ask(&recs, "web", false, &idx).await.unwrap();
-        assert_eq!((d.id.as_str(), d.running), (runs.key.as_str(), true));
+        assert_eq!((d.id.as_str(), d.running), (runs.key().as_str(), true));
         let d = ask(&map(&[&finishing]), "web", false, &idx).await.unwrap();
-        assert_eq!(d.id, finishing.key);
+        assert_eq!(d.id, finishing.key());
         // Ids and prefixes stay exact: the default run by its id is not
         // watched, and a prefix of several keys is ambiguous.
-        let e = ask(&none, &default.key, false, &idx).await.unwrap_err();
+        let e = ask(&none, &default.key(), false, &idx).await.unwrap_err();
         assert!(matches!(e, ManagerError::NotWatched { .. }), "{e}");
         let e = ask(&recs, "0000", false, &idx).await.unwrap_err();
         assert!(matches!(e, ManagerError::Ambiguous { .. }), "{e}");

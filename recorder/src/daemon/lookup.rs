@@ -5,11 +5,11 @@
 use super::{DaemonError, outcome::ManagerError};
 use crate::{
     cgroup::Hierarchy,
-    container::{self, ContainerError, ContainerRef, Runtime},
+    container::{self, Container, ContainerError, ContainerRef, Runtime},
     containerd,
     control::Target,
     names,
-    policy::{self, ChosenProfile, PodNames},
+    policy::{self, ChosenProfile},
     profile::Policy,
 };
 
@@ -68,8 +68,7 @@ pub fn enrolled(hierarchy: &Hierarchy, owner: u64, saved: &str) -> Enrolled {
             .unwrap_or(ContainerRef {
                 id: leaf_id,
                 runtime: leaf_runtime.unwrap_or(Runtime::Containerd),
-                pod_uid: None,
-                namespace: None,
+                ..ContainerRef::default()
             });
         return Enrolled::Container {
             container,
@@ -110,29 +109,25 @@ fn recognise(path: String, alive: bool) -> Enrolled {
 }
 
 /// What the manager learns of a container when its recording starts.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Seen {
-    pub name: Option<String>,
-    pub image: Option<String>,
-    /// The image's id or digest, where the runtime tells it.
-    pub image_id: Option<String>,
-    /// Its labels (docker), for `[scope]`.
-    pub labels: std::collections::BTreeMap<String, String>,
+    /// The container and what its runtime tells of it.
+    pub container: Container,
     /// The seccomp policy it runs under, from its runtime's bundle; unknown
     /// when that cannot be read or it is no container.
     pub policy: Policy,
     /// Whether that policy is a profile someone chose ([`policy::chosen`]).
     pub chosen: Option<ChosenProfile>,
-    /// A Kubernetes container's pod and namespace (bundle annotations).
-    pub pod: Option<PodNames>,
 }
 
-/// A container's name, image (and id), labels and seccomp policy; `given`
-/// is the policy the OCI hook read from the bundle (used instead of
-/// reading it again). For docker, the Engine API is asked once (name,
-/// image, labels and `seccomp=`), else the runtime's metadata on disk.
-pub async fn seen(c: Option<&ContainerRef>, given: Option<Policy>) -> Seen {
-    let Some(c) = c.cloned() else {
+/// What is known of container `found` ([`names::describe`]) and its
+/// seccomp policy; `given` is the policy the OCI hook read from the bundle
+/// (used instead of reading it again). For docker, the Engine API is asked
+/// once (name, image, labels and `seccomp=`), else the runtime's metadata
+/// on disk. A cgroup that is no container ([`Runtime::None`]) is looked up
+/// nowhere.
+pub async fn seen(found: ContainerRef, given: Option<Policy>) -> Seen {
+    if !found.is_container() {
         let policy = given.unwrap_or_default();
         let bundle = policy::Bundle {
             policy,
@@ -140,51 +135,54 @@ pub async fn seen(c: Option<&ContainerRef>, given: Option<Policy>) -> Seen {
         };
         let chosen = policy::chosen(&bundle, None);
         return Seen {
+            container: found.into(),
             policy: bundle.policy,
             chosen,
-            ..Seen::default()
         };
-    };
-    let inspected = match c.runtime {
-        Runtime::Docker => crate::docker_api::inspect(&c.id).await,
+    }
+    let inspected = match found.runtime {
+        Runtime::Docker => crate::docker_api::inspect(&found.id).await,
         _ => None,
     };
-    let docker_seccomp = inspected.as_ref().and_then(|i| i.seccomp.clone());
-    let named = inspected.map(names::Described::from);
+    let (api, docker_seccomp) = inspected.map(|i| (i.config, i.seccomp)).unzip();
+    let docker_seccomp = docker_seccomp.flatten();
+    let fallback = found.clone();
     blocking(move || {
-        let meta = named.unwrap_or_else(|| names::describe(&c));
         let bundle = match given {
             Some(policy) => Ok(policy::Bundle {
                 policy,
                 ..policy::Bundle::default()
             }),
-            None => policy::bundle_of(&c),
+            None => policy::bundle_of(&found),
         };
         let bundle = bundle.unwrap_or_else(|e| {
-            log::info!("{}: seccomp policy unknown: {e}", c.id);
+            log::info!("{}: seccomp policy unknown: {e}", found.id);
             policy::Bundle::default()
         });
         let chosen = policy::chosen(&bundle, docker_seccomp.as_deref());
         if let Some(p) = &chosen {
             log::info!(
                 "{} runs under a chosen profile {} ({})",
-                c.id,
+                found.id,
                 p.name(),
                 p.default_action
             );
         }
         Seen {
-            name: meta.name,
-            image: meta.image,
-            image_id: meta.image_id,
-            labels: meta.labels,
+            container: names::describe(found, api),
             policy: bundle.policy,
             chosen,
-            pod: meta.pod,
         }
     })
     .await
-    .unwrap_or_default()
+    .unwrap_or_else(|e| {
+        log::error!("{}: {e}", fallback.id);
+        Seen {
+            container: fallback.into(),
+            policy: Policy::Unknown,
+            chosen: None,
+        }
+    })
 }
 
 /// Resolves a target to a cgroup to record: a container id, prefix or name

@@ -67,11 +67,11 @@ pub(super) fn assemble(
     for (abi, nr) in built.unknown {
         log::warn!(
             "{}: syscall {nr} of {abi} has no name; not in the profile",
-            r.key
+            r.key()
         );
     }
     for note in built.notes {
-        log::info!("{}: merging the base profile: {note}", r.key);
+        log::info!("{}: merging the base profile: {note}", r.key());
     }
     built.profile
 }
@@ -234,13 +234,13 @@ impl Manager {
     /// container's, and not under a chosen seccomp profile when
     /// `skip_chosen_profile` is on.
     fn feeds_image(&self, r: &Recording) -> bool {
-        r.container.is_some()
+        r.container.found.is_container()
             && !(self.config.images.skip_chosen_profile && r.chosen_profile.is_some())
     }
 
     fn profile_path(&self, r: &Recording) -> PathBuf {
         r.output.clone().unwrap_or_else(|| {
-            let stem = container::file_stem(&r.key);
+            let stem = container::file_stem(&r.key());
             self.config.profiles_dir.join(format!("{stem}.json"))
         })
     }
@@ -284,9 +284,9 @@ impl Manager {
         .and_then(|r| r);
         match written {
             Ok(()) => {
-                log::info!("profile of {} written to {}", r.key, path.display());
+                log::info!("profile of {} written to {}", r.key(), path.display());
                 if self.write_attempts.remove(&owner).is_some() {
-                    log::info!("{}: the profile could be written after all", r.key);
+                    log::info!("{}: the profile could be written after all", r.key());
                 }
                 if self
                     .last_error
@@ -305,7 +305,7 @@ impl Manager {
                     .profiles_written
                     .fetch_add(1, Ordering::Relaxed);
                 if let Err(e) = self.kernel.remove(owner).await {
-                    log::error!("{}: {e}", r.key);
+                    log::error!("{}: {e}", r.key());
                 }
                 self.recordings.remove(&owner);
                 self.ended_drift.push(&r, now_secs());
@@ -316,7 +316,7 @@ impl Manager {
             Err(source) => {
                 let reason = chain(&source);
                 let e = ManagerError::Write {
-                    key: r.key.clone(),
+                    key: r.key(),
                     path,
                     source,
                 };
@@ -372,28 +372,25 @@ impl Manager {
                 return false;
             }
         };
-        let seen = lookup::seen(Some(&container), None).await;
+        let cgroup = path
+            .clone()
+            .unwrap_or_else(|| format!("(removed)/{}", container.id));
+        let seen = lookup::seen(container, None).await;
+        let c = &seen.container;
         let subject = Subject {
-            image: seen.image.as_deref(),
-            name: seen.name.as_deref(),
-            labels: &seen.labels,
+            image: c.image.as_deref(),
+            name: c.name.as_deref(),
+            labels: &c.labels,
         };
         if let Err(why) = self.scope.check(&subject) {
-            let key = container.key();
+            let key = c.key();
             log::info!("{key} ({subject}): out of scope ([scope]): {why}: not recorded");
             return false;
         }
         let rec = Recording {
             owner,
-            key: container.key(),
-            name: seen.name,
-            image: seen.image,
-            image_id: seen.image_id,
-            pod: seen.pod,
-            cgroup: path
-                .clone()
-                .unwrap_or_else(|| format!("(removed)/{}", container.id)),
-            container: Some(container),
+            container: seen.container,
+            cgroup,
             started: now_secs(),
             auto: true,
             base: None,
@@ -406,7 +403,7 @@ impl Manager {
         };
         log::info!(
             "recording {} ({}) from its first syscall",
-            rec.key,
+            rec.key(),
             rec.cgroup
         );
         self.recordings.insert(owner, rec);
@@ -505,7 +502,7 @@ impl Manager {
     fn partial_path(&self, r: &Recording) -> PathBuf {
         self.config
             .profiles_dir
-            .join(format!("{}.partial.json", container::file_stem(&r.key)))
+            .join(format!("{}.partial.json", container::file_stem(&r.key())))
     }
 
     /// Writes `<key>.partial.json` for every recording (at shutdown).
@@ -521,7 +518,7 @@ impl Manager {
         for r in self.recordings.values() {
             let path = self.partial_path(r);
             let text = assemble(r, &sets_of(&entries, r.owner), None).to_json();
-            partials.push((r.key.clone(), path, text));
+            partials.push((r.key(), path, text));
         }
         let written = lookup::blocking(move || {
             for (key, path, text) in partials {
@@ -551,9 +548,7 @@ impl Manager {
             .values()
             .map(|r| metrics::ContainerSeries {
                 owner: r.owner,
-                id: r.key.clone(),
-                name: r.name.clone(),
-                image: r.image.clone(),
+                container: r.container.clone(),
                 syscalls: count(&sets_of(&kernel.entries, r.owner)),
                 outside: drift::outside_count(r),
                 ended: false,

@@ -126,14 +126,14 @@ impl Manager {
                 r.policy = p.policy;
             }
             let r = r.clone();
-            log::info!("recording {}: profile to go to {:?}", r.key, r.output);
+            log::info!("recording {}: profile to go to {:?}", r.key(), r.output);
             self.save().await;
             let entries = self.kernel.entries().await?;
             return Ok(Outcome::Started(r.info(count(&sets_of(&entries, owner)))));
         }
         if let Some(r) = self.recordings.get(&owner) {
             return Err(ManagerError::AlreadyRecording {
-                key: r.key.clone(),
+                key: r.key(),
                 since: r.started,
             });
         }
@@ -163,21 +163,14 @@ impl Manager {
             }
             Err(e) => return Err(e.into()),
         }
-        let key = container
-            .as_ref()
-            .map_or_else(|| format!("cgroup-{owner}"), ContainerRef::key);
+        let found = container.unwrap_or_else(|| ContainerRef::cgroup(owner));
         let given = prestart
             .map(|p| p.policy)
             .filter(|p| *p != profile::Policy::Unknown);
-        let seen = lookup::seen(container.as_ref(), given).await;
+        let seen = lookup::seen(found, given).await;
         let rec = Recording {
             owner,
-            key,
-            container,
-            name: seen.name,
-            image: seen.image,
-            image_id: seen.image_id,
-            pod: seen.pod,
+            container: seen.container,
             cgroup,
             started: now_secs(),
             auto: false,
@@ -189,7 +182,7 @@ impl Manager {
             chosen_profile: seen.chosen,
             drift: Default::default(),
         };
-        log::info!("recording {} ({})", rec.key, rec.cgroup);
+        log::info!("recording {} ({})", rec.key(), rec.cgroup);
         // Just inserted: nothing recorded yet worth a map read.
         let info = rec.info(0);
         self.recordings.insert(owner, rec);

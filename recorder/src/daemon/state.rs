@@ -7,31 +7,22 @@ use serde::{Deserialize, Serialize};
 
 use super::outcome::ManagerError;
 use crate::{
-    container::{ContainerRef, Runtime},
+    container::{Container, Runtime},
     control::RecordingInfo,
     index,
-    policy::{ChosenProfile, PodNames},
+    policy::ChosenProfile,
     profile::{Policy, Profile, drift::Outside},
 };
 
 /// One recording: a container (or cgroup) and the cgroups that belong to it.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Recording {
     /// The cgroup id of its root cgroup (the kernel sets' `owner`).
     pub owner: u64,
-    /// Container id, or `cgroup-<owner>`.
-    pub key: String,
-    pub container: Option<ContainerRef>,
-    pub name: Option<String>,
-    /// The image, where the runtime's metadata tells it (at start).
-    #[serde(default)]
-    pub image: Option<String>,
-    /// A Kubernetes container's pod and namespace, from its bundle.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pod: Option<PodNames>,
-    /// The image's id or digest, where the runtime tells it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image_id: Option<String>,
+    /// The container (a cgroup that is none: `cgroup-<owner>`,
+    /// [`Runtime::None`]) and what its runtime told when it started.
+    #[serde(flatten)]
+    pub container: Container,
     pub cgroup: String,
     pub started: u64,
     pub auto: bool,
@@ -59,20 +50,19 @@ pub struct Recording {
 }
 
 impl Recording {
+    /// What its recording and profile are known by ([`Container::key`]).
+    pub fn key(&self) -> String {
+        self.container.key()
+    }
+
     pub fn runtime(&self) -> Runtime {
-        self.container.as_ref().map_or(Runtime::None, |c| c.runtime)
+        self.container.runtime()
     }
 
     /// How `list` and the replies show it, with `syscalls` recorded so far.
     pub fn info(&self, syscalls: usize) -> RecordingInfo {
         RecordingInfo {
-            key: self.key.clone(),
-            runtime: self.runtime(),
-            name: self.name.clone(),
-            image: self.image.clone(),
-            pod_uid: self.container.as_ref().and_then(|c| c.pod_uid.clone()),
-            pod: self.pod.as_ref().and_then(|p| p.pod.clone()),
-            namespace: self.pod.as_ref().and_then(|p| p.namespace.clone()),
+            container: self.container.clone(),
             cgroup: self.cgroup.clone(),
             cgroup_id: self.owner,
             syscalls,
@@ -80,25 +70,30 @@ impl Recording {
             auto: self.auto,
         }
     }
-}
 
-impl Recording {
     /// Its entry in the profile index, for a profile written to `path` at
     /// `written` (seconds since the epoch).
     pub fn entry(&self, path: PathBuf, written: u64) -> index::Entry {
         index::Entry {
-            key: self.key.clone(),
-            runtime: self.runtime(),
-            name: self.name.clone(),
-            image: self.image.clone(),
-            image_id: self.image_id.clone(),
+            container: self.container.clone(),
             // Keyed where it feeds its image (`images::ImageBook::add`).
             image_key: None,
-            pod: self.pod.as_ref().and_then(|p| p.pod.clone()),
-            namespace: self.pod.as_ref().and_then(|p| p.namespace.clone()),
-            drift: super::drift::entry_drift(self),
+            drift: self.index_drift(),
             path,
             written,
+        }
+    }
+
+    /// The index entry's drift of a finished recording (`None`: not
+    /// watched).
+    pub fn index_drift(&self) -> Option<Box<index::Drift>> {
+        match (&self.chosen_profile, &self.policy) {
+            (Some(profile), Policy::Filter(filter)) => Some(Box::new(index::Drift {
+                profile: profile.clone(),
+                outside: self.drift.clone(),
+                policy: (**filter).clone(),
+            })),
+            _ => None,
         }
     }
 }
@@ -116,12 +111,12 @@ pub fn find<'a>(
     crate::container::check_container(spec).map_err(ManagerError::BadTarget)?;
     let (by_key, named): (Vec<&Recording>, Vec<&Recording>) = recordings
         .into_iter()
-        .filter(|r| index::key_matches(&r.key, spec) || r.name.as_deref() == Some(spec))
-        .partition(|r| index::key_matches(&r.key, spec));
+        .filter(|r| index::key_matches(&r.key(), spec) || r.container.name.as_deref() == Some(spec))
+        .partition(|r| index::key_matches(&r.key(), spec));
     if by_key.len() > 1 {
         return Err(ManagerError::Ambiguous {
             spec: spec.to_owned(),
-            keys: by_key.iter().map(|r| r.key.clone()).collect(),
+            keys: by_key.iter().map(|r| r.key()).collect(),
         });
     }
     if let Some(r) = by_key.first() {
@@ -136,7 +131,7 @@ pub fn find<'a>(
         log::info!(
             "'{spec}' names {} recordings; taking {}, the {}",
             named.len(),
-            r.key,
+            r.key(),
             if r.finishing { "newest" } else { "running one" }
         );
     }
@@ -156,17 +151,51 @@ pub fn path(state_dir: &Path) -> PathBuf {
 
 /// The recordings saved in `state_dir`; none when there is no state file.
 /// A malformed file is logged and ignored (the kernel's map still has the
-/// sets, and reconcile adopts what it can).
+/// sets, and reconcile adopts what it can). A file of an older recorderd
+/// is read too ([`upgrade`]).
 pub fn load(state_dir: &Path) -> Vec<Recording> {
     let path = path(state_dir);
     let Ok(text) = std::fs::read_to_string(&path) else {
         return Vec::new();
     };
-    match serde_json::from_str::<State>(&text) {
+    let state = serde_json::from_str::<serde_json::Value>(&text).and_then(|mut v| {
+        if let Some(recordings) = v["recordings"].as_array_mut() {
+            recordings.iter_mut().for_each(upgrade);
+        }
+        serde_json::from_value::<State>(v)
+    });
+    match state {
         Ok(state) => state.recordings,
         Err(e) => {
             log::error!("ignoring malformed state {}: {e}", path.display());
             Vec::new()
+        }
+    }
+}
+
+/// Rewrites a recording saved by recorderd 83eecbd or older into today's
+/// form, in place: it kept the `ContainerRef` as `container` (the runtime
+/// and the pod's UID; `null` for a cgroup that is no container) beside its
+/// `key`, and the pod's names as an object `pod` (`namespace`, `pod`,
+/// `container`; the last was part of the name already).
+fn upgrade(r: &mut serde_json::Value) {
+    let Some(r) = r.as_object_mut() else {
+        return;
+    };
+    if let Some(found) = r.remove("container") {
+        let runtime = found.get("runtime").cloned();
+        r.entry("runtime")
+            .or_insert_with(|| runtime.unwrap_or_else(|| "none".into()));
+        if let Some(uid) = found.get("pod_uid").filter(|u| u.is_string()) {
+            r.insert("pod_uid".to_owned(), uid.clone());
+        }
+    }
+    if let Some(pod) = r.get("pod").filter(|p| p.is_object()).cloned() {
+        r.remove("pod");
+        for key in ["pod", "namespace"] {
+            if let Some(v) = pod.get(key).filter(|v| v.is_string()) {
+                r.insert(key.to_owned(), v.clone());
+            }
         }
     }
 }
@@ -181,5 +210,63 @@ pub fn save(state_dir: &Path, recordings: Vec<Recording>) {
         });
     if let Err(e) = result {
         log::error!("saving state: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// recordings.json of 83eecbd, cut down: a cgroup that is no container
+    /// (`container: null`), and a containerd container with pod names.
+    const OLD: &str = r#"{"recordings":[
+        {"owner":7,"key":"cgroup-7","container":null,"name":null,"image":null,
+         "cgroup":"/x","started":1,"auto":false,"base":null,"output":null},
+        {"owner":8,"key":"ns/app","container":{"id":"app","runtime":"containerd",
+         "pod_uid":"0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0","namespace":"ns"},
+         "name":"shop/web/nginx","image":"busybox:1",
+         "pod":{"namespace":"shop","pod":"web","container":"nginx"},
+         "cgroup":"/ns/app","started":2,"auto":true,"base":null,"output":null}]}"#;
+
+    #[test]
+    fn reads_the_state_of_83eecbd_and_writes_todays() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(path(dir.path()), OLD).unwrap();
+        let old = load(dir.path());
+        assert_eq!(old.len(), 2);
+        let c = &old[0].container;
+        assert_eq!(
+            (c.key(), c.runtime(), c.name.as_ref()),
+            ("cgroup-7".into(), Runtime::None, None)
+        );
+        assert!(!c.found.is_container());
+        let c = &old[1].container;
+        assert_eq!(c.key(), "ns/app");
+        assert_eq!(
+            (c.found.id.as_str(), c.found.namespace.as_deref()),
+            ("app", Some("ns"))
+        );
+        assert_eq!(
+            c.found.pod_uid.as_deref(),
+            Some("0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0")
+        );
+        assert_eq!(
+            (c.pod.as_deref(), c.pod_namespace.as_deref()),
+            (Some("web"), Some("shop"))
+        );
+        assert_eq!(c.name.as_deref(), Some("shop/web/nginx"));
+        // Today's form: flat, and read back the same.
+        save(dir.path(), old.clone());
+        let text = std::fs::read_to_string(path(dir.path())).unwrap();
+        let saved: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let r = &saved["recordings"][1];
+        assert_eq!(r["key"], "ns/app");
+        assert_eq!(r["runtime"], "containerd");
+        assert_eq!(
+            (&r["pod"], &r["namespace"]),
+            (&"web".into(), &"shop".into())
+        );
+        assert!(r.get("container").is_none(), "{r}");
+        assert_eq!(load(dir.path()), old);
     }
 }

@@ -243,7 +243,7 @@ mod tests {
             assert_eq!(added.file.is_some(), i == 0, "the union grew once");
         }
         let keys = |b: &ImageBook| -> Vec<String> {
-            b.entries().unwrap().into_iter().map(|e| e.key).collect()
+            b.entries().unwrap().into_iter().map(|e| e.key()).collect()
         };
         // Two per image: c0 went; c1 stays, file and entry.
         assert!(!paths[0].exists() && paths[1].exists());

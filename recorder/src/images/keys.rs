@@ -91,7 +91,8 @@ pub fn key(image: Option<&str>, image_id: Option<&str>, name: Option<&str>) -> O
 /// The image profile the container of index entry `e` feeds: the one
 /// place that picks which of a container's facts key its image row.
 pub(super) fn of_entry(e: &Entry) -> Option<ImageKey> {
-    key(e.image.as_deref(), e.image_id.as_deref(), e.name.as_deref())
+    let c = &e.container;
+    key(c.image.as_deref(), c.image_id.as_deref(), c.name.as_deref())
 }
 
 /// The file name (without `.json`) of an image's profile: the container

@@ -81,17 +81,17 @@ fn gone_runs_of_one_image(s: &Setup, workloads: &[&[&str]], chosen_last: bool) {
         let id = format!("{i}{}", &HEX[1..]);
         saved.push(state::Recording {
             owner,
-            key: id.clone(),
-            container: Some(crate::container::ContainerRef {
-                id,
-                runtime: crate::container::Runtime::Docker,
-                pod_uid: None,
-                namespace: None,
-            }),
-            name: Some(format!("c{i}")),
-            image: Some("test/img".to_owned()),
-            image_id: Some("sha256:beef".to_owned()),
-            pod: None,
+            container: crate::container::Container {
+                name: Some(format!("c{i}")),
+                image: Some("test/img".to_owned()),
+                image_id: Some("sha256:beef".to_owned()),
+                ..crate::container::ContainerRef {
+                    id,
+                    runtime: crate::container::Runtime::Docker,
+                    ..Default::default()
+                }
+                .into()
+            },
             cgroup: format!("/gone-{i}"),
             started: 1,
             auto: true,
@@ -192,7 +192,7 @@ async fn retention_keeps_the_newest_files_of_an_image() {
     let Outcome::Profiles(index) = m.handle(Request::Profiles).await.expect("index") else {
         panic!("not the index");
     };
-    let kept: Vec<&str> = index.iter().map(|e| &e.key[..1]).collect();
+    let kept: Vec<String> = index.iter().map(|e| e.key()[..1].to_owned()).collect();
     assert_eq!(kept, ["2", "3"], "the two newest");
     for (i, _) in workloads.iter().enumerate() {
         let file = s.config.profiles_dir.join(format!("{i}{}.json", &HEX[1..]));

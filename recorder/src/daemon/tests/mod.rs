@@ -206,4 +206,5 @@ const HEX: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abc
 mod images;
 mod recordings;
 mod requests;
+mod upgrade;
 mod writes;

@@ -79,12 +79,10 @@ async fn resume_adopts_enrolled_containers_finishes_gone_ones_and_drops_strays()
     s.fake().call(gone, "mkdir");
     let saved = state::Recording {
         owner: gone,
-        key: format!("cgroup-{gone}"),
-        container: None,
-        name: Some("web".to_owned()),
-        image: None,
-        pod: None,
-        image_id: None,
+        container: crate::container::Container {
+            name: Some("web".to_owned()),
+            ..crate::container::ContainerRef::cgroup(gone).into()
+        },
         cgroup: "/gone".to_owned(),
         started: 1,
         auto: false,
@@ -111,7 +109,7 @@ async fn resume_adopts_enrolled_containers_finishes_gone_ones_and_drops_strays()
     );
     let r = m.recordings().get(&pod).expect("adopted");
     assert!(r.auto);
-    assert_eq!(r.key, HEX);
+    assert_eq!(r.key(), HEX);
     assert_eq!(r.cgroup, format!("/machine.slice/{leaf}"));
     assert_eq!(m.recordings().len(), 1);
     let left: Vec<u64> = s.fake().sets.keys().copied().collect();
@@ -144,8 +142,8 @@ async fn auto_mode_adopts_enrolled_roots_not_their_sub_cgroups_and_finishes_on_r
     .await;
     assert_eq!(m.recordings().keys().copied().collect::<Vec<_>>(), [root]);
     assert_eq!(
-        m.recordings()[&root].container.as_ref().map(|c| c.runtime),
-        Some(crate::container::Runtime::Docker)
+        m.recordings()[&root].runtime(),
+        crate::container::Runtime::Docker
     );
 
     s.fake().call(sub, "chmod");
