@@ -1,20 +1,20 @@
 //! Containers as the cgroup tree shows them: which cgroup belongs to which
 //! container of which runtime, and finding a container by id or prefix.
-//! What is known of a container, [`Container`], is in `container/facts.rs`.
+//! What is known of a container, [`Container`], is `recorder_api::container`
+//! (re-exported here): the control protocol carries it.
 
 use recorder_common::{
     ID_HEX_LEN, LEAF_PREFIX_MAX, LEAF_SUFFIX_MAX, LeafPattern, PATTERN_DEPTH_MAX, PATTERN_PATH,
 };
 
-pub use self::facts::{
-    Container, ContainerRef, MAX_LABEL_BYTES, MAX_LABELS, Runtime, bounded_labels, clean, sanitize,
-};
 use crate::{
     cgroup::{CgroupError, Hierarchy},
     containerd,
 };
-
-mod facts;
+pub use recorder_api::container::{
+    Container, ContainerRef, MAX_LABEL_BYTES, MAX_LABELS, Runtime, bounded_labels, check_container,
+    clean, sanitize,
+};
 
 /// The container cgroups recognised by default. `{id}` is the 64-hex
 /// container id, matched in the last path component; a pattern that starts
@@ -260,15 +260,6 @@ impl From<&containerd::Task> for ContainerRef {
             pod_uid: None,
             namespace: Some(task.namespace.clone()),
         }
-    }
-}
-
-/// Refuses an empty or whitespace-only container id (or prefix, or name).
-pub fn check_container(spec: &str) -> Result<(), String> {
-    if spec.trim().is_empty() {
-        Err("a container id, prefix or name cannot be empty".to_owned())
-    } else {
-        Ok(())
     }
 }
 

@@ -15,13 +15,6 @@ use redb::{
     Database, MultimapTableDefinition, ReadableDatabase as _, ReadableTable as _,
     ReadableTableMetadata as _, TableDefinition,
 };
-use serde::{Deserialize, Serialize};
-
-use crate::{
-    container::Container,
-    policy::ChosenProfile,
-    profile::{Profile, drift::Outside},
-};
 
 /// The database file in the state directory.
 pub const DB_FILE: &str = "index.redb";
@@ -77,44 +70,7 @@ pub enum IndexError {
     },
 }
 
-/// One written profile.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Entry {
-    /// The container it was recorded of (`cgroup-<inode>`: a cgroup that
-    /// is none), as it was known when the recording started.
-    #[serde(flatten)]
-    pub container: Container,
-    /// The image profile this run fed (`images::key`), if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image_key: Option<String>,
-    /// Where the profile was written.
-    pub path: PathBuf,
-    /// Seconds since the epoch.
-    pub written: u64,
-    /// For a container that ran under a chosen profile: what it called
-    /// outside it (`recorderctl drift` after it exited).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub drift: Option<Box<Drift>>,
-}
-
-impl Entry {
-    /// [`Container::key`].
-    pub fn key(&self) -> String {
-        self.container.key()
-    }
-}
-
-/// The drift of a finished recording that ran under a chosen profile.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Drift {
-    pub profile: ChosenProfile,
-    /// The names outside it, per ABI, with when each was first seen.
-    #[serde(default)]
-    pub outside: Outside,
-    /// The profile itself (its filter, as the bundle had it), for `drift
-    /// --widen`.
-    pub policy: Profile,
-}
+pub use recorder_api::entry::{Drift, Entry};
 
 fn file_key(e: &Entry) -> String {
     format!("{}\0{}", e.key(), e.path.display())
@@ -453,6 +409,7 @@ pub fn find_among(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::container::Container;
 
     fn entry(key: &str, name: Option<&str>, written: u64) -> Entry {
         let found = crate::container::ContainerRef {

@@ -11,7 +11,6 @@ pub mod config;
 pub mod conn_slots;
 pub mod container;
 pub mod containerd;
-pub mod control;
 pub mod daemon;
 pub mod docker_api;
 pub mod ebpf;
@@ -30,6 +29,7 @@ pub mod timefmt;
 
 // The profile code is a crate of its own (host-free: no eBPF build), kept
 // at its old paths: `recorder::profile`, `crate::syscalls`, ...
+pub use recorder_api::control;
 pub use recorder_profile::{atomic_file, profile, syscalls};
 
 /// The version of recorder, recorderd and recorderctl.

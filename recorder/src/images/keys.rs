@@ -2,22 +2,9 @@
 //! it, else the normalised reference, else the container's name; and the
 //! label a row gets when it is made (its file name and metrics label).
 
-use serde::{Deserialize, Serialize};
-
 use crate::index::Entry;
 
-/// What an image row is keyed by.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum KeyedBy {
-    /// The image id the runtime told: every reference of it feeds one row.
-    Id,
-    /// The normalised reference (no id known).
-    #[default]
-    Reference,
-    /// The container's name (no image known, e.g. podman --rootfs).
-    Name,
-}
+pub use recorder_api::image::KeyedBy;
 
 /// The image profile a container feeds (see [`key`]).
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -46,38 +46,7 @@ pub struct ImageRow {
     pub profile: Profile,
 }
 
-/// What `recorderctl images` shows of an image.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ImageInfo {
-    pub image: String,
-    pub key: String,
-    #[serde(default)]
-    pub keyed_by: KeyedBy,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
-    /// The references seen, the most recent last.
-    #[serde(default)]
-    pub references: Vec<String>,
-    /// Its label in the metrics and `images/<file>.json`.
-    #[serde(default)]
-    pub label: String,
-    pub runs: u64,
-    /// The size of the union (distinct allowed names, over every ABI).
-    pub syscalls: usize,
-    pub first_seen: u64,
-    pub last_seen: u64,
-    pub last_new: u64,
-    pub runs_since_last_new: u64,
-    /// Syscalls the recording-time policy denied while recorded; not
-    /// known yet (the kernel side does not count them).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub denied_while_recorded: Option<u64>,
-    pub ready: bool,
-    /// What the ready rule still waits for (`2/5 runs`, `new 1 run ago`,
-    /// `new 3h ago`); empty when ready.
-    #[serde(default)]
-    pub not_ready: Vec<String>,
-}
+pub use recorder_api::image::ImageInfo;
 
 /// A duration as `45s`, `12m`, `3h` or `2d`.
 fn ago(secs: u64) -> String {

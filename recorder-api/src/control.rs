@@ -14,7 +14,10 @@ use tokio::{
     net::UnixStream,
 };
 
-use crate::profile::{Policy, Profile};
+use recorder_profile::{
+    profile::{Policy, Profile},
+    syscalls::Abi,
+};
 
 /// Bumped on any incompatible change of the messages below.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -167,7 +170,7 @@ pub struct DriftReport {
     /// When each of them was first seen (seconds since the epoch).
     pub outside_since: std::collections::BTreeMap<String, u64>,
     /// The same names by ABI.
-    pub outside_by_abi: std::collections::BTreeMap<crate::syscalls::Abi, Vec<String>>,
+    pub outside_by_abi: std::collections::BTreeMap<Abi, Vec<String>>,
     /// Still recorded (else: from the profile index, after it exited).
     pub running: bool,
     /// The profile denies what it does not allow: its denials never reach
@@ -234,17 +237,17 @@ pub enum Reply {
     },
     /// The profile written for a container that is no longer recorded.
     StoredProfile {
-        entry: crate::index::Entry,
+        entry: crate::entry::Entry,
         profile: Profile,
     },
     Profiles {
-        profiles: Vec<crate::index::Entry>,
+        profiles: Vec<crate::entry::Entry>,
     },
     Images {
-        images: Vec<crate::images::ImageInfo>,
+        images: Vec<crate::image::ImageInfo>,
     },
     ImageProfile {
-        image: crate::images::ImageInfo,
+        image: crate::image::ImageInfo,
         profile: Profile,
     },
     Drift {

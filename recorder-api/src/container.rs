@@ -199,6 +199,15 @@ pub fn bounded_labels(
         .collect()
 }
 
+/// Refuses an empty or whitespace-only container id (or prefix, or name).
+pub fn check_container(spec: &str) -> Result<(), String> {
+    if spec.trim().is_empty() {
+        Err("a container id, prefix or name cannot be empty".to_owned())
+    } else {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
