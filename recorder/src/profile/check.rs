@@ -7,7 +7,7 @@ use std::{collections::BTreeMap, fmt};
 use crate::{
     profile::{
         ACT_ALLOW, ACT_ERRNO, ACT_LOG, ACT_NOTIFY, ACT_TRACE, ACTIONS, ENOSYS, EPERM,
-        FILTER_ARCHES, OPS, Profile, SCMP_ARCHES, errno_number,
+        FILTER_ARCHES, OPS, Profile, SCMP_ARCHES, errno_number, fallback::FALLBACKS,
     },
     syscalls::Abi,
 };
@@ -298,15 +298,6 @@ pub fn check(profile: &Profile) -> Vec<Problem> {
     no_fallback(profile, &mut add);
     problems
 }
-
-/// Newer syscalls and the older ones libc falls back to when the newer
-/// one answers ENOSYS (and only then).
-const FALLBACKS: &[(&str, &[&str])] = &[
-    ("clone3", &["clone"]),
-    ("faccessat2", &["faccessat"]),
-    ("statx", &["newfstatat", "fstat"]),
-    ("openat2", &["openat"]),
-];
 
 /// Reports each fallback syscall the profile allows while its newer form
 /// answers anything but ENOSYS.

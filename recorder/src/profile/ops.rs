@@ -80,7 +80,9 @@ impl Profile {
     /// conditions share one rule, identical argument rules appear once, and
     /// a name that a rule allows unconditionally is dropped from rules that
     /// allow it only under conditions. `self`'s default action, flags and
-    /// listener win; what differs in `other` is returned as notes.
+    /// listener win; what differs in `other` is returned as notes. The
+    /// newer form of an allowed fallback syscall answers ENOSYS
+    /// ([`Profile::answer_fallbacks`]).
     pub fn merge(&mut self, other: &Self) -> Vec<String> {
         let mut notes = Vec::new();
         if self.default_action != other.default_action
@@ -146,6 +148,7 @@ impl Profile {
         self.syscalls.extend(other.syscalls.iter().cloned());
         self.normalize();
         self.drop_denials_of_allowed();
+        self.answer_fallbacks();
         notes
     }
 
@@ -356,6 +359,8 @@ mod tests {
                 (vec!["clone", "read", "write"], 0),
                 (vec!["socket"], 1),
                 (vec!["socket"], 1),
+                // clone is allowed: its newer form answers ENOSYS.
+                (vec!["clone3"], 0),
             ]
         );
         assert_eq!(a.syscalls[1].args[0].value, 1);
