@@ -47,6 +47,9 @@ pub enum ProblemKind {
     /// A fallback syscall allowed while its newer form answers anything but
     /// ENOSYS: libc does not fall back (e.g. `clone3` EPERM, `clone` allowed).
     NoFallback,
+    /// A default that denies and no syscall allowed: nothing can run under
+    /// it (a runtime cannot even start the container).
+    NoSyscall,
 }
 
 impl fmt::Display for Problem {
@@ -296,7 +299,30 @@ pub fn check(profile: &Profile) -> Vec<Problem> {
         }
     }
     no_fallback(profile, &mut add);
+    no_syscall(profile, &mut add);
     problems
+}
+
+/// Reports a profile whose default denies and that lets no syscall run.
+fn no_syscall(profile: &Profile, add: &mut impl FnMut(String, ProblemKind, String)) {
+    let lets_run = |action: &str| [ACT_ALLOW, ACT_LOG, ACT_NOTIFY, ACT_TRACE].contains(&action);
+    if lets_run(&profile.default_action)
+        || !ACTIONS.contains(&profile.default_action.as_str())
+        || profile
+            .syscalls
+            .iter()
+            .any(|r| lets_run(&r.action) && r.all_names().next().is_some())
+    {
+        return;
+    }
+    add(
+        "$.syscalls".to_owned(),
+        ProblemKind::NoSyscall,
+        format!(
+            "no syscall is allowed and the default is {}: nothing can run under this profile (a runtime cannot even start the container)",
+            profile.default_action
+        ),
+    );
 }
 
 /// Reports each fallback syscall the profile allows while its newer form
@@ -428,6 +454,25 @@ mod tests {
             r#"{"defaultAction":"SCMP_ACT_ERRNO","defaultErrno":"ENOSYS","syscalls":[{"names":["clone"],"action":"SCMP_ACT_ALLOW"}]}"#,
             r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["clone","clone3"],"action":"SCMP_ACT_ALLOW"}]}"#,
             r#"{"defaultAction":"SCMP_ACT_LOG","syscalls":[{"names":["clone"],"action":"SCMP_ACT_ALLOW"}]}"#,
+        ] {
+            assert_eq!(problems(ok), vec![], "{ok}");
+        }
+    }
+
+    #[test]
+    fn a_profile_without_syscalls_is_refused() {
+        for json in [
+            r#"{"defaultAction":"SCMP_ACT_ERRNO"}"#,
+            r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"action":"SCMP_ACT_ALLOW"}]}"#,
+            r#"{"defaultAction":"SCMP_ACT_KILL","syscalls":[{"names":["reboot"],"action":"SCMP_ACT_ERRNO"}]}"#,
+        ] {
+            let got: Vec<ProblemKind> = problems(json).iter().map(|p| p.kind).collect();
+            assert_eq!(got, [ProblemKind::NoSyscall], "{json}");
+        }
+        for ok in [
+            r#"{"defaultAction":"SCMP_ACT_ALLOW"}"#,
+            r#"{"defaultAction":"SCMP_ACT_LOG","syscalls":[]}"#,
+            r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["read"],"action":"SCMP_ACT_ALLOW"}]}"#,
         ] {
             assert_eq!(problems(ok), vec![], "{ok}");
         }
