@@ -346,6 +346,13 @@ pub async fn run(cmd: DaemonCommand, socket: &Path) -> Result<u8, CtlError> {
             };
             match conn.call(socket, &req).await? {
                 Reply::Stopped { recording, path } => {
+                    if recording.syscalls == 0 {
+                        eprintln!(
+                            "recorderctl: warning: no syscall was recorded for {}: nothing in it ran since `start` (a sleeping process makes none), so {} allows none of its syscalls and a container cannot start under it; record while the workload runs, or merge a base profile (--base)",
+                            recording.key,
+                            path.display()
+                        );
+                    }
                     let converted = out.format != crate::profile::format::Format::Docker
                         || out.default_action.is_some();
                     let path = if converted {

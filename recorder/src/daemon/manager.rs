@@ -267,6 +267,12 @@ impl Manager {
         match written {
             Ok(()) => {
                 log::info!("profile of {} written to {}", r.key, path.display());
+                if count(sets) == 0 {
+                    log::warn!(
+                        "{}: no syscall was recorded (nothing ran in it since the recording started): its profile allows none",
+                        r.key
+                    );
+                }
                 if self.write_attempts.remove(&owner).is_some() {
                     log::info!("{}: the profile could be written after all", r.key);
                 }

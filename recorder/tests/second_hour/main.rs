@@ -13,6 +13,7 @@ mod common;
 mod support;
 
 mod checked;
+mod daemon;
 
 use std::{
     fs,
