@@ -200,7 +200,10 @@ impl Manager {
         target: &Target,
         base: Option<Profile>,
     ) -> Result<Outcome, ManagerError> {
-        let owner = self.find(target)?.owner;
+        let owner = match self.find(target) {
+            Ok(r) => r.owner,
+            Err(refusal) => return Err(self.why_not_recorded(target, refusal).await),
+        };
         if let (Some(base), Some(r)) = (base, self.recordings.get_mut(&owner)) {
             match &mut r.base {
                 Some(b) => {
@@ -220,6 +223,32 @@ impl Manager {
         Ok(Outcome::Stopped { recording, path })
     }
 
+    /// `refusal` of a container that is not recorded, with what its name
+    /// means instead where recorderd knows: a container that ended (its
+    /// profile is written), or an image (`profile --image`).
+    async fn why_not_recorded(&mut self, target: &Target, refusal: ManagerError) -> ManagerError {
+        let Target::Container(spec) = target else {
+            return refusal;
+        };
+        let hint = |hint: String| ManagerError::NotRecordingHint {
+            what: lookup::describe(target),
+            hint,
+        };
+        let stored = self.images.stored(&self.config, spec.clone(), None).await;
+        if let Ok(Outcome::Stored { entry, .. }) = stored {
+            return hint(format!(
+                "it ended and its profile was written to {} (recorderctl profile {spec})",
+                entry.path.display()
+            ));
+        }
+        match self.images.profile(&self.config, spec.clone(), None).await {
+            Ok(_) => hint(format!(
+                "'{spec}' is an image: recorderctl profile --image '{spec}'"
+            )),
+            Err(_) => refusal,
+        }
+    }
+
     async fn profile(
         &mut self,
         target: &Target,
@@ -231,13 +260,13 @@ impl Manager {
                 return match target {
                     Target::Container(spec) => {
                         let spec = spec.clone();
-                        self.images
-                            .stored(&self.config, spec, base)
-                            .await
-                            .map_err(|e| match e {
-                                ManagerError::Index(IndexError::NotFound(_)) => refusal,
-                                e => e,
-                            })
+                        match self.images.stored(&self.config, spec, base).await
+                    {
+                        Err(ManagerError::Index(IndexError::NotFound(_))) => {
+                            Err(self.why_not_recorded(target, refusal).await)
+                        }
+                        other => other,
+                    }
                     }
                     _ => Err(refusal),
                 };
