@@ -26,9 +26,26 @@ pub enum KeyedBy {
     /// The normalised reference (no id known).
     #[default]
     Reference,
-    /// The container's name (no image known, e.g. podman --rootfs).
+    /// The container's name (no image known, e.g. a containerd task
+    /// without one).
     Name,
+    /// The root filesystem's path (no image known: podman or runc
+    /// `--rootfs`), so that runs under different names share a row.
+    Rootfs,
 }
+
+/// How listings show an image row: its image, or for a row without an
+/// image `(name) NAME` or `(rootfs) PATH`. [`find`] takes it back.
+pub fn shown(keyed_by: KeyedBy, image: &str) -> String {
+    match keyed_by {
+        KeyedBy::Name => format!("{NAME_MARK}{image}"),
+        KeyedBy::Rootfs => format!("{ROOTFS_MARK}{image}"),
+        KeyedBy::Id | KeyedBy::Reference => image.to_owned(),
+    }
+}
+
+const NAME_MARK: &str = "(name) ";
+const ROOTFS_MARK: &str = "(rootfs) ";
 
 /// The image profile a container feeds (see [`key`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -78,7 +95,9 @@ pub fn is_id_prefix(spec: &str, id: &str) -> bool {
 
 /// What an image is known by: its id where the runtime tells it, so that
 /// every reference of it (and running it by id) feeds one row; else its
-/// normalised reference; a container without an image goes by its name.
+/// normalised reference; a container without an image goes by `name`: its
+/// root filesystem's path where the caller knows it (an absolute path,
+/// [`KeyedBy::Rootfs`]), else its name.
 /// An "image" that is a prefix of the id (`docker run dd66f5…`) is not a
 /// reference.
 pub fn key(image: Option<&str>, image_id: Option<&str>, name: Option<&str>) -> Option<ImageKey> {
@@ -89,6 +108,8 @@ pub fn key(image: Option<&str>, image_id: Option<&str>, name: Option<&str>) -> O
     let (key, keyed_by) = match (id, &reference, name) {
         (Some(id), _, _) => (id.to_owned(), KeyedBy::Id),
         (None, Some(r), _) => (r.clone(), KeyedBy::Reference),
+        // A rootfs path, where the caller knows one, else a name.
+        (None, None, Some(n)) if n.starts_with('/') => (n.to_owned(), KeyedBy::Rootfs),
         (None, None, Some(n)) => (n.to_owned(), KeyedBy::Name),
         (None, None, None) => return None,
     };
@@ -380,6 +401,11 @@ pub enum ImageError {
 /// (normalised) or its label, else an id prefix (with or without
 /// `sha256:`). Several rows (a tag moved to a new id) are ambiguous.
 pub fn find<'a>(rows: &'a [ImageRow], spec: &str) -> Result<&'a ImageRow, ImageError> {
+    // As a listing shows it (`(name) web`): the key.
+    let spec = [NAME_MARK, ROOTFS_MARK]
+        .iter()
+        .find_map(|m| spec.strip_prefix(m))
+        .unwrap_or(spec);
     if let Some(r) = rows.iter().find(|r| r.key == spec) {
         return Ok(r);
     }
@@ -457,6 +483,11 @@ mod tests {
         );
         let k = key(None, None, Some("web")).unwrap();
         assert_eq!((k.key.as_str(), k.keyed_by), ("web", KeyedBy::Name));
+        let k = key(None, None, Some("/srv/rootfs")).unwrap();
+        assert_eq!(
+            (k.key.as_str(), k.keyed_by),
+            ("/srv/rootfs", KeyedBy::Rootfs)
+        );
         assert_eq!(key(None, None, None), None);
     }
 
@@ -566,7 +597,13 @@ mod tests {
         a2.add_run(Some("a:latest"), &Profile::default(), 1);
         let mut b = row(Some("b"), Some("sha256:3333cc"), None);
         b.add_run(Some("b:latest"), &Profile::default(), 1);
-        let rows = vec![a1, a2, b, row(None, None, Some("web"))];
+        let rows = vec![
+            a1,
+            a2,
+            b,
+            row(None, None, Some("web")),
+            row(None, None, Some("/srv/root")),
+        ];
         assert_eq!(find(&rows, "b").unwrap().key, "sha256:3333cc");
         assert_eq!(
             find(&rows, "docker.io/library/b:latest").unwrap().key,
@@ -583,6 +620,12 @@ mod tests {
         }
         assert_eq!(find(&rows, "1111").unwrap().key, "sha256:1111aa");
         assert_eq!(find(&rows, "web").unwrap().key, "web");
+        // As `images` shows rows without an image.
+        for r in &rows[3..] {
+            let shown = shown(r.keyed_by, &r.image);
+            assert_eq!(find(&rows, &shown).unwrap().key, r.key, "{shown}");
+        }
+        assert_eq!(shown(rows[4].keyed_by, &rows[4].image), "(rootfs) /srv/root");
         assert!(matches!(find(&rows, "zz"), Err(ImageError::NotFound(_))));
         assert!(matches!(find(&rows, "11"), Err(ImageError::NotFound(_))));
     }

@@ -80,6 +80,9 @@ pub struct Entry {
     /// The image's id, where the runtime told it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_id: Option<String>,
+    /// Without an image: the root filesystem's path (`podman --rootfs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rootfs: Option<String>,
     /// A Kubernetes container's pod and namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod: Option<String>,
@@ -501,6 +504,7 @@ mod tests {
             name: name.map(str::to_owned),
             image: None,
             image_id: None,
+            rootfs: None,
             pod: None,
             namespace: None,
             image_key: None,

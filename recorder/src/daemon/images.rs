@@ -131,7 +131,9 @@ impl Book {
             let now = now_secs();
             let image_key = w.entry.image_key.clone();
             let e = &w.entry;
-            let key = images::key(e.image.as_deref(), e.image_id.as_deref(), e.name.as_deref());
+            // Without an image: keyed by the rootfs path, else the name.
+            let or_name = e.rootfs.as_deref().or(e.name.as_deref());
+            let key = images::key(e.image.as_deref(), e.image_id.as_deref(), or_name);
             index.add(w.entry)?;
             let mut fed = None;
             if let (true, Some(key)) = (w.feeds_image, key) {

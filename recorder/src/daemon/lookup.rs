@@ -128,6 +128,9 @@ pub struct Seen {
     pub chosen: Option<ChosenProfile>,
     /// A Kubernetes container's pod and namespace (bundle annotations).
     pub pod: Option<PodNames>,
+    /// Without an image: the root filesystem's path from the bundle
+    /// (`podman --rootfs`), which keys its image profile.
+    pub rootfs: Option<String>,
 }
 
 /// A container's name, image (and id), labels and seccomp policy; `given`
@@ -176,6 +179,10 @@ pub async fn seen(c: Option<&ContainerRef>, given: Option<Policy>) -> Seen {
                 p.default_action
             );
         }
+        let rootfs = (meta.image.is_none() && meta.image_id.is_none())
+            .then(|| bundle.root.as_deref().map(names::sanitize))
+            .flatten()
+            .filter(|r| r.starts_with('/'));
         Seen {
             name: meta.name,
             image: meta.image,
@@ -184,6 +191,7 @@ pub async fn seen(c: Option<&ContainerRef>, given: Option<Policy>) -> Seen {
             policy: bundle.policy,
             chosen,
             pod: meta.pod,
+            rootfs,
         }
     })
     .await

@@ -372,6 +372,7 @@ impl Manager {
             name: seen.name,
             image: seen.image,
             image_id: seen.image_id,
+            rootfs: seen.rootfs,
             pod: seen.pod,
             cgroup: path
                 .clone()

@@ -175,6 +175,7 @@ impl Manager {
             name: seen.name,
             image: seen.image,
             image_id: seen.image_id,
+            rootfs: seen.rootfs,
             pod: seen.pod,
             cgroup,
             started: now_secs(),

@@ -32,6 +32,9 @@ pub struct Recording {
     /// The image's id or digest, where the runtime tells it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_id: Option<String>,
+    /// Without an image: its root filesystem's path (`podman --rootfs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rootfs: Option<String>,
     pub cgroup: String,
     pub started: u64,
     pub auto: bool,
@@ -59,12 +62,13 @@ pub struct Recording {
 }
 
 impl Recording {
-    /// The image profile this recording feeds (see `images::key`).
+    /// The image profile this recording feeds (see `images::key`;
+    /// without an image, by its rootfs, else its name).
     pub fn image_key(&self) -> Option<String> {
         crate::images::key(
             self.image.as_deref(),
             self.image_id.as_deref(),
-            self.name.as_deref(),
+            self.rootfs.as_deref().or(self.name.as_deref()),
         )
         .map(|k| k.key)
     }
@@ -102,6 +106,7 @@ impl Recording {
             name: self.name.clone(),
             image: self.image.clone(),
             image_id: self.image_id.clone(),
+            rootfs: self.rootfs.clone(),
             image_key: self.image_key(),
             pod: self.pod.as_ref().and_then(|p| p.pod.clone()),
             namespace: self.pod.as_ref().and_then(|p| p.namespace.clone()),

@@ -78,6 +78,7 @@ fn gone_runs_of_one_image(s: &Setup, workloads: &[&[&str]], chosen_last: bool) {
             name: Some(format!("c{i}")),
             image: Some("test/img".to_owned()),
             image_id: Some("sha256:beef".to_owned()),
+            rootfs: None,
             pod: None,
             cgroup: format!("/gone-{i}"),
             started: 1,

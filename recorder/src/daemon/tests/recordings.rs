@@ -85,6 +85,7 @@ async fn resume_adopts_enrolled_containers_finishes_gone_ones_and_drops_strays()
         image: None,
         pod: None,
         image_id: None,
+        rootfs: None,
         cgroup: "/gone".to_owned(),
         started: 1,
         auto: false,
