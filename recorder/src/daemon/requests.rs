@@ -261,13 +261,12 @@ impl Manager {
                 return match target {
                     Target::Container(spec) => {
                         let spec = spec.clone();
-                        match self.images.stored(&self.config, spec, base).await
-                    {
-                        Err(ManagerError::Index(IndexError::NotFound(_))) => {
-                            Err(self.why_not_recorded(target, refusal).await)
+                        match self.images.stored(&self.config, spec, base).await {
+                            Err(ManagerError::Index(IndexError::NotFound(_))) => {
+                                Err(self.why_not_recorded(target, refusal).await)
+                            }
+                            other => other,
                         }
-                        other => other,
-                    }
                     }
                     _ => Err(refusal),
                 };
