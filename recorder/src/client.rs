@@ -110,99 +110,135 @@ fn pod_column(namespace: Option<&str>, pod: Option<&str>) -> String {
     }
 }
 
-fn print_recordings(w: &mut impl Write, list: &[RecordingInfo]) -> io::Result<()> {
-    writeln!(
-        w,
-        "{:<14} {:<10} {:<20} {:<24} {:<24} {:>8} {:<20} CGROUP",
-        "CONTAINER", "RUNTIME", "NAME", "IMAGE", "POD", "SYSCALLS", "STARTED"
-    )?;
-    for r in list {
-        let short: String = r.key.chars().take(12).collect();
-        writeln!(
-            w,
-            "{:<14} {:<10} {:<20} {:<24} {:<24} {:>8} {:<20} {}",
-            short,
-            r.runtime.to_string(),
-            r.name.as_deref().unwrap_or("-"),
-            r.image.as_deref().unwrap_or("-"),
-            pod_column(r.namespace.as_deref(), r.pod.as_deref()),
-            r.syscalls,
-            format_time(r.started),
-            r.cgroup
-        )?;
-    }
-    Ok(())
-}
-
-fn print_profiles(w: &mut impl Write, list: &[crate::index::Entry]) -> io::Result<()> {
-    writeln!(
-        w,
-        "{:<14} {:<10} {:<20} {:<24} {:<24} {:<20} PATH",
-        "CONTAINER", "RUNTIME", "NAME", "IMAGE", "POD", "WRITTEN"
-    )?;
-    for e in list {
-        let short: String = e.key.chars().take(12).collect();
-        writeln!(
-            w,
-            "{:<14} {:<10} {:<20} {:<24} {:<24} {:<20} {}",
-            short,
-            e.runtime.to_string(),
-            e.name.as_deref().unwrap_or("-"),
-            e.image.as_deref().unwrap_or("-"),
-            pod_column(e.namespace.as_deref(), e.pod.as_deref()),
-            format_time(e.written),
-            e.path.display()
-        )?;
-    }
-    Ok(())
-}
-
-/// The IMAGE column: a row keyed by a container's name says so.
-fn image_column(i: &crate::images::ImageInfo) -> String {
-    match i.keyed_by {
-        crate::images::KeyedBy::Name => format!("(name) {}", i.image),
-        _ => i.image.clone(),
+/// A container key as the CONTAINER column shows it: a 64-hex id (alone
+/// or after containerd's `namespace/`) cut to 12, as the runtimes show
+/// ids; any other key (a containerd id its user chose, `cgroup-<inode>`)
+/// whole.
+fn short_key(key: &str) -> String {
+    let (ns, id) = match key.rsplit_once('/') {
+        Some((ns, id)) => (Some(ns), id),
+        None => (None, key),
+    };
+    if id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        match ns {
+            Some(ns) => format!("{ns}/{}", &id[..12]),
+            None => id[..12].to_owned(),
+        }
+    } else {
+        key.to_owned()
     }
 }
 
-fn print_images(w: &mut impl Write, list: &[crate::images::ImageInfo]) -> io::Result<()> {
-    let width = list
+/// An image as the listings of containers show it: normalised as
+/// `images` shows it and `profile --image` takes it (an id prefix as is).
+fn image_cell(image: Option<&str>) -> String {
+    match image {
+        Some(i) if i.len() >= 4 && i.bytes().all(|b| b.is_ascii_hexdigit()) => i.to_owned(),
+        Some(i) => crate::images::normalise(i),
+        None => "-".to_owned(),
+    }
+}
+
+fn print_recordings(w: &mut impl Write, list: &[RecordingInfo], wide: bool) -> io::Result<()> {
+    use crate::table::{left, right};
+    let columns = [
+        left("CONTAINER"),
+        left("RUNTIME"),
+        left("NAME"),
+        left("IMAGE"),
+        left("POD"),
+        right("SYSCALLS"),
+        left("STARTED"),
+        left("CGROUP"),
+    ];
+    let rows: Vec<Vec<String>> = list
         .iter()
-        .map(|i| image_column(i).chars().count())
-        .chain([5])
-        .max()
-        .unwrap_or(5);
-    writeln!(
-        w,
-        "{:<width$} {:<12} {:>5} {:>8} {:<20} {:<20} {:<20} {:>9} READY",
-        "IMAGE", "ID", "RUNS", "SYSCALLS", "FIRST SEEN", "LAST SEEN", "LAST NEW", "QUIET"
-    )?;
-    for i in list {
-        let id =
-            i.id.as_deref()
-                .map_or_else(|| "-".to_owned(), crate::images::short_id);
-        let ready = if i.ready {
-            "yes".to_owned()
-        } else if i.not_ready.is_empty() {
-            "no".to_owned()
-        } else {
-            format!("no: {}", i.not_ready.join(", "))
-        };
-        writeln!(
-            w,
-            "{:<width$} {:<12} {:>5} {:>8} {:<20} {:<20} {:<20} {:>9} {}",
-            image_column(i),
-            id,
-            i.runs,
-            i.syscalls,
-            format_time(i.first_seen),
-            format_time(i.last_seen),
-            format_time(i.last_new),
-            format!("{} runs", i.runs_since_last_new),
-            ready
-        )?;
-    }
-    Ok(())
+        .map(|r| {
+            vec![
+                short_key(&r.key),
+                r.runtime.to_string(),
+                r.name.clone().unwrap_or_else(|| "-".to_owned()),
+                image_cell(r.image.as_deref()),
+                pod_column(r.namespace.as_deref(), r.pod.as_deref()),
+                r.syscalls.to_string(),
+                format_time(r.started),
+                r.cgroup.clone(),
+            ]
+        })
+        .collect();
+    crate::table::write(w, &columns, &rows, wide)
+}
+
+fn print_profiles(w: &mut impl Write, list: &[crate::index::Entry], wide: bool) -> io::Result<()> {
+    use crate::table::left;
+    let columns = [
+        left("CONTAINER"),
+        left("RUNTIME"),
+        left("NAME"),
+        left("IMAGE"),
+        left("POD"),
+        left("WRITTEN"),
+        left("PATH"),
+    ];
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|e| {
+            vec![
+                short_key(&e.key),
+                e.runtime.to_string(),
+                e.name.clone().unwrap_or_else(|| "-".to_owned()),
+                image_cell(e.image.as_deref()),
+                pod_column(e.namespace.as_deref(), e.pod.as_deref()),
+                format_time(e.written),
+                e.path.display().to_string(),
+            ]
+        })
+        .collect();
+    crate::table::write(w, &columns, &rows, wide)
+}
+
+fn print_images(
+    w: &mut impl Write,
+    list: &[crate::images::ImageInfo],
+    wide: bool,
+) -> io::Result<()> {
+    use crate::table::{left, right};
+    let columns = [
+        left("IMAGE"),
+        left("ID"),
+        right("RUNS"),
+        right("SYSCALLS"),
+        left("FIRST SEEN"),
+        left("LAST SEEN"),
+        left("LAST NEW"),
+        right("QUIET"),
+        left("READY"),
+    ];
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|i| {
+            let ready = if i.ready {
+                "yes".to_owned()
+            } else if i.not_ready.is_empty() {
+                "no".to_owned()
+            } else {
+                format!("no: {}", i.not_ready.join(", "))
+            };
+            vec![
+                crate::images::shown(i.keyed_by, &i.image),
+                i.id.as_deref()
+                    .map_or_else(|| "-".to_owned(), crate::images::short_id),
+                i.runs.to_string(),
+                i.syscalls.to_string(),
+                format_time(i.first_seen),
+                format_time(i.last_seen),
+                format_time(i.last_new),
+                format!("{} runs", i.runs_since_last_new),
+                ready,
+            ]
+        })
+        .collect();
+    crate::table::write(w, &columns, &rows, wide)
 }
 
 fn print_status(w: &mut impl Write, s: &StatusInfo) -> io::Result<()> {
@@ -233,19 +269,31 @@ fn print_status(w: &mut impl Write, s: &StatusInfo) -> io::Result<()> {
 }
 
 fn print_drift(w: &mut impl Write, reports: &[DriftReport]) -> io::Result<()> {
+    if reports.is_empty() {
+        // `drift --all`: silence would look like a hang or a failure.
+        return writeln!(
+            w,
+            "no drift: no watched container made a syscall outside its profile"
+        );
+    }
     for (i, d) in reports.iter().enumerate() {
         if i > 0 {
             writeln!(w)?;
         }
-        let short: String = d.id.chars().take(12).collect();
         writeln!(
             w,
-            "{short} {} ({}){}",
-            d.name.as_deref().unwrap_or("-"),
-            d.image.as_deref().unwrap_or("-"),
+            "{} {} ({}){}",
+            crate::table::escape(&short_key(&d.id)),
+            crate::table::escape(d.name.as_deref().unwrap_or("-")),
+            crate::table::escape(d.image.as_deref().unwrap_or("-")),
             if d.running { "" } else { ", exited" }
         )?;
-        writeln!(w, "profile: {} ({})", d.profile, d.default_action)?;
+        writeln!(
+            w,
+            "profile: {} ({})",
+            crate::table::escape(&d.profile),
+            crate::table::escape(&d.default_action)
+        )?;
         if d.outside.is_empty() {
             writeln!(w, "outside the profile: nothing so far")?;
         } else {
@@ -405,20 +453,24 @@ pub async fn run(cmd: DaemonCommand, socket: &Path) -> Result<u8, CtlError> {
                 None => out_text(&text),
             }
         }
-        DaemonCommand::List { conn } => match conn.call(socket, &Request::List).await? {
-            Reply::List { recordings } => {
-                show(conn.output, &recordings, |w, r| print_recordings(w, r))
-            }
+        DaemonCommand::List { conn, table } => match conn.call(socket, &Request::List).await? {
+            Reply::List { recordings } => show(conn.output, &recordings, |w, r| {
+                print_recordings(w, r, table.wide)
+            }),
             _ => Err(CtlError::Unexpected),
         },
-        DaemonCommand::Profiles { conn } => match conn.call(socket, &Request::Profiles).await? {
-            Reply::Profiles { profiles } => {
-                show(conn.output, &profiles, |w, p| print_profiles(w, p))
+        DaemonCommand::Profiles { conn, table } => {
+            match conn.call(socket, &Request::Profiles).await? {
+                Reply::Profiles { profiles } => show(conn.output, &profiles, |w, p| {
+                    print_profiles(w, p, table.wide)
+                }),
+                _ => Err(CtlError::Unexpected),
             }
-            _ => Err(CtlError::Unexpected),
-        },
-        DaemonCommand::Images { conn } => match conn.call(socket, &Request::Images).await? {
-            Reply::Images { images } => show(conn.output, &images, |w, i| print_images(w, i)),
+        }
+        DaemonCommand::Images { conn, table } => match conn.call(socket, &Request::Images).await? {
+            Reply::Images { images } => {
+                show(conn.output, &images, |w, i| print_images(w, i, table.wide))
+            }
             _ => Err(CtlError::Unexpected),
         },
         DaemonCommand::Status { conn } => match conn.call(socket, &Request::Status).await? {
@@ -480,6 +532,9 @@ mod tests {
             text.contains("outside the profile: nothing so far\n"),
             "{text}"
         );
+        let mut text = Vec::new();
+        print_drift(&mut text, &[]).unwrap();
+        assert!(String::from_utf8(text).unwrap().starts_with("no drift"));
     }
 
     #[test]
@@ -495,7 +550,7 @@ mod tests {
         app.add_run(Some("app:latest"), &Profile::default(), 0);
         let list = [pweb.info(&rule, 100 + 3 * 3600), app.info(&rule, 10)];
         let mut text = Vec::new();
-        print_images(&mut text, &list).unwrap();
+        print_images(&mut text, &list, false).unwrap();
         let text = String::from_utf8(text).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert!(
@@ -505,11 +560,67 @@ mod tests {
         assert!(lines[1].starts_with("(name) pweb -  "), "{text}");
         assert!(lines[1].contains(&format_time(100)), "{text}");
         assert!(
-            lines[1].ends_with("no: 1/5 runs, new in the last run, new 3h ago"),
+            lines[1].ends_with("no: 1/5 runs, 0/3 runs quiet, 3h/24h quiet"),
             "{text}"
         );
         assert!(lines[2].starts_with("app:latest  0123456789ab"), "{text}");
-        assert!(lines[2].ends_with(", new 10s ago"), "{text}");
+        assert!(lines[2].ends_with(", 10s/24h quiet"), "{text}");
+    }
+
+    #[test]
+    fn images_text_cuts_long_references_and_marks_rootfs_rows() {
+        use crate::images::{ImageRow, key};
+        let rule = crate::config::ImagesConfig::default();
+        let long = format!("registry.example/{}:1", "team/".repeat(25));
+        let mut app = ImageRow::new(&key(Some(&long), Some("sha256:0123"), None).unwrap(), 0);
+        app.add_run(Some(&long), &Profile::default(), 0);
+        let rootfs = ImageRow::new(&key(None, None, Some("/srv/root\x1b")).unwrap(), 0);
+        let list = [app.info(&rule, 10), rootfs.info(&rule, 10)];
+        let mut text = Vec::new();
+        print_images(&mut text, &list, false).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let width = crate::table::MAX_CELL;
+        assert!(lines.iter().all(|l| !l.contains(&long)), "{text}");
+        assert_eq!(lines[1].split(' ').next().unwrap().chars().count(), width);
+        assert!(lines[1].contains("… 0123 "), "{text}");
+        assert!(lines[2].starts_with("(rootfs) /srv/root\\u{1b} "), "{text}");
+        let mut wide = Vec::new();
+        print_images(&mut wide, &list, true).unwrap();
+        assert!(String::from_utf8(wide).unwrap().contains(&long));
+    }
+
+    #[test]
+    fn only_hex_ids_are_cut() {
+        let hex = "0123456789abcdef".repeat(4);
+        assert_eq!(short_key(&hex), "0123456789ab");
+        assert_eq!(short_key(&format!("k8s.io/{hex}")), "k8s.io/0123456789ab");
+        for whole in ["default/ux-my-app", "cgroup-123456789012345", "default/abc"] {
+            assert_eq!(short_key(whole), whole);
+        }
+        let info = |key: &str, name: &str| RecordingInfo {
+            key: key.to_owned(),
+            runtime: crate::container::Runtime::Containerd,
+            name: Some(name.to_owned()),
+            image: Some("docker.io/library/busybox".to_owned()),
+            pod_uid: None,
+            pod: None,
+            namespace: None,
+            cgroup: "/default/ux-my-app".to_owned(),
+            cgroup_id: 1,
+            syscalls: 3,
+            started: 0,
+            auto: true,
+        };
+        let mut text = Vec::new();
+        let list = [info("default/ux-my-app", "ux-my-app\u{1b}[2J")];
+        print_recordings(&mut text, &list, false).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        let row = text.lines().nth(1).unwrap();
+        assert!(row.starts_with("default/ux-my-app containerd"), "{text}");
+        // The name escaped, the image as `images` shows it.
+        assert!(row.contains("ux-my-app\\u{1b}[2J busybox:latest"), "{text}");
+        assert!(!text.contains('\u{1b}'), "{text}");
     }
 
     #[test]

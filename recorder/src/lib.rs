@@ -28,6 +28,7 @@ pub mod record;
 pub mod scope;
 pub mod syscalls;
 pub mod system;
+pub mod table;
 pub mod timefmt;
 
 /// The version of recorder, recorderd and recorderctl.

@@ -37,6 +37,15 @@ pub struct Conn {
     pub output: OutputFormat,
 }
 
+/// How a listing's text table is laid out.
+#[derive(Args, Debug, Clone, Copy, Default)]
+pub struct TableArgs {
+    /// Show every cell whole: without it, cells longer than 40 characters
+    /// are cut with an ellipsis (`-o json` always has them whole).
+    #[arg(long)]
+    pub wide: bool,
+}
+
 /// A timeout in seconds: positive and finite.
 fn timeout_secs(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
@@ -162,11 +171,15 @@ pub enum DaemonCommand {
     List {
         #[command(flatten)]
         conn: Conn,
+        #[command(flatten)]
+        table: TableArgs,
     },
     /// List the profiles recorderd has written (also of containers that are gone).
     Profiles {
         #[command(flatten)]
         conn: Conn,
+        #[command(flatten)]
+        table: TableArgs,
     },
     /// List the image profiles: runs, syscalls, when the union last grew,
     /// and whether the image is ready to enforce, or what it waits for
@@ -174,6 +187,8 @@ pub enum DaemonCommand {
     Images {
         #[command(flatten)]
         conn: Conn,
+        #[command(flatten)]
+        table: TableArgs,
     },
     /// Show the daemon's state.
     Status {

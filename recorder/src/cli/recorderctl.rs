@@ -215,7 +215,7 @@ mod tests {
         };
         assert_eq!(conn.timeout, 10.0);
         let cli = try_parse_from(["recorderctl", "list", "--timeout", "0.5"]).unwrap();
-        let Command::Daemon(DaemonCommand::List { conn }) = cli.command else {
+        let Command::Daemon(DaemonCommand::List { conn, .. }) = cli.command else {
             panic!("expected list");
         };
         assert_eq!(conn.timeout, 0.5);
@@ -260,7 +260,7 @@ mod tests {
             let conn = match cli.command {
                 Command::Daemon(
                     DaemonCommand::Stop { conn, .. }
-                    | DaemonCommand::List { conn }
+                    | DaemonCommand::List { conn, .. }
                     | DaemonCommand::Status { conn },
                 ) => conn,
                 other => panic!("{args:?}: {other:?}"),
