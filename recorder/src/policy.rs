@@ -101,10 +101,7 @@ pub fn parse_bundle(path: &Path, text: &str) -> Result<Bundle, PolicyError> {
     Ok(Bundle {
         policy,
         annotations: config.annotations,
-        root: config
-            .root
-            .map(|r| r.path)
-            .filter(|p| p.starts_with('/')),
+        root: config.root.map(|r| r.path).filter(|p| p.starts_with('/')),
     })
 }
 

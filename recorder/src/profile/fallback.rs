@@ -45,9 +45,7 @@ impl Profile {
                 .any(|r| r.action == ACT_ALLOW && r.all_names().any(|n| n == name))
         };
         let answers_well = |action: &str, errno_ret, errno: Option<&str>| {
-            action == ACT_LOG
-                || !ACTIONS.contains(&action)
-                || is_enosys(action, errno_ret, errno)
+            action == ACT_LOG || !ACTIONS.contains(&action) || is_enosys(action, errno_ret, errno)
         };
         FALLBACKS
             .iter()

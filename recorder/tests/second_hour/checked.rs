@@ -111,7 +111,11 @@ fn an_image_profile_passes_check_and_enforces() {
     run_ok(&mut docker(&["tag", IMAGE, image]));
     let daemon = Daemon(common::daemon::Daemon::start(
         "second-hour-image",
-        &["--all", "--include-image", "recorder-test/second-hour-checked*"],
+        &[
+            "--all",
+            "--include-image",
+            "recorder-test/second-hour-checked*",
+        ],
     ));
     let cidfile = dir.join("cid");
     let out = run_ok(&mut docker(&[
