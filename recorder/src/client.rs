@@ -34,11 +34,21 @@ pub enum CtlError {
     Stdout(#[source] io::Error),
 }
 
-impl Conn {
-    /// Sends one request to recorderd at `socket`, within `--timeout`.
-    async fn call(&self, socket: &Path, request: &Request) -> Result<Reply, ClientError> {
+/// Where recorderd is (`--socket`) and how long to wait for it
+/// (`--timeout`): recorderctl's global options, before or after the
+/// command.
+#[derive(Clone, Copy, Debug)]
+pub struct Link<'a> {
+    pub socket: &'a Path,
+    /// Seconds.
+    pub timeout: f64,
+}
+
+impl Link<'_> {
+    /// Sends one request to recorderd, within the timeout.
+    async fn call(&self, request: &Request) -> Result<Reply, ClientError> {
         control::call_within(
-            socket,
+            self.socket,
             request,
             std::time::Duration::from_secs_f64(self.timeout),
         )
@@ -321,7 +331,7 @@ fn write_file(path: &Path, text: &str) -> Result<(), CtlError> {
 /// or with `widen` the widened profile.
 async fn drift(
     conn: &Conn,
-    socket: &Path,
+    to: Link<'_>,
     request: Request,
     out_file: Option<&Path>,
     format: &OutputArgs,
@@ -330,7 +340,7 @@ async fn drift(
         Request::Drift { container, widen } => (container.is_some(), *widen),
         _ => (false, false),
     };
-    let Reply::Drift { mut reports } = conn.call(socket, &request).await? else {
+    let Reply::Drift { mut reports } = to.call(&request).await? else {
         return Err(CtlError::Unexpected);
     };
     if !widen {
@@ -364,9 +374,8 @@ async fn drift(
     }
 }
 
-/// Runs a daemon command against recorderd at `socket`; returns the exit
-/// code.
-pub async fn run(cmd: DaemonCommand, socket: &Path) -> Result<u8, CtlError> {
+/// Runs a daemon command against recorderd; returns the exit code.
+pub async fn run(cmd: DaemonCommand, to: Link<'_>) -> Result<u8, CtlError> {
     match cmd {
         DaemonCommand::Start { conn, target, base } => {
             let req = Request::Start {
@@ -375,7 +384,7 @@ pub async fn run(cmd: DaemonCommand, socket: &Path) -> Result<u8, CtlError> {
                 output: None,
                 prestart: None,
             };
-            match conn.call(socket, &req).await? {
+            match to.call(&req).await? {
                 Reply::Started { recording } => show(conn.output, &recording, |w, r| {
                     writeln!(w, "recording {} ({})", r.key, r.cgroup)
                 }),
@@ -392,7 +401,7 @@ pub async fn run(cmd: DaemonCommand, socket: &Path) -> Result<u8, CtlError> {
                 target: target.target(),
                 base: read_base(base.as_ref())?,
             };
-            match conn.call(socket, &req).await? {
+            match to.call(&req).await? {
                 Reply::Stopped { recording, path } => {
                     if recording.syscalls == 0 {
                         eprintln!(
@@ -418,7 +427,6 @@ pub async fn run(cmd: DaemonCommand, socket: &Path) -> Result<u8, CtlError> {
             }
         }
         DaemonCommand::Profile {
-            timeout,
             target,
             base,
             out_file,
@@ -426,16 +434,12 @@ pub async fn run(cmd: DaemonCommand, socket: &Path) -> Result<u8, CtlError> {
             ..
         } => {
             // It prints a profile, not a report: no -o (cli::output).
-            let conn = Conn {
-                timeout,
-                output: OutputFormat::Text,
-            };
             let base = read_base(base.as_ref())?;
             let req = match target.target() {
                 Ok(target) => Request::Profile { target, base },
                 Err(image) => Request::ImageProfile { image, base },
             };
-            let (profile, image) = match conn.call(socket, &req).await? {
+            let (profile, image) = match to.call(&req).await? {
                 Reply::Profile { profile, .. } | Reply::StoredProfile { profile, .. } => {
                     (profile, None)
                 }
@@ -453,27 +457,25 @@ pub async fn run(cmd: DaemonCommand, socket: &Path) -> Result<u8, CtlError> {
                 None => out_text(&text),
             }
         }
-        DaemonCommand::List { conn, table } => match conn.call(socket, &Request::List).await? {
+        DaemonCommand::List { conn, table } => match to.call(&Request::List).await? {
             Reply::List { recordings } => show(conn.output, &recordings, |w, r| {
                 print_recordings(w, r, table.wide)
             }),
             _ => Err(CtlError::Unexpected),
         },
-        DaemonCommand::Profiles { conn, table } => {
-            match conn.call(socket, &Request::Profiles).await? {
-                Reply::Profiles { profiles } => show(conn.output, &profiles, |w, p| {
-                    print_profiles(w, p, table.wide)
-                }),
-                _ => Err(CtlError::Unexpected),
-            }
-        }
-        DaemonCommand::Images { conn, table } => match conn.call(socket, &Request::Images).await? {
+        DaemonCommand::Profiles { conn, table } => match to.call(&Request::Profiles).await? {
+            Reply::Profiles { profiles } => show(conn.output, &profiles, |w, p| {
+                print_profiles(w, p, table.wide)
+            }),
+            _ => Err(CtlError::Unexpected),
+        },
+        DaemonCommand::Images { conn, table } => match to.call(&Request::Images).await? {
             Reply::Images { images } => {
                 show(conn.output, &images, |w, i| print_images(w, i, table.wide))
             }
             _ => Err(CtlError::Unexpected),
         },
-        DaemonCommand::Status { conn } => match conn.call(socket, &Request::Status).await? {
+        DaemonCommand::Status { conn } => match to.call(&Request::Status).await? {
             Reply::Status { status } => show(conn.output, &status, |w, s| print_status(w, s)),
             _ => Err(CtlError::Unexpected),
         },
@@ -486,7 +488,7 @@ pub async fn run(cmd: DaemonCommand, socket: &Path) -> Result<u8, CtlError> {
             profile,
         } => {
             let req = Request::Drift { container, widen };
-            drift(&conn, socket, req, out.as_deref(), &profile).await
+            drift(&conn, to, req, out.as_deref(), &profile).await
         }
     }
 }

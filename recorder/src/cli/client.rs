@@ -19,13 +19,10 @@ pub enum OutputFormat {
     Json,
 }
 
-/// How long to wait for the daemon and how to print its answers (where it
-/// is: recorderctl's global `--socket`).
+/// How to print the daemon's answers (where it is and how long to wait
+/// for it: recorderctl's global `--socket` and `--timeout`).
 #[derive(Args, Debug, Clone)]
 pub struct Conn {
-    /// Give up when recorderd has not answered within SECONDS.
-    #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = timeout_secs)]
-    pub timeout: f64,
     /// Print the report as text or as JSON (for scripts).
     #[arg(
         short,
@@ -47,7 +44,7 @@ pub struct TableArgs {
 }
 
 /// A timeout in seconds: positive and finite.
-fn timeout_secs(s: &str) -> Result<f64, String> {
+pub fn timeout_secs(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if v.is_finite() && v > 0.0 && v <= 86_400.0 => Ok(v),
         _ => Err("expected a number of seconds, more than 0 and at most 86400".to_owned()),
@@ -151,9 +148,6 @@ pub enum DaemonCommand {
     /// profile of a container that is gone, or with --image an image's
     /// profile.
     Profile {
-        /// Give up when recorderd has not answered within SECONDS.
-        #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = timeout_secs)]
-        timeout: f64,
         #[command(flatten)]
         no_report: NoReport,
         #[command(flatten)]
