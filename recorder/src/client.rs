@@ -265,6 +265,12 @@ fn print_status(w: &mut impl Write, s: &StatusInfo) -> io::Result<()> {
         ("enrol failures", s.enrol_failures.to_string()),
         ("profiles written", s.profiles_written.to_string()),
         ("pending writes", s.pending_writes.to_string()),
+        ("socket", s.socket.display().to_string()),
+        ("profiles dir", s.profiles_dir.display().to_string()),
+        ("state dir", s.state_dir.display().to_string()),
+        ("pin dir", s.pin_dir.display().to_string()),
+        ("metrics", s.metrics_addr.clone()),
+        ("scope", s.scope.clone()),
     ];
     if let Some(e) = &s.last_error {
         let at = s.last_error_at.map(|at| format!("{} ", format_time(at)));
@@ -643,6 +649,12 @@ mod tests {
             pending_writes: 0,
             last_error: Some("disk full".into()),
             last_error_at: Some(0),
+            socket: "/run/r.sock".into(),
+            profiles_dir: "/var/lib/r/profiles".into(),
+            state_dir: "/var/lib/r".into(),
+            pin_dir: "/sys/fs/bpf/r".into(),
+            metrics_addr: "127.0.0.1:9977".into(),
+            scope: "every container".into(),
         };
         let mut text = Vec::new();
         print_status(&mut text, &s).unwrap();
@@ -654,7 +666,15 @@ mod tests {
                 after + l[after..].len() - l[after..].trim_start().len()
             })
             .collect();
-        assert_eq!(columns.len(), 10, "{text}");
+        assert_eq!(columns.len(), 16, "{text}");
+        assert!(
+            text.contains("profiles dir:     /var/lib/r/profiles\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("scope:            every container\n"),
+            "{text}"
+        );
         assert!(columns.iter().all(|&c| c == columns[0]), "{text}");
         assert!(text.contains("profiles written: 2\n"), "{text}");
         assert!(

@@ -75,6 +75,12 @@ impl Manager {
             pending_writes: self.pending_writes(),
             last_error: self.last_error.as_ref().map(|(e, ..)| e.clone()),
             last_error_at: self.last_error.as_ref().map(|(_, at, _)| *at),
+            socket: self.config.socket.clone(),
+            profiles_dir: self.config.profiles_dir.clone(),
+            state_dir: self.config.state_dir.clone(),
+            pin_dir: self.config.pin_dir.clone(),
+            metrics_addr: self.config.metrics_addr.clone(),
+            scope: self.config.scope.summary(),
         })
     }
 
