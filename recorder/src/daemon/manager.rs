@@ -63,9 +63,11 @@ pub(super) fn assemble(
     extra_base: Option<&Profile>,
 ) -> Profile {
     let bases: Vec<&Profile> = r.base.iter().chain(extra_base).collect();
+    let blocking: Vec<&Profile> = r.base.iter().filter(|_| r.base_blocks).collect();
     let built = profile::build(profile::Inputs {
         sets,
         bases: &bases,
+        blocking: &blocking,
         policy: Some(&r.policy),
         ..profile::Inputs::default()
     });
@@ -381,6 +383,7 @@ impl Manager {
             started: now_secs(),
             auto: true,
             base: None,
+            base_blocks: false,
             output: None,
             finishing: path.is_none(),
             write_error: None,

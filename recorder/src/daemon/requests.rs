@@ -125,6 +125,7 @@ impl Manager {
             && output.is_some()
         {
             r.output = output;
+            r.base_blocks = base.is_some();
             r.base = base;
             if let Some(p) = prestart.filter(|_| r.policy == profile::Policy::Unknown) {
                 r.policy = p.policy;
@@ -170,6 +171,7 @@ impl Manager {
         let key = container
             .as_ref()
             .map_or_else(|| format!("cgroup-{owner}"), ContainerRef::key);
+        let prestart_base = prestart.is_some() && base.is_some();
         let given = prestart
             .map(|p| p.policy)
             .filter(|p| *p != profile::Policy::Unknown);
@@ -186,6 +188,8 @@ impl Manager {
             cgroup,
             started: now_secs(),
             auto: false,
+            // Only the OCI hook sends a prestart: its if: profile's blocks.
+            base_blocks: prestart_base,
             base,
             output,
             finishing: false,

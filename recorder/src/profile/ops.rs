@@ -152,6 +152,62 @@ impl Profile {
         notes
     }
 
+    /// Keeps blocked what `base` blocks: every name that a rule of `base`
+    /// answers with anything but ALLOW or LOG, without argument conditions,
+    /// and that no rule of `base` allows, leaves this profile's rules and
+    /// gets `base`'s rules for it (its answer, its filters). Returns the
+    /// names kept blocked. (oci-seccomp-bpf-hook: "if a syscall is blocked
+    /// in the base profile, then it will remain blocked in the output file
+    /// even if it is recorded while tracing".)
+    pub fn keep_blocked(&mut self, base: &Self) -> Vec<String> {
+        use super::ACT_LOG;
+        let lets_run = |r: &SyscallRule| r.action == ACT_ALLOW || r.action == ACT_LOG;
+        let blocked: BTreeSet<String> = base
+            .syscalls
+            .iter()
+            .filter(|r| !lets_run(r) && r.args.is_empty())
+            .flat_map(|r| r.all_names().map(str::to_owned))
+            .filter(|n| {
+                !base
+                    .syscalls
+                    .iter()
+                    .any(|r| lets_run(r) && r.all_names().any(|x| x == n))
+            })
+            .collect();
+        if blocked.is_empty() {
+            return Vec::new();
+        }
+        self.syscalls.retain_mut(|r| {
+            if !r.all_names().any(|n| blocked.contains(n)) {
+                return true;
+            }
+            r.names.retain(|n| !blocked.contains(n));
+            if r.name.as_deref().is_some_and(|n| blocked.contains(n)) {
+                r.name = None;
+            }
+            r.all_names().next().is_some()
+        });
+        for rule in base
+            .syscalls
+            .iter()
+            .filter(|r| !lets_run(r) && r.args.is_empty())
+        {
+            let names: Vec<String> = rule
+                .all_names()
+                .filter(|n| blocked.contains(*n))
+                .map(str::to_owned)
+                .collect();
+            if !names.is_empty() {
+                self.syscalls.push(SyscallRule {
+                    name: None,
+                    names,
+                    ..rule.clone()
+                });
+            }
+        }
+        blocked.into_iter().collect()
+    }
+
     /// Drops a name from the unconditional non-allow rules (e.g. one
     /// profile's ENOSYS answer to clone3) when an unconditional rule allows
     /// it (the other profile recorded clone3): the union allows it, and two
