@@ -233,6 +233,30 @@ fn what_the_input_profile_blocks_stays_blocked() {
             "{what}: {}",
             String::from_utf8_lossy(&ran.stderr)
         );
+        // A profile recorded earlier, as `if:`, extends (the original's
+        // "Extend existing seccomp profile"): what it denies only because
+        // that run did not call it (podman's answers it carries) is no
+        // block. `ls` did not mkdir; the next run does, and may.
+        let ls = dir.join(format!("{what}-ls.json"));
+        run_ok(&mut traced_run(
+            &hooks,
+            &format!("of:{}", ls.display()),
+            &["ls", "/"],
+        ));
+        wait_for_file(&ls);
+        let opt = format!("seccomp={}", ls.display());
+        assert!(
+            !run(&mut podman_run(&["--security-opt", &opt], mkdir))
+                .status
+                .success()
+        );
+        let extended = dir.join(format!("{what}-extended.json"));
+        let ann = format!("if:{};of:{}", ls.display(), extended.display());
+        run_ok(&mut traced_run(&hooks, &ann, mkdir));
+        wait_for_file(&extended);
+        let opt = format!("seccomp={}", extended.display());
+        run_ok(&mut podman_run(&["--security-opt", &opt], mkdir));
+        run_ok(&mut podman_run(&["--security-opt", &opt], &["ls", "/"]));
     }
-    assert!(daemon.status()["profiles_written"].as_u64() >= Some(2));
+    assert!(daemon.status()["profiles_written"].as_u64() >= Some(4));
 }

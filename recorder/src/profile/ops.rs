@@ -158,14 +158,24 @@ impl Profile {
     /// gets `base`'s rules for it (its answer, its filters). Returns the
     /// names kept blocked. (oci-seccomp-bpf-hook: "if a syscall is blocked
     /// in the base profile, then it will remain blocked in the output file
-    /// even if it is recorded while tracing".)
+    /// even if it is recorded while tracing".) The answers a recorded
+    /// profile carries (marked by their comments: the recording-time
+    /// policy's for what was not recorded, ENOSYS for newer forms) are no
+    /// one's choice to block: a profile recorded earlier, given as the
+    /// base, does not block what this run needs.
     pub fn keep_blocked(&mut self, base: &Self) -> Vec<String> {
-        use super::ACT_LOG;
+        use super::{ACT_LOG, FALLBACK_COMMENT, NEWER_COMMENT};
         let lets_run = |r: &SyscallRule| r.action == ACT_ALLOW || r.action == ACT_LOG;
+        let carried = |r: &SyscallRule| {
+            r.comment
+                .as_deref()
+                .is_some_and(|c| [CARRIED_COMMENT, NEWER_COMMENT, FALLBACK_COMMENT].contains(&c))
+        };
+        let blocks = |r: &SyscallRule| !lets_run(r) && r.args.is_empty() && !carried(r);
         let blocked: BTreeSet<String> = base
             .syscalls
             .iter()
-            .filter(|r| !lets_run(r) && r.args.is_empty())
+            .filter(|r| blocks(r))
             .flat_map(|r| r.all_names().map(str::to_owned))
             .filter(|n| {
                 !base
@@ -187,11 +197,7 @@ impl Profile {
             }
             r.all_names().next().is_some()
         });
-        for rule in base
-            .syscalls
-            .iter()
-            .filter(|r| !lets_run(r) && r.args.is_empty())
-        {
+        for rule in base.syscalls.iter().filter(|r| blocks(r)) {
             let names: Vec<String> = rule
                 .all_names()
                 .filter(|n| blocked.contains(*n))
