@@ -14,6 +14,7 @@ mod support;
 
 mod checked;
 mod daemon;
+mod names;
 
 use std::{
     fs,
