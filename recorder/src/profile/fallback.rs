@@ -92,9 +92,12 @@ impl Profile {
             }
             r.all_names().next().is_some()
         });
+        // A rule of their own, whose comment says why (an earlier one of
+        // it, after a merge, takes them): a base's ENOSYS rule is left as
+        // it was.
         let enosys = self.syscalls.iter_mut().find(|r| {
-            r.is_unconditional()
-                && r.errno.is_none()
+            r.comment.as_deref() == Some(FALLBACK_COMMENT)
+                && r.is_unconditional()
                 && is_enosys(&r.action, r.errno_ret, r.errno.as_deref())
         });
         let names = moved.iter().map(|n| (*n).to_owned());
@@ -160,15 +163,22 @@ mod tests {
     }
 
     #[test]
-    fn joins_an_enosys_rule_and_leaves_conditional_answers() {
+    fn a_rule_of_their_own_and_conditional_answers_left_alone() {
         let mut prof = p(r#"{"defaultAction":"SCMP_ACT_ERRNO",
             "syscalls":[{"names":["clone","openat","faccessat"],"action":"SCMP_ACT_ALLOW"},
             {"names":["pivot_root"],"action":"SCMP_ACT_ERRNO","errnoRet":38},
             {"names":["faccessat2"],"action":"SCMP_ACT_ERRNO","args":[{"index":0,"value":1,"valueTwo":0,"op":"SCMP_CMP_EQ"}]}]}"#);
         assert_eq!(prof.answer_fallbacks(), 2);
-        assert_eq!(prof.syscalls.len(), 3);
-        assert_eq!(prof.syscalls[1].names, ["clone3", "openat2", "pivot_root"]);
+        assert_eq!(prof.syscalls.len(), 4);
+        assert_eq!(prof.syscalls[1].names, ["pivot_root"]);
         assert_eq!(prof.syscalls[2].names, ["faccessat2"]);
+        let own = &prof.syscalls[3];
+        assert_eq!(own.names, ["clone3", "openat2"]);
+        assert_eq!(own.comment.as_deref(), Some(FALLBACK_COMMENT));
+        // Later moves join it.
+        prof.syscalls[0].names.push("fstat".into());
+        assert_eq!(prof.answer_fallbacks(), 1);
+        assert_eq!(prof.syscalls[3].names, ["clone3", "openat2", "statx"]);
     }
 
     #[test]
