@@ -412,7 +412,7 @@ pub async fn run(cmd: DaemonCommand, to: Link<'_>) -> Result<u8, CtlError> {
                     if recording.syscalls == 0 {
                         eprintln!(
                             "recorderctl: warning: no syscall was recorded for {}: nothing in it ran since `start` (a sleeping process makes none), so {} allows none of its syscalls and a container cannot start under it; record while the workload runs, or merge a base profile (--base)",
-                            recording.key,
+                            crate::table::escape(&recording.key),
                             path.display()
                         );
                     }
