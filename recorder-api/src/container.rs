@@ -143,6 +143,10 @@ pub struct Container {
     /// ...and the pod's namespace (not containerd's).
     #[serde(default, rename = "namespace", skip_serializing_if = "Option::is_none")]
     pub pod_namespace: Option<String>,
+    /// Without an image: the root filesystem's path from its bundle
+    /// (`podman --rootfs`), which keys its image profile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rootfs: Option<String>,
 }
 
 impl From<ContainerRef> for Container {

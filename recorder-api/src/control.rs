@@ -213,6 +213,21 @@ pub struct StatusInfo {
     /// cleared once the write it was about succeeds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error_at: Option<u64>,
+    /// Where this daemon keeps its things, to tell two daemons apart.
+    #[serde(default)]
+    pub socket: PathBuf,
+    #[serde(default)]
+    pub profiles_dir: PathBuf,
+    #[serde(default)]
+    pub state_dir: PathBuf,
+    #[serde(default)]
+    pub pin_dir: PathBuf,
+    /// The metrics endpoint, or `off`.
+    #[serde(default)]
+    pub metrics_addr: String,
+    /// What auto mode records ([`crate::config::ScopeConfig::summary`]).
+    #[serde(default)]
+    pub scope: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -12,8 +12,12 @@ pub enum KeyedBy {
     /// The normalised reference (no id known).
     #[default]
     Reference,
-    /// The container's name (no image known, e.g. podman --rootfs).
+    /// The container's name (no image known, e.g. a containerd task
+    /// without one).
     Name,
+    /// The root filesystem's path (no image known: podman or runc
+    /// `--rootfs`), so that runs under different names share a row.
+    Rootfs,
 }
 
 /// What `recorderctl images` shows of an image.
@@ -38,13 +42,17 @@ pub struct ImageInfo {
     pub last_seen: u64,
     pub last_new: u64,
     pub runs_since_last_new: u64,
+    /// The syscalls that were new when the union last grew.
+    #[serde(default)]
+    pub last_new_syscalls: Vec<String>,
     /// Syscalls the recording-time policy denied while recorded; not
     /// known yet (the kernel side does not count them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub denied_while_recorded: Option<u64>,
     pub ready: bool,
-    /// What the ready rule still waits for (`2/5 runs`, `new 1 run ago`,
-    /// `new 3h ago`); empty when ready.
+    /// What the ready rule still waits for, each as what there is and
+    /// what it needs (`2/5 runs`, `1/3 runs quiet`, `3h/1d quiet`), and
+    /// what was new (`new: mkdir, symlink`); empty when ready.
     #[serde(default)]
     pub not_ready: Vec<String>,
 }

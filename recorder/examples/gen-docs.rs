@@ -6,10 +6,30 @@
 //! It lives here rather than in xtask because xtask must build before
 //! `cargo xtask setup` has installed what the recorder crate's build script
 //! needs (bpf-linker, the nightly rust-src).
-use std::{fs, path::PathBuf};
+use std::{
+    fs, io,
+    path::{Path, PathBuf},
+};
 
 use anyhow::Context as _;
 use clap_complete::Shell;
+
+/// Writes the page of `cmd` and of each of its subcommands but `help`
+/// (clap's pseudo-command, already built into recorderctl's command, so
+/// `clap_mangen::generate_to` would write a page for it and for each of
+/// its own subcommands). Every page's footer has the binary's version (a
+/// subcommand has none of its own).
+fn man_pages(cmd: clap::Command, version: &str, dir: &Path) -> io::Result<()> {
+    for sub in cmd
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+    {
+        man_pages(sub.clone(), version, dir)?;
+    }
+    let source = format!("{} {version}", cmd.get_name());
+    clap_mangen::Man::new(cmd).source(source).generate_to(dir)?;
+    Ok(())
+}
 
 fn main() -> anyhow::Result<()> {
     let out = std::env::args_os()
@@ -20,7 +40,8 @@ fn main() -> anyhow::Result<()> {
     fs::create_dir_all(&man).with_context(|| format!("creating {}", man.display()))?;
     for cmd in &recorder::cli::man_pages() {
         // One page per command and one per subcommand (recorderctl-record.1).
-        clap_mangen::generate_to(cmd.clone(), &man)
+        let version = cmd.get_version().unwrap_or_default().to_owned();
+        man_pages(cmd.clone(), &version, &man)
             .with_context(|| format!("writing the man pages of {}", cmd.get_name()))?;
     }
     for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {

@@ -36,11 +36,21 @@ pub enum CtlError {
     Stdout(#[source] io::Error),
 }
 
-impl Conn {
-    /// Sends one request to recorderd at `socket`, within `--timeout`.
-    async fn call(&self, socket: &Path, request: &Request) -> Result<Reply, ClientError> {
+/// Where recorderd is (`--socket`) and how long to wait for it
+/// (`--timeout`): recorderctl's global options, before or after the
+/// command.
+#[derive(Clone, Copy, Debug)]
+pub struct Link<'a> {
+    pub socket: &'a Path,
+    /// Seconds.
+    pub timeout: f64,
+}
+
+impl Link<'_> {
+    /// Sends one request to recorderd, within the timeout.
+    async fn call(&self, request: &Request) -> Result<Reply, ClientError> {
         control::call_within(
-            socket,
+            self.socket,
             request,
             std::time::Duration::from_secs_f64(self.timeout),
         )
@@ -112,102 +122,137 @@ fn pod_column(namespace: Option<&str>, pod: Option<&str>) -> String {
     }
 }
 
-/// The CONTAINER, RUNTIME, NAME, IMAGE and POD columns of `c`.
-fn container_columns(c: &Container) -> String {
-    let short: String = c.key().chars().take(12).collect();
-    format!(
-        "{:<14} {:<10} {:<20} {:<24} {:<24}",
-        short,
+/// A container key as the CONTAINER column shows it: a 64-hex id (alone
+/// or after containerd's `namespace/`) cut to 12, as the runtimes show
+/// ids; any other key (a containerd id its user chose, `cgroup-<inode>`)
+/// whole.
+fn short_key(key: &str) -> String {
+    let (ns, id) = match key.rsplit_once('/') {
+        Some((ns, id)) => (Some(ns), id),
+        None => (None, key),
+    };
+    if id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        match ns {
+            Some(ns) => format!("{ns}/{}", &id[..12]),
+            None => id[..12].to_owned(),
+        }
+    } else {
+        key.to_owned()
+    }
+}
+
+/// An image as the listings of containers show it: normalised as
+/// `images` shows it and `profile --image` takes it (an id prefix as is).
+fn image_cell(image: Option<&str>) -> String {
+    match image {
+        Some(i) if i.len() >= 4 && i.bytes().all(|b| b.is_ascii_hexdigit()) => i.to_owned(),
+        Some(i) => crate::images::normalise(i),
+        None => "-".to_owned(),
+    }
+}
+
+/// The CONTAINER, RUNTIME, NAME, IMAGE and POD cells of `c`.
+fn container_cells(c: &Container) -> Vec<String> {
+    vec![
+        short_key(&c.key()),
         c.runtime().to_string(),
-        c.name.as_deref().unwrap_or("-"),
-        c.image.as_deref().unwrap_or("-"),
+        c.name.clone().unwrap_or_else(|| "-".to_owned()),
+        image_cell(c.image.as_deref()),
         pod_column(c.pod_namespace.as_deref(), c.pod.as_deref()),
-    )
+    ]
 }
 
-fn print_recordings(w: &mut impl Write, list: &[RecordingInfo]) -> io::Result<()> {
-    writeln!(
-        w,
-        "{:<14} {:<10} {:<20} {:<24} {:<24} {:>8} {:<20} CGROUP",
-        "CONTAINER", "RUNTIME", "NAME", "IMAGE", "POD", "SYSCALLS", "STARTED"
-    )?;
-    for r in list {
-        writeln!(
-            w,
-            "{} {:>8} {:<20} {}",
-            container_columns(&r.container),
-            r.syscalls,
-            format_time(r.started),
-            r.cgroup
-        )?;
-    }
-    Ok(())
-}
-
-fn print_profiles(w: &mut impl Write, list: &[crate::index::Entry]) -> io::Result<()> {
-    writeln!(
-        w,
-        "{:<14} {:<10} {:<20} {:<24} {:<24} {:<20} PATH",
-        "CONTAINER", "RUNTIME", "NAME", "IMAGE", "POD", "WRITTEN"
-    )?;
-    for e in list {
-        writeln!(
-            w,
-            "{} {:<20} {}",
-            container_columns(&e.container),
-            format_time(e.written),
-            e.path.display()
-        )?;
-    }
-    Ok(())
-}
-
-/// The IMAGE column: a row keyed by a container's name says so.
-fn image_column(i: &crate::images::ImageInfo) -> String {
-    match i.keyed_by {
-        crate::images::KeyedBy::Name => format!("(name) {}", i.image),
-        _ => i.image.clone(),
-    }
-}
-
-fn print_images(w: &mut impl Write, list: &[crate::images::ImageInfo]) -> io::Result<()> {
-    let width = list
+fn print_recordings(w: &mut impl Write, list: &[RecordingInfo], wide: bool) -> io::Result<()> {
+    use crate::table::{left, right};
+    let columns = [
+        left("CONTAINER"),
+        left("RUNTIME"),
+        left("NAME"),
+        left("IMAGE"),
+        left("POD"),
+        right("SYSCALLS"),
+        left("STARTED"),
+        left("CGROUP"),
+    ];
+    let rows: Vec<Vec<String>> = list
         .iter()
-        .map(|i| image_column(i).chars().count())
-        .chain([5])
-        .max()
-        .unwrap_or(5);
-    writeln!(
-        w,
-        "{:<width$} {:<12} {:>5} {:>8} {:<20} {:<20} {:<20} {:>9} READY",
-        "IMAGE", "ID", "RUNS", "SYSCALLS", "FIRST SEEN", "LAST SEEN", "LAST NEW", "QUIET"
-    )?;
-    for i in list {
-        let id =
-            i.id.as_deref()
-                .map_or_else(|| "-".to_owned(), crate::images::short_id);
-        let ready = if i.ready {
-            "yes".to_owned()
-        } else if i.not_ready.is_empty() {
-            "no".to_owned()
-        } else {
-            format!("no: {}", i.not_ready.join(", "))
-        };
-        writeln!(
-            w,
-            "{:<width$} {:<12} {:>5} {:>8} {:<20} {:<20} {:<20} {:>9} {}",
-            image_column(i),
-            id,
-            i.runs,
-            i.syscalls,
-            format_time(i.first_seen),
-            format_time(i.last_seen),
-            format_time(i.last_new),
-            format!("{} runs", i.runs_since_last_new),
-            ready
-        )?;
-    }
-    Ok(())
+        .map(|r| {
+            let mut row = container_cells(&r.container);
+            row.extend([
+                r.syscalls.to_string(),
+                format_time(r.started),
+                r.cgroup.clone(),
+            ]);
+            row
+        })
+        .collect();
+    crate::table::write(w, &columns, &rows, wide)
+}
+
+fn print_profiles(w: &mut impl Write, list: &[crate::index::Entry], wide: bool) -> io::Result<()> {
+    use crate::table::left;
+    let columns = [
+        left("CONTAINER"),
+        left("RUNTIME"),
+        left("NAME"),
+        left("IMAGE"),
+        left("POD"),
+        left("WRITTEN"),
+        left("PATH"),
+    ];
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|e| {
+            let mut row = container_cells(&e.container);
+            row.extend([format_time(e.written), e.path.display().to_string()]);
+            row
+        })
+        .collect();
+    crate::table::write(w, &columns, &rows, wide)
+}
+
+fn print_images(
+    w: &mut impl Write,
+    list: &[crate::images::ImageInfo],
+    wide: bool,
+) -> io::Result<()> {
+    use crate::table::{left, right};
+    let columns = [
+        left("IMAGE"),
+        left("ID"),
+        right("RUNS"),
+        right("SYSCALLS"),
+        left("FIRST SEEN"),
+        left("LAST SEEN"),
+        left("LAST NEW"),
+        right("QUIET"),
+        left("READY"),
+    ];
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|i| {
+            let ready = if i.ready {
+                "yes".to_owned()
+            } else if i.not_ready.is_empty() {
+                "no".to_owned()
+            } else {
+                format!("no: {}", i.not_ready.join(", "))
+            };
+            vec![
+                crate::images::shown(i.keyed_by, &i.image),
+                i.id.as_deref()
+                    .map_or_else(|| "-".to_owned(), crate::images::short_id),
+                i.runs.to_string(),
+                i.syscalls.to_string(),
+                format_time(i.first_seen),
+                format_time(i.last_seen),
+                format_time(i.last_new),
+                format!("{} runs", i.runs_since_last_new),
+                ready,
+            ]
+        })
+        .collect();
+    crate::table::write(w, &columns, &rows, wide)
 }
 
 fn print_status(w: &mut impl Write, s: &StatusInfo) -> io::Result<()> {
@@ -224,6 +269,12 @@ fn print_status(w: &mut impl Write, s: &StatusInfo) -> io::Result<()> {
         ("enrol failures", s.enrol_failures.to_string()),
         ("profiles written", s.profiles_written.to_string()),
         ("pending writes", s.pending_writes.to_string()),
+        ("socket", s.socket.display().to_string()),
+        ("profiles dir", s.profiles_dir.display().to_string()),
+        ("state dir", s.state_dir.display().to_string()),
+        ("pin dir", s.pin_dir.display().to_string()),
+        ("metrics", s.metrics_addr.clone()),
+        ("scope", s.scope.clone()),
     ];
     if let Some(e) = &s.last_error {
         let at = s.last_error_at.map(|at| format!("{} ", format_time(at)));
@@ -238,19 +289,31 @@ fn print_status(w: &mut impl Write, s: &StatusInfo) -> io::Result<()> {
 }
 
 fn print_drift(w: &mut impl Write, reports: &[DriftReport]) -> io::Result<()> {
+    if reports.is_empty() {
+        // `drift --all`: silence would look like a hang or a failure.
+        return writeln!(
+            w,
+            "no drift: no watched container made a syscall outside its profile"
+        );
+    }
     for (i, d) in reports.iter().enumerate() {
         if i > 0 {
             writeln!(w)?;
         }
-        let short: String = d.id.chars().take(12).collect();
         writeln!(
             w,
-            "{short} {} ({}){}",
-            d.name.as_deref().unwrap_or("-"),
-            d.image.as_deref().unwrap_or("-"),
+            "{} {} ({}){}",
+            crate::table::escape(&short_key(&d.id)),
+            crate::table::escape(d.name.as_deref().unwrap_or("-")),
+            crate::table::escape(d.image.as_deref().unwrap_or("-")),
             if d.running { "" } else { ", exited" }
         )?;
-        writeln!(w, "profile: {} ({})", d.profile, d.default_action)?;
+        writeln!(
+            w,
+            "profile: {} ({})",
+            crate::table::escape(&d.profile),
+            crate::table::escape(&d.default_action)
+        )?;
         if d.outside.is_empty() {
             writeln!(w, "outside the profile: nothing so far")?;
         } else {
@@ -278,7 +341,7 @@ fn write_file(path: &Path, text: &str) -> Result<(), CtlError> {
 /// or with `widen` the widened profile.
 async fn drift(
     conn: &Conn,
-    socket: &Path,
+    to: Link<'_>,
     request: Request,
     out_file: Option<&Path>,
     format: &OutputArgs,
@@ -287,7 +350,7 @@ async fn drift(
         Request::Drift { container, widen } => (container.is_some(), *widen),
         _ => (false, false),
     };
-    let Reply::Drift { mut reports } = conn.call(socket, &request).await? else {
+    let Reply::Drift { mut reports } = to.call(&request).await? else {
         return Err(CtlError::Unexpected);
     };
     if !widen {
@@ -321,9 +384,8 @@ async fn drift(
     }
 }
 
-/// Runs a daemon command against recorderd at `socket`; returns the exit
-/// code.
-pub async fn run(cmd: DaemonCommand, socket: &Path) -> Result<u8, CtlError> {
+/// Runs a daemon command against recorderd; returns the exit code.
+pub async fn run(cmd: DaemonCommand, to: Link<'_>) -> Result<u8, CtlError> {
     match cmd {
         DaemonCommand::Start { conn, target, base } => {
             let req = Request::Start {
@@ -332,7 +394,7 @@ pub async fn run(cmd: DaemonCommand, socket: &Path) -> Result<u8, CtlError> {
                 output: None,
                 prestart: None,
             };
-            match conn.call(socket, &req).await? {
+            match to.call(&req).await? {
                 Reply::Started { recording } => show(conn.output, &recording, |w, r| {
                     writeln!(w, "recording {} ({})", r.container.key(), r.cgroup)
                 }),
@@ -349,8 +411,15 @@ pub async fn run(cmd: DaemonCommand, socket: &Path) -> Result<u8, CtlError> {
                 target: target.target(),
                 base: read_base(base.as_ref())?,
             };
-            match conn.call(socket, &req).await? {
+            match to.call(&req).await? {
                 Reply::Stopped { recording, path } => {
+                    if recording.syscalls == 0 {
+                        eprintln!(
+                            "recorderctl: warning: no syscall was recorded for {}: nothing in it ran since `start` (a sleeping process makes none), so {} allows none of its syscalls and a container cannot start under it; record while the workload runs, or merge a base profile (--base)",
+                            crate::table::escape(&recording.container.key()),
+                            path.display()
+                        );
+                    }
                     let converted = out.format != crate::profile::format::Format::Docker
                         || out.default_action.is_some();
                     let path = if converted {
@@ -368,7 +437,6 @@ pub async fn run(cmd: DaemonCommand, socket: &Path) -> Result<u8, CtlError> {
             }
         }
         DaemonCommand::Profile {
-            timeout,
             target,
             base,
             out_file,
@@ -376,16 +444,12 @@ pub async fn run(cmd: DaemonCommand, socket: &Path) -> Result<u8, CtlError> {
             ..
         } => {
             // It prints a profile, not a report: no -o (cli::output).
-            let conn = Conn {
-                timeout,
-                output: OutputFormat::Text,
-            };
             let base = read_base(base.as_ref())?;
             let req = match target.target() {
                 Ok(target) => Request::Profile { target, base },
                 Err(image) => Request::ImageProfile { image, base },
             };
-            let (profile, image) = match conn.call(socket, &req).await? {
+            let (profile, image) = match to.call(&req).await? {
                 Reply::Profile { profile, .. } | Reply::StoredProfile { profile, .. } => {
                     (profile, None)
                 }
@@ -403,23 +467,25 @@ pub async fn run(cmd: DaemonCommand, socket: &Path) -> Result<u8, CtlError> {
                 None => out_text(&text),
             }
         }
-        DaemonCommand::List { conn } => match conn.call(socket, &Request::List).await? {
-            Reply::List { recordings } => {
-                show(conn.output, &recordings, |w, r| print_recordings(w, r))
+        DaemonCommand::List { conn, table } => match to.call(&Request::List).await? {
+            Reply::List { recordings } => show(conn.output, &recordings, |w, r| {
+                print_recordings(w, r, table.wide)
+            }),
+            _ => Err(CtlError::Unexpected),
+        },
+        DaemonCommand::Profiles { conn, table } => match to.call(&Request::Profiles).await? {
+            Reply::Profiles { profiles } => show(conn.output, &profiles, |w, p| {
+                print_profiles(w, p, table.wide)
+            }),
+            _ => Err(CtlError::Unexpected),
+        },
+        DaemonCommand::Images { conn, table } => match to.call(&Request::Images).await? {
+            Reply::Images { images } => {
+                show(conn.output, &images, |w, i| print_images(w, i, table.wide))
             }
             _ => Err(CtlError::Unexpected),
         },
-        DaemonCommand::Profiles { conn } => match conn.call(socket, &Request::Profiles).await? {
-            Reply::Profiles { profiles } => {
-                show(conn.output, &profiles, |w, p| print_profiles(w, p))
-            }
-            _ => Err(CtlError::Unexpected),
-        },
-        DaemonCommand::Images { conn } => match conn.call(socket, &Request::Images).await? {
-            Reply::Images { images } => show(conn.output, &images, |w, i| print_images(w, i)),
-            _ => Err(CtlError::Unexpected),
-        },
-        DaemonCommand::Status { conn } => match conn.call(socket, &Request::Status).await? {
+        DaemonCommand::Status { conn } => match to.call(&Request::Status).await? {
             Reply::Status { status } => show(conn.output, &status, |w, s| print_status(w, s)),
             _ => Err(CtlError::Unexpected),
         },
@@ -432,7 +498,7 @@ pub async fn run(cmd: DaemonCommand, socket: &Path) -> Result<u8, CtlError> {
             profile,
         } => {
             let req = Request::Drift { container, widen };
-            drift(&conn, socket, req, out.as_deref(), &profile).await
+            drift(&conn, to, req, out.as_deref(), &profile).await
         }
     }
 }
@@ -478,6 +544,9 @@ mod tests {
             text.contains("outside the profile: nothing so far\n"),
             "{text}"
         );
+        let mut text = Vec::new();
+        print_drift(&mut text, &[]).unwrap();
+        assert!(String::from_utf8(text).unwrap().starts_with("no drift"));
     }
 
     #[test]
@@ -493,7 +562,7 @@ mod tests {
         app.add_run(Some("app:latest"), &Profile::default(), 0);
         let list = [pweb.info(&rule, 100 + 3 * 3600), app.info(&rule, 10)];
         let mut text = Vec::new();
-        print_images(&mut text, &list).unwrap();
+        print_images(&mut text, &list, false).unwrap();
         let text = String::from_utf8(text).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert!(
@@ -503,11 +572,71 @@ mod tests {
         assert!(lines[1].starts_with("(name) pweb -  "), "{text}");
         assert!(lines[1].contains(&format_time(100)), "{text}");
         assert!(
-            lines[1].ends_with("no: 1/5 runs, new in the last run, new 3h ago"),
+            lines[1].ends_with("no: 1/5 runs, 0/3 runs quiet, 3h/24h quiet"),
             "{text}"
         );
         assert!(lines[2].starts_with("app:latest  0123456789ab"), "{text}");
-        assert!(lines[2].ends_with(", new 10s ago"), "{text}");
+        assert!(lines[2].ends_with(", 10s/24h quiet"), "{text}");
+    }
+
+    #[test]
+    fn images_text_cuts_long_references_and_marks_rootfs_rows() {
+        use crate::images::{ImageRow, key};
+        let rule = crate::images::ImagesConfig::default();
+        let long = format!("registry.example/{}:1", "team/".repeat(25));
+        let mut app = ImageRow::new(&key(Some(&long), Some("sha256:0123"), None).unwrap(), 0);
+        app.add_run(Some(&long), &Profile::default(), 0);
+        let rootfs = ImageRow::new(&key(None, None, Some("/srv/root\x1b")).unwrap(), 0);
+        let list = [app.info(&rule, 10), rootfs.info(&rule, 10)];
+        let mut text = Vec::new();
+        print_images(&mut text, &list, false).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let width = crate::table::MAX_CELL;
+        assert!(lines.iter().all(|l| !l.contains(&long)), "{text}");
+        assert_eq!(lines[1].split(' ').next().unwrap().chars().count(), width);
+        assert!(lines[1].contains("… 0123 "), "{text}");
+        assert!(lines[2].starts_with("(rootfs) /srv/root\\u{1b} "), "{text}");
+        let mut wide = Vec::new();
+        print_images(&mut wide, &list, true).unwrap();
+        assert!(String::from_utf8(wide).unwrap().contains(&long));
+    }
+
+    #[test]
+    fn only_hex_ids_are_cut() {
+        let hex = "0123456789abcdef".repeat(4);
+        assert_eq!(short_key(&hex), "0123456789ab");
+        assert_eq!(short_key(&format!("k8s.io/{hex}")), "k8s.io/0123456789ab");
+        for whole in ["default/ux-my-app", "cgroup-123456789012345", "default/abc"] {
+            assert_eq!(short_key(whole), whole);
+        }
+        let info = |key: &str, name: &str| RecordingInfo {
+            container: Container {
+                name: Some(name.to_owned()),
+                image: Some("docker.io/library/busybox".to_owned()),
+                ..crate::container::ContainerRef {
+                    id: key.rsplit('/').next().unwrap_or(key).to_owned(),
+                    runtime: crate::container::Runtime::Containerd,
+                    namespace: key.split_once('/').map(|(ns, _)| ns.to_owned()),
+                    ..Default::default()
+                }
+                .into()
+            },
+            cgroup: "/default/ux-my-app".to_owned(),
+            cgroup_id: 1,
+            syscalls: 3,
+            started: 0,
+            auto: true,
+        };
+        let mut text = Vec::new();
+        let list = [info("default/ux-my-app", "ux-my-app\u{1b}[2J")];
+        print_recordings(&mut text, &list, false).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        let row = text.lines().nth(1).unwrap();
+        assert!(row.starts_with("default/ux-my-app containerd"), "{text}");
+        // The name escaped, the image as `images` shows it.
+        assert!(row.contains("ux-my-app\\u{1b}[2J busybox:latest"), "{text}");
+        assert!(!text.contains('\u{1b}'), "{text}");
     }
 
     #[test]
@@ -528,6 +657,12 @@ mod tests {
             pending_writes: 0,
             last_error: Some("disk full".into()),
             last_error_at: Some(0),
+            socket: "/run/r.sock".into(),
+            profiles_dir: "/var/lib/r/profiles".into(),
+            state_dir: "/var/lib/r".into(),
+            pin_dir: "/sys/fs/bpf/r".into(),
+            metrics_addr: "127.0.0.1:9977".into(),
+            scope: "every container".into(),
         };
         let mut text = Vec::new();
         print_status(&mut text, &s).unwrap();
@@ -539,7 +674,15 @@ mod tests {
                 after + l[after..].len() - l[after..].trim_start().len()
             })
             .collect();
-        assert_eq!(columns.len(), 10, "{text}");
+        assert_eq!(columns.len(), 16, "{text}");
+        assert!(
+            text.contains("profiles dir:     /var/lib/r/profiles\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("scope:            every container\n"),
+            "{text}"
+        );
         assert!(columns.iter().all(|&c| c == columns[0]), "{text}");
         assert!(text.contains("profiles written: 2\n"), "{text}");
         assert!(

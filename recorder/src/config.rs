@@ -148,6 +148,17 @@ impl Config {
         Ok(config)
     }
 
+    /// The paths of the config, by key.
+    pub fn paths(&self) -> [(&'static str, &PathBuf); 5] {
+        [
+            ("socket", &self.socket),
+            ("profiles_dir", &self.profiles_dir),
+            ("state_dir", &self.state_dir),
+            ("pin_dir", &self.pin_dir),
+            ("btf", &self.btf),
+        ]
+    }
+
     /// Checks values serde cannot.
     pub fn validate(&self, path: &Path) -> Result<(), ConfigError> {
         let invalid = |message: String| ConfigError::Invalid {
@@ -156,6 +167,14 @@ impl Config {
         };
         if self.capacity == 0 {
             return Err(invalid("capacity must be at least 1".to_owned()));
+        }
+        for (key, p) in self.paths() {
+            if !p.is_absolute() {
+                return Err(invalid(format!(
+                    "{key} '{}' is not an absolute path (it would depend on recorderd's working directory)",
+                    p.display()
+                )));
+            }
         }
         for p in &self.auto_patterns {
             crate::container::compile_pattern(p)
@@ -210,7 +229,13 @@ fn unknown_key_hint(message: &str) -> Option<String> {
     } else if snake != key && known.contains(&snake.as_str()) {
         Some(format!("did you mean `{snake}`?"))
     } else {
-        None
+        // A misspelling (`profile_dir`): the closest known key, if close.
+        known
+            .iter()
+            .map(|k| (strsim::damerau_levenshtein(&snake, k), *k))
+            .filter(|(d, k)| *d <= 2 && *d < k.len() / 2)
+            .min()
+            .map(|(_, k)| format!("did you mean `{k}`?"))
     }
 }
 
@@ -264,6 +289,15 @@ mod tests {
     #[test]
     fn bad_values_are_refused() {
         assert!(Config::parse(Path::new("c"), "capacity = 0\n").is_err());
+        for key in ["socket", "profiles_dir", "state_dir", "pin_dir", "btf"] {
+            let msg = Config::parse(Path::new("c"), &format!("{key} = \"rel/x\"\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                msg.contains(&format!("{key} 'rel/x' is not an absolute path")),
+                "{msg}"
+            );
+        }
         assert!(Config::parse(Path::new("c"), "auto_patterns = [\"no-id-here\"]\n").is_err());
         assert!(Config::parse(Path::new("c"), "log_level = \"loud\"\n").is_err());
         assert!(Config::parse(Path::new("c"), "metrics_addr = \"nowhere\"\n").is_err());
@@ -290,6 +324,16 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(!msg.contains("did you mean"), "{msg}");
+        for (typo, meant) in [
+            ("profile_dir", "profiles_dir"),
+            ("pin-dirs", "pin_dir"),
+            ("capacty", "capacity"),
+        ] {
+            let msg = Config::parse(Path::new("r.toml"), &format!("{typo} = 1\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(msg.contains(&format!("did you mean `{meant}`?")), "{msg}");
+        }
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! entrypoint is exec'd, with the container's state JSON on stdin. The
 //! annotation `io.containers.trace-syscall` says where the profile goes:
 //! `of:/abs/out.json`, or `if:/abs/base.json;of:/abs/out.json` (the `if:`
-//! profile's syscalls are merged into the output).
+//! profile is merged into the output, and what it blocks stays blocked
+//! even if the workload called it, as in the original).
 //!
 //! The hook records the workload from the runtime's seccomp filter load
 //! on (runc's start-up before it, such as `mount` and `pivot_root`, is
@@ -315,6 +316,8 @@ fn recorder_main(
     let built = profile::build(profile::Inputs {
         sets: &sets,
         bases: &bases,
+        // What the if: profile blocks stays blocked, as in the original.
+        blocking: &bases,
         policy: Some(policy),
         ..profile::Inputs::default()
     });

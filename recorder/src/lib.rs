@@ -25,6 +25,7 @@ pub mod profile_commands;
 pub mod record;
 pub mod scope;
 pub mod system;
+pub mod table;
 pub mod timefmt;
 
 // The profile code is a crate of its own (host-free: no eBPF build), kept

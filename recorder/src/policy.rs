@@ -54,6 +54,14 @@ struct Config {
     linux: Option<Linux>,
     #[serde(default)]
     annotations: BTreeMap<String, String>,
+    #[serde(default)]
+    root: Option<Root>,
+}
+
+#[derive(Deserialize)]
+struct Root {
+    #[serde(default)]
+    path: String,
 }
 
 #[derive(Deserialize)]
@@ -68,6 +76,10 @@ pub struct Bundle {
     pub policy: Policy,
     /// The config's `annotations` (podman and CRI-O name the profile there).
     pub annotations: BTreeMap<String, String>,
+    /// The root filesystem's path (`root.path`), when absolute: a
+    /// `--rootfs` container's own directory (else the runtime's mount of
+    /// its image, or a path relative to the bundle).
+    pub root: Option<String>,
 }
 
 /// The policy in the OCI config `text`: its `linux.seccomp`, or
@@ -89,6 +101,7 @@ pub fn parse_bundle(path: &Path, text: &str) -> Result<Bundle, PolicyError> {
     Ok(Bundle {
         policy,
         annotations: config.annotations,
+        root: config.root.map(|r| r.path).filter(|p| p.starts_with('/')),
     })
 }
 

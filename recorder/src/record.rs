@@ -252,6 +252,7 @@ pub async fn record(opts: RecordOptions) -> Result<Outcome, RecordError> {
         args: args.as_ref(),
         bases: &bases,
         policy: Some(&policy),
+        ..profile::Inputs::default()
     });
     Ok(Outcome {
         status,

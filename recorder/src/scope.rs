@@ -22,6 +22,30 @@ pub struct ScopeConfig {
     pub exclude_labels: Vec<String>,
 }
 
+impl ScopeConfig {
+    /// One line for `status`: `every container`, or the globs by key.
+    pub fn summary(&self) -> String {
+        let lists = [
+            ("include_images", &self.include_images),
+            ("exclude_images", &self.exclude_images),
+            ("include_names", &self.include_names),
+            ("exclude_names", &self.exclude_names),
+            ("include_labels", &self.include_labels),
+            ("exclude_labels", &self.exclude_labels),
+        ];
+        let set: Vec<String> = lists
+            .iter()
+            .filter(|(_, globs)| !globs.is_empty())
+            .map(|(key, globs)| format!("{key} {}", globs.join(",")))
+            .collect();
+        if set.is_empty() {
+            "every container".to_owned()
+        } else {
+            set.join("; ")
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ScopeError {
     /// `key` is the `[scope]` key the glob is in.

@@ -23,6 +23,10 @@ pub enum SystemError {
         "{path} is not a bpf filesystem and mounting one there failed ({err}); mount it with `mount -t bpf bpf {path}`"
     )]
     Bpffs { path: String, err: io::Error },
+    #[error(
+        "cannot create {path}: bpffs refuses names with a dot ('{name}'); choose a pin dir without one"
+    )]
+    BpffsDot { path: String, name: String },
     #[error("cannot read {path}: {err}")]
     Read { path: String, err: io::Error },
 }
@@ -135,9 +139,23 @@ pub fn ensure_bpffs(dir: &Path) -> Result<(), SystemError> {
         mount("bpf", root).map_err(err)?;
         log::info!("mounted bpffs at {}", root.display());
     }
-    fs::create_dir_all(dir).map_err(|source| SystemError::Bpffs {
-        path: dir.display().to_string(),
-        err: source,
+    fs::create_dir_all(dir).map_err(|source| {
+        // bpffs refuses names with a dot (they are the kernel's own).
+        let dotted = dir
+            .strip_prefix(root)
+            .unwrap_or(dir)
+            .components()
+            .find(|c| c.as_os_str().to_string_lossy().contains('.'));
+        match dotted {
+            Some(c) if on_bpffs(root) => SystemError::BpffsDot {
+                path: dir.display().to_string(),
+                name: c.as_os_str().to_string_lossy().into_owned(),
+            },
+            _ => SystemError::Bpffs {
+                path: dir.display().to_string(),
+                err: source,
+            },
+        }
     })?;
     if !on_bpffs(dir) {
         return Err(SystemError::Bpffs {

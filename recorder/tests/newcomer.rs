@@ -346,13 +346,14 @@ fn recorderd_blames_a_bad_scope_glob_on_its_flag_or_key() {
             "{err}"
         );
     }
-    // In the file: one line naming the file, the key and the value. No
-    // root needed: the config is read before anything is loaded.
+    // In the file: one line naming the file, the key and the value, a
+    // usage error as a bad flag is (exit 2). No root needed: the config
+    // is read before anything is loaded.
     let config = dir.join("r.toml");
     std::fs::write(&config, "[scope]\ninclude_labels = [\"app\"]\n").unwrap();
     let out = run(recorderd().arg("--config").arg(&config));
     let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(out.status.code(), Some(2), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(
         err.contains("r.toml") && err.contains("include_labels: 'app'") && err.contains("app=*"),

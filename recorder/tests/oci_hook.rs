@@ -184,3 +184,79 @@ fn hook_refuses_bad_annotations() {
     }
     assert!(!dir.join("o.json").exists());
 }
+
+/// oci-seccomp-bpf-hook's rule: what the `if:` profile blocks stays
+/// blocked in the `of:` profile, even when the workload called it (its
+/// test "Syscall blocked in input profile remains blocked in output
+/// profile"), with and without recorderd.
+#[test]
+fn what_the_input_profile_blocks_stays_blocked() {
+    require_root();
+    // Built before any test thread forks (a copy being written cannot be exec'd).
+    busybox_rootfs();
+    let dir = scratch("hook-blocked");
+    let input = dir.join("block-mkdir.json");
+    fs::write(
+        &input,
+        r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_ERRNO"}]}"#,
+    )
+    .unwrap();
+    let mkdir = &["mkdir", "/tmp/foo"];
+    let daemon = Daemon::start(&dir, false);
+    for (what, socket) in [
+        ("detached", dir.join("no-such-socket")),
+        ("recorderd", daemon.socket.clone()),
+    ] {
+        let hooks = hooks_dir(&dir.join(what), &socket);
+        // Recorded without the input: mkdir is allowed, and runs.
+        let plain = dir.join(format!("{what}-plain.json"));
+        run_ok(&mut traced_run(
+            &hooks,
+            &format!("of:{}", plain.display()),
+            mkdir,
+        ));
+        let text = wait_for_file(&plain);
+        assert!(allowed_names(&text).contains("mkdir"), "{what}: {text}");
+        let opt = format!("seccomp={}", plain.display());
+        run_ok(&mut podman_run(&["--security-opt", &opt], mkdir));
+        // With the input that blocks it: recorded, yet blocked.
+        let out = dir.join(format!("{what}-blocked.json"));
+        let ann = format!("if:{};of:{}", input.display(), out.display());
+        run_ok(&mut traced_run(&hooks, &ann, mkdir));
+        let text = wait_for_file(&out);
+        assert!(!allowed_names(&text).contains("mkdir"), "{what}: {text}");
+        let opt = format!("seccomp={}", out.display());
+        let ran = run(&mut podman_run(&["--security-opt", &opt], mkdir));
+        assert!(!ran.status.success(), "{what}: mkdir ran under {text}");
+        assert!(
+            String::from_utf8_lossy(&ran.stderr).contains("Operation not permitted"),
+            "{what}: {}",
+            String::from_utf8_lossy(&ran.stderr)
+        );
+        // A profile recorded earlier, as `if:`, extends (the original's
+        // "Extend existing seccomp profile"): what it denies only because
+        // that run did not call it (podman's answers it carries) is no
+        // block. `ls` did not mkdir; the next run does, and may.
+        let ls = dir.join(format!("{what}-ls.json"));
+        run_ok(&mut traced_run(
+            &hooks,
+            &format!("of:{}", ls.display()),
+            &["ls", "/"],
+        ));
+        wait_for_file(&ls);
+        let opt = format!("seccomp={}", ls.display());
+        assert!(
+            !run(&mut podman_run(&["--security-opt", &opt], mkdir))
+                .status
+                .success()
+        );
+        let extended = dir.join(format!("{what}-extended.json"));
+        let ann = format!("if:{};of:{}", ls.display(), extended.display());
+        run_ok(&mut traced_run(&hooks, &ann, mkdir));
+        wait_for_file(&extended);
+        let opt = format!("seccomp={}", extended.display());
+        run_ok(&mut podman_run(&["--security-opt", &opt], mkdir));
+        run_ok(&mut podman_run(&["--security-opt", &opt], &["ls", "/"]));
+    }
+    assert!(daemon.status()["profiles_written"].as_u64() >= Some(4));
+}

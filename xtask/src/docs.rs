@@ -90,6 +90,21 @@ mod tests {
             let page = fs::read_to_string(man.join(format!("recorderctl-{cmd}.1"))).unwrap();
             assert!(page.contains("Exit status: 0"), "{cmd}: {page}");
         }
+        // No page for clap's `help` pseudo-command, and every footer has
+        // the version (`.TH title section date "source" manual`), not the
+        // subcommand's name alone.
+        let pages: Vec<String> = fs::read_dir(&man)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(pages.len() > 10, "{pages:?}");
+        assert!(!pages.iter().any(|p| p.contains("-help")), "{pages:?}");
+        let version = env!("CARGO_PKG_VERSION");
+        for page in &pages {
+            let text = fs::read_to_string(man.join(page)).unwrap();
+            let th = text.lines().find(|l| l.starts_with(".TH ")).unwrap();
+            assert!(th.contains(version), "{page}: {th}");
+        }
         assert!(out.join("completions/bash/recorderctl.bash").is_file());
         _ = fs::remove_dir_all(&out);
     }

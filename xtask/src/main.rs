@@ -14,6 +14,7 @@ mod audit;
 mod bench;
 mod docs;
 mod fuzz;
+mod hook_bats;
 mod install;
 #[cfg(test)]
 mod layers;
@@ -52,6 +53,9 @@ enum Task {
     Docs(docs::Args),
     /// Install binaries, unit, config, man pages and completions.
     Install(install::Args),
+    /// Run the original oci-seccomp-bpf-hook's test suite (Debian's source
+    /// package) against recorder-oci-hook.
+    HookBats(hook_bats::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -64,6 +68,7 @@ fn main() -> anyhow::Result<()> {
         Task::Audit(a) => audit::run(&a),
         Task::Docs(a) => docs::run(&a),
         Task::Install(a) => install::run(&a),
+        Task::HookBats(a) => hook_bats::run(&a),
     }
 }
 

@@ -51,6 +51,8 @@ fn apt_packages() -> Vec<(&'static str, bool)> {
         ("libnl-route-3-200", false),
         ("python3-pip", true),
         ("unzip", false),
+        // The original OCI hook's test suite (cargo xtask hook-bats).
+        ("bats", false),
         ("bpftool", true),
     ];
     // 32-bit test binaries (compat syscalls) on x86_64 hosts.
@@ -82,6 +84,7 @@ pub(crate) fn setup(args: &Args) -> anyhow::Result<()> {
         return Ok(());
     }
     packages()?;
+    crate::hook_bats::deb_src()?;
     nsjail()?;
     mounts()?;
     Ok(())

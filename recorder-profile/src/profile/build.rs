@@ -26,6 +26,12 @@ pub struct Inputs<'a> {
     /// The seccomp policy the workload ran under while recorded; `None`
     /// when the caller has none to give, read as [`Policy::Unknown`].
     pub policy: Option<&'a Policy>,
+    /// Bases whose blocks stay blocks: what one of them denies (without
+    /// allowing it too) is denied in the result with its answer, even if
+    /// the workload called it. The OCI hook's `if:` profile, as
+    /// oci-seccomp-bpf-hook has it. (Other bases are a union: a recorded
+    /// syscall is allowed.)
+    pub blocking: &'a [&'a Profile],
 }
 
 /// A built profile and what was learnt on the way.
@@ -71,6 +77,12 @@ pub fn build(inputs: Inputs<'_>) -> Built {
         inputs.policy.unwrap_or(&Policy::Unknown),
         &abis,
     );
+    for base in inputs.blocking {
+        profile.keep_blocked(base);
+    }
+    // Whatever the policy: an allowed syscall's newer form answers
+    // ENOSYS, so that libc falls back to it (and `check` passes).
+    profile.answer_fallbacks();
     let out_of_range = inputs
         .sets
         .iter()
@@ -266,13 +278,78 @@ mod tests {
             ..Inputs::default()
         });
         assert_eq!(built.carried, 0);
-        // No filter while recorded: nothing hidden, nothing added.
+        // No filter while recorded: nothing hidden, nothing carried; only
+        // the newer form of clone answers ENOSYS, so that libc falls back.
         let built = build(Inputs {
             sets: &[set],
             policy: Some(&Policy::Unconfined),
             ..Inputs::default()
         });
-        assert_eq!((built.carried, built.profile.syscalls.len()), (0, 1));
+        assert_eq!((built.carried, built.profile.syscalls.len()), (0, 2));
+        let last = &built.profile.syscalls[1];
+        assert_eq!(
+            (last.names.as_slice(), last.errno_ret),
+            (&["clone3".to_owned()][..], Some(ENOSYS))
+        );
+        assert!(crate::profile::check::check(&built.profile).is_empty());
+    }
+
+    #[test]
+    fn a_blocking_base_keeps_what_it_blocks_blocked() {
+        let mut set = SyscallSet::new(1, PHASE_WORKLOAD);
+        set.native = bits(&["read", "mkdir", "clone3"]);
+        // oci-seccomp-bpf-hook's block-mkdir.json, and an ENOSYS answer.
+        let input = Profile {
+            default_action: ACT_ERRNO.into(),
+            syscalls: vec![
+                SyscallRule {
+                    names: vec!["mkdir".into()],
+                    action: ACT_ERRNO.into(),
+                    ..SyscallRule::default()
+                },
+                SyscallRule {
+                    names: vec!["clone3".into()],
+                    action: ACT_ERRNO.into(),
+                    errno_ret: Some(crate::profile::ENOSYS),
+                    ..SyscallRule::default()
+                },
+            ],
+            ..Profile::default()
+        };
+        let answer = |p: &Profile, name: &str| {
+            p.syscalls
+                .iter()
+                .filter(|r| r.names.iter().any(|n| n == name))
+                .map(|r| (r.action.clone(), r.errno_ret))
+                .collect::<Vec<_>>()
+        };
+        // As a plain base: a union, mkdir is allowed.
+        let union = build(Inputs {
+            sets: &[set],
+            bases: &[&input],
+            ..Inputs::default()
+        });
+        assert_eq!(
+            answer(&union.profile, "mkdir"),
+            [(ACT_ALLOW.to_owned(), None)]
+        );
+        // Blocking: mkdir stays blocked (EPERM, the input's answer), also
+        // for the syscalls of other ABIs; read is allowed.
+        let kept = build(Inputs {
+            sets: &[set],
+            bases: &[&input],
+            blocking: &[&input],
+            ..Inputs::default()
+        });
+        let p = &kept.profile;
+        assert_eq!(answer(p, "mkdir"), [(ACT_ERRNO.to_owned(), None)]);
+        assert!(p.allowed_names(Abi::native()).contains("read"));
+        // clone3 was recorded and the input's answer is ENOSYS: the input
+        // blocks it too, as the original hook would.
+        assert_eq!(
+            answer(p, "clone3"),
+            [(ACT_ERRNO.to_owned(), Some(crate::profile::ENOSYS))]
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@ use crate::{
     profile::{
         ACT_ALLOW, ACT_ERRNO, ACT_LOG, ACT_NOTIFY, ACT_TRACE, ACTIONS, ENOSYS, EPERM,
         FILTER_ARCHES, Filter, OPS, Profile, SCMP_ARCHES, SyscallRule, errno_number,
+        fallback::FALLBACKS,
     },
     syscalls::Abi,
 };
@@ -47,6 +48,9 @@ pub enum ProblemKind {
     /// A fallback syscall allowed while its newer form answers anything but
     /// ENOSYS: libc does not fall back (e.g. `clone3` EPERM, `clone` allowed).
     NoFallback,
+    /// A default that denies and no syscall allowed: nothing can run under
+    /// it (a runtime cannot even start the container).
+    NoSyscall,
 }
 
 impl fmt::Display for Problem {
@@ -157,6 +161,7 @@ pub fn check(profile: &Profile) -> Vec<Problem> {
         names.check(&at, rule, &mut found);
     }
     no_fallback(profile, &mut found);
+    no_syscall(profile, &mut found);
     found.0
 }
 
@@ -342,14 +347,27 @@ impl Names {
     }
 }
 
-/// Newer syscalls and the older ones libc falls back to when the newer
-/// one answers ENOSYS (and only then).
-const FALLBACKS: &[(&str, &[&str])] = &[
-    ("clone3", &["clone"]),
-    ("faccessat2", &["faccessat"]),
-    ("statx", &["newfstatat", "fstat"]),
-    ("openat2", &["openat"]),
-];
+/// Reports a profile whose default denies and that lets no syscall run.
+fn no_syscall(profile: &Profile, found: &mut Problems) {
+    let lets_run = |action: &str| [ACT_ALLOW, ACT_LOG, ACT_NOTIFY, ACT_TRACE].contains(&action);
+    if lets_run(&profile.default_action)
+        || !ACTIONS.contains(&profile.default_action.as_str())
+        || profile
+            .syscalls
+            .iter()
+            .any(|r| lets_run(&r.action) && r.all_names().next().is_some())
+    {
+        return;
+    }
+    found.add(
+        "$.syscalls",
+        ProblemKind::NoSyscall,
+        format!(
+            "no syscall is allowed and the default is {}: nothing can run under this profile (a runtime cannot even start the container)",
+            profile.default_action
+        ),
+    );
+}
 
 /// Reports each fallback syscall the profile allows while its newer form
 /// answers anything but ENOSYS.
@@ -480,6 +498,25 @@ mod tests {
             r#"{"defaultAction":"SCMP_ACT_ERRNO","defaultErrno":"ENOSYS","syscalls":[{"names":["clone"],"action":"SCMP_ACT_ALLOW"}]}"#,
             r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["clone","clone3"],"action":"SCMP_ACT_ALLOW"}]}"#,
             r#"{"defaultAction":"SCMP_ACT_LOG","syscalls":[{"names":["clone"],"action":"SCMP_ACT_ALLOW"}]}"#,
+        ] {
+            assert_eq!(problems(ok), vec![], "{ok}");
+        }
+    }
+
+    #[test]
+    fn a_profile_without_syscalls_is_refused() {
+        for json in [
+            r#"{"defaultAction":"SCMP_ACT_ERRNO"}"#,
+            r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"action":"SCMP_ACT_ALLOW"}]}"#,
+            r#"{"defaultAction":"SCMP_ACT_KILL","syscalls":[{"names":["reboot"],"action":"SCMP_ACT_ERRNO"}]}"#,
+        ] {
+            let got: Vec<ProblemKind> = problems(json).iter().map(|p| p.kind).collect();
+            assert_eq!(got, [ProblemKind::NoSyscall], "{json}");
+        }
+        for ok in [
+            r#"{"defaultAction":"SCMP_ACT_ALLOW"}"#,
+            r#"{"defaultAction":"SCMP_ACT_LOG","syscalls":[]}"#,
+            r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["read"],"action":"SCMP_ACT_ALLOW"}]}"#,
         ] {
             assert_eq!(problems(ok), vec![], "{ok}");
         }

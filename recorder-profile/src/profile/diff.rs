@@ -162,11 +162,18 @@ impl fmt::Display for ProfileDiff {
         if let Some((a, b)) = &self.default_action {
             writeln!(f, "defaultAction: {a} -> {b}")?;
         }
-        for (arch, d) in &self.arches {
-            if d.is_empty() {
+        // Architectures with the same differences share one section (a
+        // recorded profile lists x86_64, x86 and x32 with the same names).
+        for (i, (arch, d)) in self.arches.iter().enumerate() {
+            if d.is_empty() || self.arches[..i].iter().any(|(_, e)| e == d) {
                 continue;
             }
-            writeln!(f, "{arch}:")?;
+            let same: Vec<&str> = self.arches[i + 1..]
+                .iter()
+                .filter(|(_, e)| e == d)
+                .map(|(a, _)| a.as_str())
+                .collect();
+            writeln!(f, "{}:", [&[arch.as_str()][..], &same].concat().join(", "))?;
             for n in &d.added {
                 writeln!(f, "+ {n}")?;
             }
@@ -217,5 +224,20 @@ mod tests {
         let text = d.to_string();
         assert!(text.contains("SCMP_ARCH_X86:\n+ getuid32\n"), "{text}");
         assert!(diff(&a, &a).is_empty());
+    }
+
+    #[test]
+    fn architectures_with_the_same_differences_share_a_section() {
+        let arches = r#""architectures":["SCMP_ARCH_X86_64","SCMP_ARCH_X86","SCMP_ARCH_X32"]"#;
+        let a = p(&format!(
+            r#"{{"defaultAction":"SCMP_ACT_ERRNO",{arches},"syscalls":[{{"names":["read"],"action":"SCMP_ACT_ALLOW"}}]}}"#
+        ));
+        let b = p(&format!(
+            r#"{{"defaultAction":"SCMP_ACT_ERRNO",{arches},"syscalls":[{{"names":["read","write"],"action":"SCMP_ACT_ALLOW"}}]}}"#
+        ));
+        assert_eq!(
+            diff(&a, &b).to_string(),
+            "SCMP_ARCH_X86_64, SCMP_ARCH_X86, SCMP_ARCH_X32:\n+ write\n"
+        );
     }
 }

@@ -86,15 +86,21 @@ pub fn count(seen: &Outside) -> usize {
     seen.values().map(BTreeMap::len).sum()
 }
 
-/// `policy` with the drift allowed: one ALLOW rule for the native names and
-/// one per other ABI, marked with [`WIDEN_COMMENT`], and those names taken
-/// out of the rules that deny them. The profile to enforce next.
+/// `policy` with the drift allowed, and those names taken out of the
+/// rules that deny them. The profile to enforce next. The names join the
+/// profile's unconditional ALLOW rule, whose comment then names them
+/// ([`WIDEN_COMMENT`]); a profile without one gets one rule for them.
+/// (The docker format limits a rule by the host's architecture, not by
+/// the ABI: a name allows the syscall in every ABI that has it.)
 pub fn widen(policy: &Profile, seen: &Outside) -> Profile {
     let mut p = policy.clone();
     let all: BTreeSet<&str> = seen
         .values()
         .flat_map(|n| n.keys().map(String::as_str))
         .collect();
+    if all.is_empty() {
+        return p;
+    }
     for rule in p.syscalls.iter_mut().filter(|r| r.action != ACT_ALLOW) {
         rule.names.retain(|n| !all.contains(n.as_str()));
         if rule.name.as_deref().is_some_and(|n| all.contains(n)) {
@@ -103,16 +109,30 @@ pub fn widen(policy: &Profile, seen: &Outside) -> Profile {
     }
     p.syscalls
         .retain(|r| r.action == ACT_ALLOW || r.all_names().next().is_some());
-    for (abi, names) in seen.iter().filter(|(_, n)| !n.is_empty()) {
-        let mut rule = SyscallRule::allow(names.keys().cloned());
-        // The docker format limits a rule by the host's architecture, not
-        // by the ABI: a name allows the syscall in every ABI that has it.
-        rule.comment = Some(if *abi == Abi::native() {
-            WIDEN_COMMENT.to_owned()
-        } else {
-            format!("{WIDEN_COMMENT}, {abi}")
-        });
-        p.syscalls.push(rule);
+    let names = all.iter().map(|n| (*n).to_owned());
+    let comment = format!(
+        "{WIDEN_COMMENT}: {}",
+        all.iter().copied().collect::<Vec<_>>().join(", ")
+    );
+    match p
+        .syscalls
+        .iter_mut()
+        .find(|r| r.action == ACT_ALLOW && r.is_unconditional())
+    {
+        Some(rule) => {
+            rule.names.extend(names);
+            rule.names.sort();
+            rule.names.dedup();
+            rule.comment = Some(match rule.comment.take() {
+                Some(c) => format!("{c}; {comment}"),
+                None => comment,
+            });
+        }
+        None => {
+            let mut rule = SyscallRule::allow(names);
+            rule.comment = Some(comment);
+            p.syscalls.push(rule);
+        }
     }
     p
 }
@@ -223,9 +243,23 @@ mod tests {
         // chmod's denying rule is gone with its only name.
         assert!(!wide.syscalls.iter().any(|r| r.action == ACT_ERRNO));
         assert_eq!(wide.default_action, ACT_LOG);
-        let rule = wide.syscalls.last().unwrap();
-        assert_eq!(rule.comment.as_deref(), Some(WIDEN_COMMENT));
-        assert_eq!(rule.names, ["chmod", "fchmodat"]);
+        // One unconditional ALLOW rule: the profile's, with the drift.
+        let allow: Vec<&SyscallRule> = wide
+            .syscalls
+            .iter()
+            .filter(|r| r.action == ACT_ALLOW && r.is_unconditional())
+            .collect();
+        assert_eq!(allow.len(), 1, "{:?}", wide.syscalls);
+        assert_eq!(
+            allow[0].comment.as_deref(),
+            Some(format!("{WIDEN_COMMENT}: chmod, fchmodat").as_str())
+        );
+        for n in ["chmod", "fchmodat", "read", "mkdir"] {
+            assert!(allow[0].names.iter().any(|x| x == n), "{n}");
+        }
+        let mut names = allow[0].names.clone();
+        names.sort();
+        assert_eq!(names, allow[0].names, "sorted");
         // No drift: the profile as it was.
         assert_eq!(widen(&p, &Outside::default()), p);
     }

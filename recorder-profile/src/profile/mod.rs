@@ -12,6 +12,8 @@
 //! * `ops`: merge, normalise, what a profile allows;
 //! * `carry`: [`Policy`], the recording-time seccomp policy, and the
 //!   answers of it a profile carries over;
+//! * `fallback`: the newer syscalls libc falls back from on ENOSYS, for
+//!   `check` and for the builder and `merge`, which answer them ENOSYS;
 //! * `build`: [`build()`], the one pipeline from a recording's kernel sets to
 //!   its profile;
 //! * [`mod@format`]: the other output formats; [`check`]: `recorderctl check`;
@@ -24,6 +26,7 @@ pub mod check;
 pub mod diff;
 pub mod drift;
 mod error;
+mod fallback;
 pub mod format;
 mod model;
 mod ops;
@@ -33,6 +36,7 @@ mod seccomp;
 pub use build::{Built, Inputs, build};
 pub use carry::{CARRIED_COMMENT, ENOSYS, NEWER_COMMENT, Policy};
 pub use error::{ProfileError, write};
+pub use fallback::{FALLBACK_COMMENT, FALLBACKS};
 pub use model::{ArchMap, ArgRule, Filter, Profile, SyscallRule};
 pub use recorded::{Recorded, runc_floor};
 pub use seccomp::{

@@ -80,7 +80,9 @@ impl Profile {
     /// conditions share one rule, identical argument rules appear once, and
     /// a name that a rule allows unconditionally is dropped from rules that
     /// allow it only under conditions. `self`'s default action, flags and
-    /// listener win; what differs in `other` is returned as notes.
+    /// listener win; what differs in `other` is returned as notes. The
+    /// newer form of an allowed fallback syscall answers ENOSYS
+    /// ([`Profile::answer_fallbacks`]).
     pub fn merge(&mut self, other: &Self) -> Vec<String> {
         let mut notes = Vec::new();
         if self.default_action != other.default_action
@@ -146,7 +148,70 @@ impl Profile {
         self.syscalls.extend(other.syscalls.iter().cloned());
         self.normalize();
         self.drop_denials_of_allowed();
+        self.answer_fallbacks();
         notes
+    }
+
+    /// Keeps blocked what `base` blocks: every name that a rule of `base`
+    /// answers with anything but ALLOW or LOG, without argument conditions,
+    /// and that no rule of `base` allows, leaves this profile's rules and
+    /// gets `base`'s rules for it (its answer, its filters). Returns the
+    /// names kept blocked. (oci-seccomp-bpf-hook: "if a syscall is blocked
+    /// in the base profile, then it will remain blocked in the output file
+    /// even if it is recorded while tracing".) The answers a recorded
+    /// profile carries (marked by their comments: the recording-time
+    /// policy's for what was not recorded, ENOSYS for newer forms) are no
+    /// one's choice to block: a profile recorded earlier, given as the
+    /// base, does not block what this run needs.
+    pub fn keep_blocked(&mut self, base: &Self) -> Vec<String> {
+        use super::{ACT_LOG, FALLBACK_COMMENT, NEWER_COMMENT};
+        let lets_run = |r: &SyscallRule| r.action == ACT_ALLOW || r.action == ACT_LOG;
+        let carried = |r: &SyscallRule| {
+            r.comment
+                .as_deref()
+                .is_some_and(|c| [CARRIED_COMMENT, NEWER_COMMENT, FALLBACK_COMMENT].contains(&c))
+        };
+        let blocks = |r: &SyscallRule| !lets_run(r) && r.args.is_empty() && !carried(r);
+        let blocked: BTreeSet<String> = base
+            .syscalls
+            .iter()
+            .filter(|r| blocks(r))
+            .flat_map(|r| r.all_names().map(str::to_owned))
+            .filter(|n| {
+                !base
+                    .syscalls
+                    .iter()
+                    .any(|r| lets_run(r) && r.all_names().any(|x| x == n))
+            })
+            .collect();
+        if blocked.is_empty() {
+            return Vec::new();
+        }
+        self.syscalls.retain_mut(|r| {
+            if !r.all_names().any(|n| blocked.contains(n)) {
+                return true;
+            }
+            r.names.retain(|n| !blocked.contains(n));
+            if r.name.as_deref().is_some_and(|n| blocked.contains(n)) {
+                r.name = None;
+            }
+            r.all_names().next().is_some()
+        });
+        for rule in base.syscalls.iter().filter(|r| blocks(r)) {
+            let names: Vec<String> = rule
+                .all_names()
+                .filter(|n| blocked.contains(*n))
+                .map(str::to_owned)
+                .collect();
+            if !names.is_empty() {
+                self.syscalls.push(SyscallRule {
+                    name: None,
+                    names,
+                    ..rule.clone()
+                });
+            }
+        }
+        blocked.into_iter().collect()
     }
 
     /// Drops a name from the unconditional non-allow rules (e.g. one
@@ -356,6 +421,8 @@ mod tests {
                 (vec!["clone", "read", "write"], 0),
                 (vec!["socket"], 1),
                 (vec!["socket"], 1),
+                // clone is allowed: its newer form answers ENOSYS.
+                (vec!["clone3"], 0),
             ]
         );
         assert_eq!(a.syscalls[1].args[0].value, 1);

@@ -127,7 +127,13 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             }
             Ok(outcome.exit_code() as u8)
         }
-        Command::Daemon(cmd) => Ok(recorder::client::run(cmd, &cli.socket).await?),
+        Command::Daemon(cmd) => {
+            let to = recorder::client::Link {
+                socket: &cli.socket,
+                timeout: cli.timeout,
+            };
+            Ok(recorder::client::run(cmd, to).await?)
+        }
         Command::Completions { shell } => {
             // clap_complete panics on a failed write: render first.
             let mut script = Vec::new();

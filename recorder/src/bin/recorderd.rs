@@ -4,7 +4,10 @@ use std::{process::ExitCode, time::Duration};
 
 use anyhow::Context as _;
 use clap::Parser as _;
-use recorder::{cli::recorderd::Cli, daemon, metrics};
+use recorder::{cli::recorderd::Cli, config::ConfigError, daemon, metrics};
+
+/// The exit code of a usage error: a bad flag (clap's) or a bad config.
+const USAGE: u8 = 2;
 use tokio::signal::unix::{SignalKind, signal};
 
 #[tokio::main]
@@ -14,7 +17,12 @@ async fn main() -> ExitCode {
         Err(e) => {
             // One line: the error and its causes, joined by ": ".
             eprintln!("recorderd: {e:#}");
-            ExitCode::FAILURE
+            // A bad config is a usage error, as a bad flag is (clap: 2).
+            if e.downcast_ref::<ConfigError>().is_some() {
+                ExitCode::from(USAGE)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
@@ -26,9 +34,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         .parse_env("RECORDER_LOG")
         .init();
     if cli.unpin {
-        daemon::unpin(&config.pin_dir)
+        let removed = daemon::unpin(&config.pin_dir)
             .with_context(|| format!("removing {}", config.pin_dir.display()))?;
-        log::info!("removed {}", config.pin_dir.display());
+        if removed {
+            log::info!("removed {}", config.pin_dir.display());
+        } else {
+            log::info!(
+                "nothing to remove: {} does not exist",
+                config.pin_dir.display()
+            );
+        }
         return Ok(());
     }
     // Handlers first: a SIGTERM right after READY=1 must not kill us

@@ -11,13 +11,10 @@ use super::{
 };
 use crate::control::Target;
 
-/// How long to wait for the daemon and how to print its answers (where it
-/// is: recorderctl's global `--socket`).
+/// How to print the daemon's answers (where it is and how long to wait
+/// for it: recorderctl's global `--socket` and `--timeout`).
 #[derive(Args, Debug, Clone)]
 pub struct Conn {
-    /// Give up when recorderd has not answered within SECONDS.
-    #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = timeout_secs)]
-    pub timeout: f64,
     /// Print the report as text or as JSON (for scripts).
     #[arg(
         short,
@@ -29,8 +26,17 @@ pub struct Conn {
     pub output: OutputFormat,
 }
 
+/// How a listing's text table is laid out.
+#[derive(Args, Debug, Clone, Copy, Default)]
+pub struct TableArgs {
+    /// Show every cell whole: without it, cells longer than 40 characters
+    /// are cut with an ellipsis (`-o json` always has them whole).
+    #[arg(long)]
+    pub wide: bool,
+}
+
 /// A timeout in seconds: positive and finite.
-fn timeout_secs(s: &str) -> Result<f64, String> {
+pub fn timeout_secs(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if v.is_finite() && v > 0.0 && v <= 86_400.0 => Ok(v),
         _ => Err("expected a number of seconds, more than 0 and at most 86400".to_owned()),
@@ -134,9 +140,6 @@ pub enum DaemonCommand {
     /// profile of a container that is gone, or with --image an image's
     /// profile.
     Profile {
-        /// Give up when recorderd has not answered within SECONDS.
-        #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = timeout_secs)]
-        timeout: f64,
         #[command(flatten)]
         no_report: NoReport,
         #[command(flatten)]
@@ -154,11 +157,15 @@ pub enum DaemonCommand {
     List {
         #[command(flatten)]
         conn: Conn,
+        #[command(flatten)]
+        table: TableArgs,
     },
     /// List the profiles recorderd has written (also of containers that are gone).
     Profiles {
         #[command(flatten)]
         conn: Conn,
+        #[command(flatten)]
+        table: TableArgs,
     },
     /// List the image profiles: runs, syscalls, when the union last grew,
     /// and whether the image is ready to enforce, or what it waits for
@@ -166,6 +173,8 @@ pub enum DaemonCommand {
     Images {
         #[command(flatten)]
         conn: Conn,
+        #[command(flatten)]
+        table: TableArgs,
     },
     /// Show the daemon's state.
     Status {

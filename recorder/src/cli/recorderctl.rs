@@ -28,12 +28,22 @@ pub struct Cli {
         env = "RECORDER_SOCKET"
     )]
     pub socket: PathBuf,
+    /// Give up when recorderd has not answered within SECONDS (for the
+    /// daemon commands; before or after the command).
+    #[arg(
+        long,
+        global = true,
+        value_name = "SECONDS",
+        default_value_t = 10.0,
+        value_parser = super::client::timeout_secs
+    )]
+    pub timeout: f64,
     #[command(subcommand)]
     pub command: Command,
 }
 
-/// The commands that do not talk to recorderd: the global `--socket` is
-/// hidden from their help (and still accepted).
+/// The commands that do not talk to recorderd: the global `--socket` and
+/// `--timeout` are hidden from their help (and still accepted).
 const NO_SOCKET: [&str; 6] = ["record", "convert", "merge", "diff", "check", "completions"];
 
 /// recorderctl's command as the binary runs it: [`Cli`]'s, with `--socket`
@@ -44,13 +54,14 @@ const NO_SOCKET: [&str; 6] = ["record", "convert", "merge", "diff", "check", "co
 pub fn command() -> clap::Command {
     use clap::CommandFactory as _;
     let mut cmd = Cli::command();
-    let socket = cmd
+    let daemon_only: Vec<clap::Arg> = cmd
         .get_arguments()
-        .find(|a| a.get_id() == "socket")
-        .cloned();
-    if let Some(socket) = socket {
+        .filter(|a| ["socket", "timeout"].contains(&a.get_id().as_str()))
+        .cloned()
+        .collect();
+    for arg in daemon_only {
         for name in NO_SOCKET {
-            let hidden = socket.clone().global(false).hide(true);
+            let hidden = arg.clone().global(false).hide(true);
             cmd = cmd.mut_subcommand(name, |sub| sub.arg(hidden));
         }
     }
@@ -207,20 +218,20 @@ mod tests {
     }
 
     #[test]
-    fn daemon_commands_take_a_timeout() {
-        use super::super::client::DaemonCommand;
+    fn daemon_commands_take_a_timeout_before_or_after_the_command() {
         let cli = try_parse_from(["recorderctl", "status"]).unwrap();
-        let Command::Daemon(DaemonCommand::Status { conn }) = cli.command else {
-            panic!("expected status");
-        };
-        assert_eq!(conn.timeout, 10.0);
-        let cli = try_parse_from(["recorderctl", "list", "--timeout", "0.5"]).unwrap();
-        let Command::Daemon(DaemonCommand::List { conn }) = cli.command else {
-            panic!("expected list");
-        };
-        assert_eq!(conn.timeout, 0.5);
+        assert_eq!(cli.timeout, 10.0);
+        for args in [
+            &["recorderctl", "list", "--timeout", "0.5"][..],
+            &["recorderctl", "--timeout", "0.5", "list"],
+            &["recorderctl", "--timeout", "0.5", "profile", "--image", "x"],
+            &["recorderctl", "drift", "--all", "--timeout=0.5"],
+        ] {
+            assert_eq!(try_parse_from(args).unwrap().timeout, 0.5, "{args:?}");
+        }
         for bad in ["0", "-1", "inf", "NaN", "x"] {
             assert!(try_parse_from(["recorderctl", "status", "--timeout", bad]).is_err());
+            assert!(try_parse_from(["recorderctl", "--timeout", bad, "status"]).is_err());
         }
     }
 
@@ -260,7 +271,7 @@ mod tests {
             let conn = match cli.command {
                 Command::Daemon(
                     DaemonCommand::Stop { conn, .. }
-                    | DaemonCommand::List { conn }
+                    | DaemonCommand::List { conn, .. }
                     | DaemonCommand::Status { conn },
                 ) => conn,
                 other => panic!("{args:?}: {other:?}"),

@@ -211,6 +211,23 @@ impl Cli {
         if let Some(v) = self.skip_chosen_profile {
             images.skip_chosen_profile = v;
         }
+        // A relative flag means the working directory at start, as a
+        // shell would read it: made absolute now, so that the daemon's
+        // messages and replies name where things really are. (A relative
+        // path in the file is refused by `validate`.)
+        for (flag, value) in [
+            (&self.socket, &mut c.socket),
+            (&self.profiles_dir, &mut c.profiles_dir),
+            (&self.state_dir, &mut c.state_dir),
+            (&self.pin_dir, &mut c.pin_dir),
+            (&self.btf, &mut c.btf),
+        ] {
+            if flag.is_some()
+                && let Ok(abs) = std::path::absolute(&*value)
+            {
+                *value = abs;
+            }
+        }
         c.validate(&path)?;
         Ok(c)
     }
@@ -267,6 +284,25 @@ mod tests {
         assert_eq!(c.scope.include_labels, ["tier=web"]);
         assert_eq!(c.images.ready_min_runs, 2);
         assert!(!c.images.skip_chosen_profile);
+    }
+
+    #[test]
+    fn relative_path_flags_are_made_absolute_at_start() {
+        let cli = Cli::try_parse_from([
+            "recorderd",
+            "--profiles-dir",
+            "profs",
+            "--pin-dir",
+            "/sys/fs/bpf/x",
+            "--socket",
+            "./s.sock",
+        ])
+        .unwrap();
+        let c = cli.config().unwrap();
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(c.profiles_dir, cwd.join("profs"));
+        assert_eq!(c.socket, cwd.join("s.sock"));
+        assert_eq!(c.pin_dir, PathBuf::from("/sys/fs/bpf/x"));
     }
 
     #[test]

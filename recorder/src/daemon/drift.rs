@@ -295,6 +295,7 @@ mod tests {
             started: 1,
             auto: true,
             base: None,
+            base_blocks: false,
             output: None,
             finishing: false,
             write_error: None,

@@ -168,8 +168,13 @@ pub async fn seen(found: ContainerRef, given: Option<Policy>) -> Seen {
                 p.default_action
             );
         }
+        let mut container = names::describe(found, api);
+        container.rootfs = (container.image.is_none() && container.image_id.is_none())
+            .then(|| bundle.root.as_deref().map(container::sanitize))
+            .flatten()
+            .filter(|r| r.starts_with('/'));
         Seen {
-            container: names::describe(found, api),
+            container,
             policy: bundle.policy,
             chosen,
         }

@@ -58,9 +58,11 @@ pub(super) fn assemble(
     extra_base: Option<&Profile>,
 ) -> Profile {
     let bases: Vec<&Profile> = r.base.iter().chain(extra_base).collect();
+    let blocking: Vec<&Profile> = r.base.iter().filter(|_| r.base_blocks).collect();
     let built = profile::build(profile::Inputs {
         sets,
         bases: &bases,
+        blocking: &blocking,
         policy: Some(&r.policy),
         ..profile::Inputs::default()
     });
@@ -285,6 +287,12 @@ impl Manager {
         match written {
             Ok(()) => {
                 log::info!("profile of {} written to {}", r.key(), path.display());
+                if count(sets) == 0 {
+                    log::warn!(
+                        "{}: no syscall was recorded (nothing ran in it since the recording started): its profile allows none",
+                        r.key()
+                    );
+                }
                 if self.write_attempts.remove(&owner).is_some() {
                     log::info!("{}: the profile could be written after all", r.key());
                 }
@@ -394,6 +402,7 @@ impl Manager {
             started: now_secs(),
             auto: true,
             base: None,
+            base_blocks: false,
             output: None,
             finishing: path.is_none(),
             write_error: None,

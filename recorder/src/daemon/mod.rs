@@ -52,6 +52,8 @@ pub struct Running {
     pub metrics: SharedSnapshot,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     pin_dir: PathBuf,
+    /// The control socket it bound.
+    socket: PathBuf,
     /// Held for the daemon's lifetime: one daemon per pin dir.
     _pin_lock: std::fs::File,
 }
@@ -76,6 +78,9 @@ impl Running {
     /// [`Stop::Release`], detaches and unpins.
     pub async fn shutdown(self, stop: Stop) -> std::io::Result<()> {
         let release = stop == Stop::Release;
+        // The server task is cancelled below: no client is answered
+        // after this, whatever is kept.
+        self.remove_socket();
         let (done, rx) = oneshot::channel();
         if self
             .manager
@@ -114,6 +119,17 @@ impl Running {
         unpin(&self.pin_dir)?;
         log::info!("removed the pins in {}", self.pin_dir.display());
         Ok(())
+    }
+
+    /// Removes the control socket: nothing serves it any more, and a
+    /// client should hear "recorderd is not running", not "Connection
+    /// refused". Called at every stop, whatever it keeps in the kernel.
+    pub fn remove_socket(&self) {
+        match std::fs::remove_file(&self.socket) {
+            Ok(()) => log::info!("removed the socket {}", self.socket.display()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => log::warn!("removing the socket {}: {e}", self.socket.display()),
+        }
     }
 }
 
@@ -290,6 +306,7 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
     let metrics = SharedSnapshot::default();
     let poll = Duration::from_millis(config.poll_interval_ms.max(50));
     let pin_dir = config.pin_dir.clone();
+    let socket = config.socket.clone();
     let manager = Manager::new(
         config,
         hierarchy,
@@ -336,6 +353,7 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
         metrics,
         tasks,
         pin_dir,
+        socket,
         _pin_lock: pin_lock,
     })
 }
@@ -354,10 +372,12 @@ pub async fn reload(running: &Running, config: Config) {
     }
 }
 
-/// Removes everything the daemon pinned (maps and links).
-pub fn unpin(pin_dir: &Path) -> std::io::Result<()> {
+/// Removes everything the daemon pinned (maps and links); `Ok(false)`:
+/// there was no such directory, nothing to remove.
+pub fn unpin(pin_dir: &Path) -> std::io::Result<bool> {
     match std::fs::remove_dir_all(pin_dir) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
     }
 }

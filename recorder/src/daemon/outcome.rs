@@ -64,6 +64,9 @@ pub enum ManagerError {
     BadTarget(String),
     #[error("{0} is not being recorded")]
     NotRecording(String),
+    /// Not recorded, and what the name means instead.
+    #[error("{what} is not being recorded: {hint}")]
+    NotRecordingHint { what: String, hint: String },
     #[error("'{spec}' is ambiguous; it matches: {}", .keys.join(", "))]
     Ambiguous { spec: String, keys: Vec<String> },
     #[error(transparent)]

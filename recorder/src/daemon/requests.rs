@@ -77,6 +77,12 @@ impl Manager {
             pending_writes: self.pending_writes(),
             last_error: self.last_error.as_ref().map(|e| e.message.clone()),
             last_error_at: self.last_error.as_ref().map(|e| e.at),
+            socket: self.config.socket.clone(),
+            profiles_dir: self.config.profiles_dir.clone(),
+            state_dir: self.config.state_dir.clone(),
+            pin_dir: self.config.pin_dir.clone(),
+            metrics_addr: self.config.metrics_addr.clone(),
+            scope: self.config.scope.summary(),
         })
     }
 
@@ -121,6 +127,7 @@ impl Manager {
             && output.is_some()
         {
             r.output = output;
+            r.base_blocks = base.is_some();
             r.base = base;
             if let Some(p) = prestart.filter(|_| r.policy == profile::Policy::Unknown) {
                 r.policy = p.policy;
@@ -164,6 +171,7 @@ impl Manager {
             Err(e) => return Err(e.into()),
         }
         let found = container.unwrap_or_else(|| ContainerRef::cgroup(owner));
+        let prestart_base = prestart.is_some() && base.is_some();
         let given = prestart
             .map(|p| p.policy)
             .filter(|p| *p != profile::Policy::Unknown);
@@ -174,6 +182,8 @@ impl Manager {
             cgroup,
             started: now_secs(),
             auto: false,
+            // Only the OCI hook sends a prestart: its if: profile's blocks.
+            base_blocks: prestart_base,
             base,
             output,
             finishing: false,
@@ -195,7 +205,10 @@ impl Manager {
         target: &Target,
         base: Option<Profile>,
     ) -> Result<Outcome, ManagerError> {
-        let owner = self.find(target)?.owner;
+        let owner = match self.find(target) {
+            Ok(r) => r.owner,
+            Err(refusal) => return Err(self.why_not_recorded(target, refusal).await),
+        };
         if let (Some(base), Some(r)) = (base, self.recordings.get_mut(&owner)) {
             match &mut r.base {
                 Some(b) => {
@@ -215,6 +228,32 @@ impl Manager {
         Ok(Outcome::Stopped { recording, path })
     }
 
+    /// `refusal` of a container that is not recorded, with what its name
+    /// means instead where recorderd knows: a container that ended (its
+    /// profile is written), or an image (`profile --image`).
+    async fn why_not_recorded(&mut self, target: &Target, refusal: ManagerError) -> ManagerError {
+        let Target::Container(spec) = target else {
+            return refusal;
+        };
+        let hint = |hint: String| ManagerError::NotRecordingHint {
+            what: lookup::describe(target),
+            hint,
+        };
+        let stored = self.images.stored(&self.config, spec.clone(), None).await;
+        if let Ok(Outcome::Stored { entry, .. }) = stored {
+            return hint(format!(
+                "it ended and its profile was written to {} (recorderctl profile {spec})",
+                entry.path.display()
+            ));
+        }
+        match self.images.profile(&self.config, spec.clone(), None).await {
+            Ok(_) => hint(format!(
+                "'{spec}' is an image: recorderctl profile --image '{spec}'"
+            )),
+            Err(_) => refusal,
+        }
+    }
+
     async fn profile(
         &mut self,
         target: &Target,
@@ -226,13 +265,12 @@ impl Manager {
                 return match target {
                     Target::Container(spec) => {
                         let spec = spec.clone();
-                        self.images
-                            .stored(&self.config, spec, base)
-                            .await
-                            .map_err(|e| match e {
-                                ManagerError::Index(IndexError::NotFound(_)) => refusal,
-                                e => e,
-                            })
+                        match self.images.stored(&self.config, spec, base).await {
+                            Err(ManagerError::Index(IndexError::NotFound(_))) => {
+                                Err(self.why_not_recorded(target, refusal).await)
+                            }
+                            other => other,
+                        }
                     }
                     _ => Err(refusal),
                 };

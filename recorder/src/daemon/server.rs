@@ -41,7 +41,9 @@ fn error(kind: ErrorKind, message: impl Into<String>) -> Reply {
 /// The class of a manager error, as the protocol names it.
 pub fn kind(e: &ManagerError) -> ErrorKind {
     match e {
-        ManagerError::NotRecording(_) => ErrorKind::NotRecording,
+        ManagerError::NotRecording(_) | ManagerError::NotRecordingHint { .. } => {
+            ErrorKind::NotRecording
+        }
         ManagerError::Ambiguous { .. }
         | ManagerError::Container(ContainerError::Ambiguous { .. })
         | ManagerError::Index(IndexError::Ambiguous { .. })

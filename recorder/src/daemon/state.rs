@@ -27,6 +27,10 @@ pub struct Recording {
     pub started: u64,
     pub auto: bool,
     pub base: Option<Profile>,
+    /// `base` is an OCI hook's `if:` profile: what it blocks stays
+    /// blocked ([`crate::profile::Inputs::blocking`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub base_blocks: bool,
     /// Where to write the profile instead of `<profiles-dir>/<key>.json`.
     pub output: Option<PathBuf>,
     /// `stop` was asked, or the cgroup is gone: the profile is due.

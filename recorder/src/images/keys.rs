@@ -6,6 +6,27 @@ use crate::index::Entry;
 
 pub use recorder_api::image::KeyedBy;
 
+/// How listings show an image row: its image, or for a row without an
+/// image `(name) NAME` or `(rootfs) PATH`. [`unmark`] takes it back.
+pub fn shown(keyed_by: KeyedBy, image: &str) -> String {
+    match keyed_by {
+        KeyedBy::Name => format!("{NAME_MARK}{image}"),
+        KeyedBy::Rootfs => format!("{ROOTFS_MARK}{image}"),
+        KeyedBy::Id | KeyedBy::Reference => image.to_owned(),
+    }
+}
+
+const NAME_MARK: &str = "(name) ";
+const ROOTFS_MARK: &str = "(rootfs) ";
+
+/// A row's key as a listing shows it ([`shown`]), without its mark.
+pub fn unmark(spec: &str) -> &str {
+    [NAME_MARK, ROOTFS_MARK]
+        .iter()
+        .find_map(|m| spec.strip_prefix(m))
+        .unwrap_or(spec)
+}
+
 /// The image profile a container feeds (see [`key`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ImageKey {
@@ -65,6 +86,8 @@ pub fn key(image: Option<&str>, image_id: Option<&str>, name: Option<&str>) -> O
     let (key, keyed_by) = match (id, &reference, name) {
         (Some(id), _, _) => (id.to_owned(), KeyedBy::Id),
         (None, Some(r), _) => (r.clone(), KeyedBy::Reference),
+        // A rootfs path, where the caller knows one, else a name.
+        (None, None, Some(n)) if n.starts_with('/') => (n.to_owned(), KeyedBy::Rootfs),
         (None, None, Some(n)) => (n.to_owned(), KeyedBy::Name),
         (None, None, None) => return None,
     };
@@ -79,7 +102,9 @@ pub fn key(image: Option<&str>, image_id: Option<&str>, name: Option<&str>) -> O
 /// place that picks which of a container's facts key its image row.
 pub(super) fn of_entry(e: &Entry) -> Option<ImageKey> {
     let c = &e.container;
-    key(c.image.as_deref(), c.image_id.as_deref(), c.name.as_deref())
+    // Without an image: keyed by the rootfs path, else the name.
+    let or_name = c.rootfs.as_deref().or(c.name.as_deref());
+    key(c.image.as_deref(), c.image_id.as_deref(), or_name)
 }
 
 /// The file name (without `.json`) of an image's profile: the container
@@ -141,6 +166,11 @@ mod tests {
         );
         let k = key(None, None, Some("web")).unwrap();
         assert_eq!((k.key.as_str(), k.keyed_by), ("web", KeyedBy::Name));
+        let k = key(None, None, Some("/srv/rootfs")).unwrap();
+        assert_eq!(
+            (k.key.as_str(), k.keyed_by),
+            ("/srv/rootfs", KeyedBy::Rootfs)
+        );
         assert_eq!(key(None, None, None), None);
     }
 

@@ -19,5 +19,7 @@ mod store;
 pub use book::{Added, ImageBook, Written};
 pub use config::ImagesConfig;
 pub use error::ImagesError;
-pub use keys::{ImageKey, KeyedBy, file_stem, is_id_prefix, key, normalise, short_id};
+pub use keys::{
+    ImageKey, KeyedBy, file_stem, is_id_prefix, key, normalise, short_id, shown, unmark,
+};
 pub use row::{ImageInfo, ImageRow, find, syscalls};

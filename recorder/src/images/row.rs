@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     ImagesConfig, ImagesError,
-    keys::{ImageKey, KeyedBy, file_stem, is_id_prefix, label_of, normalise, short_id},
+    keys::{ImageKey, KeyedBy, file_stem, is_id_prefix, label_of, normalise, short_id, unmark},
 };
 use crate::profile::{ACT_ALLOW, Profile};
 
@@ -42,18 +42,23 @@ pub struct ImageRow {
     /// When the union last grew.
     pub last_new: u64,
     pub runs_since_last_new: u64,
+    /// The syscalls that were new when the union last grew (empty in
+    /// older rows).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub last_new_syscalls: Vec<String>,
     /// The merge of every run's profile.
     pub profile: Profile,
 }
 
 pub use recorder_api::image::ImageInfo;
 
-/// A duration as `45s`, `12m`, `3h` or `2d`.
+/// A duration as `95s`, `12m`, `24h` or `3d` (a unit is used from twice
+/// its size on, so that rounding down stays within half).
 fn ago(secs: u64) -> String {
     match secs {
-        ..60 => format!("{secs}s"),
-        60..3600 => format!("{}m", secs / 60),
-        3600..86_400 => format!("{}h", secs / 3600),
+        ..120 => format!("{secs}s"),
+        120..7200 => format!("{}m", secs / 60),
+        7200..172_800 => format!("{}h", secs / 3600),
         _ => format!("{}d", secs / 86_400),
     }
 }
@@ -71,6 +76,15 @@ fn allowed(p: &Profile) -> BTreeSet<String> {
                 .map(move |n| format!("{n} {scope}"))
                 .collect::<Vec<_>>()
         })
+        .collect()
+}
+
+/// The names some ALLOW rule allows.
+fn allowed_names(p: &Profile) -> BTreeSet<String> {
+    p.syscalls
+        .iter()
+        .filter(|r| r.action == ACT_ALLOW)
+        .flat_map(|r| r.all_names().map(str::to_owned))
         .collect()
 }
 
@@ -104,6 +118,7 @@ impl ImageRow {
             last_seen: now,
             last_new: now,
             runs_since_last_new: 0,
+            last_new_syscalls: Vec::new(),
             profile: Profile::default(),
         }
     }
@@ -163,6 +178,7 @@ impl ImageRow {
             self.references.push(r.to_owned());
             self.image = r.to_owned();
         }
+        let names_before = allowed_names(&self.profile);
         let grew = if self.runs == 0 {
             self.profile = run.clone();
             true
@@ -173,6 +189,15 @@ impl ImageRow {
             }
             allowed(&self.profile) != before
         };
+        if grew {
+            let runs = self.runs;
+            let after = allowed_names(&self.profile);
+            self.last_new_syscalls = after
+                .difference(&names_before)
+                .filter(|_| runs > 0)
+                .cloned()
+                .collect();
+        }
         self.runs += 1;
         self.last_seen = now;
         if grew {
@@ -199,16 +224,32 @@ impl ImageRow {
         if self.runs < rule.ready_min_runs {
             why.push(format!("{}/{} runs", self.runs, rule.ready_min_runs));
         }
-        if self.runs_since_last_new < rule.ready_quiet_runs {
-            why.push(match self.runs_since_last_new {
-                0 => "new in the last run".to_owned(),
-                1 => "new 1 run ago".to_owned(),
-                n => format!("new {n} runs ago"),
-            });
+        let noisy = self.runs_since_last_new < rule.ready_quiet_runs;
+        if noisy {
+            why.push(format!(
+                "{}/{} runs quiet",
+                self.runs_since_last_new, rule.ready_quiet_runs
+            ));
         }
         let quiet = now.saturating_sub(self.last_new);
-        if quiet < rule.ready_quiet_secs {
-            why.push(format!("new {} ago", ago(quiet)));
+        let recent = quiet < rule.ready_quiet_secs;
+        if recent {
+            why.push(format!(
+                "{}/{} quiet",
+                ago(quiet),
+                ago(rule.ready_quiet_secs)
+            ));
+        }
+        // What was new, when that is what it waits for (not known for
+        // the first run, where everything is, nor in older rows).
+        if (noisy || recent) && !self.last_new_syscalls.is_empty() {
+            const SHOWN: usize = 3;
+            let names = &self.last_new_syscalls;
+            let mut new = names[..names.len().min(SHOWN)].join(", ");
+            if names.len() > SHOWN {
+                new.push_str(&format!(" +{} more", names.len() - SHOWN));
+            }
+            why.push(format!("new: {new}"));
         }
         why
     }
@@ -227,6 +268,7 @@ impl ImageRow {
             last_seen: self.last_seen,
             last_new: self.last_new,
             runs_since_last_new: self.runs_since_last_new,
+            last_new_syscalls: self.last_new_syscalls.clone(),
             denied_while_recorded: None,
             ready: self.ready(rule, now),
             not_ready: self.not_ready(rule, now),
@@ -238,6 +280,8 @@ impl ImageRow {
 /// (normalised) or its label, else an id prefix (with or without
 /// `sha256:`). Several rows (a tag moved to a new id) are ambiguous.
 pub fn find<'a>(rows: &'a [ImageRow], spec: &str) -> Result<&'a ImageRow, ImagesError> {
+    // As a listing shows it (`(name) web`): the key.
+    let spec = unmark(spec);
     if let Some(r) = rows.iter().find(|r| r.key == spec) {
         return Ok(r);
     }
@@ -266,7 +310,7 @@ pub fn find<'a>(rows: &'a [ImageRow], spec: &str) -> Result<&'a ImageRow, Images
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::images::key;
+    use crate::images::{key, shown};
 
     fn profile(names: &[&str]) -> Profile {
         let mut p = Profile::default();
@@ -336,19 +380,27 @@ mod tests {
         row.add_run(None, &profile(&["read"]), 0);
         row.add_run(None, &profile(&["read"]), 10);
         assert!(!row.ready(&rule, 1000), "two runs are too few");
-        assert_eq!(row.not_ready(&rule, 1000), ["2/3 runs", "new 1 run ago"]);
+        assert_eq!(row.not_ready(&rule, 1000), ["2/3 runs", "1/2 runs quiet"]);
         row.add_run(None, &profile(&["read"]), 20);
         assert!(row.ready(&rule, 100) && row.not_ready(&rule, 100).is_empty());
         assert!(!row.ready(&rule, 99), "too recent a new syscall");
-        assert_eq!(row.not_ready(&rule, 99), ["new 1m ago"]);
-        row.add_run(None, &profile(&["write"]), 200);
+        // Both thresholds shown: what there is, what it needs.
+        assert_eq!(row.not_ready(&rule, 99), ["99s/100s quiet"]);
+        row.add_run(None, &profile(&["write", "mkdir", "chmod", "link"]), 200);
         assert!(!row.ready(&rule, 10_000), "a new syscall in the last runs");
         assert_eq!(
             row.not_ready(&rule, 201),
-            ["new in the last run", "new 1s ago"]
+            [
+                "0/2 runs quiet",
+                "1s/100s quiet",
+                "new: chmod, link, mkdir +1 more"
+            ]
         );
         row.add_run(None, &profile(&["read"]), 210);
-        assert_eq!(row.not_ready(&rule, 210 + 7200), ["new 1 run ago"]);
+        assert_eq!(
+            row.not_ready(&rule, 210 + 7200),
+            ["1/2 runs quiet", "new: chmod, link, mkdir +1 more"]
+        );
         row.add_run(None, &profile(&["read"]), 220);
         assert!(row.ready(&rule, 300));
     }
@@ -362,7 +414,13 @@ mod tests {
         a2.add_run(Some("a:latest"), &Profile::default(), 1);
         let mut b = row(Some("b"), Some("sha256:3333cc"), None);
         b.add_run(Some("b:latest"), &Profile::default(), 1);
-        let rows = vec![a1, a2, b, row(None, None, Some("web"))];
+        let rows = vec![
+            a1,
+            a2,
+            b,
+            row(None, None, Some("web")),
+            row(None, None, Some("/srv/root")),
+        ];
         assert_eq!(find(&rows, "b").unwrap().key, "sha256:3333cc");
         assert_eq!(
             find(&rows, "docker.io/library/b:latest").unwrap().key,
@@ -379,6 +437,15 @@ mod tests {
         }
         assert_eq!(find(&rows, "1111").unwrap().key, "sha256:1111aa");
         assert_eq!(find(&rows, "web").unwrap().key, "web");
+        // As `images` shows rows without an image.
+        for r in &rows[3..] {
+            let shown = shown(r.keyed_by, &r.image);
+            assert_eq!(find(&rows, &shown).unwrap().key, r.key, "{shown}");
+        }
+        assert_eq!(
+            shown(rows[4].keyed_by, &rows[4].image),
+            "(rootfs) /srv/root"
+        );
         assert!(matches!(find(&rows, "zz"), Err(ImagesError::NotFound(_))));
         assert!(matches!(find(&rows, "11"), Err(ImagesError::NotFound(_))));
     }

@@ -96,6 +96,7 @@ fn gone_runs_of_one_image(s: &Setup, workloads: &[&[&str]], chosen_last: bool) {
             started: 1,
             auto: true,
             base: None,
+            base_blocks: false,
             output: None,
             finishing: false,
             write_error: None,

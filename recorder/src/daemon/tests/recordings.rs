@@ -87,6 +87,7 @@ async fn resume_adopts_enrolled_containers_finishes_gone_ones_and_drops_strays()
         started: 1,
         auto: false,
         base: None,
+        base_blocks: false,
         output: None,
         finishing: false,
         write_error: None,
