@@ -24,6 +24,16 @@ use crate::{describe, run_ok, setup, step, target_dir, workspace_root};
 /// The fuzz targets (`fuzz/fuzz_targets/<name>.rs`).
 pub(crate) const TARGETS: [&str; 2] = ["profile", "control"];
 
+/// The cargo feature of fuzz/ a target needs (its `required-features`):
+/// `control` links the `recorder` crate, which the profile target must not
+/// (it links `recorder-profile` only, and builds without bpf-linker).
+fn feature(target: &str) -> Option<&'static str> {
+    match target {
+        "control" => Some("control"),
+        _ => None,
+    }
+}
+
 #[derive(clap::Args, Debug)]
 pub(crate) struct Args {
     /// How long each target runs, in seconds.
@@ -141,8 +151,8 @@ fn fuzz_target_dir() -> PathBuf {
     target_dir().join("fuzz")
 }
 
-/// `cargo +nightly fuzz SUB` with the options build and run share (they
-/// must match, or `run` rebuilds).
+/// `cargo +nightly fuzz SUB TARGET` with the options build and run share
+/// (they must match, or `run` rebuilds), the target's feature among them.
 ///
 /// Without a sanitizer: the code under test is safe Rust (no `unsafe` in
 /// the parsers, models and formatters), so AddressSanitizer would find
@@ -150,7 +160,7 @@ fn fuzz_target_dir() -> PathBuf {
 /// against 14 000 profiles a second here) and the cold build half as long
 /// again. Panics, debug assertions and overflow checks (on in cargo-fuzz's
 /// release builds) are what the targets check.
-fn cargo_fuzz(sub: &str) -> Command {
+fn cargo_fuzz(sub: &str, target: &str) -> Command {
     // The rustup proxy, not $CARGO (the stable cargo running xtask), so that
     // `+nightly` selects the toolchain.
     let mut cmd = Command::new("cargo");
@@ -158,13 +168,18 @@ fn cargo_fuzz(sub: &str) -> Command {
         .args(["+nightly", "fuzz", sub, "--sanitizer", "none"])
         .arg("--target-dir")
         .arg(fuzz_target_dir());
+    if let Some(feature) = feature(target) {
+        cmd.args(["--features", feature]);
+    }
+    cmd.arg(target);
     cmd
 }
 
 pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     let started = Instant::now();
-    // The fuzz targets link the recorder crate, whose build script builds
-    // the eBPF object: it needs what every build needs, and cargo-fuzz.
+    // The control target links the recorder crate, whose build script
+    // builds the eBPF object: it needs what every build needs (the profile
+    // target only nightly), and cargo-fuzz.
     setup::toolchain()?;
     setup::cargo_fuzz()?;
     let targets: Vec<&str> = if args.targets.is_empty() {
@@ -178,7 +193,9 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
 
     step("fuzz: build (cargo-fuzz, nightly)");
     let build_started = Instant::now();
-    run_ok(&mut cargo_fuzz("build"))?;
+    for target in &targets {
+        run_ok(&mut cargo_fuzz("build", target))?;
+    }
     let built_in = build_started.elapsed();
 
     let mut failures = Vec::new();
@@ -222,11 +239,11 @@ fn found_by_fuzzer(name: &str) -> bool {
 /// found by the fuzzer in fuzz/corpus/<target>.
 fn save_corpus(target: &str) -> anyhow::Result<()> {
     let scratch = fuzz_target_dir().join("corpus").join(target);
-    run_ok(cargo_fuzz("cmin").arg(target).arg(&scratch).args([
-        "--",
-        "-use_counters=0",
-        "-use_cmp=0",
-    ]))?;
+    run_ok(
+        cargo_fuzz("cmin", target)
+            .arg(&scratch)
+            .args(["--", "-use_counters=0", "-use_cmp=0"]),
+    )?;
     let repo = fuzz_dir().join("corpus").join(target);
     let mut named = Vec::new();
     for entry in fs::read_dir(&repo)? {
@@ -279,8 +296,8 @@ fn run_target(target: &str, seconds: u64) -> anyhow::Result<Option<String>> {
     let mut log =
         fs::File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
 
-    let mut cmd = cargo_fuzz("run");
-    cmd.arg(target).arg(&scratch).arg("--").args([
+    let mut cmd = cargo_fuzz("run", target);
+    cmd.arg(&scratch).arg("--").args([
         // One process (libFuzzer's default: no -jobs, no -fork).
         format!("-max_total_time={seconds}"),
         // Any input that takes this long is a bug (a request is read with
@@ -369,8 +386,8 @@ fn run_target(target: &str, seconds: u64) -> anyhow::Result<Option<String>> {
         Some(input) => {
             let input = fuzz_dir().join(input);
             println!("fuzz {target}: the crashing input is {}", input.display());
-            let mut again = cargo_fuzz("run");
-            again.arg(target).arg(&input);
+            let mut again = cargo_fuzz("run", target);
+            again.arg(&input);
             println!(
                 "reproduce: cd {} && {}",
                 fuzz_dir().display(),
@@ -435,6 +452,24 @@ mod tests {
         );
         assert_eq!((o.final_execs, o.execs_per_sec), (Some(4242), Some(707)));
         assert_eq!(crash_input("Test unit written to "), None);
+    }
+
+    /// Each target is built with the feature its `[[bin]]` requires in
+    /// fuzz/Cargo.toml, and with no other.
+    #[test]
+    fn targets_get_their_required_features() {
+        let manifest = fs::read_to_string(fuzz_dir().join("Cargo.toml")).unwrap();
+        for target in TARGETS {
+            let bin = manifest
+                .split("[[bin]]")
+                .find(|b| b.contains(&format!("name = \"{target}\"")))
+                .unwrap_or_else(|| panic!("no [[bin]] {target} in fuzz/Cargo.toml"));
+            let required = bin
+                .lines()
+                .find_map(|l| l.strip_prefix("required-features = "));
+            let want = feature(target).map(|f| format!("[\"{f}\"]"));
+            assert_eq!(required, want.as_deref(), "{target}");
+        }
     }
 
     #[test]
