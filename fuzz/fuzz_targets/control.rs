@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use recorder::{
+use recorder_api::{
     container::{ContainerRef, Runtime},
     control::{
         Envelope, PROTOCOL_VERSION, RecordingInfo, Reply, Request, Target, parse_request,

@@ -6,11 +6,11 @@
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use recorder::profile::{
+use recorder_fuzz::{same_json, text};
+use recorder_profile::profile::{
     Profile, check, diff,
     format::{Format, FormatOptions, render},
 };
-use recorder_fuzz::{same_json, text};
 
 /// Parses text that recorder itself wrote: it must be a profile.
 fn reparse(what: &str, json: &str) -> Profile {

@@ -85,6 +85,13 @@ fn is_kernel_version(v: &str) -> bool {
     ok(parts.next()) && ok(parts.next()) && parts.next().is_none()
 }
 
+/// A list of libseccomp's names, the problem a name outside it is, and
+/// what the names are.
+type Known = (&'static [&'static str], ProblemKind, &'static str);
+const ACTION: Known = (ACTIONS, ProblemKind::UnknownAction, "action");
+const OPERATOR: Known = (OPS, ProblemKind::UnknownOp, "operator");
+const SCMP_ARCH: Known = (SCMP_ARCHES, ProblemKind::UnknownArch, "architecture");
+
 /// The problems found so far, in the order [`check`] reports them.
 #[derive(Default)]
 struct Problems(Vec<Problem>);
@@ -122,26 +129,12 @@ impl Problems {
         }
     }
 
-    /// An action libseccomp does not know.
-    fn action(&mut self, path: impl Into<String>, action: &str) {
-        if !ACTIONS.contains(&action) {
-            self.add(
-                path,
-                ProblemKind::UnknownAction,
-                format!("unknown action {action:?}"),
-            );
-        }
-    }
-
-    /// A filter architecture (`architectures`, `archMap`) libseccomp does
-    /// not know.
-    fn scmp_arch(&mut self, path: impl Into<String>, arch: &str) {
-        if !SCMP_ARCHES.contains(&arch) {
-            self.add(
-                path,
-                ProblemKind::UnknownArch,
-                format!("unknown architecture {arch:?}"),
-            );
+    /// A name libseccomp does not know: an action ([`ACTIONS`]), an
+    /// operator ([`OPS`]), a filter architecture ([`SCMP_ARCHES`]).
+    fn unknown(&mut self, path: impl Into<String>, name: &str, known: Known) {
+        let (names, kind, what) = known;
+        if !names.contains(&name) {
+            self.add(path, kind, format!("unknown {what} {name:?}"));
         }
     }
 }
@@ -170,7 +163,7 @@ fn top_level(profile: &Profile, found: &mut Problems) {
     // moby's and recorder's own profiles describe themselves in `comment`.
     found.unknown_fields("$", profile.extra.keys().filter(|k| *k != "comment"));
     found.errno("$.defaultErrno", profile.default_errno.as_ref());
-    found.action("$.defaultAction", &profile.default_action);
+    found.unknown("$.defaultAction", &profile.default_action, ACTION);
 }
 
 /// `architectures` and `archMap`: one of them, with libseccomp's names.
@@ -183,12 +176,20 @@ fn architectures(profile: &Profile, found: &mut Problems) {
         );
     }
     for (i, a) in profile.architectures.iter().enumerate() {
-        found.scmp_arch(format!("$.architectures[{i}]"), a);
+        found.unknown(format!("$.architectures[{i}]"), a, SCMP_ARCH);
     }
     for (i, m) in profile.arch_map.iter().enumerate() {
-        found.scmp_arch(format!("$.archMap[{i}].architecture"), &m.architecture);
+        found.unknown(
+            format!("$.archMap[{i}].architecture"),
+            &m.architecture,
+            SCMP_ARCH,
+        );
         for (j, s) in m.sub_architectures.iter().enumerate() {
-            found.scmp_arch(format!("$.archMap[{i}].subArchitectures[{j}]"), s);
+            found.unknown(
+                format!("$.archMap[{i}].subArchitectures[{j}]"),
+                s,
+                SCMP_ARCH,
+            );
         }
     }
 }
@@ -203,7 +204,7 @@ fn rule_values(profile: &Profile, at: &str, rule: &SyscallRule, found: &mut Prob
             "both name and names are set; runtimes refuse such a rule",
         );
     }
-    found.action(format!("{at}.action"), &rule.action);
+    found.unknown(format!("{at}.action"), &rule.action, ACTION);
     found.errno(format!("{at}.errno"), rule.errno.as_ref());
     if rule.errno_ret.is_some() && ![ACT_ERRNO, ACT_TRACE].contains(&rule.action.as_str()) {
         found.add(
@@ -230,13 +231,7 @@ fn rule_values(profile: &Profile, at: &str, rule: &SyscallRule, found: &mut Prob
                 ),
             );
         }
-        if !OPS.contains(&arg.op.as_str()) {
-            found.add(
-                format!("{at}.args[{j}].op"),
-                ProblemKind::UnknownOp,
-                format!("unknown operator {:?}", arg.op),
-            );
-        }
+        found.unknown(format!("{at}.args[{j}].op"), &arg.op, OPERATOR);
     }
 }
 
