@@ -220,7 +220,11 @@ fn print_status(w: &mut impl Write, s: &StatusInfo) -> io::Result<()> {
         ("enrol failures", s.enrol_failures.to_string()),
         ("profiles written", s.profiles_written.to_string()),
         ("pending writes", s.pending_writes.to_string()),
+        ("pending images", s.pending_image_writes.to_string()),
     ];
+    if let Some(why) = &s.unhealthy {
+        rows.push(("unhealthy", why.clone()));
+    }
     if let Some(e) = &s.last_error {
         let at = s.last_error_at.map(|at| format!("{} ", format_time(at)));
         rows.push(("last error", format!("{}{e}", at.unwrap_or_default())));
@@ -522,6 +526,8 @@ mod tests {
             enrol_failures: 0,
             profiles_written: 2,
             pending_writes: 0,
+            pending_image_writes: 0,
+            unhealthy: None,
             last_error: Some("disk full".into()),
             last_error_at: Some(0),
         };
@@ -535,7 +541,7 @@ mod tests {
                 after + l[after..].len() - l[after..].trim_start().len()
             })
             .collect();
-        assert_eq!(columns.len(), 10, "{text}");
+        assert_eq!(columns.len(), 11, "{text}");
         assert!(columns.iter().all(|&c| c == columns[0]), "{text}");
         assert!(text.contains("profiles written: 2\n"), "{text}");
         assert!(

@@ -81,6 +81,8 @@ pub fn parse_addr(text: &str) -> Result<Option<SocketAddr>, MetricsError> {
 pub struct Counters {
     pub profiles_written: AtomicU64,
     pub write_errors: AtomicU64,
+    /// The profile index found damaged (moved aside), or redb panicked.
+    pub index_failures: AtomicU64,
     /// `start` requests refused because the recording map was full.
     pub map_full_refusals: AtomicU64,
     /// Cgroups made under a runtime's parent that no recogniser accepted,
@@ -142,6 +144,8 @@ pub struct Snapshot {
     pub active: usize,
     /// Recordings whose profile could not be written and is retried.
     pub pending_writes: usize,
+    /// Why the daemon is unhealthy (`/healthz` answers 503), if it is.
+    pub unhealthy: Option<String>,
     pub containers: Vec<ContainerSeries>,
     pub images: Vec<ImageSeries>,
     pub programs: Vec<ProgramStats>,
@@ -325,13 +329,14 @@ impl Collector for Exporter {
         {
             let mut m = e.encode_descriptor(
                 "recorder_errors",
-                "Errors by reason: profile_write (a profile could not be written; retried), map_full (a container could not be recorded because the recording map was full).",
+                "Errors by reason: profile_write (a profile or image profile could not be written; retried), map_full (a container could not be recorded because the recording map was full), index (the profile index was found damaged, or failed).",
                 None,
                 MetricType::Counter,
             )?;
             let reasons = [
                 ("profile_write", write_errors),
                 ("map_full", map_full.saturating_add(s.kernel.enrol_failed)),
+                ("index", load(&self.counters.index_failures)),
             ];
             for (reason, n) in reasons {
                 let labels = [("reason", reason)];
@@ -516,7 +521,15 @@ impl Endpoint {
     }
 
     fn healthz(&self) -> Response<Full<Bytes>> {
-        let refreshed = read(&self.snapshot).refreshed;
+        let Snapshot {
+            refreshed,
+            unhealthy,
+            ..
+        } = read(&self.snapshot);
+        if let Some(why) = unhealthy {
+            let body = format!("unhealthy: {}\n", why.escape_debug());
+            return reply(StatusCode::SERVICE_UNAVAILABLE, "text/plain", body);
+        }
         let age = refreshed.map(|t| SystemTime::now().duration_since(t).unwrap_or_default());
         match age {
             Some(age) if age <= self.stale_after => reply(StatusCode::OK, "text/plain", "ok\n"),
@@ -714,6 +727,7 @@ mod tests {
                 },
                 active: 1,
                 pending_writes: 0,
+                unhealthy: None,
                 containers: vec![ContainerSeries {
                     owner: 7,
                     id: "abc".to_owned(),

@@ -75,8 +75,10 @@ impl Manager {
             enrol_failures: k.enrol_failed,
             profiles_written: self.counters.profiles_written.load(Ordering::Relaxed),
             pending_writes: self.pending_writes(),
-            last_error: self.last_error.as_ref().map(|e| e.message.clone()),
-            last_error_at: self.last_error.as_ref().map(|e| e.at),
+            pending_image_writes: self.images.pending(),
+            unhealthy: self.images.broken.clone(),
+            last_error: self.last_error().map(|e| e.message.clone()),
+            last_error_at: self.last_error().map(|e| e.at),
         })
     }
 

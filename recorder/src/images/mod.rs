@@ -16,8 +16,8 @@ mod keys;
 mod row;
 mod store;
 
-pub use book::{Added, ImageBook, Written};
+pub use book::{Added, ImageBook, Rewritten, Written};
 pub use config::ImagesConfig;
 pub use error::ImagesError;
-pub use keys::{ImageKey, KeyedBy, file_stem, is_id_prefix, key, normalise, short_id};
+pub use keys::{ImageKey, KeyedBy, file_name, file_stem, is_id_prefix, key, normalise, short_id};
 pub use row::{ImageInfo, ImageRow, find, syscalls};

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     ImagesConfig, ImagesError,
-    keys::{ImageKey, KeyedBy, file_stem, is_id_prefix, label_of, normalise, short_id},
+    keys::{ImageKey, KeyedBy, file_name, is_id_prefix, label_of, normalise, short_id},
 };
 use crate::profile::{ACT_ALLOW, Profile};
 
@@ -44,6 +44,9 @@ pub struct ImageRow {
     pub runs_since_last_new: u64,
     /// The merge of every run's profile.
     pub profile: Profile,
+    /// Its file does not hold `profile` yet (a write failed): retried.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub file_pending: bool,
 }
 
 /// What `recorderctl images` shows of an image.
@@ -136,6 +139,16 @@ impl ImageRow {
             last_new: now,
             runs_since_last_new: 0,
             profile: Profile::default(),
+            file_pending: false,
+        }
+    }
+
+    /// Takes in the profile its file holds, for a row the index did not
+    /// know (a lost or damaged index): the file never shrinks. Its runs
+    /// are not known; they count again from here.
+    pub fn recover(&mut self, file: &Profile) {
+        for note in self.profile.merge(file) {
+            log::debug!("image {}: {note}", self.key.escape_debug());
         }
     }
 
@@ -156,7 +169,7 @@ impl ImageRow {
             self.last_new = old.last_new;
         } else {
             for note in self.profile.merge(&old.profile) {
-                log::debug!("image {}: {note}", self.key);
+                log::debug!("image {}: {note}", self.key.escape_debug());
             }
             self.runs_since_last_new = self.runs_since_last_new.min(old.runs_since_last_new);
         }
@@ -181,9 +194,10 @@ impl ImageRow {
         }
     }
 
-    /// `<label>.json`, escaped, in `<profiles-dir>/images/`.
+    /// `<label>.json`, escaped (and shortened when too long), in
+    /// `<profiles-dir>/images/`.
     pub fn file_name(&self) -> String {
-        format!("{}.json", file_stem(self.label()))
+        file_name(self.label())
     }
 
     /// Adds one run's profile, of a container started as `reference`;
@@ -194,13 +208,14 @@ impl ImageRow {
             self.references.push(r.to_owned());
             self.image = r.to_owned();
         }
-        let grew = if self.runs == 0 {
+        // A recovered row's profile counts as what it had before.
+        let grew = if self.runs == 0 && self.profile == Profile::default() {
             self.profile = run.clone();
             true
         } else {
             let before = allowed(&self.profile);
             for note in self.profile.merge(run) {
-                log::debug!("image {}: {note}", self.key);
+                log::debug!("image {}: {note}", self.key.escape_debug());
             }
             allowed(&self.profile) != before
         };
