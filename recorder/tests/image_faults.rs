@@ -77,7 +77,7 @@ fn a_read_only_images_dir_is_counted_shown_and_written_once_writable() {
     let dir = scratch("image-faults-ro");
     let _dockerd = Dockerd::start(&dir);
     let tag = "recorder-robust/faults-ro:1";
-    let id = import_image(tag); // its own id: no other test runs it
+    let id = import_image(tag);
     let metrics = format!("127.0.0.1:{}", free_port());
     let daemon = Daemon(daemon::Daemon::start(
         "image-faults-ro",
@@ -161,7 +161,7 @@ fn a_damaged_index_is_said_moved_aside_and_no_image_file_shrinks() {
     let dir = scratch("image-faults-index");
     let _dockerd = Dockerd::start(&dir);
     let tag = "recorder-robust/faults-index:1";
-    let id = import_image(tag); // its own id: no other test runs it
+    let id = import_image(tag);
     let mut daemon = Daemon(daemon::Daemon::start("image-faults-index", &["--all"]));
     let state = daemon.dir.join("state");
 
@@ -211,7 +211,7 @@ fn the_image_file_follows_changes_that_are_not_growth() {
     let dir = scratch("image-faults-answers");
     let _dockerd = Dockerd::start(&dir);
     let tag = "recorder-robust/faults-answers:1";
-    let id = import_image(tag); // its own id: no other test runs it
+    let id = import_image(tag);
     let daemon = Daemon(daemon::Daemon::start(
         "image-faults-answers",
         &["--all", "--skip-chosen-profile", "false"],

@@ -102,19 +102,24 @@ impl Dockerd {
         };
         let d = Self { child, _lock: lock };
         wait_for("dockerd", 60, || docker_up().then_some(()));
-        import_image(IMAGE);
+        import_rootfs(IMAGE);
         d
     }
 }
 
-/// Imports the busybox rootfs as image `tag` (each import a new id);
-/// returns the id.
-pub(crate) fn import_image(tag: &str) -> String {
+/// Imports the busybox rootfs as image `tag` (each import a new id).
+pub(crate) fn import_rootfs(tag: &str) {
     let rootfs = crate::common::busybox_rootfs();
     pipe(
         Command::new("tar").arg("-C").arg(rootfs).args(["-c", "."]),
         Command::new("docker").args(["import", "-", tag]),
     );
+}
+
+/// [`import_rootfs`] as an image of the test's own, `tag`: returns its id,
+/// which no other test's containers share.
+pub(crate) fn import_image(tag: &str) -> String {
+    import_rootfs(tag);
     stdout_of(&mut docker(&["image", "inspect", "-f", "{{.Id}}", tag]))
 }
 
