@@ -43,8 +43,8 @@ pub struct Images {
     /// Whether the rows were looked at for pending files since the book
     /// opened (they are kept across restarts).
     pending_checked: bool,
-    /// The last error of the index or the image files, for `status`
-    /// (cleared when no image file is pending any more).
+    /// The last error of the index or the image files, for `status` (one
+    /// about image files is cleared when none is pending any more).
     pub(super) last_error: Option<LastError>,
     /// redb panicked: why. The daemon is unhealthy until it restarts.
     pub(super) broken: Option<String>,
@@ -154,13 +154,14 @@ impl Images {
                         "image profile of {shown} written after all: {}",
                         p.display()
                     );
+                    // The last error was about an image file.
+                    if self.failing.is_empty() && self.broken.is_none() {
+                        self.last_error = None;
+                    }
                 } else if grew {
                     log::info!("image profile of {shown} grew: {}", p.display());
                 } else {
                     log::info!("image profile of {shown} changed: {}", p.display());
-                }
-                if self.failing.is_empty() && self.broken.is_none() {
-                    self.last_error = None;
                 }
             }
             Err(e) => {
@@ -217,6 +218,12 @@ impl Images {
     /// by age ([`ImageBook::expire`]), at most every ten minutes, which
     /// refreshes the series.
     pub async fn maintain(&mut self, config: &Config) {
+        let expiry_due = self.last_expiry.is_none_or(|t| t.elapsed() >= EXPIRY_EVERY);
+        // An index that could not be opened is tried again with the
+        // retention, not on every tick.
+        if self.book.is_none() && !expiry_due {
+            return;
+        }
         if self.broken.is_none() && (!self.pending_checked || !self.failing.is_empty()) {
             let dir = config.profiles_dir.clone();
             match self
@@ -232,7 +239,7 @@ impl Images {
                 Err(e) => log::error!("profile index: {}", chain(&e)),
             }
         }
-        if self.last_expiry.is_some_and(|t| t.elapsed() < EXPIRY_EVERY) {
+        if !expiry_due {
             return;
         }
         self.last_expiry = Some(Instant::now());
