@@ -244,7 +244,14 @@ async fn an_image_file_that_cannot_be_written_is_counted_shown_and_retried() {
 #[tokio::test]
 async fn a_panic_in_the_index_leaves_the_daemon_unhealthy() {
     let s = Setup::new();
-    let mut m = s.manager();
+    let snapshot = SharedSnapshot::default();
+    let mut m = Manager::new(
+        s.config.clone(),
+        s.hierarchy(),
+        s.handle.clone(),
+        s.counters.clone(),
+        snapshot.clone(),
+    );
     m.resume().await;
     let config = s.config.clone();
     let r = m
@@ -262,4 +269,8 @@ async fn a_panic_in_the_index_leaves_the_daemon_unhealthy() {
         "the index is left alone"
     );
     assert_eq!(s.counters.index_failures.load(Ordering::Relaxed), 1);
+    // What /healthz reads: its 503 and the reason.
+    m.tick().await;
+    let seen = snapshot.read().expect("snapshot").unhealthy.clone();
+    assert!(seen.is_some_and(|w| w.contains("redb panicked")));
 }
