@@ -207,6 +207,13 @@ pub struct StatusInfo {
     pub profiles_written: u64,
     /// Profiles that could not be written yet (kept, retried).
     pub pending_writes: usize,
+    /// Image profile files that could not be written yet (kept, retried).
+    #[serde(default)]
+    pub pending_image_writes: usize,
+    /// Why the daemon is unhealthy (the profile index failed), if it is;
+    /// `/healthz` answers 503 then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unhealthy: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
     /// When `last_error` happened (seconds since the epoch). The error is

@@ -269,6 +269,7 @@ fn print_status(w: &mut impl Write, s: &StatusInfo) -> io::Result<()> {
         ("enrol failures", s.enrol_failures.to_string()),
         ("profiles written", s.profiles_written.to_string()),
         ("pending writes", s.pending_writes.to_string()),
+        ("pending images", s.pending_image_writes.to_string()),
         ("socket", s.socket.display().to_string()),
         ("profiles dir", s.profiles_dir.display().to_string()),
         ("state dir", s.state_dir.display().to_string()),
@@ -276,6 +277,9 @@ fn print_status(w: &mut impl Write, s: &StatusInfo) -> io::Result<()> {
         ("metrics", s.metrics_addr.clone()),
         ("scope", s.scope.clone()),
     ];
+    if let Some(why) = &s.unhealthy {
+        rows.push(("unhealthy", why.clone()));
+    }
     if let Some(e) = &s.last_error {
         let at = s.last_error_at.map(|at| format!("{} ", format_time(at)));
         rows.push(("last error", format!("{}{e}", at.unwrap_or_default())));
@@ -655,6 +659,8 @@ mod tests {
             enrol_failures: 0,
             profiles_written: 2,
             pending_writes: 0,
+            pending_image_writes: 0,
+            unhealthy: None,
             last_error: Some("disk full".into()),
             last_error_at: Some(0),
             socket: "/run/r.sock".into(),
@@ -674,7 +680,7 @@ mod tests {
                 after + l[after..].len() - l[after..].trim_start().len()
             })
             .collect();
-        assert_eq!(columns.len(), 16, "{text}");
+        assert_eq!(columns.len(), 17, "{text}");
         assert!(
             text.contains("profiles dir:     /var/lib/r/profiles\n"),
             "{text}"

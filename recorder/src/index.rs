@@ -80,6 +80,66 @@ fn file_key(e: &Entry) -> String {
 pub struct Index {
     db: Database,
     path: PathBuf,
+    /// It was damaged, moved aside and started anew: why, and where.
+    damaged: Option<String>,
+}
+
+/// Why [`open_db`] gave no database.
+enum Opening {
+    /// The file is damaged: move it aside.
+    Damaged(String),
+    /// Anything else (locked by another process, an I/O error).
+    Failed(redb::Error),
+}
+
+/// What a panic said.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".to_owned())
+}
+
+/// Opens (or creates) the database at `path`, checking its integrity (so
+/// that a corrupted file is an error rather than a panic later), and makes
+/// the entries' tables. An empty file, corruption and a panic in redb are
+/// [`Opening::Damaged`].
+fn open_db(path: &Path) -> Result<Database, Opening> {
+    // redb takes an empty file for a new database: never one it wrote.
+    if std::fs::metadata(path).is_ok_and(|m| m.len() == 0) {
+        return Err(Opening::Damaged("the file is empty".to_owned()));
+    }
+    let shown = path.display().to_string();
+    let opened = std::panic::catch_unwind(|| -> Result<Database, redb::Error> {
+        let mut builder = Database::builder();
+        builder
+            .set_cache_size(CACHE_BYTES)
+            .set_check_integrity_on_open(true)
+            .set_repair_callback(move |s| {
+                if s.progress() == 0.0 {
+                    log::warn!(
+                        "profile index {shown}: repairing (after an unclean shutdown, or damage)"
+                    );
+                }
+            });
+        let db = builder.create(path)?;
+        let tx = db.begin_write()?;
+        tx.open_table(ENTRIES)?;
+        tx.open_table(BY_FILE)?;
+        tx.open_multimap_table(BY_IMAGE)?;
+        tx.commit()?;
+        Ok(db)
+    });
+    match opened {
+        Ok(Ok(db)) => Ok(db),
+        Ok(Err(redb::Error::Corrupted(why))) => Err(Opening::Damaged(why)),
+        Ok(Err(e)) => Err(Opening::Failed(e)),
+        Err(panic) => Err(Opening::Damaged(format!(
+            "redb panicked: {}",
+            panic_message(panic.as_ref())
+        ))),
+    }
 }
 
 impl std::fmt::Debug for Index {
@@ -109,27 +169,59 @@ impl Index {
 
     /// Opens (or creates) the index in `state_dir`, migrating an older
     /// `profiles.json` (renamed to `profiles.json.migrated` once copied).
+    /// The file's integrity is checked first: a damaged index (emptied,
+    /// corrupted, or one that makes redb panic) is moved aside to
+    /// `index.redb.damaged-<secs>` with an error in the log, and a new one
+    /// is started ([`Index::damaged`] says so). Any other error (another
+    /// recorderd holds it, an I/O error) is returned, and nothing moved.
     pub fn open(state_dir: &Path) -> Result<Self, IndexError> {
         let path = state_dir.join(DB_FILE);
         std::fs::create_dir_all(state_dir).map_err(|source| IndexError::StateDir {
             path: state_dir.to_owned(),
             source,
         })?;
-        let db = Database::builder()
-            .set_cache_size(CACHE_BYTES)
-            .create(&path)
-            .map_err(|e| IndexError::Db {
-                path: path.clone(),
-                source: Box::new(e.into()),
-            })?;
-        let index = Self { db, path };
-        let tx = index.db.begin_write().map_err(|e| index.err(e))?;
-        tx.open_table(ENTRIES).map_err(|e| index.err(e))?;
-        tx.open_table(BY_FILE).map_err(|e| index.err(e))?;
-        tx.open_multimap_table(BY_IMAGE).map_err(|e| index.err(e))?;
-        tx.commit().map_err(|e| index.err(e))?;
+        let db_err = |e: redb::Error| IndexError::Db {
+            path: path.clone(),
+            source: Box::new(e),
+        };
+        let (index, damaged) = match open_db(&path) {
+            Ok(index) => (index, None),
+            Err(Opening::Failed(e)) => return Err(db_err(e)),
+            Err(Opening::Damaged(why)) => {
+                let aside =
+                    state_dir.join(format!("{DB_FILE}.damaged-{}", crate::timefmt::now_secs()));
+                std::fs::rename(&path, &aside).map_err(|source| IndexError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                let message = format!(
+                    "the profile index {} is damaged ({why}): moved to {}, and a new one started; image profiles are merged back from their files as their images run again, per-container profiles stay on disk but are no longer listed (docs/reliability.md)",
+                    path.display(),
+                    aside.display()
+                );
+                log::error!("{message}");
+                match open_db(&path) {
+                    Ok(index) => (index, Some(message)),
+                    Err(Opening::Failed(e)) => return Err(db_err(e)),
+                    Err(Opening::Damaged(why)) => {
+                        return Err(db_err(redb::Error::Corrupted(why)));
+                    }
+                }
+            }
+        };
+        let index = Self {
+            db: index,
+            path,
+            damaged,
+        };
         index.migrate(state_dir)?;
         Ok(index)
+    }
+
+    /// When the index was found damaged and started anew (see
+    /// [`Index::open`]): what the log said.
+    pub fn damaged(&self) -> Option<&str> {
+        self.damaged.as_deref()
     }
 
     fn migrate(&self, state_dir: &Path) -> Result<(), IndexError> {
@@ -511,6 +603,66 @@ mod tests {
         assert!(Index::open(dir.path()).unwrap().load().unwrap().is_empty());
         assert!(dir.path().join(MALFORMED_FILE).exists());
         assert!(!dir.path().join(LEGACY_FILE).exists());
+    }
+
+    /// The files moved aside in `dir`.
+    fn aside(dir: &Path) -> Vec<PathBuf> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.to_string_lossy().contains(".damaged-"))
+            .collect()
+    }
+
+    #[test]
+    fn a_damaged_index_is_moved_aside_and_started_anew() {
+        // Bytes overwritten after the header (a plain open of such a file
+        // made redb panic), and the file emptied.
+        let damage: [fn(&Path); 2] = [
+            |p| {
+                use std::os::unix::fs::FileExt as _;
+                let f = std::fs::OpenOptions::new().write(true).open(p).unwrap();
+                let len = f.metadata().unwrap().len() as usize;
+                f.write_all_at(&vec![0xa5; len - 4096], 4096).unwrap();
+            },
+            |p| std::fs::File::create(p).map(drop).unwrap(),
+        ];
+        for hurt in damage {
+            let dir = tempfile::tempdir().unwrap();
+            let index = Index::open(dir.path()).unwrap();
+            assert!(index.damaged().is_none());
+            index
+                .add_all((0..3).map(|i| entry(&format!("c{i}"), None, i)).collect())
+                .unwrap();
+            drop(index);
+            hurt(&dir.path().join(DB_FILE));
+            let index = Index::open(dir.path()).unwrap();
+            let why = index.damaged().expect("damage noticed");
+            assert!(
+                why.contains("damaged") && why.contains(".damaged-"),
+                "{why}"
+            );
+            assert_eq!(aside(dir.path()).len(), 1, "{why}");
+            assert!(index.load().unwrap().is_empty());
+            index.add(entry("new", None, 1)).unwrap();
+            drop(index);
+            let again = Index::open(dir.path()).unwrap();
+            assert!(again.damaged().is_none());
+            assert_eq!(again.load().unwrap().len(), 1);
+        }
+    }
+
+    #[test]
+    fn an_index_in_use_is_an_error_not_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = Index::open(dir.path()).unwrap();
+        held.add(entry("a", None, 1)).unwrap();
+        assert!(matches!(
+            Index::open(dir.path()),
+            Err(IndexError::Db { .. })
+        ));
+        assert!(aside(dir.path()).is_empty());
+        assert_eq!(held.load().unwrap().len(), 1);
     }
 
     #[test]

@@ -111,7 +111,15 @@ impl Endpoint {
     }
 
     fn healthz(&self) -> Response<Full<Bytes>> {
-        let refreshed = read(&self.snapshot).refreshed;
+        let Snapshot {
+            refreshed,
+            unhealthy,
+            ..
+        } = read(&self.snapshot);
+        if let Some(why) = unhealthy {
+            let body = format!("unhealthy: {}\n", why.escape_debug());
+            return reply(StatusCode::SERVICE_UNAVAILABLE, "text/plain", body);
+        }
         let age = refreshed.map(|t| SystemTime::now().duration_since(t).unwrap_or_default());
         match age {
             Some(age) if age <= self.stale_after => reply(StatusCode::OK, "text/plain", "ok\n"),

@@ -285,3 +285,43 @@ fn an_unrecognised_cgroup_under_a_namespace_is_logged_and_counted() {
     assert_eq!(daemon.log_text().matches(&line).count(), 1);
     h.remove(&path, Duration::from_secs(1)).unwrap();
 }
+
+/// An image name (from the bundle's annotations, which whoever starts the
+/// container writes) whose escaped label is longer than a file name may
+/// be: the image profile gets a shortened, unique file name instead of
+/// failing (issue 31, item 4).
+#[test]
+fn a_too_long_image_label_gets_a_short_unique_file_name() {
+    require_root();
+    busybox_rootfs();
+    let dir = scratch("containerd-long-label");
+    let _dockerd = Dockerd::start(&dir);
+    let ns = namespace("long");
+    let image = import(&ns);
+    let daemon = Daemon::start(&dir, true);
+    // 100 colons: each is escaped to `%3A`.
+    let label = format!("robust/long{}", ":".repeat(100));
+    let annotation = format!("io.kubernetes.cri.image-name={label}");
+    let mut args = vec!["run", "--rm", "--annotation", &annotation];
+    args.extend_from_slice(&[&image, "longlabel", "sh", "-c", WORKLOAD]);
+    assert!(ran_to(&mut ctr(&ns, &args), "DONE"));
+    let row = wait_for("the image row", 60, || {
+        let out = daemon.ctl_ok(&["images", "--output", "json"]);
+        let rows: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+        rows.into_iter().find(|r| r["label"] == label.as_str())
+    });
+    // The file the daemon wrote (without the shortening: none, the write
+    // failed with ENAMETOOLONG).
+    let images = daemon.profiles.join("images");
+    let name = wait_for("the image file", 30, || {
+        fs::read_dir(&images).ok()?.find_map(|e| {
+            let name = e.ok()?.file_name().to_string_lossy().into_owned();
+            name.starts_with("robust+long%3A").then_some(name)
+        })
+    });
+    assert!(name.len() < 255 && name.contains('~'), "{name}");
+    assert_eq!(name, recorder::images::file_name(&label));
+    assert_recorded(&wait_for_file(&images.join(&name)));
+    assert_eq!(row["runs"], 1, "{row}");
+    assert_eq!(daemon.status()["pending_image_writes"], 0);
+}

@@ -9,7 +9,7 @@
 mod common;
 mod support;
 
-use std::{fs, path::Path};
+use std::fs;
 
 use common::*;
 use support::*;
@@ -19,21 +19,6 @@ const CHMOD: &str = "touch /tmp/f && chmod 600 /tmp/f && echo DONE";
 const SYMLINK: &str = "ln -s /tmp/x /tmp/l && echo DONE";
 const ALL: &str =
     "mkdir /tmp/d && touch /tmp/f && chmod 600 /tmp/f && ln -s /tmp/x /tmp/l && echo DONE";
-
-/// Runs `script` in a fresh container of `image` (extra `docker run`
-/// options first); waits for its profile and returns the container id.
-fn run_container(daemon: &Daemon, dir: &Path, extra: &[&str], image: &str, script: &str) -> String {
-    let cidfile = dir.join(format!("cid-{}", fs::read_dir(dir).unwrap().count()));
-    let cid = cidfile.to_str().unwrap();
-    let mut args = vec!["run", "--rm", "--cidfile", cid];
-    args.extend_from_slice(extra);
-    args.extend_from_slice(&[image, "sh", "-c", script]);
-    assert!(ran_to(&mut docker(&args), "DONE"), "docker {args:?} failed");
-    let id = fs::read_to_string(&cidfile).unwrap().trim().to_owned();
-    // Written when docker removes the container's cgroup.
-    wait_for_file(&daemon.profiles.join(format!("{id}.json")));
-    id
-}
 
 /// A scrape of recorderd's /metrics.
 fn scrape(addr: &str) -> String {

@@ -1,23 +1,29 @@
 //! The manager's side of the written profiles and image profiles: the
-//! [`ImageBook`] (opened at the first need), called on the blocking pool;
-//! the answers to `profiles`, `images`, `profile --image` and `profile` of
-//! a container no longer recorded; and the `recorder_image_*` series.
+//! [`ImageBook`] (opened at the first need), called on the blocking pool
+//! with redb's panics caught (a panic leaves the daemon unhealthy and the
+//! index unused until a restart); image files that could not be written,
+//! counted, shown in `status` and written again on the tick; the answers
+//! to `profiles`, `images`, `profile --image` and `profile` of a container
+//! no longer recorded; and the `recorder_image_*` series.
 
 use std::{
-    sync::Arc,
+    collections::BTreeMap,
+    panic::AssertUnwindSafe,
+    path::PathBuf,
+    sync::{Arc, atomic::Ordering},
     time::{Duration, Instant},
 };
 
 use super::{
     lookup,
-    outcome::{ManagerError, Outcome},
+    outcome::{LastError, ManagerError, Outcome},
 };
 use crate::{
     config::Config,
     errfmt::chain,
-    images::{self, ImageBook, ImageRow, Written},
-    index::Entry,
-    metrics::ImageSeries,
+    images::{self, ImageBook, ImageRow, ImagesError, Rewritten, Written},
+    index::{Entry, panic_message},
+    metrics::{Counters, ImageSeries},
     profile::Profile,
     timefmt::now_secs,
 };
@@ -31,6 +37,17 @@ pub struct Images {
     book: Option<Arc<ImageBook>>,
     series: Vec<ImageSeries>,
     last_expiry: Option<Instant>,
+    counters: Arc<Counters>,
+    /// Image files that could not be written (by label): failed attempts.
+    failing: BTreeMap<String, u32>,
+    /// Whether the rows were looked at for pending files since the book
+    /// opened (they are kept across restarts).
+    pending_checked: bool,
+    /// The last error of the index or the image files, for `status` (one
+    /// about image files is cleared when none is pending any more).
+    pub(super) last_error: Option<LastError>,
+    /// redb panicked: why. The daemon is unhealthy until it restarts.
+    pub(super) broken: Option<String>,
 }
 
 fn series(rows: &[ImageRow], config: &Config, now: u64) -> Vec<ImageSeries> {
@@ -45,16 +62,124 @@ fn series(rows: &[ImageRow], config: &Config, now: u64) -> Vec<ImageSeries> {
 }
 
 impl Images {
+    /// The image side of a manager whose errors go to `counters`.
+    pub fn new(counters: Arc<Counters>) -> Self {
+        Self {
+            counters,
+            ..Self::default()
+        }
+    }
+
     /// The book, opened at the first need (redb locks its file: only this
-    /// daemon holds it).
+    /// daemon holds it). An index found damaged and started anew is the
+    /// last error.
     async fn book(&mut self, config: &Config) -> Result<Arc<ImageBook>, ManagerError> {
         if let Some(b) = &self.book {
             return Ok(b.clone());
         }
+        if let Some(why) = &self.broken {
+            return Err(ImagesError::Broken(why.clone()).into());
+        }
         let dir = config.state_dir.clone();
-        let book = Arc::new(lookup::blocking(move || ImageBook::open(&dir)).await??);
+        let opened = lookup::blocking(move || {
+            std::panic::catch_unwind(|| ImageBook::open(&dir).map(Arc::new))
+        })
+        .await?;
+        let book = match opened {
+            Ok(book) => book?,
+            Err(panic) => return Err(self.broke(panic.as_ref())),
+        };
+        if let Some(why) = book.damaged() {
+            self.counters.index_failures.fetch_add(1, Ordering::Relaxed);
+            self.last_error = Some(LastError::new(why.to_owned(), None));
+        }
         self.book = Some(book.clone());
+        self.pending_checked = false;
         Ok(book)
+    }
+
+    /// redb panicked: the daemon is unhealthy, and the index is not used
+    /// again (it is leaked, not dropped: its state is unknown, and its
+    /// drop could panic too) until a restart checks it.
+    fn broke(&mut self, panic: &(dyn std::any::Any + Send)) -> ManagerError {
+        let why = format!(
+            "the profile index failed (redb panicked: {}); it is not used until recorderd restarts, which checks it and moves it aside if damaged",
+            panic_message(panic)
+        );
+        log::error!("{why}");
+        self.counters.index_failures.fetch_add(1, Ordering::Relaxed);
+        if let Some(book) = self.book.take() {
+            #[expect(
+                clippy::mem_forget,
+                reason = "a database redb panicked in is never dropped: its drop may panic too"
+            )]
+            std::mem::forget(book);
+        }
+        self.broken = Some(why.clone());
+        self.last_error = Some(LastError::new(why.clone(), None));
+        ImagesError::Broken(why).into()
+    }
+
+    /// Runs `work` on the book, on the blocking pool, catching a panic.
+    pub(super) async fn call<T: Send + 'static>(
+        &mut self,
+        config: &Config,
+        work: impl FnOnce(&ImageBook) -> Result<T, ImagesError> + Send + 'static,
+    ) -> Result<T, ManagerError> {
+        let book = self.book(config).await?;
+        let done =
+            lookup::blocking(move || std::panic::catch_unwind(AssertUnwindSafe(|| work(&book))))
+                .await?;
+        match done {
+            Ok(result) => Ok(result?),
+            Err(panic) => Err(self.broke(panic.as_ref())),
+        }
+    }
+
+    /// Image files not written yet (kept, retried on the tick).
+    pub fn pending(&self) -> usize {
+        self.failing.len()
+    }
+
+    /// What writing the file of image `label` gave: a failure is counted
+    /// once per file (`recorder_errors_total{reason="profile_write"}`),
+    /// logged at attempts 1, 2, 4, 8... and is the last error until no
+    /// file is pending.
+    fn file_written(&mut self, label: &str, file: &Result<PathBuf, ImagesError>, grew: bool) {
+        let shown = label.escape_debug();
+        match file {
+            Ok(p) => {
+                if self.failing.remove(label).is_some() {
+                    log::info!(
+                        "image profile of {shown} written after all: {}",
+                        p.display()
+                    );
+                    // The last error was about an image file.
+                    if self.failing.is_empty() && self.broken.is_none() {
+                        self.last_error = None;
+                    }
+                } else if grew {
+                    log::info!("image profile of {shown} grew: {}", p.display());
+                } else {
+                    log::info!("image profile of {shown} changed: {}", p.display());
+                }
+            }
+            Err(e) => {
+                let attempts = self.failing.entry(label.to_owned()).or_insert(0);
+                *attempts += 1;
+                if *attempts == 1 {
+                    self.counters.write_errors.fetch_add(1, Ordering::Relaxed);
+                }
+                let message = match e {
+                    ImagesError::Write { .. } => format!("{}; kept and retried", chain(e)),
+                    e => format!("image profile of {shown}: {}; kept and retried", chain(e)),
+                };
+                if attempts.is_power_of_two() {
+                    log::error!("{message} (attempt {attempts})");
+                }
+                self.last_error = Some(LastError::new(message, None));
+            }
+        }
     }
 
     /// The `recorder_image_*` series of the last look.
@@ -64,29 +189,23 @@ impl Images {
 
     /// Indexes a written profile and feeds its image ([`ImageBook::add`]).
     pub async fn written(&mut self, config: &Config, w: Written) {
-        let book = match self.book(config).await {
-            Ok(b) => b,
-            Err(e) => return log::error!("profile index: {}", chain(&e)),
-        };
         let (dir, rule) = (config.profiles_dir.clone(), config.images.clone());
-        let done = lookup::blocking(move || {
-            let added = book.add(w, &dir, &rule, now_secs());
-            crate::system::release_freed_memory();
-            added
-        })
-        .await;
+        let done = self
+            .call(config, move |book| {
+                let added = book.add(w, &dir, &rule, now_secs());
+                crate::system::release_freed_memory();
+                added
+            })
+            .await;
         let added = match done {
-            Ok(Ok(added)) => added,
-            Ok(Err(e)) => return log::error!("profile index: {}", chain(&e)),
+            Ok(added) => added,
             Err(e) => return log::error!("profile index: {}", chain(&e)),
         };
         let Some(row) = added.row else {
             return;
         };
-        match added.file {
-            Some(Ok(p)) => log::info!("image profile of {} grew: {}", row.label(), p.display()),
-            Some(Err(e)) => log::error!("image profile of {}: {}", row.label(), chain(&e)),
-            None => {}
+        if let Some(file) = &added.file {
+            self.file_written(row.label(), file, added.grew);
         }
         let s = series(std::slice::from_ref(&row), config, now_secs());
         self.series
@@ -94,26 +213,45 @@ impl Images {
         self.series.extend(s);
     }
 
-    /// Retention by age ([`ImageBook::expire`]), at most every ten
-    /// minutes; refreshes the series.
+    /// On every tick: writes the image files still pending (all the rows'
+    /// once after the book opens, as they survive restarts); and retention
+    /// by age ([`ImageBook::expire`]), at most every ten minutes, which
+    /// refreshes the series.
     pub async fn maintain(&mut self, config: &Config) {
-        if self.last_expiry.is_some_and(|t| t.elapsed() < EXPIRY_EVERY) {
+        let expiry_due = self.last_expiry.is_none_or(|t| t.elapsed() >= EXPIRY_EVERY);
+        // An index that could not be opened is tried again with the
+        // retention, not on every tick.
+        if self.book.is_none() && !expiry_due {
+            return;
+        }
+        if self.broken.is_none() && (!self.pending_checked || !self.failing.is_empty()) {
+            let dir = config.profiles_dir.clone();
+            match self
+                .call(config, move |book| book.write_pending(&dir))
+                .await
+            {
+                Ok(rewritten) => {
+                    self.pending_checked = true;
+                    for Rewritten { label, file } in rewritten {
+                        self.file_written(&label, &file, false);
+                    }
+                }
+                Err(e) => log::error!("profile index: {}", chain(&e)),
+            }
+        }
+        if !expiry_due {
             return;
         }
         self.last_expiry = Some(Instant::now());
-        let book = match self.book(config).await {
-            Ok(b) => b,
-            Err(e) => return log::error!("profile index: {}", chain(&e)),
-        };
         let (dir, rule) = (config.profiles_dir.clone(), config.images.clone());
-        let done = lookup::blocking(move || {
-            book.expire(&dir, &rule, now_secs())?;
-            book.images()
-        })
-        .await;
+        let done = self
+            .call(config, move |book| {
+                book.expire(&dir, &rule, now_secs())?;
+                book.images()
+            })
+            .await;
         match done {
-            Ok(Ok(rows)) => self.series = series(&rows, config, now_secs()),
-            Ok(Err(e)) => log::error!("profile index: {}", chain(&e)),
+            Ok(rows) => self.series = series(&rows, config, now_secs()),
             Err(e) => log::error!("profile index: {}", chain(&e)),
         }
     }
@@ -121,14 +259,12 @@ impl Images {
     /// Every profile written (`profiles`, and `drift` of containers that
     /// ran).
     pub async fn entries(&mut self, config: &Config) -> Result<Vec<Entry>, ManagerError> {
-        let book = self.book(config).await?;
-        Ok(lookup::blocking(move || book.entries()).await??)
+        self.call(config, |book| book.entries()).await
     }
 
     /// `recorderctl images`.
     pub async fn list(&mut self, config: &Config) -> Result<Outcome, ManagerError> {
-        let book = self.book(config).await?;
-        let rows = lookup::blocking(move || book.images()).await??;
+        let rows = self.call(config, |book| book.images()).await?;
         let now = now_secs();
         self.series = series(&rows, config, now);
         // Keys are ids: in the order of what is shown instead.
@@ -144,8 +280,7 @@ impl Images {
         spec: String,
         base: Option<Profile>,
     ) -> Result<Outcome, ManagerError> {
-        let book = self.book(config).await?;
-        let row = lookup::blocking(move || book.image(&spec)).await??;
+        let row = self.call(config, move |book| book.image(&spec)).await?;
         let mut profile = row.profile.clone();
         if let Some(b) = &base {
             profile.merge(b);
@@ -163,8 +298,7 @@ impl Images {
         spec: String,
         base: Option<Profile>,
     ) -> Result<Outcome, ManagerError> {
-        let book = self.book(config).await?;
-        let (entry, mut profile) = lookup::blocking(move || book.stored(&spec)).await??;
+        let (entry, mut profile) = self.call(config, move |book| book.stored(&spec)).await?;
         if let Some(b) = &base {
             profile.merge(b);
         }

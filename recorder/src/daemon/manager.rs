@@ -20,7 +20,7 @@ use super::{
     drift, images,
     kernel_task::{KernelHandle, KernelSnapshot, sets_of},
     lookup,
-    outcome::{ManagerError, Outcome, WriteError},
+    outcome::{LastError, ManagerError, Outcome, WriteError},
     state::{self, Recording},
 };
 use crate::{
@@ -83,26 +83,6 @@ pub(super) fn count(sets: &[SyscallSet]) -> usize {
     Recorded::from_sets(sets).0.len()
 }
 
-/// The last error, as `status` shows it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(super) struct LastError {
-    pub(super) message: String,
-    /// When it happened (seconds since the epoch).
-    pub(super) at: u64,
-    /// The recording whose profile could not be written, if that was it.
-    pub(super) recording: Option<u64>,
-}
-
-impl LastError {
-    fn new(message: String, recording: Option<u64>) -> Self {
-        Self {
-            message,
-            at: now_secs(),
-            recording,
-        }
-    }
-}
-
 pub struct Manager {
     pub(super) config: Config,
     pub(super) hierarchy: Hierarchy,
@@ -134,6 +114,7 @@ impl Manager {
         metrics: SharedSnapshot,
     ) -> Self {
         Self {
+            images: images::Images::new(Arc::clone(&counters)),
             hierarchy,
             kernel,
             recordings: BTreeMap::new(),
@@ -143,7 +124,6 @@ impl Manager {
             write_attempts: BTreeMap::new(),
             reported_enrol_failures: 0,
             metrics,
-            images: images::Images::default(),
             scope: Scope::new(&config.scope).unwrap_or_default(),
             ended_drift: drift::EndedSeries::default(),
             config,
@@ -221,6 +201,14 @@ impl Manager {
         let recordings = self.recordings.values().cloned().collect();
         if let Err(e) = lookup::blocking(move || state::save(&dir, recordings)).await {
             log::error!("saving state: {e}");
+        }
+    }
+
+    /// The newer of the manager's last error and the image side's.
+    pub(super) fn last_error(&self) -> Option<&LastError> {
+        match (&self.last_error, &self.images.last_error) {
+            (Some(m), Some(i)) => Some(if i.at > m.at { i } else { m }),
+            (m, i) => m.as_ref().or(i.as_ref()),
         }
     }
 
@@ -571,6 +559,7 @@ impl Manager {
                 kernel: kernel.info,
                 active: self.recordings.len(),
                 pending_writes: self.pending_writes(),
+                unhealthy: self.images.broken.clone(),
                 containers,
                 images: self.images.series(),
                 programs: kernel.programs.clone(),

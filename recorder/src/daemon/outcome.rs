@@ -1,6 +1,6 @@
 //! What the manager answers a request with: a typed result ([`Outcome`])
 //! or error ([`ManagerError`]). `server.rs` maps both to wire replies, in
-//! one place.
+//! one place. And [`LastError`], the last error `status` shows.
 
 use std::path::PathBuf;
 
@@ -118,6 +118,26 @@ impl From<ImagesError> for ManagerError {
             ImagesError::Index(e) => Self::Index(e),
             ImagesError::Stored(e) => Self::StoredProfile(e),
             e => Self::Images(e),
+        }
+    }
+}
+
+/// The last error, as `status` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct LastError {
+    pub(super) message: String,
+    /// When it happened (seconds since the epoch).
+    pub(super) at: u64,
+    /// The recording whose profile could not be written, if that was it.
+    pub(super) recording: Option<u64>,
+}
+
+impl LastError {
+    pub(super) fn new(message: String, recording: Option<u64>) -> Self {
+        Self {
+            message,
+            at: crate::timefmt::now_secs(),
+            recording,
         }
     }
 }

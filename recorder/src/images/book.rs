@@ -37,9 +37,21 @@ pub struct Added {
     pub row: Option<ImageRow>,
     /// The labels of the older rows that row took over (gone now).
     pub taken_over: Vec<String>,
-    /// When the row's union grew: its file, or why that could not be
-    /// written (the row is stored all the same).
+    /// Whether the row's union grew.
+    pub grew: bool,
+    /// When the row's profile changed (or its file was pending): its file,
+    /// or why that could not be written (the row is stored all the same,
+    /// its file pending: see [`ImageBook::write_pending`]).
     pub file: Option<Result<PathBuf, ImagesError>>,
+}
+
+/// A pending image file written again ([`ImageBook::write_pending`]).
+#[derive(Debug)]
+pub struct Rewritten {
+    /// The row's label.
+    pub label: String,
+    /// Its file, or why it still cannot be written.
+    pub file: Result<PathBuf, ImagesError>,
 }
 
 /// The profile index and the image rows in it, open.
@@ -56,13 +68,19 @@ impl ImageBook {
         Ok(Self { index })
     }
 
+    /// When the index was found damaged at the open and started anew:
+    /// what the log said (see [`Index::open`]).
+    pub fn damaged(&self) -> Option<&str> {
+        self.index.damaged()
+    }
+
     fn rows(&self) -> Rows<'_> {
         Rows::of(&self.index)
     }
 
     /// Indexes a written profile; when it feeds its image, adds it to the
     /// image's row (made at the image's first run) and rewrites the row's
-    /// file if the union grew; then keeps the newest `keep_per_image`
+    /// file if its profile changed; then keeps the newest `keep_per_image`
     /// per-container files of that image.
     pub fn add(
         &self,
@@ -88,7 +106,9 @@ impl ImageBook {
         Ok(added)
     }
 
-    /// Adds one run's profile to the row of `key`.
+    /// Adds one run's profile to the row of `key`; writes the row's file
+    /// whenever its profile changed (not only when the union grew: a new
+    /// errno answer counts too), or when it was pending.
     fn feed(
         &self,
         key: &ImageKey,
@@ -98,11 +118,15 @@ impl ImageBook {
     ) -> Result<Added, ImagesError> {
         let (mut row, taken_over) = match self.rows().get(&key.key)? {
             Some(row) => (row, Vec::new()),
-            None => self.new_row(key, now)?,
+            None => self.new_row(key, profiles_dir, now)?,
         };
-        let file = row
-            .add_run(key.reference.as_deref(), run, now)
+        let before = row.profile.clone();
+        let grew = row.add_run(key.reference.as_deref(), run, now);
+        let file = (grew || row.profile != before || row.file_pending)
             .then(|| files::write(profiles_dir, &row));
+        if let Some(written) = &file {
+            row.file_pending = written.is_err();
+        }
         self.rows().put(&row, &taken_over)?;
         for old in &taken_over {
             files::remove(profiles_dir, old);
@@ -110,15 +134,45 @@ impl ImageBook {
         Ok(Added {
             taken_over: taken_over.iter().map(|r| r.label().to_owned()).collect(),
             row: Some(row),
+            grew,
             file,
         })
+    }
+
+    /// Writes the files of the rows whose file is pending (a write
+    /// failed); a row whose file could be written is stored without the
+    /// mark. Returns what each attempt gave.
+    pub fn write_pending(&self, profiles_dir: &Path) -> Result<Vec<Rewritten>, ImagesError> {
+        let mut out = Vec::new();
+        for mut row in self.rows().all()? {
+            if !row.file_pending {
+                continue;
+            }
+            let file = files::write(profiles_dir, &row);
+            if file.is_ok() {
+                row.file_pending = false;
+                self.rows().put(&row, &[])?;
+            }
+            out.push(Rewritten {
+                label: row.label().to_owned(),
+                file,
+            });
+        }
+        Ok(out)
     }
 
     /// A new row for `key`; its label (file name, series) is the key's
     /// when another row has it already. A row keyed by id takes over the
     /// rows an older recorderd kept of that image (`reference@id`):
-    /// returned with it, to be forgotten when it is stored.
-    fn new_row(&self, key: &ImageKey, now: u64) -> Result<(ImageRow, Vec<ImageRow>), ImagesError> {
+    /// returned with it, to be forgotten when it is stored. A file already
+    /// at the new row's name (the index lost its row) is merged in, so
+    /// that the file never shrinks.
+    fn new_row(
+        &self,
+        key: &ImageKey,
+        profiles_dir: &Path,
+        now: u64,
+    ) -> Result<(ImageRow, Vec<ImageRow>), ImagesError> {
         let mut row = ImageRow::new(key, now);
         let mut taken_over = Vec::new();
         for old in self.rows().all()? {
@@ -126,10 +180,22 @@ impl ImageBook {
                 row.label = key.key.clone();
             }
             if old.is_older_row_of(&key.key) {
-                log::info!("image profile of {}: takes over {}", row.label(), old.key);
+                log::info!(
+                    "image profile of {}: takes over {}",
+                    row.label().escape_debug(),
+                    old.key.escape_debug()
+                );
                 row.adopt(old.clone());
                 taken_over.push(old);
             }
+        }
+        if let Some(file) = files::read(profiles_dir, &row) {
+            log::warn!(
+                "image profile of {}: the index had no row for {}; its profile is kept in the new row (its runs count again)",
+                row.label().escape_debug(),
+                files::path(profiles_dir, &row).display()
+            );
+            row.recover(&file);
         }
         Ok((row, taken_over))
     }
@@ -164,7 +230,8 @@ impl ImageBook {
         for row in self.rows().expire(before)? {
             files::remove(profiles_dir, &row);
             let days = rule.keep_days;
-            log::info!("retention: image {} not seen for {days} days", row.label());
+            let label = row.label().escape_debug();
+            log::info!("retention: image {label} not seen for {days} days");
         }
         Ok(())
     }
@@ -215,6 +282,124 @@ mod tests {
             profile: Profile::default(),
             feeds_image: true,
         }
+    }
+
+    /// A profile allowing `names`, with an ENOSYS answer for `enosys`.
+    fn profile(names: &[&str], enosys: &[&str]) -> Profile {
+        let mut p = Profile::default();
+        p.syscalls.push(crate::profile::SyscallRule::allow(
+            names.iter().map(|s| (*s).to_owned()),
+        ));
+        if !enosys.is_empty() {
+            p.syscalls.push(crate::profile::SyscallRule {
+                names: enosys.iter().map(|s| (*s).to_owned()).collect(),
+                action: "SCMP_ACT_ERRNO".to_owned(),
+                errno_ret: Some(38),
+                ..Default::default()
+            });
+        }
+        p
+    }
+
+    fn run_of(i: u64, dir: &Path, p: Profile) -> Written {
+        let mut w = written(i, &dir.join(format!("c{i}.json")));
+        w.profile = p;
+        w
+    }
+
+    fn file_of(book: &ImageBook, profiles: &Path) -> Profile {
+        Profile::read(&files::path(profiles, &book.image("img").unwrap())).unwrap()
+    }
+
+    #[test]
+    fn a_failed_image_file_is_kept_pending_and_written_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let profiles = dir.path().join("p");
+        std::fs::create_dir_all(&profiles).unwrap();
+        // A file where the images directory goes: every write fails.
+        std::fs::write(profiles.join("images"), "").unwrap();
+        let book = ImageBook::open(&dir.path().join("state")).unwrap();
+        let rule = ImagesConfig::default();
+        let added = book
+            .add(
+                run_of(0, &profiles, profile(&["read"], &[])),
+                &profiles,
+                &rule,
+                1,
+            )
+            .unwrap();
+        assert!(matches!(added.file, Some(Err(ImagesError::Dir { .. }))));
+        assert!(book.image("img").unwrap().file_pending);
+        // Still failing: pending; a run that changes nothing tries again.
+        let again = book.write_pending(&profiles).unwrap();
+        assert!(again.len() == 1 && again[0].file.is_err(), "{again:?}");
+        let added = book
+            .add(
+                run_of(1, &profiles, profile(&["read"], &[])),
+                &profiles,
+                &rule,
+                2,
+            )
+            .unwrap();
+        assert!(matches!(added.file, Some(Err(_))), "retried with the run");
+        // The fault cleared: written, and no longer pending.
+        std::fs::remove_file(profiles.join("images")).unwrap();
+        let done = book.write_pending(&profiles).unwrap();
+        assert!(done.len() == 1 && done[0].file.is_ok(), "{done:?}");
+        assert!(!book.image("img").unwrap().file_pending);
+        assert_eq!(file_of(&book, &profiles), profile(&["read"], &[]));
+        assert!(book.write_pending(&profiles).unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_file_follows_every_change_and_never_shrinks() {
+        let dir = tempfile::tempdir().unwrap();
+        let profiles = dir.path().join("p");
+        let rule = ImagesConfig::default();
+        let book = ImageBook::open(&dir.path().join("state")).unwrap();
+        let first = profile(&["read", "write", "mkdir"], &[]);
+        book.add(run_of(0, &profiles, first), &profiles, &rule, 1)
+            .unwrap();
+        // An ENOSYS answer, no new syscall: the union did not grow, the
+        // file changes all the same.
+        let added = book
+            .add(
+                run_of(1, &profiles, profile(&["read"], &["clone3"])),
+                &profiles,
+                &rule,
+                2,
+            )
+            .unwrap();
+        assert!(!added.grew && matches!(added.file, Some(Ok(_))));
+        let stored = book.image("img").unwrap().profile;
+        assert_eq!(file_of(&book, &profiles), stored);
+        assert!(stored.to_json().contains("clone3"));
+        // Nothing new at all: no write.
+        let added = book
+            .add(
+                run_of(2, &profiles, profile(&["read"], &[])),
+                &profiles,
+                &rule,
+                3,
+            )
+            .unwrap();
+        assert!(added.file.is_none());
+        // A new index (the old one lost): the image's file keeps what it
+        // had, merged into the new row.
+        drop(book);
+        std::fs::remove_file(dir.path().join("state").join(index::DB_FILE)).unwrap();
+        let book = ImageBook::open(&dir.path().join("state")).unwrap();
+        book.add(
+            run_of(3, &profiles, profile(&["getpid"], &[])),
+            &profiles,
+            &rule,
+            4,
+        )
+        .unwrap();
+        let after = file_of(&book, &profiles);
+        assert_eq!(super::super::syscalls(&after), 4, "{after:?}");
+        assert!(after.to_json().contains("clone3"));
+        assert_eq!(book.image("img").unwrap().runs, 1, "runs count again");
     }
 
     #[test]

@@ -26,12 +26,16 @@ pub enum ImagesError {
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot write the image profile of {label}")]
+    #[error("image profile of {}", label.escape_debug())]
     Write {
         label: String,
         #[source]
         source: ProfileError,
     },
+    /// The index failed beyond an error (redb panicked): not used again
+    /// until recorderd restarts.
+    #[error("{0}")]
+    Broken(String),
     /// A per-container profile the index names cannot be read.
     #[error(transparent)]
     Stored(ProfileError),

@@ -1,7 +1,8 @@
 //! The files: an image row's profile, `<profiles-dir>/images/<file>.json`
-//! (written atomically when its union grows, removed with the row or when
-//! a newer row takes it over), and the per-container profile files that
-//! retention removes. Nothing here touches the index.
+//! (written atomically whenever the row's profile changes, read back for
+//! a row the index did not know, removed with the row or when a newer row
+//! takes it over), and the per-container profile files that retention
+//! removes. Nothing here touches the index.
 
 use std::{
     io,
@@ -9,7 +10,7 @@ use std::{
 };
 
 use super::{ImageRow, ImagesError};
-use crate::index::Expired;
+use crate::{index::Expired, profile::Profile};
 
 /// The directory under the profiles dir that holds the image profiles.
 const DIR: &str = "images";
@@ -32,6 +33,26 @@ pub(super) fn write(profiles_dir: &Path, row: &ImageRow) -> Result<PathBuf, Imag
         source,
     })?;
     Ok(path)
+}
+
+/// The profile the file of `row` holds, if there is one: for a row the
+/// index does not know (see [`ImageRow::recover`]). A file that cannot be
+/// read or parsed is logged (it is replaced at the next write).
+pub(super) fn read(profiles_dir: &Path, row: &ImageRow) -> Option<Profile> {
+    let path = path(profiles_dir, row);
+    match Profile::read(&path) {
+        Ok(p) => Some(p),
+        Err(crate::profile::ProfileError::Read { err, .. })
+            if err.kind() == io::ErrorKind::NotFound =>
+        {
+            None
+        }
+        Err(e) => {
+            let e = crate::errfmt::chain(&e);
+            log::error!("image profile {}: {e}; it will be replaced", path.display());
+            None
+        }
+    }
 }
 
 /// Removes the profile of `row` (gone already is fine; a failure is

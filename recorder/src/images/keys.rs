@@ -114,6 +114,29 @@ pub fn file_stem(label: &str) -> String {
     crate::container::file_stem(label)
 }
 
+/// The longest file stem kept whole: a file name (with `.json`, and the
+/// temporary name `atomic_file` writes first, `.<name>.tmp.<pid>`) stays
+/// well within NAME_MAX (255 bytes).
+const MAX_STEM: usize = 200;
+
+/// The file name of the image profile labelled `label`: `<stem>.json`
+/// ([`file_stem`]); a stem longer than [`MAX_STEM`] keeps its start and
+/// ends in `~` and 32 hex digits of the label's SHA-256, so distinct
+/// labels keep distinct names (a whole stem never holds `~`: it is
+/// escaped).
+pub fn file_name(label: &str) -> String {
+    use sha2::{Digest as _, Sha256};
+    let stem = file_stem(label);
+    if stem.len() <= MAX_STEM {
+        return format!("{stem}.json");
+    }
+    let digest = Sha256::digest(label.as_bytes());
+    let hash: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    // The stem is ASCII: any byte is a char boundary.
+    let keep = stem.get(..MAX_STEM - 1 - hash.len()).unwrap_or_default();
+    format!("{keep}~{hash}.json")
+}
+
 /// An image row's label (file name, metrics): `<first reference>@<short
 /// id>` (or the short id) for an id, else the key.
 pub(super) fn label_of(k: &ImageKey) -> String {
@@ -196,5 +219,28 @@ mod tests {
             );
             assert!(!s.contains('@'), "{s}");
         }
+    }
+
+    #[test]
+    fn long_labels_get_short_unique_file_names() {
+        let long = |c: char| {
+            format!(
+                "registry.example/{}:1@0123456789ab",
+                c.to_string().repeat(400)
+            )
+        };
+        let (a, b) = (file_name(&long('a')), file_name(&long('b')));
+        assert_ne!(a, b);
+        for n in [&a, &b] {
+            assert!(n.len() <= MAX_STEM + ".json".len(), "{n}");
+            assert!(n.ends_with(".json") && n.contains('~'), "{n}");
+        }
+        // Labels that differ only past the kept start stay distinct.
+        let x = format!("{}x", "a".repeat(300));
+        let y = format!("{}y", "a".repeat(300));
+        assert_ne!(file_name(&x), file_name(&y));
+        // Short labels keep their name; `~` in a label is escaped.
+        assert_eq!(file_name("busybox:1"), "busybox%3A1.json");
+        assert_eq!(file_name("a~b"), "a%7Eb.json");
     }
 }

@@ -16,10 +16,10 @@ mod keys;
 mod row;
 mod store;
 
-pub use book::{Added, ImageBook, Written};
+pub use book::{Added, ImageBook, Rewritten, Written};
 pub use config::ImagesConfig;
 pub use error::ImagesError;
 pub use keys::{
-    ImageKey, KeyedBy, file_stem, is_id_prefix, key, normalise, short_id, shown, unmark,
+    ImageKey, KeyedBy, file_name, file_stem, is_id_prefix, key, normalise, short_id, shown, unmark,
 };
 pub use row::{ImageInfo, ImageRow, find, syscalls};

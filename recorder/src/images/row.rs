@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     ImagesConfig, ImagesError,
-    keys::{ImageKey, KeyedBy, file_stem, is_id_prefix, label_of, normalise, short_id, unmark},
+    keys::{ImageKey, KeyedBy, file_name, is_id_prefix, label_of, normalise, short_id, unmark},
 };
 use crate::profile::{ACT_ALLOW, Profile};
 
@@ -48,6 +48,9 @@ pub struct ImageRow {
     pub last_new_syscalls: Vec<String>,
     /// The merge of every run's profile.
     pub profile: Profile,
+    /// Its file does not hold `profile` yet (a write failed): retried.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub file_pending: bool,
 }
 
 pub use recorder_api::image::ImageInfo;
@@ -120,6 +123,16 @@ impl ImageRow {
             runs_since_last_new: 0,
             last_new_syscalls: Vec::new(),
             profile: Profile::default(),
+            file_pending: false,
+        }
+    }
+
+    /// Takes in the profile its file holds, for a row the index did not
+    /// know (a lost or damaged index): the file never shrinks. Its runs
+    /// are not known; they count again from here.
+    pub fn recover(&mut self, file: &Profile) {
+        for note in self.profile.merge(file) {
+            log::debug!("image {}: {note}", self.key.escape_debug());
         }
     }
 
@@ -140,7 +153,7 @@ impl ImageRow {
             self.last_new = old.last_new;
         } else {
             for note in self.profile.merge(&old.profile) {
-                log::debug!("image {}: {note}", self.key);
+                log::debug!("image {}: {note}", self.key.escape_debug());
             }
             self.runs_since_last_new = self.runs_since_last_new.min(old.runs_since_last_new);
         }
@@ -165,9 +178,10 @@ impl ImageRow {
         }
     }
 
-    /// `<label>.json`, escaped, in `<profiles-dir>/images/`.
+    /// `<label>.json`, escaped (and shortened when too long), in
+    /// `<profiles-dir>/images/`.
     pub fn file_name(&self) -> String {
-        format!("{}.json", file_stem(self.label()))
+        file_name(self.label())
     }
 
     /// Adds one run's profile, of a container started as `reference`;
@@ -179,13 +193,14 @@ impl ImageRow {
             self.image = r.to_owned();
         }
         let names_before = allowed_names(&self.profile);
-        let grew = if self.runs == 0 {
+        // A recovered row's profile counts as what it had before.
+        let grew = if self.runs == 0 && self.profile == Profile::default() {
             self.profile = run.clone();
             true
         } else {
             let before = allowed(&self.profile);
             for note in self.profile.merge(run) {
-                log::debug!("image {}: {note}", self.key);
+                log::debug!("image {}: {note}", self.key.escape_debug());
             }
             allowed(&self.profile) != before
         };

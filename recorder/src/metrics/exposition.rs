@@ -149,6 +149,7 @@ fn gauge_of(n: usize) -> Value {
 struct Counted {
     profiles_written: u64,
     write_errors: u64,
+    index_failures: u64,
     map_full_refusals: u64,
     /// By parent.
     unrecognised: BTreeMap<String, u64>,
@@ -159,6 +160,7 @@ impl Counted {
         Self {
             profiles_written: load(&c.profiles_written),
             write_errors: load(&c.write_errors),
+            index_failures: load(&c.index_failures),
             map_full_refusals: load(&c.map_full_refusals),
             unrecognised: c
                 .unrecognised
@@ -356,6 +358,7 @@ fn error_families<'a>(s: &Snapshot, counted: &'a Counted) -> Vec<Family<'a>> {
             "map_full",
             counted.map_full_refusals.saturating_add(k.enrol_failed),
         ),
+        ("index", counted.index_failures),
     ];
     vec![
         Family::one(
@@ -366,7 +369,7 @@ fn error_families<'a>(s: &Snapshot, counted: &'a Counted) -> Vec<Family<'a>> {
         ),
         Family::labelled(
             "recorder_errors",
-            "Errors by reason: profile_write (a profile could not be written; retried), map_full (a container could not be recorded because the recording map was full).",
+            "Errors by reason: profile_write (a profile or image profile could not be written; retried), map_full (a container could not be recorded because the recording map was full), index (the profile index was found damaged, or failed).",
             None,
             MetricType::Counter,
             errors
@@ -519,6 +522,7 @@ mod tests {
                 },
                 active: 1,
                 pending_writes: 0,
+                unhealthy: None,
                 containers: vec![
                     ContainerSeries {
                         owner: 7,
@@ -673,10 +677,11 @@ recorder_container_syscalls_outside_profile{id="ghi",name="",image=""} 1
 # HELP recorder_profiles_written Profiles written since the daemon started.
 # TYPE recorder_profiles_written counter
 recorder_profiles_written_total 5
-# HELP recorder_errors Errors by reason: profile_write (a profile could not be written; retried), map_full (a container could not be recorded because the recording map was full).
+# HELP recorder_errors Errors by reason: profile_write (a profile or image profile could not be written; retried), map_full (a container could not be recorded because the recording map was full), index (the profile index was found damaged, or failed).
 # TYPE recorder_errors counter
 recorder_errors_total{reason="profile_write"} 4
 recorder_errors_total{reason="map_full"} 1
+recorder_errors_total{reason="index"} 0
 # HELP recorder_unrecognised_cgroups Cgroups made under a container runtime's parent (e.g. a containerd namespace) that no recogniser accepted, so not recorded; by parent.
 # TYPE recorder_unrecognised_cgroups counter
 recorder_unrecognised_cgroups_total{parent="/k8s.io"} 2

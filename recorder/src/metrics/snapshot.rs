@@ -15,6 +15,8 @@ use crate::ebpf::{KernelInfo, ProgramStats};
 pub struct Counters {
     pub profiles_written: AtomicU64,
     pub write_errors: AtomicU64,
+    /// The profile index found damaged (moved aside), or redb panicked.
+    pub index_failures: AtomicU64,
     /// `start` requests refused because the recording map was full.
     pub map_full_refusals: AtomicU64,
     /// Cgroups made under a runtime's parent that no recogniser accepted,
@@ -73,6 +75,8 @@ pub struct Snapshot {
     pub active: usize,
     /// Recordings whose profile could not be written and is retried.
     pub pending_writes: usize,
+    /// Why the daemon is unhealthy (`/healthz` answers 503), if it is.
+    pub unhealthy: Option<String>,
     pub containers: Vec<ContainerSeries>,
     pub images: Vec<ImageSeries>,
     pub programs: Vec<ProgramStats>,

@@ -102,14 +102,46 @@ impl Dockerd {
         };
         let d = Self { child, _lock: lock };
         wait_for("dockerd", 60, || docker_up().then_some(()));
-        // The busybox rootfs as an image.
-        let rootfs = crate::common::busybox_rootfs();
-        pipe(
-            Command::new("tar").arg("-C").arg(rootfs).args(["-c", "."]),
-            Command::new("docker").args(["import", "-", IMAGE]),
-        );
+        import_rootfs(IMAGE);
         d
     }
+}
+
+/// Imports the busybox rootfs as image `tag` (each import a new id).
+pub(crate) fn import_rootfs(tag: &str) {
+    let rootfs = crate::common::busybox_rootfs();
+    pipe(
+        Command::new("tar").arg("-C").arg(rootfs).args(["-c", "."]),
+        Command::new("docker").args(["import", "-", tag]),
+    );
+}
+
+/// [`import_rootfs`] as an image of the test's own, `tag`: returns its id,
+/// which no other test's containers share.
+pub(crate) fn import_image(tag: &str) -> String {
+    import_rootfs(tag);
+    stdout_of(&mut docker(&["image", "inspect", "-f", "{{.Id}}", tag]))
+}
+
+/// Runs `script` in a fresh container of `image` (extra `docker run`
+/// options first); waits for its profile and returns the container id.
+pub(crate) fn run_container(
+    daemon: &Daemon,
+    dir: &Path,
+    extra: &[&str],
+    image: &str,
+    script: &str,
+) -> String {
+    let cidfile = dir.join(format!("cid-{}", fs::read_dir(dir).unwrap().count()));
+    let cid = cidfile.to_str().unwrap();
+    let mut args = vec!["run", "--rm", "--cidfile", cid];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&[image, "sh", "-c", script]);
+    assert!(ran_to(&mut docker(&args), "DONE"), "docker {args:?} failed");
+    let id = fs::read_to_string(&cidfile).unwrap().trim().to_owned();
+    // Written when docker removes the container's cgroup.
+    wait_for_file(&daemon.profiles.join(format!("{id}.json")));
+    id
 }
 
 impl Drop for Dockerd {

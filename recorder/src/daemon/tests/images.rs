@@ -2,6 +2,8 @@
 //! an upgrade (a row keyed by id takes over the rows an older recorderd kept
 //! of the same image, `reference@id`).
 
+use std::sync::atomic::Ordering;
+
 use redb::TableDefinition;
 
 use super::*;
@@ -203,4 +205,73 @@ async fn retention_keeps_the_newest_files_of_an_image() {
         panic!("not images");
     };
     assert_eq!(images[0].runs, 4, "the image profile keeps every run");
+}
+
+fn status_of(outcome: Result<Outcome, ManagerError>) -> crate::control::StatusInfo {
+    match outcome {
+        Ok(Outcome::Status(s)) => s,
+        other => panic!("not a status: {other:?}"),
+    }
+}
+
+/// An image file that cannot be written (a file where `images/` goes):
+/// counted once, shown in `status`, retried on the tick until written.
+#[tokio::test]
+async fn an_image_file_that_cannot_be_written_is_counted_shown_and_retried() {
+    let s = Setup::new();
+    let blocker = s.config.profiles_dir.join("images");
+    std::fs::write(&blocker, "").expect("blocker");
+    gone_runs_of_one_image(&s, &[&["mkdir"]], false);
+    let mut m = s.manager();
+    m.resume().await;
+    m.tick().await;
+    let status = status_of(m.handle(Request::Status).await);
+    assert_eq!(status.pending_image_writes, 1, "{status:?}");
+    let error = status.last_error.expect("shown");
+    assert!(error.contains("image profile of test/img"), "{error}");
+    let counted = |s: &Setup| s.counters.write_errors.load(Ordering::Relaxed);
+    assert_eq!(counted(&s), 1, "counted once, whatever the retries");
+    std::fs::remove_file(&blocker).expect("unblock");
+    m.tick().await;
+    let status = status_of(m.handle(Request::Status).await);
+    assert_eq!((status.pending_image_writes, status.last_error), (0, None));
+    let files: Vec<_> = std::fs::read_dir(&blocker).expect("images/").collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(counted(&s), 1);
+}
+
+/// redb panicking is caught: the daemon says it is unhealthy, in `status`
+/// and on /healthz's snapshot, and leaves the index alone.
+#[tokio::test]
+async fn a_panic_in_the_index_leaves_the_daemon_unhealthy() {
+    let s = Setup::new();
+    let snapshot = SharedSnapshot::default();
+    let mut m = Manager::new(
+        s.config.clone(),
+        s.hierarchy(),
+        s.handle.clone(),
+        s.counters.clone(),
+        snapshot.clone(),
+    );
+    m.resume().await;
+    let config = s.config.clone();
+    let r = m
+        .images
+        .call(&config, |_| -> Result<(), images::ImagesError> {
+            panic!("entered unreachable code")
+        })
+        .await;
+    assert!(matches!(r, Err(ManagerError::Images(_))), "{r:?}");
+    let status = status_of(m.handle(Request::Status).await);
+    let why = status.unhealthy.expect("unhealthy");
+    assert!(why.contains("entered unreachable code"), "{why}");
+    assert!(
+        m.handle(Request::Images).await.is_err(),
+        "the index is left alone"
+    );
+    assert_eq!(s.counters.index_failures.load(Ordering::Relaxed), 1);
+    // What /healthz reads: its 503 and the reason.
+    m.tick().await;
+    let seen = snapshot.read().expect("snapshot").unhealthy.clone();
+    assert!(seen.is_some_and(|w| w.contains("redb panicked")));
 }
