@@ -15,6 +15,7 @@ mod bench;
 mod docs;
 mod fuzz;
 mod install;
+mod plan;
 mod setup;
 mod test;
 
@@ -30,8 +31,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
-    /// Install whatever is missing to build and test (idempotent).
-    Setup(setup::Args),
+    /// Install whatever is missing to build and test (idempotent); with
+    /// `--for TASK`, only what that task needs.
+    Setup(setup::SetupArgs),
     /// Set up, build, and run the whole test suite.
     Test(test::Args),
     /// Set up, build, and run recorderctl with the given arguments.
@@ -91,7 +93,7 @@ fn run_bench(a: &BenchArgs) -> anyhow::Result<()> {
     }
     #[cfg(not(feature = "bench"))]
     {
-        setup::setup(&setup::Args::default())?;
+        setup::setup_for(plan::Goal::Run, &setup::Args::default())?;
         let status = bench_command()
             .args(&a.args)
             .status()
