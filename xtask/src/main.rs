@@ -14,6 +14,7 @@ mod audit;
 mod bench;
 mod docs;
 mod fuzz;
+mod image;
 mod install;
 mod plan;
 mod setup;
@@ -52,6 +53,9 @@ enum Task {
     Docs(docs::Args),
     /// Install binaries, unit, config, man pages and completions.
     Install(install::Args),
+    /// Build the container image (static binaries, FROM scratch) offline,
+    /// and its archive under target/image/.
+    Image(image::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -64,6 +68,7 @@ fn main() -> anyhow::Result<()> {
         Task::Audit(a) => audit::run(&a),
         Task::Docs(a) => docs::run(&a),
         Task::Install(a) => install::run(&a),
+        Task::Image(a) => image::run(&a),
     }
 }
 
