@@ -172,7 +172,8 @@ fn ensure_static(bin: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The build context: the Containerfile and `usr/local/bin/<binaries>`.
+/// The build context: the Containerfile and `usr/local/bin/<binaries>`
+/// (stripped).
 fn stage(built: &Path, context: &Path) -> anyhow::Result<()> {
     _ = fs::remove_dir_all(context);
     let bin = context.join("usr/local/bin");
@@ -180,6 +181,7 @@ fn stage(built: &Path, context: &Path) -> anyhow::Result<()> {
     for name in BINARIES {
         fs::copy(built.join(name), bin.join(name))
             .with_context(|| format!("copying {}", built.join(name).display()))?;
+        crate::deb::strip(&bin.join(name))?;
     }
     fs::copy(
         workspace_root().join("deploy/image/Containerfile"),

@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand};
 mod audit;
 #[cfg(feature = "bench")]
 mod bench;
+mod deb;
 mod docs;
 mod fuzz;
 mod image;
@@ -56,6 +57,8 @@ enum Task {
     /// Build the container image (static binaries, FROM scratch) offline,
     /// and its archive under target/image/.
     Image(image::Args),
+    /// Build the Debian package target/debian/recorder_<version>_<arch>.deb.
+    Deb(deb::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -69,6 +72,7 @@ fn main() -> anyhow::Result<()> {
         Task::Docs(a) => docs::run(&a),
         Task::Install(a) => install::run(&a),
         Task::Image(a) => image::run(&a),
+        Task::Deb(a) => deb::run(&a),
     }
 }
 
