@@ -471,16 +471,23 @@ pub fn groups_of(pid: i32) -> Vec<u32> {
 
 /// The gid of a group name (or a number).
 pub fn gid_of(group: &str) -> Option<u32> {
+    gid_in(std::fs::read_to_string("/etc/group").ok().as_deref(), group)
+}
+
+/// The gid of `group` in the text of an /etc/group, if there is one; `root`
+/// is 0 without one (the container image has no /etc).
+fn gid_in(etc_group: Option<&str>, group: &str) -> Option<u32> {
     if let Ok(n) = group.parse() {
         return Some(n);
     }
-    std::fs::read_to_string("/etc/group")
-        .ok()?
-        .lines()
-        .find_map(|l| {
-            let mut f = l.split(':');
-            (f.next()? == group).then(|| f.nth(1)?.parse().ok())?
+    etc_group
+        .and_then(|text| {
+            text.lines().find_map(|l| {
+                let mut f = l.split(':');
+                (f.next()? == group).then(|| f.nth(1)?.parse().ok())?
+            })
         })
+        .or_else(|| (group == "root").then_some(0))
 }
 
 #[cfg(test)]
@@ -560,5 +567,9 @@ mod tests {
     fn root_group_is_zero() {
         assert_eq!(gid_of("root"), Some(0));
         assert_eq!(gid_of("4242"), Some(4242));
+        // The image has no /etc/group: root is still 0, other names unknown.
+        assert_eq!(gid_in(None, "root"), Some(0));
+        assert_eq!(gid_in(None, "docker"), None);
+        assert_eq!(gid_in(Some("docker:x:998:\n"), "docker"), Some(998));
     }
 }

@@ -1,7 +1,8 @@
 //! Writes the man pages of recorderctl, recorderd and recorder-oci-hook and
 //! the shell completions of recorderctl and recorderd into the directory
 //! given as the only argument (`cargo xtask docs` runs this):
-//! `<dir>/man/*.1` and `<dir>/completions/{bash,zsh,fish}/`.
+//! `<dir>/man/*.1`, `<dir>/man/recorderd.8` and
+//! `<dir>/completions/{bash,zsh,fish}/`.
 //!
 //! It lives here rather than in xtask because xtask must build before
 //! `cargo xtask setup` has installed what the recorder crate's build script
@@ -39,6 +40,16 @@ fn main() -> anyhow::Result<()> {
     let man = out.join("man");
     fs::create_dir_all(&man).with_context(|| format!("creating {}", man.display()))?;
     for cmd in &recorder::cli::man_pages() {
+        if cmd.get_name() == "recorderd" {
+            // A daemon: section 8 (system administration), as dockerd(8).
+            let mut page = Vec::new();
+            clap_mangen::Man::new(cmd.clone())
+                .section("8")
+                .render(&mut page)
+                .context("rendering recorderd(8)")?;
+            fs::write(man.join("recorderd.8"), page).context("writing recorderd.8")?;
+            continue;
+        }
         // One page per command and one per subcommand (recorderctl-record.1).
         let version = cmd.get_version().unwrap_or_default().to_owned();
         man_pages(cmd.clone(), &version, &man)

@@ -81,7 +81,7 @@ mod tests {
         _ = fs::remove_dir_all(&out);
         super::generate(&out).unwrap();
         let man = out.join("man");
-        for page in ["recorderctl.1", "recorderd.1", "recorder-oci-hook.1"] {
+        for page in ["recorderctl.1", "recorderd.8", "recorder-oci-hook.1"] {
             assert!(man.join(page).is_file(), "{page} missing");
         }
         let hook = fs::read_to_string(man.join("recorder-oci-hook.1")).unwrap();

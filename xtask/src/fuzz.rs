@@ -166,8 +166,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     let started = Instant::now();
     // The targets link the host-free crates only (recorder-profile and
     // recorder-api, never recorder's eBPF build): nightly and cargo-fuzz.
-    setup::toolchain()?;
-    setup::cargo_fuzz()?;
+    setup::setup_for(crate::plan::Goal::Fuzz, &setup::Args { no_system: true })?;
     let targets: Vec<&str> = if args.targets.is_empty() {
         TARGETS.to_vec()
     } else {

@@ -12,12 +12,15 @@ use clap::{Parser, Subcommand};
 mod audit;
 #[cfg(feature = "bench")]
 mod bench;
+mod deb;
 mod docs;
 mod fuzz;
 mod hook_bats;
+mod image;
 mod install;
 #[cfg(test)]
 mod layers;
+mod plan;
 mod setup;
 mod test;
 
@@ -33,8 +36,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
-    /// Install whatever is missing to build and test (idempotent).
-    Setup(setup::Args),
+    /// Install whatever is missing to build and test (idempotent); with
+    /// `--for TASK`, only what that task needs.
+    Setup(setup::SetupArgs),
     /// Set up, build, and run the whole test suite.
     Test(test::Args),
     /// Set up, build, and run recorderctl with the given arguments.
@@ -56,6 +60,11 @@ enum Task {
     /// Run the original oci-seccomp-bpf-hook's test suite (Debian's source
     /// package) against recorder-oci-hook.
     HookBats(hook_bats::Args),
+    /// Build the container image (static binaries, FROM scratch) offline,
+    /// and its archive under target/image/.
+    Image(image::Args),
+    /// Build the Debian package target/debian/recorder_<version>_<arch>.deb.
+    Deb(deb::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -69,6 +78,8 @@ fn main() -> anyhow::Result<()> {
         Task::Docs(a) => docs::run(&a),
         Task::Install(a) => install::run(&a),
         Task::HookBats(a) => hook_bats::run(&a),
+        Task::Image(a) => image::run(&a),
+        Task::Deb(a) => deb::run(&a),
     }
 }
 
@@ -98,7 +109,7 @@ fn run_bench(a: &BenchArgs) -> anyhow::Result<()> {
     }
     #[cfg(not(feature = "bench"))]
     {
-        setup::setup(&setup::Args::default())?;
+        setup::setup_for(plan::Goal::Run, &setup::Args::default())?;
         let status = bench_command()
             .args(&a.args)
             .status()

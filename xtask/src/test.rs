@@ -292,7 +292,7 @@ fn install_check() -> anyhow::Result<()> {
         "usr/local/bin/recorderd",
         "usr/local/bin/recorderctl",
         "usr/local/share/man/man1/recorderctl.1",
-        "usr/local/share/man/man1/recorderd.1",
+        "usr/local/share/man/man8/recorderd.8",
         "usr/local/share/bash-completion/completions/recorderctl",
         "etc/systemd/system/recorderd.service",
         "etc/recorder/recorderd.toml",

@@ -29,6 +29,25 @@ pub(crate) fn recorderd_path() -> &'static str {
     env!("CARGO_BIN_EXE_recorderd")
 }
 
+/// `cargo xtask ARGS` (the packaging tests build what users install with
+/// the same task users run), in the workspace, with the cargo running the
+/// tests.
+pub(crate) fn xtask(args: &[&str]) -> Command {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut c = Command::new(cargo);
+    c.args(["run", "--quiet", "--package", "xtask", "--"])
+        .args(args)
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    c
+}
+
+/// The cargo target directory the tests are built in.
+pub(crate) fn target_dir() -> &'static Path {
+    Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .expect("CARGO_TARGET_TMPDIR is <target>/tmp")
+}
+
 /// The eBPF tests need root; they fail (never skip) without it.
 pub(crate) fn require_root() {
     // SAFETY: geteuid cannot fail.

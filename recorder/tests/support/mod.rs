@@ -74,19 +74,39 @@ fn docker_up() -> bool {
 }
 
 /// A dockerd on /var/run/docker.sock, started by the test unless one runs
-/// already, and stopped when dropped. Tests that use it run one at a time.
-/// Its data root is a directory of the tests', which docker's own files on
-/// disk do not point to: the names the tests see come from the Engine API.
+/// already, and stopped when dropped unless a test of another process (of
+/// any checkout on the machine) still uses it. Tests that use it run one at
+/// a time. Its data root is a directory of the tests', which docker's own
+/// files on disk do not point to: the names the tests see come from the
+/// Engine API.
 pub(crate) struct Dockerd {
     child: Option<Child>,
+    users: fs::File,
     _lock: MutexGuard<'static, ()>,
 }
 
 static DOCKER_LOCK: Mutex<()> = Mutex::new(());
 
+/// Locked (shared) by every process whose tests use the dockerd, taken
+/// before looking whether one runs.
+const DOCKER_USERS: &str = "/run/lock/recorder-test-dockerd.lock";
+
+fn flock(f: &fs::File, op: i32) -> bool {
+    use std::os::fd::AsRawFd as _;
+    // SAFETY: flock(2) on a descriptor we own.
+    unsafe { libc::flock(f.as_raw_fd(), op) == 0 }
+}
+
 impl Dockerd {
     pub(crate) fn start(log_dir: &Path) -> Self {
         let lock = DOCKER_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let users = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(DOCKER_USERS)
+            .unwrap();
+        assert!(flock(&users, libc::LOCK_SH), "flock {DOCKER_USERS}");
         let child = if docker_up() {
             None
         } else {
@@ -100,7 +120,11 @@ impl Dockerd {
                 .expect("dockerd is not installed (cargo xtask setup installs docker.io)");
             Some(child)
         };
-        let d = Self { child, _lock: lock };
+        let d = Self {
+            child,
+            users,
+            _lock: lock,
+        };
         wait_for("dockerd", 60, || docker_up().then_some(()));
         import_rootfs(IMAGE);
         d
@@ -146,6 +170,10 @@ pub(crate) fn run_container(
 
 impl Drop for Dockerd {
     fn drop(&mut self) {
+        // Another process's tests use it: leave it running for them.
+        if !flock(&self.users, libc::LOCK_EX | libc::LOCK_NB) {
+            return;
+        }
         if let Some(child) = &mut self.child {
             // SAFETY: signals our own child.
             unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
