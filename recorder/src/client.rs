@@ -151,6 +151,18 @@ fn image_cell(image: Option<&str>) -> String {
     }
 }
 
+/// The CONTAINER, RUNTIME, NAME, IMAGE and POD columns ([`container_cells`]).
+const CONTAINER_COLUMNS: [crate::table::Column; 5] = {
+    use crate::table::left;
+    [
+        left("CONTAINER"),
+        left("RUNTIME"),
+        left("NAME"),
+        left("IMAGE"),
+        left("POD"),
+    ]
+};
+
 /// The CONTAINER, RUNTIME, NAME, IMAGE and POD cells of `c`.
 fn container_cells(c: &Container) -> Vec<String> {
     vec![
@@ -164,16 +176,10 @@ fn container_cells(c: &Container) -> Vec<String> {
 
 fn print_recordings(w: &mut impl Write, list: &[RecordingInfo], wide: bool) -> io::Result<()> {
     use crate::table::{left, right};
-    let columns = [
-        left("CONTAINER"),
-        left("RUNTIME"),
-        left("NAME"),
-        left("IMAGE"),
-        left("POD"),
-        right("SYSCALLS"),
-        left("STARTED"),
-        left("CGROUP"),
-    ];
+    let columns: Vec<_> = CONTAINER_COLUMNS
+        .into_iter()
+        .chain([right("SYSCALLS"), left("STARTED"), left("CGROUP")])
+        .collect();
     let rows: Vec<Vec<String>> = list
         .iter()
         .map(|r| {
@@ -191,15 +197,10 @@ fn print_recordings(w: &mut impl Write, list: &[RecordingInfo], wide: bool) -> i
 
 fn print_profiles(w: &mut impl Write, list: &[crate::index::Entry], wide: bool) -> io::Result<()> {
     use crate::table::left;
-    let columns = [
-        left("CONTAINER"),
-        left("RUNTIME"),
-        left("NAME"),
-        left("IMAGE"),
-        left("POD"),
-        left("WRITTEN"),
-        left("PATH"),
-    ];
+    let columns: Vec<_> = CONTAINER_COLUMNS
+        .into_iter()
+        .chain([left("WRITTEN"), left("PATH")])
+        .collect();
     let rows: Vec<Vec<String>> = list
         .iter()
         .map(|e| {
