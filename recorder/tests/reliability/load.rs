@@ -142,7 +142,9 @@ fn short_lived_containers_under_auto_mode() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(200);
-    let d = Daemon::start("stress", &["--all"]);
+    // Every run shares one --rootfs, so one image row: keep all their
+    // files (the default keeps 20 per image), each is checked below.
+    let d = Daemon::start("stress", &["--all", "--keep-per-image", "0"]);
     let baseline = status(&d)["map_entries"].as_u64().unwrap();
     let rss = |pid: u32| -> u64 {
         fs::read_to_string(format!("/proc/{pid}/status"))
