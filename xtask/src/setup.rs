@@ -237,9 +237,12 @@ fn bpf_linker() -> anyhow::Result<()> {
     );
     // --force: a bpf-linker that exists but no longer loads was built
     // against an older nightly's LLVM.
+    // --debug: half the compiling of a release build on a fresh machine
+    // (its release profile also asks for full debug info); the linking is
+    // LLVM's, and the toolchain's libLLVM is optimised.
     run_ok(
         Command::new("cargo")
-            .args(["install", "--force", "bpf-linker"])
+            .args(["install", "--debug", "--force", "bpf-linker"])
             .env("LLVM_PREFIX", &prefix),
     )?;
     if !bpf_linker_works(&sysroot) {
@@ -434,22 +437,18 @@ fn mounts() -> anyhow::Result<()> {
 pub(crate) fn run_recorderctl(args: &RunArgs) -> anyhow::Result<()> {
     let start = Instant::now();
     setup_for(Goal::Run, &Args::default())?;
-    // recorderctl alone: neither the daemon, the hook nor xtask in release.
-    timed("build: recorderctl (release)", || {
-        run_ok(cargo().args([
-            "build",
-            "--release",
-            "--package",
-            "recorder",
-            "--bin",
-            "recorderctl",
-        ]))
+    // recorderctl alone, in the dev profile as `cargo run` builds: less
+    // than half the compiling of a release build on a fresh machine, and
+    // the recording itself is the kernel's (the eBPF object is always
+    // optimised). The tests (`cargo xtask test`) reuse what it built.
+    timed("build: recorderctl", || {
+        run_ok(cargo().args(["build", "--package", "recorder", "--bin", "recorderctl"]))
     })?;
     eprintln!(
         "--- setup and build: {:.1} s in all",
         start.elapsed().as_secs_f64()
     );
-    let bin = target_dir().join("release").join("recorderctl");
+    let bin = target_dir().join("debug").join("recorderctl");
     let mut cmd = if is_root() {
         Command::new(&bin)
     } else {
