@@ -73,7 +73,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
         "{tool} is not installed (or does not run); `cargo xtask setup --for test` installs docker.io and podman"
     );
     setup::setup_for(Goal::Image, &setup::Args { no_system: true })?;
-    let triple = setup::musl_target()?;
+    let triple = setup::musl_triple();
     timed(
         &format!("build: static binaries ({triple}, release)"),
         || {

@@ -73,7 +73,7 @@ pub(crate) fn setup_for(goal: Goal, args: &Args) -> anyhow::Result<()> {
             Step::NightlySrc => nightly_src(),
             Step::Lints => lints(),
             Step::BpfLinker => bpf_linker(),
-            Step::MuslTarget => musl_target().map(|_| ()),
+            Step::MuslTarget => musl_target(),
             Step::CargoFuzz => cargo_fuzz(),
             Step::CargoAudit => cargo_audit(),
             Step::Packages => packages(&plan::packages(goal, is_amd64())),
@@ -158,10 +158,14 @@ fn lints() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The rustup target of the static binaries the image carries
-/// (`<arch>-unknown-linux-musl`); returns its name.
-pub(crate) fn musl_target() -> anyhow::Result<String> {
-    let target = format!("{}-unknown-linux-musl", env::consts::ARCH);
+/// The rustup target of the static binaries the image carries.
+pub(crate) fn musl_triple() -> String {
+    format!("{}-unknown-linux-musl", env::consts::ARCH)
+}
+
+/// Adds the [`musl_triple`] target unless rustup has it.
+fn musl_target() -> anyhow::Result<()> {
+    let target = musl_triple();
     let installed = output("rustup", ["target", "list", "--installed"])
         .context("cannot run `rustup target list`")?;
     if installed.lines().any(|l| l.trim() == target) {
@@ -169,18 +173,18 @@ pub(crate) fn musl_target() -> anyhow::Result<String> {
     } else {
         run_ok(Command::new("rustup").args(["target", "add", &target]))?;
     }
-    Ok(target)
+    Ok(())
 }
 
 /// cargo-fuzz, for `cargo xtask fuzz` (the fuzz targets in fuzz/ build with
 /// the nightly toolchain that [`toolchain`] installs).
-pub(crate) fn cargo_fuzz() -> anyhow::Result<()> {
+fn cargo_fuzz() -> anyhow::Result<()> {
     cargo_tool("cargo-fuzz", "fuzz", "a minute or so")
 }
 
 /// cargo-audit, for the dependency audit of `cargo xtask test` and
 /// `cargo xtask audit`.
-pub(crate) fn cargo_audit() -> anyhow::Result<()> {
+fn cargo_audit() -> anyhow::Result<()> {
     cargo_tool("cargo-audit", "audit", "a few minutes")
 }
 
