@@ -16,6 +16,15 @@ fn main() -> anyhow::Result<()> {
         .manifest_path
         .parent()
         .ok_or_else(|| anyhow!("recorder-ebpf manifest has no parent"))?;
+    // Rebuild the object when the programs (aya-build watches their
+    // package), the types they share, or their dependencies change. Not a
+    // build-dependency on recorder-ebpf: that compiled it and aya-ebpf for
+    // the host first, late in the build, delaying the eBPF build behind it.
+    let workspace = root_dir
+        .parent()
+        .ok_or_else(|| anyhow!("recorder-ebpf has no parent directory"))?;
+    println!("cargo:rerun-if-changed={workspace}/recorder-common");
+    println!("cargo:rerun-if-changed={workspace}/Cargo.lock");
     aya_build::build_ebpf(
         [aya_build::Package {
             name: ebpf.name.as_str(),

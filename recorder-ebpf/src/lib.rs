@@ -1,4 +1,4 @@
 //! Host-side stub: the programs live in `main.rs` and its modules, and are
-//! built for the BPF target only. This crate is a build-dependency of
-//! `recorder` so that cargo rebuilds the object when the programs change.
+//! built for the BPF target only, by `recorder/build.rs` (aya-build, which
+//! also tells cargo to rebuild the object when this package changes).
 #![no_std]

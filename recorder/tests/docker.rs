@@ -15,9 +15,6 @@ use support::*;
 /// docker 20.10's managed containerd.
 const CONTAINERD: &str = "/var/run/docker/containerd/containerd.sock";
 
-const WORKLOAD: &str = "ls / >/dev/null && touch /tmp/f && chmod 600 /tmp/f && echo DONE";
-const CHMODS: &[&str] = &["chmod", "fchmod", "fchmodat", "fchmodat2"];
-
 fn is_id(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
@@ -28,13 +25,6 @@ fn random_id() -> String {
     let bytes = fs::read("/proc/sys/kernel/random/uuid").unwrap();
     let b = String::from_utf8_lossy(&bytes).replace(['-', '\n'], "");
     format!("{a}{b}")
-}
-
-fn assert_recorded(text: &str) {
-    let names = allowed_names(text);
-    for n in ["getdents64", "chmod"] {
-        assert!(names.contains(n), "{n} missing from {names:?}");
-    }
 }
 
 /// A container started with the docker CLI; removed when dropped.
@@ -110,20 +100,7 @@ fn docker_auto_mode_profile_is_enforced() {
     let daemon = Daemon::start(&dir, true);
     let cidfile = dir.join("cid");
     let name = format!("recorder-test-auto-{}", std::process::id());
-    let out = run_ok(&mut docker(&[
-        "run",
-        "--rm",
-        "--name",
-        &name,
-        "--cidfile",
-        cidfile.to_str().unwrap(),
-        IMAGE,
-        "sh",
-        "-c",
-        WORKLOAD,
-    ]));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("DONE"));
-    let id = fs::read_to_string(&cidfile).unwrap().trim().to_owned();
+    let id = docker_workload(&name, &cidfile);
     assert!(is_id(&id));
     // Written when docker removes the container's cgroup.
     let text = wait_for_file(&daemon.profiles.join(format!("{id}.json")));
@@ -141,44 +118,7 @@ fn docker_auto_mode_profile_is_enforced() {
     let stored = stdout_of(&mut daemon.ctl(&["profile", &name]));
     assert_eq!(allowed_names(&stored), allowed_names(&text));
 
-    let profile = dir.join("profile.json");
-    fs::write(&profile, &text).unwrap();
-    let seccomp = format!("seccomp={}", profile.display());
-    assert!(
-        ran_to(
-            &mut docker(&[
-                "run",
-                "--rm",
-                "--security-opt",
-                &seccomp,
-                IMAGE,
-                "sh",
-                "-c",
-                WORKLOAD
-            ]),
-            "DONE"
-        ),
-        "the workload failed under its own profile"
-    );
-    let denied = dir.join("no-chmod.json");
-    without(&text, CHMODS, &denied);
-    let seccomp = format!("seccomp={}", denied.display());
-    assert!(
-        !ran_to(
-            &mut docker(&[
-                "run",
-                "--rm",
-                "--security-opt",
-                &seccomp,
-                IMAGE,
-                "sh",
-                "-c",
-                WORKLOAD
-            ]),
-            "DONE"
-        ),
-        "chmod ran under a profile without it"
-    );
+    assert_docker_enforces(&text, &dir);
 }
 
 fn ctr(args: &[&str]) -> Command {

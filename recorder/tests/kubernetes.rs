@@ -152,9 +152,6 @@ fn daemonset_has_what_recorderd_needs() {
 /// docker's managed containerd (docker 20.10), where the archive is imported.
 const CONTAINERD: &str = "/var/run/docker/containerd/containerd.sock";
 
-/// The workload recorded: `ls` (getdents64) and `chmod`.
-const WORKLOAD: &str = "ls / >/dev/null && touch /tmp/f && chmod 600 /tmp/f && echo DONE";
-
 /// A command run when dropped (removes what a test made).
 struct Cleanup(Command);
 
@@ -537,53 +534,14 @@ fn daemonset_container_records_a_host_container_and_detaches() {
     // A host docker container, recorded from its first syscall.
     let cidfile = dir.join("cid");
     let workload = format!("recorder-test-daemonset-workload-{id}");
-    let out = run_ok(&mut docker(&[
-        "run",
-        "--rm",
-        "--name",
-        &workload,
-        "--cidfile",
-        cidfile.to_str().unwrap(),
-        IMAGE,
-        "sh",
-        "-c",
-        WORKLOAD,
-    ]));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("DONE"));
-    let cid = fs::read_to_string(&cidfile).unwrap().trim().to_owned();
+    let cid = docker_workload(&workload, &cidfile);
     let path = profiles.join(format!("{cid}.json"));
     let text = wait_for(&format!("{} ({})", path.display(), logs()), 60, || {
         fs::read_to_string(&path).ok().filter(|t| !t.is_empty())
     });
-    let names = allowed_names(&text);
-    for n in ["getdents64", "chmod"] {
-        assert!(names.contains(n), "{n} missing from {names:?}");
-    }
+    assert_recorded(&text);
     // Enforced: the workload runs under it, and not without chmod.
-    let enforce = |profile: &Path| {
-        let seccomp = format!("seccomp={}", profile.display());
-        ran_to(
-            &mut docker(&[
-                "run",
-                "--rm",
-                "--security-opt",
-                &seccomp,
-                IMAGE,
-                "sh",
-                "-c",
-                WORKLOAD,
-            ]),
-            "DONE",
-        )
-    };
-    assert!(enforce(&path), "the workload failed under its own profile");
-    let denied = dir.join("no-chmod.json");
-    without(
-        &text,
-        &["chmod", "fchmod", "fchmodat", "fchmodat2"],
-        &denied,
-    );
-    assert!(!enforce(&denied), "chmod ran under a profile without it");
+    assert_docker_enforces(&text, &dir);
 
     // SIGTERM (podman stop, as kubelet stops a pod): recorderd exits 0,
     // detaches and unpins.

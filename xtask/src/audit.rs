@@ -18,7 +18,7 @@ use std::{
 
 use anyhow::{bail, ensure};
 
-use crate::{cargo, setup, status, workspace_root};
+use crate::{cargo, plan::Goal, setup, status, workspace_root};
 
 /// The environment variable that overrides the database's path.
 pub(crate) const DB_ENV: &str = "RECORDER_ADVISORY_DB";
@@ -51,7 +51,7 @@ fn check_db(path: PathBuf) -> anyhow::Result<PathBuf> {
 }
 
 pub(crate) fn run(_args: &Args) -> anyhow::Result<()> {
-    setup::cargo_audit()?;
+    setup::setup_for(Goal::Audit, &setup::Args { no_system: true })?;
     audit()
 }
 

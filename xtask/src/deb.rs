@@ -19,6 +19,7 @@ use std::{
 use anyhow::{Context as _, bail, ensure};
 
 use crate::{
+    git,
     install::{self, Layout},
     output,
     plan::Goal,
@@ -272,42 +273,21 @@ fn md5sums(root: &Path) -> anyhow::Result<()> {
 /// The commit's time (seconds since the epoch), for reproducible dates; now
 /// outside a git checkout.
 fn source_date_epoch() -> String {
-    output(
-        "git",
-        [
-            "-C",
-            &workspace_root().display().to_string(),
-            "log",
-            "-1",
-            "--format=%ct",
-        ],
-    )
-    .map(|s| s.trim().to_owned())
-    .filter(|s| !s.is_empty())
-    .unwrap_or_else(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs().to_string())
-            .unwrap_or_default()
-    })
+    git(&["log", "-1", "--format=%ct"])
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs().to_string())
+                .unwrap_or_default()
+        })
 }
 
 /// A native package's changelog: one entry for this version.
 fn changelog_text() -> anyhow::Result<String> {
     let date = output("date", ["-R", "-d", &format!("@{}", source_date_epoch())])
         .context("cannot run date")?;
-    let revision = output(
-        "git",
-        [
-            "-C",
-            &workspace_root().display().to_string(),
-            "rev-parse",
-            "--short",
-            "HEAD",
-        ],
-    )
-    .map(|s| s.trim().to_owned())
-    .unwrap_or_else(|| "unknown".to_owned());
+    let revision = git(&["rev-parse", "--short", "HEAD"]).unwrap_or_else(|| "unknown".to_owned());
     Ok(format!(
         "recorder ({}) unstable; urgency=medium\n\n  * Built by `cargo xtask deb` from revision {revision}.\n\n -- recorder developers <recorder@example.org>  {}\n",
         env!("CARGO_PKG_VERSION"),

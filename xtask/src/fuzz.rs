@@ -19,7 +19,7 @@ use std::{
 
 use anyhow::{Context as _, bail};
 
-use crate::{describe, run_ok, setup, step, target_dir, workspace_root};
+use crate::{describe, plan::Goal, run_ok, setup, step, target_dir, workspace_root};
 
 /// The fuzz targets (`fuzz/fuzz_targets/<name>.rs`).
 pub(crate) const TARGETS: [&str; 2] = ["profile", "control"];
@@ -166,7 +166,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
     let started = Instant::now();
     // The targets link the host-free crates only (recorder-profile and
     // recorder-api, never recorder's eBPF build): nightly and cargo-fuzz.
-    setup::setup_for(crate::plan::Goal::Fuzz, &setup::Args { no_system: true })?;
+    setup::setup_for(Goal::Fuzz, &setup::Args { no_system: true })?;
     let targets: Vec<&str> = if args.targets.is_empty() {
         TARGETS.to_vec()
     } else {

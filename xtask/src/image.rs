@@ -16,7 +16,7 @@ use std::{
 use anyhow::{Context as _, bail, ensure};
 
 use crate::{
-    cargo, output,
+    cargo, git, output,
     plan::Goal,
     run_ok,
     setup::{self, timed},
@@ -73,7 +73,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
         "{tool} is not installed (or does not run); `cargo xtask setup --for test` installs docker.io and podman"
     );
     setup::setup_for(Goal::Image, &setup::Args { no_system: true })?;
-    let triple = setup::musl_target()?;
+    let triple = setup::musl_triple();
     timed(
         &format!("build: static binaries ({triple}, release)"),
         || {
@@ -193,17 +193,6 @@ fn stage(built: &Path, context: &Path) -> anyhow::Result<()> {
 /// The commit the image is built from (`-dirty` if the tree has changes),
 /// or `unknown` outside a git checkout.
 fn revision() -> String {
-    let root = workspace_root();
-    let git = |args: &[&str]| {
-        Command::new("git")
-            .arg("-C")
-            .arg(&root)
-            .args(args)
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-    };
     match git(&["rev-parse", "HEAD"]) {
         Some(head) if git(&["status", "--porcelain"]).is_some_and(|s| !s.is_empty()) => {
             format!("{head}-dirty")

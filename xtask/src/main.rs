@@ -226,6 +226,20 @@ where
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// `git -C <workspace root> ARGS`: its trimmed stdout if it succeeds (None
+/// outside a git checkout).
+pub(crate) fn git(args: &[&str]) -> Option<String> {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(workspace_root())
+        .args(args)
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -73,7 +73,7 @@ pub(crate) fn setup_for(goal: Goal, args: &Args) -> anyhow::Result<()> {
             Step::NightlySrc => nightly_src(),
             Step::Lints => lints(),
             Step::BpfLinker => bpf_linker(),
-            Step::MuslTarget => musl_target().map(|_| ()),
+            Step::MuslTarget => musl_target(),
             Step::CargoFuzz => cargo_fuzz(),
             Step::CargoAudit => cargo_audit(),
             Step::DebSrc => crate::hook_bats::deb_src(),
@@ -159,10 +159,14 @@ fn lints() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The rustup target of the static binaries the image carries
-/// (`<arch>-unknown-linux-musl`); returns its name.
-pub(crate) fn musl_target() -> anyhow::Result<String> {
-    let target = format!("{}-unknown-linux-musl", env::consts::ARCH);
+/// The rustup target of the static binaries the image carries.
+pub(crate) fn musl_triple() -> String {
+    format!("{}-unknown-linux-musl", env::consts::ARCH)
+}
+
+/// Adds the [`musl_triple`] target unless rustup has it.
+fn musl_target() -> anyhow::Result<()> {
+    let target = musl_triple();
     let installed = output("rustup", ["target", "list", "--installed"])
         .context("cannot run `rustup target list`")?;
     if installed.lines().any(|l| l.trim() == target) {
@@ -170,7 +174,7 @@ pub(crate) fn musl_target() -> anyhow::Result<String> {
     } else {
         run_ok(Command::new("rustup").args(["target", "add", &target]))?;
     }
-    Ok(target)
+    Ok(())
 }
 
 /// cargo-fuzz, for `cargo xtask fuzz` (the fuzz targets in fuzz/ build with
@@ -181,7 +185,7 @@ fn cargo_fuzz() -> anyhow::Result<()> {
 
 /// cargo-audit, for the dependency audit of `cargo xtask test` and
 /// `cargo xtask audit`.
-pub(crate) fn cargo_audit() -> anyhow::Result<()> {
+fn cargo_audit() -> anyhow::Result<()> {
     cargo_tool("cargo-audit", "audit", "a few minutes")
 }
 
@@ -238,9 +242,12 @@ fn bpf_linker() -> anyhow::Result<()> {
     );
     // --force: a bpf-linker that exists but no longer loads was built
     // against an older nightly's LLVM.
+    // --debug: half the compiling of a release build on a fresh machine
+    // (its release profile also asks for full debug info); the linking is
+    // LLVM's, and the toolchain's libLLVM is optimised.
     run_ok(
         Command::new("cargo")
-            .args(["install", "--force", "bpf-linker"])
+            .args(["install", "--debug", "--force", "bpf-linker"])
             .env("LLVM_PREFIX", &prefix),
     )?;
     if !bpf_linker_works(&sysroot) {
@@ -435,22 +442,18 @@ fn mounts() -> anyhow::Result<()> {
 pub(crate) fn run_recorderctl(args: &RunArgs) -> anyhow::Result<()> {
     let start = Instant::now();
     setup_for(Goal::Run, &Args::default())?;
-    // recorderctl alone: neither the daemon, the hook nor xtask in release.
-    timed("build: recorderctl (release)", || {
-        run_ok(cargo().args([
-            "build",
-            "--release",
-            "--package",
-            "recorder",
-            "--bin",
-            "recorderctl",
-        ]))
+    // recorderctl alone, in the dev profile as `cargo run` builds: less
+    // than half the compiling of a release build on a fresh machine, and
+    // the recording itself is the kernel's (the eBPF object is always
+    // optimised). The tests (`cargo xtask test`) reuse what it built.
+    timed("build: recorderctl", || {
+        run_ok(cargo().args(["build", "--package", "recorder", "--bin", "recorderctl"]))
     })?;
     eprintln!(
         "--- setup and build: {:.1} s in all",
         start.elapsed().as_secs_f64()
     );
-    let bin = target_dir().join("release").join("recorderctl");
+    let bin = target_dir().join("debug").join("recorderctl");
     let mut cmd = if is_root() {
         Command::new(&bin)
     } else {

@@ -64,6 +64,71 @@ impl Daemon {
 /// The image the docker and containerd tests run: the busybox rootfs.
 pub(crate) const IMAGE: &str = "recorder-test/busybox";
 
+/// The docker tests' workload: `ls` (getdents64) and `chmod`.
+pub(crate) const WORKLOAD: &str =
+    "ls / >/dev/null && touch /tmp/f && chmod 600 /tmp/f && echo DONE";
+
+/// The syscalls that chmod: a profile without them must refuse WORKLOAD.
+pub(crate) const CHMODS: &[&str] = &["chmod", "fchmod", "fchmodat", "fchmodat2"];
+
+/// Asserts that a profile of WORKLOAD allows what it calls.
+pub(crate) fn assert_recorded(text: &str) {
+    let names = crate::common::allowed_names(text);
+    for n in ["getdents64", "chmod"] {
+        assert!(names.contains(n), "{n} missing from {names:?}");
+    }
+}
+
+/// `docker run --rm` of WORKLOAD on IMAGE as `name`; asserts that it ran,
+/// returns the container's id (written to `cidfile`).
+pub(crate) fn docker_workload(name: &str, cidfile: &Path) -> String {
+    let out = run_ok(&mut docker(&[
+        "run",
+        "--rm",
+        "--name",
+        name,
+        "--cidfile",
+        cidfile.to_str().unwrap(),
+        IMAGE,
+        "sh",
+        "-c",
+        WORKLOAD,
+    ]));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("DONE"));
+    fs::read_to_string(cidfile).unwrap().trim().to_owned()
+}
+
+/// Checks that docker enforces the profile `text` of WORKLOAD: the
+/// workload runs under it, and not under a copy without CHMODS (written
+/// in `dir`).
+pub(crate) fn assert_docker_enforces(text: &str, dir: &Path) {
+    let runs_under = |profile: &Path| {
+        let seccomp = format!("seccomp={}", profile.display());
+        ran_to(
+            &mut docker(&[
+                "run",
+                "--rm",
+                "--security-opt",
+                &seccomp,
+                IMAGE,
+                "sh",
+                "-c",
+                WORKLOAD,
+            ]),
+            "DONE",
+        )
+    };
+    let profile = dir.join("profile.json");
+    fs::write(&profile, text).unwrap();
+    assert!(
+        runs_under(&profile),
+        "the workload failed under its own profile"
+    );
+    let denied = dir.join("no-chmod.json");
+    crate::common::without(text, CHMODS, &denied);
+    assert!(!runs_under(&denied), "chmod ran under a profile without it");
+}
+
 fn docker_up() -> bool {
     Command::new("docker")
         .arg("info")
