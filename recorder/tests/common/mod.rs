@@ -126,6 +126,15 @@ pub(crate) fn busybox_rootfs() -> &'static Path {
 /// `podman run` with the options that work on this kind of host (runc,
 /// bounded ulimits, a private /tmp) on the busybox rootfs.
 pub(crate) fn podman_run(extra: &[&str], cmd: &[&str]) -> Command {
+    // Each container gets its own /tmp: the rootfs is shared by tests.
+    let mut options = vec!["--tmpfs", "/tmp"];
+    options.extend_from_slice(extra);
+    podman_on(busybox_rootfs(), &options, cmd)
+}
+
+/// `podman run` with the options that work on this kind of host (runc,
+/// bounded ulimits), `extra`, on root filesystem `root`.
+pub(crate) fn podman_on(root: &Path, extra: &[&str], cmd: &[&str]) -> Command {
     let mut c = Command::new("podman");
     c.args(["--runtime", "runc", "run", "--rm"])
         .args([
@@ -134,11 +143,9 @@ pub(crate) fn podman_run(extra: &[&str], cmd: &[&str]) -> Command {
             "--ulimit",
             "nproc=1024:1024",
         ])
-        // Each container gets its own /tmp: the rootfs is shared by tests.
-        .args(["--tmpfs", "/tmp"])
         .args(extra)
         .arg("--rootfs")
-        .arg(busybox_rootfs())
+        .arg(root)
         .args(cmd);
     c
 }

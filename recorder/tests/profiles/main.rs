@@ -135,19 +135,7 @@ fn record_container(dir: &Path, root: &Path, args: &[&str], format: &str) -> Str
 /// `podman run` as `common::podman_run` does it, on this test's own
 /// writable copy of the rootfs.
 fn podman(root: &Path, extra: &[&str], cmd: &[&str]) -> Command {
-    let mut c = Command::new("podman");
-    c.args(["--runtime", "runc", "run", "--rm"])
-        .args([
-            "--ulimit",
-            "nofile=1024:1024",
-            "--ulimit",
-            "nproc=1024:1024",
-        ])
-        .args(extra)
-        .arg("--rootfs")
-        .arg(root)
-        .args(cmd);
-    c
+    common::podman_on(root, extra, cmd)
 }
 
 fn nsjail() -> PathBuf {

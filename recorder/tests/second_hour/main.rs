@@ -68,21 +68,19 @@ fn host_rootfs(dir: &Path) -> PathBuf {
 /// `podman run` of `cmd` on `root` with the host's `/usr`, under the
 /// seccomp profile `profile`.
 fn host_podman(root: &Path, profile: &Path, cmd: &[&str]) -> Command {
-    let mut c = Command::new("podman");
-    c.args(["--runtime", "runc", "run", "--rm"])
-        .args([
-            "--ulimit",
-            "nofile=1024:1024",
-            "--ulimit",
-            "nproc=1024:1024",
-        ])
-        .args(["--tmpfs", "/tmp", "-v", "/usr:/usr:ro"])
-        .arg("--security-opt")
-        .arg(format!("seccomp={}", profile.display()))
-        .arg("--rootfs")
-        .arg(root)
-        .args(cmd);
-    c
+    let seccomp = format!("seccomp={}", profile.display());
+    common::podman_on(
+        root,
+        &[
+            "--tmpfs",
+            "/tmp",
+            "-v",
+            "/usr:/usr:ro",
+            "--security-opt",
+            &seccomp,
+        ],
+        cmd,
+    )
 }
 
 /// Asserts that `cmd` failed with EPERM: the profile denied what the
