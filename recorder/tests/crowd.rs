@@ -75,10 +75,9 @@ fn a_scrape_answers_while_an_unprivileged_user_holds_200_connections() {
     }
     _ = crowd.kill();
     _ = crowd.wait();
+    // How long each took is reported, not asserted (no timing assertions
+    // in tests): a starved server fails `scrape`'s read timeout instead.
     eprintln!("scrapes with 200 idle connections held by uid 65534: {took:?}");
-    for t in &took {
-        assert!(*t < Duration::from_secs(2), "a scrape took {t:?}");
-    }
     drop(d);
 }
 
@@ -116,7 +115,8 @@ fn a_taken_metrics_port_is_a_startup_error() {
     _ = std::fs::remove_dir_all(&pin_dir);
 }
 
-/// One raw request on the control socket: its reply line, within 2 s.
+/// One raw request on the control socket: its reply line, and how long
+/// it took (panics after 20 s without an answer).
 fn raw_status(socket: &Path) -> (String, Duration) {
     let t = Instant::now();
     let mut s = UnixStream::connect(socket).unwrap();
@@ -147,10 +147,9 @@ fn status_answers_with_2000_idle_control_connections_held() {
         let (line, _) = raw_status(&d.socket);
         assert!(line.contains("\"status\""), "{line}");
     }
+    // Reported, not asserted: a starved server fails `raw_status`'s read
+    // timeout instead.
     eprintln!("status with 2000 idle control connections held: {took:?}");
-    for t in &took {
-        assert!(*t < Duration::from_secs(2), "status took {t:?}");
-    }
     drop(idle);
 }
 
