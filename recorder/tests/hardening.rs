@@ -190,8 +190,10 @@ fn recorderctl_times_out_against_a_stopped_daemon() {
     let took = started.elapsed();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
+    // Not before the timeout; the upper bound only tells a client that
+    // never gives up (the daemon stays stopped) from one that does.
     assert!(
-        took >= Duration::from_secs(2) && took < Duration::from_secs(6),
+        took >= Duration::from_secs(2) && took < Duration::from_secs(60),
         "took {took:?}"
     );
     let lines: Vec<&str> = stderr.lines().collect();
