@@ -252,6 +252,27 @@ impl Drop for Dockerd {
     }
 }
 
+/// dockerd's managed containerd.
+pub(crate) const CONTAINERD: &str = "/var/run/docker/containerd/containerd.sock";
+
+/// `ctr` on dockerd's containerd, in namespace `ns`.
+pub(crate) fn ctr(ns: &str, args: &[&str]) -> Command {
+    let mut c = Command::new("ctr");
+    c.args(["-a", CONTAINERD, "-n", ns]).args(args);
+    c
+}
+
+/// Docker's image `image` imported into containerd namespace `ns`: its
+/// reference there.
+pub(crate) fn ctr_import(ns: &str, image: &str) -> String {
+    pipe(
+        Command::new("docker").args(["save", image]),
+        &mut ctr(ns, &["image", "import", "-"]),
+    );
+    let library = if image.contains('/') { "" } else { "library/" };
+    format!("docker.io/{library}{image}:latest")
+}
+
 /// `docker` with arguments.
 pub(crate) fn docker(args: &[&str]) -> Command {
     let mut c = Command::new("docker");
