@@ -6,9 +6,10 @@
 //! after the runtime's init: after its seccomp filter load
 //! (`FLAG_MARKER_SEEN`), or, when no filter was loaded first (docker's
 //! `seccomp=unconfined`, `ctr run` without `--seccomp`), at that exec
-//! itself: the runtime execs the workload last, so the exec ends the
-//! runtime-init phase here and what ran before it stays in the `init`
-//! bitmap, out of the profile. Only a set that is in the runtime-init
+//! itself when the runtime's init (runc or crun, by comm) made it: the
+//! runtime execs the workload last, so the exec ends the runtime-init phase
+//! here and what ran before it stays in the `init` bitmap, out of the
+//! profile. Only a set that is in the runtime-init
 //! phase, or left it at a filter load, takes part: a recording started in
 //! the workload phase (a running container, `recorderctl record`) has no
 //! runtime start-up to tell apart.
@@ -27,8 +28,8 @@ use aya_ebpf::{
     programs::RawTracePointContext,
 };
 use recorder_common::{
-    FLAG_INIT_ENDED_BY_EXEC, FLAG_MARKER_SEEN, FLAG_WORKLOAD_STARTED, PHASE_RUNTIME_INIT,
-    PHASE_WORKLOAD, SET_WORDS, SyscallSet, Workload,
+    FLAG_INIT_ENDED_BY_EXEC, FLAG_MARKER_SEEN, FLAG_RUNTIME_CRUN, FLAG_RUNTIME_RUNC,
+    FLAG_WORKLOAD_STARTED, PHASE_RUNTIME_INIT, PHASE_WORKLOAD, SET_WORDS, SyscallSet, Workload,
 };
 
 use crate::{
@@ -57,6 +58,13 @@ pub(crate) fn sched_process_exec(_ctx: RawTracePointContext) -> i32 {
         return 0;
     }
     if phase == PHASE_RUNTIME_INIT {
+        // Only the runtime's own init execs the workload (`sys_enter`
+        // notes its execve by its comm). runc 1.1 re-execs itself from a
+        // memfd (comm `exe`) and may already be in the cgroup then: that
+        // exec is still the runtime's start-up.
+        if flags & (FLAG_RUNTIME_RUNC | FLAG_RUNTIME_CRUN) == 0 {
+            return 0;
+        }
         end_init_at_exec(set);
     } else if flags & FLAG_MARKER_SEEN != 0 {
         // SAFETY: `set` is valid. The other writers of `flags` (the filter
