@@ -15,9 +15,9 @@ pub struct ImagesConfig {
     pub ready_quiet_runs: u64,
     /// ...and none for this many seconds. A run counts toward these only
     /// if its workload started (the kernel saw its exec after the
-    /// runtime's init) and did not exit non-zero (or die of a signal)
-    /// within `ready_min_run_secs` of that exec; a failed run adds
-    /// nothing to the image profile.
+    /// runtime's init) and did not exit non-zero (or die of a signal
+    /// other than TERM, INT, HUP, KILL) within `ready_min_run_secs` of
+    /// that exec; a failed run adds nothing to the image profile.
     pub ready_quiet_secs: u64,
     /// See `ready_quiet_secs`.
     pub ready_min_run_secs: u64,

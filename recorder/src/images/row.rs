@@ -106,7 +106,9 @@ impl Start {
 
     /// Why the run does not count toward `ready` (and adds nothing to the
     /// image profile): it never started, or it exited non-zero or died of
-    /// a signal within `min_run_secs` of its exec. `None`: it counts.
+    /// a signal within `min_run_secs` of its exec. `None`: it counts. The
+    /// signals a container is stopped with (`docker stop`, `kill`: TERM,
+    /// INT, HUP, KILL) are not failures.
     pub fn failure(&self, min_run_secs: u64) -> Option<String> {
         match *self {
             Self::Unknown | Self::Started { exit: None } => None,
@@ -120,6 +122,7 @@ impl Start {
                 let (code, signal) = ((status >> 8) & 0xff, status & 0x7f);
                 let how = match (signal, code) {
                     (0, 0) => return None,
+                    (1 | 2 | 9 | 15, _) => return None,
                     (0, code) => format!("exit {code}"),
                     (signal, _) => format!("signal {signal}"),
                 };
@@ -562,7 +565,8 @@ mod tests {
         );
         let start = |status, secs| Start::of(&[started], Some(&exited(status, secs)));
         assert_eq!(start(3 << 8, 0).failure(10).unwrap(), "exit 3 within 10 s");
-        assert_eq!(start(9, 2).failure(10).unwrap(), "signal 9 within 10 s");
+        assert_eq!(start(11, 2).failure(10).unwrap(), "signal 11 within 10 s");
+        assert_eq!(start(15, 2).failure(10), None, "stopped, not failed");
         assert_eq!(start(0, 0).failure(10), None, "exit 0 is no failure");
         assert_eq!(start(3 << 8, 10).failure(10), None, "ran long enough");
         assert_eq!(start(3 << 8, 0).failure(0), None, "0 counts every run");
