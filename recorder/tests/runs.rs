@@ -5,8 +5,9 @@
 //! another make it ready. Without a seccomp filter (docker's
 //! `seccomp=unconfined`, `ctr run` without `--seccomp`) the runtime's
 //! start-up (mount, pivot_root, sethostname, ...) stays out of the
-//! profile, which then enforces; a run whose command does not exist adds
-//! nothing to its image's profile.
+//! profile, which then enforces; a run whose command does not exist (or
+//! cannot be executed: podman's failed `runc create`) adds nothing to its
+//! image's profile.
 
 mod common;
 mod support;
@@ -251,6 +252,58 @@ fn without_a_filter_the_start_up_stays_out_and_a_missing_command_adds_nothing() 
         "{r}"
     );
     let after = daemon.ctl_ok(&["profile", "--image", &image_id]);
+    assert_eq!(
+        after, before,
+        "a run that never started changed the image profile"
+    );
+}
+
+/// `podman run` (runc) of `cmd` as `name`: its exit code, once recorderd
+/// wrote its profile.
+fn podman(daemon: &daemon::Daemon, dir: &Path, name: &str, cmd: &[&str]) -> Option<i32> {
+    let cidfile = dir.join(format!("cid-{name}"));
+    _ = fs::remove_file(&cidfile);
+    let out = run(&mut podman_run(
+        &["--name", name, "--cidfile", cidfile.to_str().unwrap()],
+        cmd,
+    ));
+    let id = fs::read_to_string(&cidfile).unwrap().trim().to_owned();
+    wait_for_file(&daemon.profile_path(&id));
+    out.status.code()
+}
+
+/// Issue 19's note: podman runs that failed in `runc create` recorded
+/// runc's set and grew the image profile (63 to 70 syscalls against 50).
+#[test]
+fn podman_runs_that_never_start_add_nothing() {
+    require_root();
+    let dir = scratch("h30r-podman");
+    let daemon = daemon("h30r-podman", &[]);
+    let rootfs = busybox_rootfs().display().to_string();
+    let mine = || {
+        images(&daemon)
+            .into_iter()
+            .find(|r| r["keyed_by"] == "rootfs" && r["image"] == rootfs.as_str())
+    };
+    assert_eq!(
+        podman(&daemon, &dir, "h30r-podman-good", &["sh", "-c", MKDIR]),
+        Some(0)
+    );
+    let good = wait_for("the rootfs row", 30, mine);
+    let before = daemon.ctl_ok(&["profile", "--image", &format!("(rootfs) {rootfs}")]);
+    for (i, cmd) in [&["/nonexistent"][..], &["/etc/passwd"][..]]
+        .into_iter()
+        .enumerate()
+    {
+        let code = podman(&daemon, &dir, &format!("h30r-podman-bad-{i}"), cmd);
+        assert!(matches!(code, Some(126 | 127)), "{cmd:?}: {code:?}");
+    }
+    let r = wait_for("the failed runs", 30, || {
+        mine().filter(|r| r["runs"].as_u64() >= Some(3))
+    });
+    assert_eq!(r["failed_runs"], 2, "{r}");
+    assert_eq!(r["syscalls"], good["syscalls"], "{r}");
+    let after = daemon.ctl_ok(&["profile", "--image", &format!("(rootfs) {rootfs}")]);
     assert_eq!(
         after, before,
         "a run that never started changed the image profile"
