@@ -223,10 +223,7 @@ fn without_a_filter_the_start_up_stays_out_and_a_missing_command_adds_nothing() 
         ),
         "the workload failed under the profile of its ctr run"
     );
-    _ = run(&mut ctr(&ns, &["image", "rm", &reference]));
-    if let Ok(h) = recorder::cgroup::Hierarchy::detect() {
-        _ = h.remove(&format!("/{ns}"), std::time::Duration::from_secs(1));
-    }
+    ctr_forget_namespace(&ns);
 
     // A command that does not exist: the run counts as failed and the
     // image profile stays as it was (docker, under its default filter and
