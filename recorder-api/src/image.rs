@@ -36,6 +36,11 @@ pub struct ImageInfo {
     #[serde(default)]
     pub label: String,
     pub runs: u64,
+    /// Of `runs`, those that failed (their workload never started, or
+    /// exited non-zero within `ready_min_run_secs`): they add nothing to
+    /// the profile and do not count toward `ready`.
+    #[serde(default)]
+    pub failed_runs: u64,
     /// The size of the union (distinct allowed names, over every ABI).
     pub syscalls: usize,
     pub first_seen: u64,

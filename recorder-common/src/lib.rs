@@ -61,6 +61,29 @@ pub const FLAG_MARKER_SEEN: u32 = 2;
 pub const FLAG_RUNTIME_RUNC: u32 = 4;
 /// The filter load was crun's init (C).
 pub const FLAG_RUNTIME_CRUN: u32 = 8;
+/// The container's workload started: a successful exec in the cgroup after
+/// the runtime's init (`sched_process_exec`). Its `Workload` is in the
+/// `WORKLOADS` map.
+pub const FLAG_WORKLOAD_STARTED: u32 = 1 << 8;
+/// The runtime's init ended at that exec, with no seccomp filter loaded
+/// first (also sets [`FLAG_MARKER_SEEN`]): what ran before it is left out.
+pub const FLAG_INIT_ENDED_BY_EXEC: u32 = 1 << 9;
+
+/// The value of the `WORKLOADS` map (cgroup id → the process whose exec
+/// started the container's workload): when it started and how it ended.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Workload {
+    /// Its process id (as the host sees it).
+    pub tgid: u32,
+    /// Its wait status (`task_struct.exit_code`: exit code << 8, or the
+    /// signal), once `exited_ns` is set.
+    pub exit_code: u32,
+    /// `bpf_ktime_get_ns()` at the exec.
+    pub started_ns: u64,
+    /// `bpf_ktime_get_ns()` when it exited; 0 while it runs.
+    pub exited_ns: u64,
+}
 
 impl SyscallSet {
     /// An empty set owned by `owner`, starting in `phase`.
@@ -171,6 +194,9 @@ mod user {
     unsafe impl aya::Pod for super::CgroupEvent {}
     // SAFETY: repr(C), a u64 and a SyscallSet (no padding, checked below).
     unsafe impl aya::Pod for super::CachedSet {}
+    // SAFETY: repr(C), integers only, no padding (4 + 4 + 8 + 8, checked
+    // below).
+    unsafe impl aya::Pod for super::Workload {}
 }
 
 #[cfg(test)]
@@ -189,6 +215,7 @@ mod tests {
             LEAF_PREFIX_MAX + LEAF_SUFFIX_MAX + 3 * 4 + 2 * 2
         );
         assert_eq!(size_of::<CachedSet>(), 8 + size_of::<SyscallSet>());
+        assert_eq!(size_of::<Workload>(), 4 + 4 + 8 + 8);
         assert!(cache_slot(u64::MAX) < CACHE_SLOTS);
     }
 

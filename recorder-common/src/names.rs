@@ -35,9 +35,12 @@ pub mod maps {
     pub const PATH_SCRATCH: &str = "PATH_SCRATCH";
     /// cgroup id → `ArgSet` (opt-in argument recording).
     pub const ARG_SETS: &str = "ARG_SETS";
+    /// cgroup id → `Workload`: the exec that started a container's
+    /// workload, and its exit.
+    pub const WORKLOADS: &str = "WORKLOADS";
 
     /// Every map of the object.
-    pub const ALL: [&str; 13] = [
+    pub const ALL: [&str; 14] = [
         SYSCALL_SETS,
         RECORDED_FILTER,
         SET_CACHE,
@@ -51,6 +54,7 @@ pub mod maps {
         LEAF_SCRATCH,
         PATH_SCRATCH,
         ARG_SETS,
+        WORKLOADS,
     ];
 }
 
@@ -69,15 +73,22 @@ pub mod programs {
     pub const CGROUP_MKDIR: &str = "cgroup_mkdir";
     /// Removal notices (tracepoint `cgroup:cgroup_rmdir`).
     pub const CGROUP_RMDIR: &str = "cgroup_rmdir";
+    /// Notes the exec that starts a container's workload (and ends the
+    /// runtime's init when no filter load did).
+    pub const SCHED_PROCESS_EXEC: &str = "sched_process_exec";
+    /// Notes how that workload's process exited.
+    pub const SCHED_PROCESS_EXIT: &str = "sched_process_exit";
 
     /// Every program of the object.
-    pub const ALL: [&str; 6] = [
+    pub const ALL: [&str; 8] = [
         SYS_ENTER,
         SYS_ENTER_FLOOR,
         CGROUP_ATTACH_TASK,
         SCHED_PROCESS_FORK,
         CGROUP_MKDIR,
         CGROUP_RMDIR,
+        SCHED_PROCESS_EXEC,
+        SCHED_PROCESS_EXIT,
     ];
 }
 
@@ -109,4 +120,7 @@ pub mod globals {
     pub const NR_ARG_CLONE: &str = "NR_ARG_CLONE";
     pub const NR_ARG_UNSHARE: &str = "NR_ARG_UNSHARE";
     pub const NR_ARG_PERSONALITY: &str = "NR_ARG_PERSONALITY";
+    /// Offset of `task_struct.exit_code` (u32); 0: exit codes are not
+    /// read.
+    pub const TASK_EXIT_CODE_OFFSET: &str = "TASK_EXIT_CODE_OFFSET";
 }

@@ -13,6 +13,10 @@
 //!   the generation of the last-caller entries. Attached with `sys_enter`.
 //! * `sys_enter_floor`: an empty program on the same hook, the reference floor
 //!   for `cargo xtask bench`. Never attached by the daemon.
+//! * `sched_process_exec` / `sched_process_exit` (raw tracepoints): the
+//!   exec that starts a container's workload (ending the runtime's init
+//!   when no seccomp filter load did), and how that process exits.
+//!   Attached with `sys_enter`.
 //! * `cgroup_mkdir` / `cgroup_rmdir` (tracepoints `cgroup:*`): auto mode.
 //!   A new cgroup2 directory whose name matches a container pattern, or that is
 //!   created from inside a recorded cgroup, is enrolled in the kernel before any
@@ -21,7 +25,8 @@
 //! Modules: `maps` (the maps, the globals user space sets at load time,
 //! and the filter and counter accessors), `caller` (the last-caller
 //! entries and the hooks that keep them honest), `sys_enter` (the recorder
-//! and the floor), `args` (argument recording), `cgroup` (auto mode) and
+//! and the floor), `args` (argument recording), `cgroup` (auto mode), `exec`
+//! (the workload's start and exit) and
 //! `arch`. Every map, program and global keeps its name (its identifier)
 //! and section: user space and the state it pinned rely on them (see
 //! `recorder_common::{maps, programs, globals}`).
@@ -37,6 +42,7 @@ mod arch;
 mod args;
 mod caller;
 mod cgroup;
+mod exec;
 mod maps;
 mod sys_enter;
 

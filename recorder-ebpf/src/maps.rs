@@ -11,7 +11,7 @@ use aya_ebpf::{
 };
 use recorder_common::{
     ArgSet, BPF_F_MMAPABLE, CACHE_SLOTS, CachedSet, FILTER_SLOTS, LEAF_MAX, LeafPattern,
-    MAX_LEAF_PATTERNS, PATH_BUF, SyscallSet, filter_slot, stat,
+    MAX_LEAF_PATTERNS, PATH_BUF, SyscallSet, Workload, filter_slot, stat,
 };
 
 /// cgroup id -> syscall set. Capacity is set by user space at load time.
@@ -71,6 +71,17 @@ pub(crate) static PATH_SCRATCH: PerCpuArray<[u8; PATH_BUF]> = PerCpuArray::with_
 /// arguments for; the kernel never creates entries here.
 #[map]
 pub(crate) static ARG_SETS: HashMap<u64, ArgSet> = HashMap::with_max_entries(1024, 0);
+
+/// cgroup id -> the process whose exec started the container's workload
+/// in it, and how it exited (`exec.rs`). User space removes an entry with
+/// the cgroup's set. Capacity is set by user space at load time.
+#[map]
+pub(crate) static WORKLOADS: HashMap<u64, Workload> = HashMap::with_max_entries(1024, 0);
+
+/// Offset of `task_struct.exit_code`, read from BTF by user space; 0: the
+/// exit status is not read.
+#[unsafe(no_mangle)]
+pub(crate) static TASK_EXIT_CODE_OFFSET: Global<u32> = Global::new(0);
 
 /// Native syscall numbers whose arguments are recorded, set by user space
 /// from its syscall table; -1 (the default) records none.

@@ -154,6 +154,15 @@ fn record(set: *mut SyscallSet, task: Option<*const u8>, id: i64, regs: *const u
                         (*set).flags |= FLAG_MARKER_SEEN | runtime;
                     }
                 }
+            } else if id == arch::NR_EXECVE || id == arch::NR_EXECVEAT {
+                // The runtime's init about to exec the workload with no
+                // filter loaded first: `exec.rs` ends the phase if the exec
+                // succeeds; which runtime it is counts for the profile.
+                let runtime = runtime_init_flag();
+                if runtime != 0 {
+                    // SAFETY: `set` is valid; as for the filter load above.
+                    unsafe { (*set).flags |= runtime };
+                }
             }
         } else {
             // SAFETY: as for `compat` above.

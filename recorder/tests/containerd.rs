@@ -7,22 +7,13 @@
 mod common;
 mod support;
 
-use std::{fs, net::TcpListener, path::Path, process::Command, time::Duration};
+use std::{fs, net::TcpListener, path::Path, time::Duration};
 
 use common::*;
 use support::*;
 
-/// dockerd's managed containerd.
-const CONTAINERD: &str = "/var/run/docker/containerd/containerd.sock";
-
 const WORKLOAD: &str = "mkdir /tmp/d && chmod 600 /tmp/d && echo DONE";
 const CHMODS: &[&str] = &["chmod", "fchmod", "fchmodat", "fchmodat2"];
-
-fn ctr(ns: &str, args: &[&str]) -> Command {
-    let mut c = Command::new("ctr");
-    c.args(["-a", CONTAINERD, "-n", ns]).args(args);
-    c
-}
 
 /// A containerd namespace of this test process alone; its cgroup (which
 /// containerd leaves behind) is removed when dropped.
@@ -58,11 +49,7 @@ fn namespace(what: &str) -> Ns {
 
 /// The busybox image (dockerd has it) imported into namespace `ns`.
 fn import(ns: &str) -> String {
-    pipe(
-        Command::new("docker").args(["save", IMAGE]),
-        &mut ctr(ns, &["image", "import", "-"]),
-    );
-    format!("docker.io/{IMAGE}:latest")
+    ctr_import(ns, IMAGE)
 }
 
 /// A ctr container, killed and deleted when dropped.

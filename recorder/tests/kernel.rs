@@ -1,11 +1,13 @@
 //! The loaded eBPF object through the library API, on the real kernel: the
-//! bookkeeping that keeps `sys_enter`'s per-CPU last-caller entries honest.
+//! bookkeeping that keeps `sys_enter`'s per-CPU last-caller entries honest,
+//! and the workload's exec and exit.
 
 mod common;
 
 use std::{
     fs,
     io::{BufRead as _, BufReader},
+    path::Path,
     process::{Command, Stdio},
     time::Duration,
 };
@@ -16,7 +18,10 @@ use recorder::{
     ebpf::{Kernel, LoadOptions},
     syscalls::numbers,
 };
-use recorder_common::PHASE_WORKLOAD;
+use recorder_common::{
+    FLAG_INIT_ENDED_BY_EXEC, FLAG_MARKER_SEEN, FLAG_WORKLOAD_STARTED, PHASE_RUNTIME_INIT,
+    PHASE_WORKLOAD,
+};
 
 /// Every fork and every cgroup migration on the host bumps the generation
 /// while the recorder is attached, and attaching bumps it once more for
@@ -152,4 +157,84 @@ fn a_running_task_is_recorded_from_the_syscall_after_its_cgroup_is() {
         numbers(&set.native).any(|n| n == nr),
         "getpriority, made after the cgroup was recorded, is missing"
     );
+}
+
+/// The workload's start and exit as the kernel sees them (issue 30): in a
+/// cgroup whose runtime-init phase no filter load ends, the first exec
+/// there by the runtime's init (a `runc…` comm) ends it (what ran before
+/// stays in `init`, the exec itself is kept) and starts the workload, whose
+/// exit status is kept. Another exec in that phase (runc 1.1 re-executing
+/// itself, comm `exe`) ends nothing. A cgroup recorded from the workload
+/// phase on has no start to tell apart.
+#[test]
+fn the_first_exec_ends_an_unfiltered_init_and_its_exit_status_is_kept() {
+    require_root();
+    let _serial = serial();
+    let mut kernel = Kernel::load(&LoadOptions::default()).unwrap();
+    kernel.attach().unwrap();
+    let h = Hierarchy::detect().unwrap();
+    // The shell as the runtime's init: its comm is the link's name.
+    let dir = std::env::temp_dir().join(format!("recorder-test-exec-{}", std::process::id()));
+    fs::create_dir_all(&dir).unwrap();
+    let runc = dir.join("runc-init");
+    _ = fs::remove_file(&runc);
+    std::os::unix::fs::symlink("/bin/sh", &runc).unwrap();
+    let mut seen = Vec::new();
+    for (i, (phase, shell)) in [
+        (PHASE_RUNTIME_INIT, runc.as_path()),
+        (PHASE_WORKLOAD, runc.as_path()),
+        (PHASE_RUNTIME_INIT, Path::new("/bin/sh")),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let rel = format!("/recorder-test-exec-{i}-{}", std::process::id());
+        let procs = h.create(&rel).unwrap().join("cgroup.procs");
+        let id = h.id(&rel).unwrap();
+        kernel.insert(id, id, phase).unwrap();
+        // The shell joins the cgroup (its syscalls stand for the runtime's
+        // set-up), changes directory (a builtin: no exec), then execs the
+        // workload.
+        let mut child = Command::new(shell)
+            .arg("-c")
+            .arg(r#"echo $$ > "$1" && cd / && exec sh -c 'exit 3'"#)
+            .arg("sh")
+            .arg(&procs)
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(3));
+        let workload = kernel.workload(id);
+        let set = kernel.remove(id).unwrap();
+        h.remove(&rel, Duration::from_secs(5)).unwrap();
+        seen.push((pid, set, workload));
+    }
+    _ = fs::remove_dir_all(&dir);
+    let has = |bitmap: &[u64; recorder_common::SET_WORDS], nr: i64| {
+        numbers(bitmap).any(|n| i64::from(n) == nr)
+    };
+
+    let (pid, set, workload) = &seen[0];
+    assert_eq!(set.phase, PHASE_WORKLOAD);
+    let flags = FLAG_MARKER_SEEN | FLAG_INIT_ENDED_BY_EXEC | FLAG_WORKLOAD_STARTED;
+    assert_eq!(set.flags & flags, flags, "{:#x}", set.flags);
+    assert!(has(&set.init, libc::SYS_chdir), "the set-up is in init");
+    assert!(!has(&set.native, libc::SYS_chdir), "the set-up is left out");
+    assert!(has(&set.native, libc::SYS_execve), "the exec is kept");
+    assert!(has(&set.native, libc::SYS_exit_group), "the workload's own");
+    let w = workload.expect("the workload's entry");
+    assert_eq!(w.tgid, *pid);
+    assert_eq!(w.exit_code, 3 << 8, "{w:?}");
+    assert!(w.exited_ns >= w.started_ns && w.started_ns > 0, "{w:?}");
+
+    let (_, set, workload) = &seen[1];
+    assert_eq!(set.flags & flags, 0, "{:#x}", set.flags);
+    assert!(workload.is_none(), "{workload:?}");
+    assert!(has(&set.native, libc::SYS_chdir));
+
+    let (_, set, workload) = &seen[2];
+    assert_eq!(set.phase, PHASE_RUNTIME_INIT, "not the runtime's exec");
+    assert_eq!(set.flags & flags, 0, "{:#x}", set.flags);
+    assert!(workload.is_none(), "{workload:?}");
 }

@@ -19,6 +19,10 @@ use std::{
 use common::{daemon::Daemon, require_root, run};
 use recorder::cgroup::Hierarchy;
 
+/// The links recorderd pins: sys_enter, its two generation hooks, the two
+/// workload hooks (sched_process_exec/exit), cgroup_mkdir and cgroup_rmdir.
+const LINKS: usize = 7;
+
 /// The ids of the links pinned in `pin_dir` (`link_*`).
 fn pinned_link_ids(pin_dir: &Path) -> Vec<u64> {
     let mut ids = Vec::new();
@@ -60,8 +64,7 @@ fn sigterm_detaches_and_unpins() {
     d.ctl_ok(&["start", "--cgroup", &rel]);
     let key = format!("cgroup-{}", h.id(&rel).unwrap());
     let ids = pinned_link_ids(&d.pin_dir);
-    // sys_enter, its two generation hooks, cgroup_mkdir and cgroup_rmdir.
-    assert_eq!(ids.len(), 5, "{ids:?}\n{}", d.log_text());
+    assert_eq!(ids.len(), LINKS, "{ids:?}\n{}", d.log_text());
     assert!(ids.iter().all(|&id| link_exists(id)));
 
     let status = d.signal(libc::SIGTERM).expect("recorderd exit status");
@@ -103,7 +106,7 @@ fn keep_attached_keeps_recording_across_a_restart() {
     d.ctl_ok(&["start", "--cgroup", &rel]);
     let key = format!("cgroup-{}", h.id(&rel).unwrap());
     let ids = pinned_link_ids(&d.pin_dir);
-    assert_eq!(ids.len(), 5, "{ids:?}\n{}", d.log_text());
+    assert_eq!(ids.len(), LINKS, "{ids:?}\n{}", d.log_text());
 
     let status = d.signal(libc::SIGTERM).expect("recorderd exit status");
     assert!(
@@ -254,7 +257,7 @@ fn under_systemd_the_fd_store_keeps_recording_across_a_restart() {
     let mut child = start_under_fake_systemd(&d, &notify, &sock, &[]);
     let _reap = Reap(child.id());
     let ids = pinned_link_ids(&d.pin_dir);
-    assert_eq!(ids.len(), 5, "{ids:?}");
+    assert_eq!(ids.len(), LINKS, "{ids:?}");
     // SAFETY: kill(2) on our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let mut stored = Vec::new();
@@ -290,7 +293,7 @@ fn under_systemd_the_fd_store_keeps_recording_across_a_restart() {
     // A start attaches anew and replaces the links it resumed (as after
     // kill -9): these are the ones the store must now hold.
     let ids = pinned_link_ids(&d.pin_dir);
-    assert_eq!(ids.len(), 5, "{ids:?}\n{log}");
+    assert_eq!(ids.len(), LINKS, "{ids:?}\n{log}");
     // SAFETY: kill(2) on our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let mut restored = Vec::new();

@@ -38,7 +38,7 @@ pub use carry::{CARRIED_COMMENT, ENOSYS, NEWER_COMMENT, Policy};
 pub use error::{ProfileError, write};
 pub use fallback::{FALLBACK_COMMENT, FALLBACKS};
 pub use model::{ArchMap, ArgRule, Filter, Profile, SyscallRule};
-pub use recorded::{Recorded, runc_floor};
+pub use recorded::{RUNC_AFTER_FILTER, Recorded, runc_floor};
 pub use seccomp::{
     ACT_ALLOW, ACT_ERRNO, ACT_KILL, ACT_KILL_PROCESS, ACT_KILL_THREAD, ACT_LOG, ACT_NOTIFY,
     ACT_TRACE, ACT_TRAP, ACTIONS, DefaultAction, EPERM, FILTER_ARCHES, OPS, SCMP_ARCHES,

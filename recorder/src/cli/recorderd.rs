@@ -118,6 +118,10 @@ pub struct Cli {
     /// ...nor in the last SECONDS.
     #[arg(long, value_name = "SECONDS", help = with_default("...nor in the last SECONDS", defaults().images.ready_quiet_secs))]
     pub ready_quiet_secs: Option<u64>,
+    /// A run counts toward ready only if its workload started and did not
+    /// exit non-zero within SECONDS.
+    #[arg(long, value_name = "SECONDS", help = with_default("A run counts toward ready only if its workload started and did not exit non-zero within SECONDS", defaults().images.ready_min_run_secs))]
+    pub ready_min_run_secs: Option<u64>,
     /// Per-container profile files kept per image (0: all).
     #[arg(long, value_name = "N", help = with_default("Per-container profile files kept per image (0: all)", defaults().images.keep_per_image))]
     pub keep_per_image: Option<usize>,
@@ -201,6 +205,9 @@ impl Cli {
         }
         if let Some(v) = self.ready_quiet_secs {
             images.ready_quiet_secs = v;
+        }
+        if let Some(v) = self.ready_min_run_secs {
+            images.ready_min_run_secs = v;
         }
         if let Some(v) = self.keep_per_image {
             images.keep_per_image = v;

@@ -50,6 +50,25 @@ pub struct Images {
     pub(super) broken: Option<String>,
 }
 
+/// How the union of `row` grew, from container `who` (escaped): by which
+/// syscalls, or with its first run.
+fn grew_by(row: &ImageRow, who: &str) -> String {
+    let new = &row.last_new_syscalls;
+    if new.is_empty() {
+        format!(
+            "to {} syscalls with its first run, container {who}",
+            images::syscalls(&row.profile)
+        )
+    } else {
+        format!(
+            "by {} syscall{} from container {who}: {}",
+            new.len(),
+            if new.len() == 1 { "" } else { "s" },
+            new.join(", ")
+        )
+    }
+}
+
 fn series(rows: &[ImageRow], config: &Config, now: u64) -> Vec<ImageSeries> {
     rows.iter()
         .map(|r| ImageSeries {
@@ -145,7 +164,13 @@ impl Images {
     /// once per file (`recorder_errors_total{reason="profile_write"}`),
     /// logged at attempts 1, 2, 4, 8... and is the last error until no
     /// file is pending.
-    fn file_written(&mut self, label: &str, file: &Result<PathBuf, ImagesError>, grew: bool) {
+    /// `grew`: how the union grew (by what, from which container).
+    fn file_written(
+        &mut self,
+        label: &str,
+        file: &Result<PathBuf, ImagesError>,
+        grew: Option<String>,
+    ) {
         let shown = label.escape_debug();
         match file {
             Ok(p) => {
@@ -158,8 +183,8 @@ impl Images {
                     if self.failing.is_empty() && self.broken.is_none() {
                         self.last_error = None;
                     }
-                } else if grew {
-                    log::info!("image profile of {shown} grew: {}", p.display());
+                } else if let Some(grew) = grew {
+                    log::info!("image profile of {shown} grew {grew}: {}", p.display());
                 } else {
                     log::info!("image profile of {shown} changed: {}", p.display());
                 }
@@ -189,6 +214,7 @@ impl Images {
 
     /// Indexes a written profile and feeds its image ([`ImageBook::add`]).
     pub async fn written(&mut self, config: &Config, w: Written) {
+        let container = w.entry.key();
         let (dir, rule) = (config.profiles_dir.clone(), config.images.clone());
         let done = self
             .call(config, move |book| {
@@ -204,8 +230,16 @@ impl Images {
         let Some(row) = added.row else {
             return;
         };
+        let who = container.escape_debug();
+        if let Some(why) = &added.failed {
+            log::info!(
+                "{who}: its run failed ({why}): left out of the image profile of {}",
+                row.label().escape_debug()
+            );
+        }
         if let Some(file) = &added.file {
-            self.file_written(row.label(), file, added.grew);
+            let grew = added.grew.then(|| grew_by(&row, &who.to_string()));
+            self.file_written(row.label(), file, grew);
         }
         let s = series(std::slice::from_ref(&row), config, now_secs());
         self.series
@@ -233,7 +267,7 @@ impl Images {
                 Ok(rewritten) => {
                     self.pending_checked = true;
                     for Rewritten { label, file } in rewritten {
-                        self.file_written(&label, &file, false);
+                        self.file_written(&label, &file, None);
                     }
                 }
                 Err(e) => log::error!("profile index: {}", chain(&e)),

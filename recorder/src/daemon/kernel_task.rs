@@ -4,7 +4,7 @@
 
 use std::{collections::VecDeque, path::PathBuf};
 
-use recorder_common::{CgroupEvent, LeafPattern, SyscallSet};
+use recorder_common::{CgroupEvent, LeafPattern, SyscallSet, Workload};
 use tokio::{
     io::unix::AsyncFd,
     sync::{mpsc, oneshot},
@@ -36,6 +36,11 @@ pub enum KernelCmd {
     Leaf {
         id: u64,
         reply: oneshot::Sender<Option<String>>,
+    },
+    /// The exec that started the workload in cgroup `id`, and its exit.
+    Workload {
+        id: u64,
+        reply: oneshot::Sender<Option<Workload>>,
     },
     /// Map and attach state.
     Info { reply: oneshot::Sender<KernelInfo> },
@@ -122,6 +127,9 @@ impl KernelTask {
             }
             KernelCmd::Leaf { id, reply } => {
                 _ = reply.send(self.kernel.leaf(id));
+            }
+            KernelCmd::Workload { id, reply } => {
+                _ = reply.send(self.kernel.workload(id));
             }
             KernelCmd::Info { reply } => {
                 _ = reply.send(self.kernel.info());
@@ -253,6 +261,10 @@ impl KernelHandle {
 
     pub async fn leaf(&self, id: u64) -> Result<Option<String>, DaemonError> {
         self.ask(|reply| KernelCmd::Leaf { id, reply }).await
+    }
+
+    pub async fn workload(&self, id: u64) -> Result<Option<Workload>, DaemonError> {
+        self.ask(|reply| KernelCmd::Workload { id, reply }).await
     }
 
     pub async fn info(&self) -> Result<KernelInfo, DaemonError> {

@@ -291,10 +291,14 @@ impl Manager {
                 {
                     self.last_error = None;
                 }
+                // A lost answer counts the run as one whose start was
+                // not watched (as before the kernel told).
+                let workload = self.kernel.workload(owner).await.ok().flatten();
                 let written = crate::images::Written {
                     entry: r.entry(path.clone(), now_secs()),
                     profile: written_profile,
                     feeds_image: self.feeds_image(&r),
+                    start: crate::images::Start::of(sets, workload.as_ref()),
                 };
                 self.images.written(&self.config, written).await;
                 self.counters

@@ -13,7 +13,7 @@ use aya::{
     },
 };
 use recorder_common::{
-    ArgSet, LEAF_MAX, LeafPattern, MAX_LEAF_PATTERNS, SyscallSet,
+    ArgSet, LEAF_MAX, LeafPattern, MAX_LEAF_PATTERNS, SyscallSet, Workload,
     globals::{AUTO_ENROL, TP_ID_OFF, TP_LEVEL_OFF, TP_PATH_OFF, TP_ROOT_OFF},
     maps, programs, stat,
 };
@@ -38,11 +38,15 @@ const CALLER_GEN_BUMP: &str = programs::SCHED_PROCESS_FORK;
 /// bumps the generation (see recorder-ebpf). Attached before `sys_enter`
 /// and detached after it.
 const CALLER_HOOKS: [&str; 2] = [programs::CGROUP_ATTACH_TASK, CALLER_GEN_BUMP];
+/// Programs that note a container's workload starting and exiting
+/// (`WORKLOADS`), and end the runtime's init at its exec when no filter
+/// load did: attached and detached with `sys_enter`.
+const WORKLOAD_HOOKS: [&str; 2] = [programs::SCHED_PROCESS_EXEC, programs::SCHED_PROCESS_EXIT];
 /// Maps that outlive the daemon when a pin directory is given. Never
 /// `maps::CALLER_GEN`: aya would zero a pinned data section on reuse, and a
 /// generation must never go back. A recorder an earlier run left attached
 /// keeps its own generation until `attach` replaces it.
-const PINNED_MAPS: [&str; 7] = [
+const PINNED_MAPS: [&str; 8] = [
     maps::SYSCALL_SETS,
     maps::RECORDED_FILTER,
     maps::SET_CACHE,
@@ -50,6 +54,7 @@ const PINNED_MAPS: [&str; 7] = [
     maps::EVENTS,
     maps::STATS,
     maps::LEAF_PATTERNS,
+    maps::WORKLOADS,
 ];
 
 /// An attached program's link: owned by this process, or pinned in bpffs.
@@ -65,10 +70,13 @@ pub struct Kernel {
     filter: Filter,
     cache: Cache,
     leaves: HashMap<MapData, u64, [u8; LEAF_MAX]>,
+    /// cgroup id → the exec that started its workload, and its exit.
+    workloads: HashMap<MapData, u64, Workload>,
     capacity: u32,
     pin_dir: Option<PathBuf>,
     sys_enter: Option<Link>,
-    /// Links of [`CALLER_HOOKS`], attached while `sys_enter` is.
+    /// Links of [`CALLER_HOOKS`] and [`WORKLOAD_HOOKS`], attached while
+    /// `sys_enter` is.
     caller_links: Vec<Link>,
     /// The last-caller generation (one word).
     caller_gen: Array<MapData, u64>,
@@ -97,6 +105,7 @@ impl Kernel {
             .override_global(AUTO_ENROL, &auto, true)
             .map_max_entries(maps::SYSCALL_SETS, opts.capacity)
             .map_max_entries(maps::CGROUP_LEAF, opts.capacity)
+            .map_max_entries(maps::WORKLOADS, opts.capacity)
             .map_max_entries(maps::ARG_SETS, opts.capacity);
         let numbers = arg_syscall_numbers();
         if opts.args {
@@ -150,6 +159,7 @@ impl Kernel {
             }
         }
         let leaves = take_map(&mut ebpf, maps::CGROUP_LEAF)?;
+        let workloads = take_map(&mut ebpf, maps::WORKLOADS)?;
         // A map pinned by an earlier run keeps its size.
         let capacity = aya::maps::IterableMap::map(&sets)
             .info()
@@ -161,6 +171,7 @@ impl Kernel {
             filter,
             cache,
             leaves,
+            workloads,
             capacity,
             pin_dir: opts.pin_dir.clone(),
             sys_enter: None,
@@ -305,7 +316,8 @@ impl Kernel {
     }
 
     /// Loads and attaches the recorder to raw_syscalls:sys_enter, with the
-    /// hooks its per-CPU last-caller entries rely on.
+    /// hooks its per-CPU last-caller entries rely on and the workload
+    /// hooks.
     pub fn attach(&mut self) -> Result<(), KernelError> {
         if self.sys_enter.is_some() {
             return Ok(());
@@ -313,8 +325,8 @@ impl Kernel {
         // The hooks first: from here on every fork and migration bumps the
         // generation. Then one bump for whatever happened while they were
         // detached (entries left by an earlier attachment).
-        let mut hooks = Vec::with_capacity(CALLER_HOOKS.len());
-        for name in CALLER_HOOKS {
+        let mut hooks = Vec::with_capacity(CALLER_HOOKS.len() + WORKLOAD_HOOKS.len());
+        for name in CALLER_HOOKS.into_iter().chain(WORKLOAD_HOOKS) {
             hooks.push((name, self.attach_raw_tp(name)?));
         }
         // (On an error, dropping `hooks` detaches them.)
@@ -449,12 +461,19 @@ impl Kernel {
         if self.sets.remove(&id).is_ok() {
             self.filter.sub(id);
         }
-        // Not every cgroup has a leaf entry.
+        // Not every cgroup has a leaf entry, nor a workload.
         _ = self.leaves.remove(&id);
+        _ = self.workloads.remove(&id);
         if let (Some(set), Some(cached)) = (&mut set, &cached) {
             merge(set, cached);
         }
         set
+    }
+
+    /// The exec that started the workload in cgroup `id`, and its exit,
+    /// if the kernel saw one (see `recorder_common::FLAG_WORKLOAD_STARTED`).
+    pub fn workload(&self, id: u64) -> Option<Workload> {
+        self.workloads.get(&id, 0).ok()
     }
 
     /// Frees the cache slots released long enough ago, for other cgroups

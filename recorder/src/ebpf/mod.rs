@@ -87,7 +87,7 @@ mod tests {
             .iter()
             .map(|(name, value)| (*name, (value.as_slice(), true)))
             .collect();
-        assert_eq!(patch.len(), 14, "a global named twice");
+        assert_eq!(patch.len(), 15, "a global named twice");
         object().patch_map_data(patch).unwrap();
     }
 }

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use super::{
     ImageRow, ImagesConfig, ImagesError, files,
     keys::{self, ImageKey},
-    row,
+    row::{self, Start},
     store::Rows,
 };
 use crate::{
@@ -28,6 +28,9 @@ pub struct Written {
     pub profile: Profile,
     /// Whether it feeds the image profile of its container's image.
     pub feeds_image: bool,
+    /// How its workload started and ended: a failed run is counted in the
+    /// row and its profile left out.
+    pub start: Start,
 }
 
 /// What indexing a written profile changed.
@@ -39,6 +42,9 @@ pub struct Added {
     pub taken_over: Vec<String>,
     /// Whether the row's union grew.
     pub grew: bool,
+    /// Why the run failed, when it did ([`Start::failure`]): counted in
+    /// the row, its profile left out.
+    pub failed: Option<String>,
     /// When the row's profile changed (or its file was pending): its file,
     /// or why that could not be written (the row is stored all the same,
     /// its file pending: see [`ImageBook::write_pending`]).
@@ -93,26 +99,32 @@ impl ImageBook {
             mut entry,
             profile,
             feeds_image,
+            start,
         } = written;
         let key = keys::of_entry(&entry);
         entry.image_key = key.as_ref().map(|k| k.key.clone());
         let image_key = entry.image_key.clone();
         self.index.add(entry)?;
         let added = match key.filter(|_| feeds_image) {
-            Some(key) => self.feed(&key, &profile, profiles_dir, now)?,
+            Some(key) => {
+                let failed = start.failure(rule.ready_min_run_secs);
+                self.feed(&key, &profile, failed, profiles_dir, now)?
+            }
             None => Added::default(),
         };
         self.retain(image_key.as_deref(), rule.keep_per_image, 0)?;
         Ok(added)
     }
 
-    /// Adds one run's profile to the row of `key`; writes the row's file
-    /// whenever its profile changed (not only when the union grew: a new
-    /// errno answer counts too), or when it was pending.
+    /// Adds one run's profile to the row of `key` (a failed run, `failed`
+    /// saying why, only counts); writes the row's file whenever its profile
+    /// changed (not only when the union grew: a new errno answer counts
+    /// too), or when it was pending.
     fn feed(
         &self,
         key: &ImageKey,
         run: &Profile,
+        failed: Option<String>,
         profiles_dir: &Path,
         now: u64,
     ) -> Result<Added, ImagesError> {
@@ -121,7 +133,13 @@ impl ImageBook {
             None => self.new_row(key, profiles_dir, now)?,
         };
         let before = row.profile.clone();
-        let grew = row.add_run(key.reference.as_deref(), run, now);
+        let grew = match &failed {
+            Some(why) => {
+                row.add_failed(key.reference.as_deref(), why, now);
+                false
+            }
+            None => row.add_run(key.reference.as_deref(), run, now),
+        };
         let file = (grew || row.profile != before || row.file_pending)
             .then(|| files::write(profiles_dir, &row));
         if let Some(written) = &file {
@@ -135,6 +153,7 @@ impl ImageBook {
             taken_over: taken_over.iter().map(|r| r.label().to_owned()).collect(),
             row: Some(row),
             grew,
+            failed,
             file,
         })
     }
@@ -281,6 +300,7 @@ mod tests {
             entry: serde_json::from_value(entry).unwrap(),
             profile: Profile::default(),
             feeds_image: true,
+            start: Start::Unknown,
         }
     }
 

@@ -13,8 +13,14 @@ pub struct ImagesConfig {
     pub ready_min_runs: u64,
     /// ...and no new syscall in the last this many runs...
     pub ready_quiet_runs: u64,
-    /// ...and none for this many seconds.
+    /// ...and none for this many seconds. A run counts toward these only
+    /// if its workload started (the kernel saw its exec after the
+    /// runtime's init) and did not exit non-zero (or die of a signal
+    /// other than TERM, INT, HUP, KILL) within `ready_min_run_secs` of
+    /// that exec; a failed run adds nothing to the image profile.
     pub ready_quiet_secs: u64,
+    /// See `ready_quiet_secs`.
+    pub ready_min_run_secs: u64,
     /// Per-container profile files kept per image (the oldest go first);
     /// 0 keeps them all.
     pub keep_per_image: usize,
@@ -32,6 +38,7 @@ impl Default for ImagesConfig {
             ready_min_runs: 5,
             ready_quiet_runs: 3,
             ready_quiet_secs: 86_400,
+            ready_min_run_secs: 10,
             keep_per_image: 20,
             keep_days: 30,
             skip_chosen_profile: true,

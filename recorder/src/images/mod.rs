@@ -22,4 +22,4 @@ pub use error::ImagesError;
 pub use keys::{
     ImageKey, KeyedBy, file_name, file_stem, is_id_prefix, key, normalise, short_id, shown, unmark,
 };
-pub use row::{ImageInfo, ImageRow, find, syscalls};
+pub use row::{ImageInfo, ImageRow, Start, find, syscalls};

@@ -1,10 +1,14 @@
 //! An image's row: the merged profile of every run that fed it, the
 //! references seen, its label, runs and the times the `ready` rule needs;
 //! what `recorderctl images` shows of it ([`ImageInfo`]); [`find`] for
-//! `profile --image`. Stored as its JSON in the index (`store.rs`).
+//! `profile --image`; whether a run counts ([`Start`]). Stored as its JSON
+//! in the index (`store.rs`).
 
 use std::collections::BTreeSet;
 
+use recorder_common::{
+    FLAG_MARKER_SEEN, FLAG_WORKLOAD_STARTED, PHASE_RUNTIME_INIT, SyscallSet, Workload,
+};
 use serde::{Deserialize, Serialize};
 
 use super::{
@@ -34,8 +38,15 @@ pub struct ImageRow {
     /// row is made; empty in older rows (the key).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub label: String,
-    /// Containers recorded into it.
+    /// Containers recorded into it, failed runs included.
     pub runs: u64,
+    /// Of `runs`, those that failed ([`Start::failure`]): they add nothing
+    /// to the profile and do not count toward `ready`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub failed_runs: u64,
+    /// Why the last failed run failed (`exit 3 within 10 s`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub last_failure: String,
     /// Seconds since the epoch.
     pub first_seen: u64,
     pub last_seen: u64,
@@ -54,6 +65,72 @@ pub struct ImageRow {
 }
 
 pub use recorder_api::image::ImageInfo;
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// How a recorded run's workload started and ended, from the kernel's
+/// sets and `WORKLOADS` entry (recorder-ebpf's `exec.rs`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Start {
+    /// Its start was not watched (a recording of a running container, or
+    /// one a recorder without the exec hook began): counted as before.
+    #[default]
+    Unknown,
+    /// Watched from the runtime's start, and no exec of its own came: the
+    /// runtime failed, or the exec did (e.g. a command that does not exist).
+    NotStarted,
+    /// Its exec was seen; `exit` is its wait status and how long it ran,
+    /// in nanoseconds, when the kernel saw it exit.
+    Started { exit: Option<(u32, u64)> },
+}
+
+impl Start {
+    /// What the sets of a recording and the workload of its cgroup tell.
+    pub fn of(sets: &[SyscallSet], workload: Option<&Workload>) -> Self {
+        if sets.iter().any(|s| s.flags & FLAG_WORKLOAD_STARTED != 0) {
+            let exit = workload
+                .filter(|w| w.exited_ns != 0)
+                .map(|w| (w.exit_code, w.exited_ns.saturating_sub(w.started_ns)));
+            Self::Started { exit }
+        } else if sets
+            .iter()
+            .any(|s| s.phase == PHASE_RUNTIME_INIT || s.flags & FLAG_MARKER_SEEN != 0)
+        {
+            Self::NotStarted
+        } else {
+            Self::Unknown
+        }
+    }
+
+    /// Why the run does not count toward `ready` (and adds nothing to the
+    /// image profile): it never started, or it exited non-zero or died of
+    /// a signal within `min_run_secs` of its exec. `None`: it counts. The
+    /// signals a container is stopped with (`docker stop`, `kill`: TERM,
+    /// INT, HUP, KILL) are not failures.
+    pub fn failure(&self, min_run_secs: u64) -> Option<String> {
+        match *self {
+            Self::Unknown | Self::Started { exit: None } => None,
+            Self::NotStarted => Some("never started".to_owned()),
+            Self::Started {
+                exit: Some((status, ran_ns)),
+            } => {
+                if ran_ns >= min_run_secs.saturating_mul(1_000_000_000) {
+                    return None;
+                }
+                let (code, signal) = ((status >> 8) & 0xff, status & 0x7f);
+                let how = match (signal, code) {
+                    (0, 0) => return None,
+                    (1 | 2 | 9 | 15, _) => return None,
+                    (0, code) => format!("exit {code}"),
+                    (signal, _) => format!("signal {signal}"),
+                };
+                Some(format!("{how} within {min_run_secs} s"))
+            }
+        }
+    }
+}
 
 /// A duration as `95s`, `12m`, `24h` or `3d` (a unit is used from twice
 /// its size on, so that rounding down stays within half).
@@ -117,6 +194,8 @@ impl ImageRow {
             references: Vec::new(),
             label: label_of(k),
             runs: 0,
+            failed_runs: 0,
+            last_failure: String::new(),
             first_seen: now,
             last_seen: now,
             last_new: now,
@@ -158,6 +237,10 @@ impl ImageRow {
             self.runs_since_last_new = self.runs_since_last_new.min(old.runs_since_last_new);
         }
         self.runs += old.runs;
+        self.failed_runs += old.failed_runs;
+        if self.last_failure.is_empty() {
+            self.last_failure = old.last_failure;
+        }
         self.first_seen = self.first_seen.min(old.first_seen);
         self.last_seen = self.last_seen.max(old.last_seen);
         self.last_new = self.last_new.max(old.last_new);
@@ -184,17 +267,36 @@ impl ImageRow {
         file_name(self.label())
     }
 
-    /// Adds one run's profile, of a container started as `reference`;
-    /// returns whether the union grew (the first run always does).
-    pub fn add_run(&mut self, reference: Option<&str>, run: &Profile, now: u64) -> bool {
+    /// Runs that count toward `ready`: those that did not fail.
+    pub fn good_runs(&self) -> u64 {
+        self.runs.saturating_sub(self.failed_runs)
+    }
+
+    fn seen_as(&mut self, reference: Option<&str>) {
         if let Some(r) = reference {
             self.references.retain(|x| x != r);
             self.references.push(r.to_owned());
             self.image = r.to_owned();
         }
+    }
+
+    /// Counts a failed run (`why`: [`Start::failure`]) of a container
+    /// started as `reference`: its profile is left out.
+    pub fn add_failed(&mut self, reference: Option<&str>, why: &str, now: u64) {
+        self.seen_as(reference);
+        self.runs += 1;
+        self.failed_runs += 1;
+        self.last_failure = why.to_owned();
+        self.last_seen = now;
+    }
+
+    /// Adds one run's profile, of a container started as `reference`;
+    /// returns whether the union grew (the first run always does).
+    pub fn add_run(&mut self, reference: Option<&str>, run: &Profile, now: u64) -> bool {
+        self.seen_as(reference);
         let names_before = allowed_names(&self.profile);
         // A recovered row's profile counts as what it had before.
-        let grew = if self.runs == 0 && self.profile == Profile::default() {
+        let grew = if self.good_runs() == 0 && self.profile == Profile::default() {
             self.profile = run.clone();
             true
         } else {
@@ -205,7 +307,7 @@ impl ImageRow {
             allowed(&self.profile) != before
         };
         if grew {
-            let runs = self.runs;
+            let runs = self.good_runs();
             let after = allowed_names(&self.profile);
             self.last_new_syscalls = after
                 .difference(&names_before)
@@ -224,11 +326,11 @@ impl ImageRow {
         grew
     }
 
-    /// The `ready` rule: at least `ready_min_runs` runs, and no new
-    /// syscall in the last `ready_quiet_runs` runs nor for
-    /// `ready_quiet_secs` seconds.
+    /// The `ready` rule: at least `ready_min_runs` runs that did not fail
+    /// ([`Start::failure`]), and no new syscall in the last
+    /// `ready_quiet_runs` of them nor for `ready_quiet_secs` seconds.
     pub fn ready(&self, rule: &ImagesConfig, now: u64) -> bool {
-        self.runs >= rule.ready_min_runs
+        self.good_runs() >= rule.ready_min_runs
             && self.runs_since_last_new >= rule.ready_quiet_runs
             && now.saturating_sub(self.last_new) >= rule.ready_quiet_secs
     }
@@ -236,8 +338,14 @@ impl ImageRow {
     /// What the ready rule still waits for (empty: ready).
     pub fn not_ready(&self, rule: &ImagesConfig, now: u64) -> Vec<String> {
         let mut why = Vec::new();
-        if self.runs < rule.ready_min_runs {
-            why.push(format!("{}/{} runs", self.runs, rule.ready_min_runs));
+        if self.failed_runs > 0 && !self.ready(rule, now) {
+            why.push(format!(
+                "{} of {} runs failed ({})",
+                self.failed_runs, self.runs, self.last_failure
+            ));
+        }
+        if self.good_runs() < rule.ready_min_runs {
+            why.push(format!("{}/{} runs", self.good_runs(), rule.ready_min_runs));
         }
         let noisy = self.runs_since_last_new < rule.ready_quiet_runs;
         if noisy {
@@ -278,6 +386,7 @@ impl ImageRow {
             references: self.references.clone(),
             label: self.label().to_owned(),
             runs: self.runs,
+            failed_runs: self.failed_runs,
             syscalls: syscalls(&self.profile),
             first_seen: self.first_seen,
             last_seen: self.last_seen,
@@ -418,6 +527,84 @@ mod tests {
         );
         row.add_run(None, &profile(&["read"]), 220);
         assert!(row.ready(&rule, 300));
+    }
+
+    #[test]
+    fn what_the_kernel_tells_of_a_start() {
+        use recorder_common::{FLAG_INIT_ENDED_BY_EXEC, PHASE_WORKLOAD};
+        let set = |phase, flags| {
+            let mut s = SyscallSet::new(1, phase);
+            s.flags = flags;
+            s
+        };
+        let exited = |status, secs: u64| Workload {
+            tgid: 7,
+            exit_code: status,
+            started_ns: 1_000,
+            exited_ns: 1_000 + secs * 1_000_000_000,
+        };
+        // A recording begun in the workload phase saw no start.
+        assert_eq!(Start::of(&[set(PHASE_WORKLOAD, 0)], None), Start::Unknown);
+        assert_eq!(Start::of(&[], None), Start::Unknown);
+        // Still in the runtime's init, or its filter loaded and no exec.
+        assert_eq!(
+            Start::of(&[set(PHASE_RUNTIME_INIT, 0)], None),
+            Start::NotStarted
+        );
+        assert_eq!(
+            Start::of(&[set(PHASE_WORKLOAD, FLAG_MARKER_SEEN)], None),
+            Start::NotStarted
+        );
+        let started = set(
+            PHASE_WORKLOAD,
+            FLAG_MARKER_SEEN | FLAG_INIT_ENDED_BY_EXEC | FLAG_WORKLOAD_STARTED,
+        );
+        assert_eq!(
+            Start::of(&[started], Some(&Workload::default())),
+            Start::Started { exit: None }
+        );
+        let start = |status, secs| Start::of(&[started], Some(&exited(status, secs)));
+        assert_eq!(start(3 << 8, 0).failure(10).unwrap(), "exit 3 within 10 s");
+        assert_eq!(start(11, 2).failure(10).unwrap(), "signal 11 within 10 s");
+        assert_eq!(start(15, 2).failure(10), None, "stopped, not failed");
+        assert_eq!(start(0, 0).failure(10), None, "exit 0 is no failure");
+        assert_eq!(start(3 << 8, 10).failure(10), None, "ran long enough");
+        assert_eq!(start(3 << 8, 0).failure(0), None, "0 counts every run");
+        assert_eq!(Start::NotStarted.failure(10).unwrap(), "never started");
+        assert_eq!(Start::Unknown.failure(10), None);
+    }
+
+    #[test]
+    fn failed_runs_add_nothing_and_do_not_count_toward_ready() {
+        let rule = ImagesConfig {
+            ready_min_runs: 2,
+            ready_quiet_runs: 1,
+            ready_quiet_secs: 0,
+            ..ImagesConfig::default()
+        };
+        let mut row = row(Some("i"), None, None);
+        for t in 0..7 {
+            row.add_failed(Some("i:1"), "exit 3 within 10 s", t);
+        }
+        assert_eq!((row.runs, row.failed_runs, row.good_runs()), (7, 7, 0));
+        assert_eq!(row.profile, Profile::default());
+        assert_eq!(row.references, ["i:1"]);
+        assert!(!row.ready(&rule, 100));
+        assert_eq!(
+            row.not_ready(&rule, 100),
+            [
+                "7 of 7 runs failed (exit 3 within 10 s)",
+                "0/2 runs",
+                "0/1 runs quiet"
+            ]
+        );
+        // The first good run is the first run of the union.
+        assert!(row.add_run(None, &profile(&["read"]), 10));
+        assert!(row.last_new_syscalls.is_empty(), "{row:?}");
+        assert!(!row.add_run(None, &profile(&["read"]), 11));
+        assert!(row.ready(&rule, 100), "{:?}", row.not_ready(&rule, 100));
+        assert!(row.not_ready(&rule, 100).is_empty());
+        assert_eq!(row.info(&rule, 100).failed_runs, 7);
     }
 
     #[test]

@@ -252,6 +252,54 @@ impl Drop for Dockerd {
     }
 }
 
+/// dockerd's managed containerd.
+pub(crate) const CONTAINERD: &str = "/var/run/docker/containerd/containerd.sock";
+
+/// `ctr` on dockerd's containerd, in namespace `ns`.
+pub(crate) fn ctr(ns: &str, args: &[&str]) -> Command {
+    let mut c = Command::new("ctr");
+    c.args(["-a", CONTAINERD, "-n", ns]).args(args);
+    c
+}
+
+/// Docker's image `image` imported into containerd namespace `ns`: its
+/// reference there.
+pub(crate) fn ctr_import(ns: &str, image: &str) -> String {
+    pipe(
+        Command::new("docker").args(["save", image]),
+        &mut ctr(ns, &["image", "import", "-"]),
+    );
+    let library = if image.contains('/') { "" } else { "library/" };
+    format!("docker.io/{library}{image}:latest")
+}
+
+/// Removes containerd namespace `ns` with its images, snapshots and
+/// content, and its cgroup (best effort: what is still in use stays).
+pub(crate) fn ctr_forget_namespace(ns: &str) {
+    let list = |what: &[&str]| -> Vec<String> {
+        String::from_utf8_lossy(&run(&mut ctr(ns, what)).stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    };
+    for image in list(&["images", "ls", "-q"]) {
+        _ = run(&mut ctr(ns, &["images", "rm", &image]));
+    }
+    let snapshots = list(&["snapshots", "ls"]);
+    for line in snapshots.iter().skip(1).rev() {
+        if let Some(key) = line.split_whitespace().next() {
+            _ = run(&mut ctr(ns, &["snapshots", "rm", key]));
+        }
+    }
+    for blob in list(&["content", "ls", "-q"]) {
+        _ = run(&mut ctr(ns, &["content", "rm", &blob]));
+    }
+    _ = run(&mut ctr(ns, &["namespaces", "rm", ns]));
+    if let Ok(h) = recorder::cgroup::Hierarchy::detect() {
+        _ = h.remove(&format!("/{ns}"), Duration::from_secs(1));
+    }
+}
+
 /// `docker` with arguments.
 pub(crate) fn docker(args: &[&str]) -> Command {
     let mut c = Command::new("docker");

@@ -9,7 +9,10 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use recorder_common::{CgroupEvent, EVENT_MKDIR, EVENT_RMDIR, SyscallSet};
+use recorder_common::{
+    CgroupEvent, EVENT_MKDIR, EVENT_RMDIR, FLAG_MARKER_SEEN, FLAG_WORKLOAD_STARTED,
+    PHASE_RUNTIME_INIT, PHASE_WORKLOAD, SyscallSet, Workload,
+};
 use tokio::sync::mpsc;
 
 use super::{
@@ -33,15 +36,23 @@ use crate::{
 struct FakeKernel {
     sets: BTreeMap<u64, SyscallSet>,
     leaves: BTreeMap<u64, String>,
+    workloads: BTreeMap<u64, Workload>,
     capacity: usize,
     patterns_set: usize,
 }
 
 impl FakeKernel {
-    /// Records syscall `name` (native ABI) in cgroup `id`.
+    /// Records syscall `name` (native ABI) in cgroup `id`; a cgroup still
+    /// in the runtime-init phase starts its workload first, as a
+    /// container's exec does.
     fn call(&mut self, id: u64, name: &str) {
         let nr = Abi::native().number(name).expect("known syscall");
         let set = self.sets.get_mut(&id).expect("recorded cgroup");
+        if set.phase == PHASE_RUNTIME_INIT {
+            set.phase = PHASE_WORKLOAD;
+            set.flags |= FLAG_MARKER_SEEN | FLAG_WORKLOAD_STARTED;
+            self.workloads.insert(id, Workload::default());
+        }
         set.native[nr as usize / 64] |= 1 << (nr % 64);
     }
 
@@ -76,6 +87,8 @@ impl FakeKernel {
             KernelCmd::Remove { owner, reply } => {
                 self.sets
                     .retain(|id, s| !crate::ebpf::belongs_to(*id, s, owner));
+                let sets = &self.sets;
+                self.workloads.retain(|id, _| sets.contains_key(id));
                 _ = reply.send(());
             }
             KernelCmd::Entries { reply } => {
@@ -83,6 +96,9 @@ impl FakeKernel {
             }
             KernelCmd::Leaf { id, reply } => {
                 _ = reply.send(self.leaves.get(&id).cloned());
+            }
+            KernelCmd::Workload { id, reply } => {
+                _ = reply.send(self.workloads.get(&id).copied());
             }
             KernelCmd::Info { reply } => {
                 _ = reply.send(self.info());
