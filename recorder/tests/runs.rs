@@ -44,7 +44,9 @@ fn row(daemon: &daemon::Daemon, id: &str, runs: u64) -> serde_json::Value {
 
 /// `docker run` (kept, so that its name and image are there to look up)
 /// of `cmd` on `image` as `name` with `extra` options first; returns its
-/// exit code once recorderd wrote its profile, and removes it.
+/// exit code once recorderd wrote its profile, and removes it. A command
+/// that does not exist never starts: recorderd may or may not have looked
+/// the container up by then, as for any container that short-lived.
 fn docker_run(
     daemon: &daemon::Daemon,
     dir: &Path,
@@ -54,13 +56,11 @@ fn docker_run(
     cmd: &[&str],
 ) -> (Option<i32>, String) {
     let cidfile = dir.join(format!("cid-{name}"));
-    let mut args = vec![
-        "run",
-        "--name",
-        name,
-        "--cidfile",
-        cidfile.to_str().unwrap(),
-    ];
+    // A container an earlier, failed run of the test left behind.
+    _ = run(&mut docker(&["rm", "-f", name]));
+    _ = fs::remove_file(&cidfile);
+    let mut args = vec!["run", "--name", name];
+    args.extend_from_slice(&["--cidfile", cidfile.to_str().unwrap()]);
     args.extend_from_slice(extra);
     args.push(image);
     args.extend_from_slice(cmd);
@@ -69,6 +69,73 @@ fn docker_run(
     let profile = wait_for_file(&daemon.profile_path(&id));
     run_ok(&mut docker(&["rm", "-f", name]));
     (out.status.code(), profile)
+}
+
+/// Starts a container named `name` with `start`, given a volume option
+/// (`DIR:/gate`) for it, whose command waits for `/gate/go`, made once
+/// recorderd records the container: recorderd looks a container up when it
+/// adopts it, and one already gone then has no name, so is out of this
+/// file's scope.
+fn gated<T>(daemon: &daemon::Daemon, dir: &Path, name: &str, start: impl FnOnce(&str) -> T) -> T {
+    let gate = dir.join(format!("gate-{name}"));
+    _ = fs::remove_dir_all(&gate);
+    fs::create_dir_all(&gate).unwrap();
+    let volume = format!("{}:/gate", gate.display());
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            wait_for("recorderd to record the container", 60, || {
+                let list = daemon.ctl_ok(&["list", "--output", "json"]);
+                let list: Vec<serde_json::Value> = serde_json::from_str(&list).unwrap();
+                list.iter().any(|r| r["name"] == name).then_some(())
+            });
+            fs::write(gate.join("go"), "").unwrap();
+        });
+        start(&volume)
+    })
+}
+
+/// `SCRIPT` once `/gate/go` is there.
+fn after_gate(script: &str) -> String {
+    format!("until [ -e /gate/go ]; do sleep 0.1; done; {script}")
+}
+
+/// [`docker_run`] of `sh -c SCRIPT`, [`gated`].
+fn docker_gated(
+    daemon: &daemon::Daemon,
+    dir: &Path,
+    name: &str,
+    extra: &[&str],
+    image: &str,
+    script: &str,
+) -> (Option<i32>, String) {
+    gated(daemon, dir, name, |volume| {
+        let mut all = vec!["-v", volume];
+        all.extend_from_slice(extra);
+        docker_run(
+            daemon,
+            dir,
+            name,
+            &all,
+            image,
+            &["sh", "-c", &after_gate(script)],
+        )
+    })
+}
+
+/// Runs `attempt(i)`, a run that never starts, until `counted()`, at most
+/// five times: such a container may be gone before recorderd looks it up
+/// (see [`gated`]), and is then not counted at all.
+fn until_counted(mut attempt: impl FnMut(usize), counted: impl Fn() -> bool) {
+    for i in 0..5 {
+        attempt(i);
+        for _ in 0..100 {
+            if counted() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+    panic!("no run that never started was counted");
 }
 
 fn assert_no_start_up(profile: &str, what: &str) {
@@ -90,21 +157,26 @@ fn a_crash_looping_image_is_not_ready_and_says_why() {
     let _dockerd = Dockerd::start(&dir);
     let failing = import_image("h30r-crash");
     let good = import_image("h30r-good");
-    let daemon = daemon("h30r-crash", &["--ready-quiet-secs", "0"]);
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let daemon = daemon(
+        "h30r-crash",
+        &[
+            "--ready-quiet-secs",
+            "0",
+            // The gate's wait is part of the run.
+            "--ready-min-run-secs",
+            "600",
+            "--metrics-addr",
+            &metrics,
+        ],
+    );
 
     for i in 0..7 {
         let name = format!("h30r-crash-{i}");
-        let (code, _) = docker_run(
-            &daemon,
-            &dir,
-            &name,
-            &[],
-            "h30r-crash",
-            &["sh", "-c", "exit 3"],
-        );
+        let (code, _) = docker_gated(&daemon, &dir, &name, &[], "h30r-crash", "exit 3");
         assert_eq!(code, Some(3));
         let name = format!("h30r-good-{i}");
-        let (code, _) = docker_run(&daemon, &dir, &name, &[], "h30r-good", &["sh", "-c", MKDIR]);
+        let (code, _) = docker_gated(&daemon, &dir, &name, &[], "h30r-good", MKDIR);
         assert_eq!(code, Some(0));
     }
     let crash = row(&daemon, &failing, 7);
@@ -112,7 +184,7 @@ fn a_crash_looping_image_is_not_ready_and_says_why() {
     assert_eq!(crash["failed_runs"], 7, "{crash}");
     assert_eq!(crash["ready"], false, "{crash}");
     assert_eq!(
-        crash["not_ready"][0], "7 of 7 runs failed (exit 3 within 10 s)",
+        crash["not_ready"][0], "7 of 7 runs failed (exit 3 within 600 s)",
         "{crash}"
     );
     assert_eq!(crash["syscalls"], 0, "failed runs add nothing: {crash}");
@@ -130,14 +202,23 @@ fn a_crash_looping_image_is_not_ready_and_says_why() {
         .find(|l| l.contains("h30r-crash"))
         .unwrap_or_else(|| panic!("no h30r-crash row in {text}"));
     assert!(
-        line.contains("no: 7 of 7 runs failed (exit 3 within 10 s)"),
+        line.contains("no: 7 of 7 runs failed (exit 3 within 600 s)"),
         "{line}"
     );
     let line = text.lines().find(|l| l.contains("h30r-good")).unwrap();
     assert!(line.ends_with("yes"), "{line}");
+    let label = crash["label"].as_str().unwrap();
+    let series = format!("recorder_image_failed_runs{{image=\"{label}\"}} 7");
+    wait_for("the failed-runs series", 10, || {
+        let mut resp = ureq::get(&format!("http://{metrics}/metrics"))
+            .call()
+            .ok()?;
+        let text = resp.body_mut().read_to_string().ok()?;
+        text.contains(&series).then_some(())
+    });
     let log = daemon.log_text();
     assert!(
-        log.contains("its run failed (exit 3 within 10 s): left out of the image profile"),
+        log.contains("its run failed (exit 3 within 600 s): left out of the image profile"),
         "{log}"
     );
 }
@@ -153,13 +234,13 @@ fn without_a_filter_the_start_up_stays_out_and_a_missing_command_adds_nothing() 
 
     // docker, no filter.
     let unconfined = ["--security-opt", "seccomp=unconfined"];
-    let (code, profile) = docker_run(
+    let (code, profile) = docker_gated(
         &daemon,
         &dir,
         "h30r-unconfined-1",
         &unconfined,
         "h30r-unconfined",
-        &["sh", "-c", MKDIR],
+        MKDIR,
     );
     assert_eq!(code, Some(0));
     assert_no_start_up(&profile, "docker seccomp=unconfined");
@@ -191,13 +272,16 @@ fn without_a_filter_the_start_up_stays_out_and_a_missing_command_adds_nothing() 
     // containerd, no --seccomp.
     let ns = format!("h30r-{}", std::process::id());
     let reference = ctr_import(&ns, "h30r-unconfined");
-    assert!(ran_to(
-        &mut ctr(
-            &ns,
-            &["run", "--rm", &reference, "h30r-ctr", "sh", "-c", MKDIR]
-        ),
-        "DONE"
-    ));
+    let ran = gated(&daemon, &dir, "h30r-ctr", |volume| {
+        let (src, dst) = volume.split_once(':').unwrap();
+        let mount = format!("type=bind,src={src},dst={dst},options=rbind:rw");
+        let script = after_gate(MKDIR);
+        let args = ["run", "--rm", "--mount", &mount, &reference, "h30r-ctr"];
+        let mut cmd = ctr(&ns, &args);
+        cmd.args(["sh", "-c", &script]);
+        ran_to(&mut cmd, "DONE")
+    });
+    assert!(ran, "ctr run failed");
     let text = wait_for_file(&daemon.profiles.join(format!("{ns}+h30r-ctr.json")));
     assert_no_start_up(&text, "ctr run without --seccomp");
     let file = dir.join("ctr.json");
@@ -229,44 +313,37 @@ fn without_a_filter_the_start_up_stays_out_and_a_missing_command_adds_nothing() 
     // image profile stays as it was (docker, under its default filter and
     // without one).
     let before = daemon.ctl_ok(&["profile", "--image", &image_id]);
-    for (i, extra) in [&[][..], &unconfined[..]].into_iter().enumerate() {
-        let name = format!("h30r-missing-{i}");
-        let (code, _) = docker_run(
-            &daemon,
-            &dir,
-            &name,
-            extra,
-            "h30r-unconfined",
-            &["/nonexistent"],
+    let failed = |n: u64| {
+        images(&daemon)
+            .iter()
+            .any(|r| r["id"] == image_id.as_str() && r["failed_runs"].as_u64() >= Some(n))
+    };
+    let mut names = Vec::new();
+    for (k, extra) in [&[][..], &unconfined[..]].into_iter().enumerate() {
+        until_counted(
+            |i| {
+                let name = format!("h30r-missing-{k}-{i}");
+                _ = run(&mut docker(&["rm", "-f", &name]));
+                let mut args = vec!["run", "--name", &name];
+                args.extend_from_slice(extra);
+                args.extend_from_slice(&["h30r-unconfined", "/nonexistent"]);
+                assert_eq!(run(&mut docker(&args)).status.code(), Some(127));
+                names.push(name);
+            },
+            || failed(k as u64 + 1),
         );
-        assert_eq!(code, Some(127));
+    }
+    for name in &names {
+        _ = run(&mut docker(&["rm", "-f", name]));
     }
     let r = row(&daemon, &image_id, 3);
-    assert_eq!(r["failed_runs"], 2, "{r}");
     let why = r["not_ready"][0].as_str().unwrap_or_default();
-    assert!(
-        why.starts_with("2 of ") && why.ends_with(" runs failed (never started)"),
-        "{r}"
-    );
+    assert!(why.ends_with(" runs failed (never started)"), "{r}");
     let after = daemon.ctl_ok(&["profile", "--image", &image_id]);
     assert_eq!(
         after, before,
         "a run that never started changed the image profile"
     );
-}
-
-/// `podman run` (runc) of `cmd` as `name`: its exit code, once recorderd
-/// wrote its profile.
-fn podman(daemon: &daemon::Daemon, dir: &Path, name: &str, cmd: &[&str]) -> Option<i32> {
-    let cidfile = dir.join(format!("cid-{name}"));
-    _ = fs::remove_file(&cidfile);
-    let out = run(&mut podman_run(
-        &["--name", name, "--cidfile", cidfile.to_str().unwrap()],
-        cmd,
-    ));
-    let id = fs::read_to_string(&cidfile).unwrap().trim().to_owned();
-    wait_for_file(&daemon.profile_path(&id));
-    out.status.code()
 }
 
 /// Issue 19's note: podman runs that failed in `runc create` recorded
@@ -282,25 +359,36 @@ fn podman_runs_that_never_start_add_nothing() {
             .into_iter()
             .find(|r| r["keyed_by"] == "rootfs" && r["image"] == rootfs.as_str())
     };
-    assert_eq!(
-        podman(&daemon, &dir, "h30r-podman-good", &["sh", "-c", MKDIR]),
-        Some(0)
-    );
+    let cidfile = dir.join("cid-good");
+    _ = fs::remove_file(&cidfile);
+    let out = gated(&daemon, &dir, "h30r-podman-good", |volume| {
+        let cid = cidfile.to_str().unwrap();
+        let opts = ["--name", "h30r-podman-good", "--cidfile", cid, "-v", volume];
+        run(&mut podman_run(&opts, &["sh", "-c", &after_gate(MKDIR)]))
+    });
+    assert!(out.status.success(), "{out:?}");
+    let id = fs::read_to_string(&cidfile).unwrap().trim().to_owned();
+    wait_for_file(&daemon.profile_path(&id));
     let good = wait_for("the rootfs row", 30, mine);
-    let before = daemon.ctl_ok(&["profile", "--image", &format!("(rootfs) {rootfs}")]);
-    for (i, cmd) in [&["/nonexistent"][..], &["/etc/passwd"][..]]
+    let spec = format!("(rootfs) {rootfs}");
+    let before = daemon.ctl_ok(&["profile", "--image", &spec]);
+    let failed = |n: u64| mine().is_some_and(|r| r["failed_runs"].as_u64() >= Some(n));
+    for (k, cmd) in [&["/nonexistent"][..], &["/etc/passwd"][..]]
         .into_iter()
         .enumerate()
     {
-        let code = podman(&daemon, &dir, &format!("h30r-podman-bad-{i}"), cmd);
-        assert!(matches!(code, Some(126 | 127)), "{cmd:?}: {code:?}");
+        until_counted(
+            |i| {
+                let name = format!("h30r-podman-bad-{k}-{i}");
+                let code = run(&mut podman_run(&["--name", &name], cmd)).status.code();
+                assert!(matches!(code, Some(126 | 127)), "{cmd:?}: {code:?}");
+            },
+            || failed(k as u64 + 1),
+        );
     }
-    let r = wait_for("the failed runs", 30, || {
-        mine().filter(|r| r["runs"].as_u64() >= Some(3))
-    });
-    assert_eq!(r["failed_runs"], 2, "{r}");
+    let r = mine().unwrap();
     assert_eq!(r["syscalls"], good["syscalls"], "{r}");
-    let after = daemon.ctl_ok(&["profile", "--image", &format!("(rootfs) {rootfs}")]);
+    let after = daemon.ctl_ok(&["profile", "--image", &spec]);
     assert_eq!(
         after, before,
         "a run that never started changed the image profile"

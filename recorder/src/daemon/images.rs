@@ -75,6 +75,7 @@ fn series(rows: &[ImageRow], config: &Config, now: u64) -> Vec<ImageSeries> {
             image: r.label().to_owned(),
             syscalls: images::syscalls(&r.profile),
             runs: r.runs,
+            failed_runs: r.failed_runs,
             ready: r.ready(&config.images, now),
         })
         .collect()

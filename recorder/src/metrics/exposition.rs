@@ -319,7 +319,7 @@ fn container_families<'a>(
 /// `recorder_image_*`: a row per image profile in each.
 fn image_families(images: &[ImageSeries]) -> Vec<Family<'_>> {
     type ImageValue = fn(&ImageSeries) -> i64;
-    let families: [(&str, &str, ImageValue); 3] = [
+    let families: [(&str, &str, ImageValue); 4] = [
         (
             "recorder_image_syscalls",
             "Distinct syscalls the image profile allows (the union of its recorded containers).",
@@ -329,6 +329,11 @@ fn image_families(images: &[ImageSeries]) -> Vec<Family<'_>> {
             "recorder_image_runs",
             "Containers recorded into the image profile.",
             |i| i64::try_from(i.runs).unwrap_or(i64::MAX),
+        ),
+        (
+            "recorder_image_failed_runs",
+            "Of those, runs that failed (their workload never started, or exited non-zero within ready_min_run_secs): left out of the profile.",
+            |i| i64::try_from(i.failed_runs).unwrap_or(i64::MAX),
         ),
         (
             "recorder_image_ready",
@@ -575,6 +580,7 @@ mod tests {
                     image: "test/img@sha256:ab".to_owned(),
                     syscalls: 40,
                     runs: 6,
+                    failed_runs: 2,
                     ready: true,
                 }],
                 programs: vec![
@@ -627,6 +633,7 @@ mod tests {
             "recorder_map_capacity 8",
             "recorder_image_syscalls{image=\"test/img@sha256:ab\"} 40",
             "recorder_image_runs{image=\"test/img@sha256:ab\"} 6",
+            "recorder_image_failed_runs{image=\"test/img@sha256:ab\"} 2",
             "recorder_image_ready{image=\"test/img@sha256:ab\"} 1",
             "# EOF",
         ] {
@@ -667,6 +674,9 @@ recorder_image_syscalls{image="test/img@sha256:ab"} 40
 # HELP recorder_image_runs Containers recorded into the image profile.
 # TYPE recorder_image_runs gauge
 recorder_image_runs{image="test/img@sha256:ab"} 6
+# HELP recorder_image_failed_runs Of those, runs that failed (their workload never started, or exited non-zero within ready_min_run_secs): left out of the profile.
+# TYPE recorder_image_failed_runs gauge
+recorder_image_failed_runs{image="test/img@sha256:ab"} 2
 # HELP recorder_image_ready 1 when the image profile meets the ready rule ([images] in recorderd.toml), else 0.
 # TYPE recorder_image_ready gauge
 recorder_image_ready{image="test/img@sha256:ab"} 1

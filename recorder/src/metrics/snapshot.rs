@@ -61,6 +61,9 @@ pub struct ImageSeries {
     pub image: String,
     pub syscalls: usize,
     pub runs: u64,
+    /// Of `runs`, those that failed (never started, or exited non-zero
+    /// within `ready_min_run_secs`).
+    pub failed_runs: u64,
     pub ready: bool,
 }
 
