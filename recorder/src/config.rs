@@ -8,7 +8,7 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use crate::{images::ImagesConfig, scope::ScopeConfig};
+use crate::{images::ImagesConfig, registry::RegistryConfig, scope::ScopeConfig};
 
 /// The default config file.
 pub const DEFAULT_CONFIG: &str = "/etc/recorder/recorderd.toml";
@@ -83,6 +83,8 @@ pub struct Config {
     pub images: ImagesConfig,
     /// Which containers auto mode records (globs on image, name, label).
     pub scope: ScopeConfig,
+    /// Where this node pushes its image profiles (none: nowhere).
+    pub registry: RegistryConfig,
 }
 
 impl Default for Config {
@@ -110,6 +112,7 @@ impl Default for Config {
             drift_series_secs: 600,
             images: ImagesConfig::default(),
             scope: ScopeConfig::default(),
+            registry: RegistryConfig::default(),
         }
     }
 }
@@ -189,6 +192,10 @@ impl Config {
         crate::metrics::parse_addr(&self.metrics_addr)
             .map_err(|e| invalid(format!("metrics_addr: {e}")))?;
         crate::scope::Scope::new(&self.scope).map_err(|e| invalid(format!("[scope] {e}")))?;
+        if let Some(r) = &self.registry.repository {
+            crate::registry::Repo::parse(r)
+                .map_err(|e| invalid(format!("[registry] repository: {e}")))?;
+        }
         if !LOG_LEVELS.contains(&self.log_level.as_str()) {
             return Err(invalid(format!(
                 "log_level '{}' is not one of error, warn, info, debug, trace",

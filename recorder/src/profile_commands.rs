@@ -12,6 +12,7 @@ use crate::{
     profile::{
         self, Profile, ProfileError, check, diff,
         format::{self, FormatError},
+        limits,
     },
 };
 
@@ -116,6 +117,14 @@ pub fn run(cmd: ProfileCommand) -> Result<u8, ProfileCmdError> {
             }
             if problems.is_empty() {
                 text = format!("{}: ok\n", profile.display());
+            }
+            // Not wrong, but a registry's runtimes would not take it: a
+            // warning, the exit code unchanged.
+            for over in limits::check_limits(&p) {
+                text.push_str(&format!(
+                    "{}: warning: {over} (a profile pulled from a registry)\n",
+                    profile.display()
+                ));
             }
             write_out(&text, None)?;
             Ok(u8::from(!problems.is_empty()))
