@@ -368,4 +368,25 @@ mod tests {
         assert_eq!(c.scope.exclude_images, ["test/*"]);
         assert!(Config::parse(Path::new("c"), "[images]\nready = 1\n").is_err());
     }
+
+    #[test]
+    fn registry_table() {
+        let c = Config::parse(
+            Path::new("c"),
+            "[registry]\nrepository = \"127.0.0.1:5000/p\"\nnode = \"n1\"\ninsecure = [\"r:5000\"]\n",
+        )
+        .unwrap();
+        assert_eq!(c.registry.repository.as_deref(), Some("127.0.0.1:5000/p"));
+        assert_eq!(c.registry.node_name(), "n1");
+        assert_eq!(c.registry.insecure, ["r:5000"]);
+        let e = Config::parse(
+            Path::new("c"),
+            "[registry]\nrepository = \"r:5000/p:tag\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("[registry] repository"), "{e}");
+        assert!(Config::parse(Path::new("c"), "[registry]\nrepo = \"x\"\n").is_err());
+        assert!(Config::default().registry.repository.is_none());
+    }
 }

@@ -167,13 +167,17 @@ impl Registry {
         Ok(a.digest.clone())
     }
 
-    /// Every tag of the repository, page by page; none when the repository
-    /// does not exist yet.
+    /// Every tag of the repository, page by page (`n` and `last`, each
+    /// page after the last tag of the one before); none when the
+    /// repository does not exist yet. A registry that ignores `n` (as
+    /// distribution 2.8 does) answers everything at once: a page that
+    /// brings no new tag ends the list.
     pub async fn tags(&self) -> Result<Vec<String>, RegistryError> {
         let r = self.repo.tagged("latest");
         let mut all: Vec<String> = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        let mut last: Option<String> = None;
         loop {
-            let last = all.last().cloned();
             let page = match self
                 .client
                 .list_tags(&r, &self.auth, Some(TAGS_PER_PAGE), last.as_deref())
@@ -191,16 +195,15 @@ impl Registry {
                 }
                 Err(e) => return Err(self.fail("listing the tags of", e)),
             };
-            let n = page.tags.len();
-            // A registry that ignores `last` would repeat itself.
-            let fresh: Vec<String> = page
-                .tags
-                .into_iter()
-                .filter(|t| last.as_deref().is_none_or(|l| t.as_str() > l))
-                .collect();
-            let done = n < TAGS_PER_PAGE || fresh.is_empty();
-            all.extend(fresh);
-            if done {
+            let full = page.tags.len() >= TAGS_PER_PAGE;
+            last = page.tags.last().cloned();
+            let before = all.len();
+            for t in page.tags {
+                if seen.insert(t.clone()) {
+                    all.push(t);
+                }
+            }
+            if !full || all.len() == before {
                 return Ok(all);
             }
         }
