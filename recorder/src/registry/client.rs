@@ -247,11 +247,15 @@ impl Registry {
             size: i64::try_from(layer.size).unwrap_or(i64::MAX),
             ..OciDescriptor::default()
         };
-        let mut out: Vec<u8> = Vec::new();
+        let mut out = Bounded {
+            buf: Vec::new(),
+            max: limits::MAX_BYTES,
+        };
         self.client
             .pull_blob(r, &desc, &mut out)
             .await
             .map_err(|e| self.fail(&format!("reading the layer of {r} from"), e))?;
+        let out = out.buf;
         if out.len() as u64 != layer.size || out.len() > limits::MAX_BYTES {
             return Err(RegistryError::Artifact(format!(
                 "{r}: the layer has {} bytes, its manifest says {}",
@@ -260,6 +264,44 @@ impl Registry {
             )));
         }
         Ok(out)
+    }
+}
+
+/// A buffer that refuses to grow past `max` bytes: a registry that sends
+/// more than the manifest said is cut off, not buffered.
+struct Bounded {
+    buf: Vec<u8>,
+    max: usize,
+}
+
+impl tokio::io::AsyncWrite for Bounded {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        data: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        if self.buf.len() + data.len() > self.max {
+            return std::task::Poll::Ready(Err(std::io::Error::other(format!(
+                "more than {} bytes",
+                self.max
+            ))));
+        }
+        self.buf.extend_from_slice(data);
+        std::task::Poll::Ready(Ok(data.len()))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
     }
 }
 
@@ -292,6 +334,18 @@ mod tests {
         assert!(plain_http_allowed("registry.example:5000", &listed));
         assert!(!plain_http_allowed("registry.example:5001", &listed));
         assert!(plain_http_allowed("other.example:443", &listed));
+    }
+
+    #[tokio::test]
+    async fn layers_past_the_limit_are_cut_off() {
+        use tokio::io::AsyncWriteExt as _;
+        let mut b = Bounded {
+            buf: Vec::new(),
+            max: 4,
+        };
+        b.write_all(b"1234").await.unwrap();
+        assert!(b.write_all(b"5").await.is_err());
+        assert_eq!(b.buf, b"1234");
     }
 
     #[test]
