@@ -137,8 +137,14 @@ impl Registry {
         Ok(Self { client, repo, auth })
     }
 
-    fn fail(&self, what: &str, e: impl std::fmt::Display) -> RegistryError {
-        RegistryError::Registry(format!("{what} {}: {e}", self.repo.name()))
+    /// An error of oci-client, with its sources on the same line (reqwest
+    /// says "error sending request" and keeps the why in a source).
+    fn fail(&self, what: &str, e: oci_client::errors::OciDistributionError) -> RegistryError {
+        RegistryError::Registry(format!(
+            "{what} {}: {}",
+            self.repo.name(),
+            crate::errfmt::chain(&e)
+        ))
     }
 
     /// Pushes `a` under `tag`; returns its digest.
