@@ -22,7 +22,10 @@ use super::{
     artifact::{self, Artifact, Kind, Provenance},
     tags,
 };
-use crate::{images::ImageRow, timefmt::now_secs};
+use crate::{
+    images::{ImageRow, KeyedBy},
+    timefmt::now_secs,
+};
 
 /// Rows offered within this long go in one round.
 pub const COALESCE: Duration = Duration::from_secs(2);
@@ -75,6 +78,11 @@ pub fn contribution(
     Ok((tags::contribution_tag(&fleet, node), a))
 }
 
+/// Whether a row goes to the registry: only an image's, by id or reference.
+pub fn pushed(row: &ImageRow) -> bool {
+    matches!(row.keyed_by, KeyedBy::Id | KeyedBy::Reference)
+}
+
 /// The handle the manager offers rows to.
 #[derive(Debug, Clone)]
 pub struct Pusher {
@@ -113,8 +121,13 @@ impl Pusher {
         }
     }
 
-    /// Offers a changed row; never waits.
+    /// Offers a changed row; never waits. A row without an image (keyed
+    /// by a container's name or a root filesystem's path) means nothing on
+    /// another node: it stays here.
     pub fn offer(&self, row: &ImageRow) {
+        if !pushed(row) {
+            return;
+        }
         if self.tx.send(row.clone()).is_err() {
             log::debug!("the push task is gone");
         }
@@ -213,5 +226,38 @@ async fn run(
             // index; the next start pushes them all again.
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::images::key;
+
+    fn row(keyed_by: KeyedBy) -> ImageRow {
+        let mut k = key(Some("busybox"), None, Some("web")).unwrap();
+        k.keyed_by = keyed_by;
+        let mut r = ImageRow::new(&k, 100);
+        r.runs = 2;
+        r
+    }
+
+    #[test]
+    fn only_images_rows_are_pushed_each_under_its_nodes_tag() {
+        assert!(pushed(&row(KeyedBy::Id)));
+        assert!(pushed(&row(KeyedBy::Reference)));
+        assert!(!pushed(&row(KeyedBy::Name)));
+        assert!(!pushed(&row(KeyedBy::Rootfs)));
+        let r = row(KeyedBy::Reference);
+        let (tag_a, a) = contribution(&r, "node-a", "6.18").unwrap();
+        let (tag_b, _) = contribution(&r, "node-b", "6.18").unwrap();
+        assert_ne!(tag_a, tag_b);
+        assert_eq!(tags::fleet_of(&tag_a), tags::fleet_of(&tag_b));
+        let m = artifact::read_manifest(&a.manifest).unwrap();
+        let p = Provenance::from_annotations(&m.annotations).unwrap();
+        assert_eq!(
+            (p.node.as_str(), p.runs, p.kernel.as_str()),
+            ("node-a", 2, "6.18")
+        );
     }
 }
