@@ -192,6 +192,11 @@ impl Config {
         crate::metrics::parse_addr(&self.metrics_addr)
             .map_err(|e| invalid(format!("metrics_addr: {e}")))?;
         crate::scope::Scope::new(&self.scope).map_err(|e| invalid(format!("[scope] {e}")))?;
+        if !self.registry.install_dir.is_absolute() {
+            return Err(invalid(
+                "[registry] install_dir must be an absolute path".to_owned(),
+            ));
+        }
         if let Some(r) = &self.registry.repository {
             crate::registry::Repo::parse(r)
                 .map_err(|e| invalid(format!("[registry] repository: {e}")))?;
@@ -379,6 +384,11 @@ mod tests {
         assert_eq!(c.registry.repository.as_deref(), Some("127.0.0.1:5000/p"));
         assert_eq!(c.registry.node_name(), "n1");
         assert_eq!(c.registry.insecure, ["r:5000"]);
+        assert!(!c.registry.install);
+        assert_eq!(
+            c.registry.install_dir,
+            Path::new("/var/lib/kubelet/seccomp")
+        );
         let e = Config::parse(
             Path::new("c"),
             "[registry]\nrepository = \"r:5000/p:tag\"\n",
@@ -387,6 +397,7 @@ mod tests {
         .to_string();
         assert!(e.contains("[registry] repository"), "{e}");
         assert!(Config::parse(Path::new("c"), "[registry]\nrepo = \"x\"\n").is_err());
+        assert!(Config::parse(Path::new("c"), "[registry]\ninstall_dir = \"k\"\n").is_err());
         assert!(Config::default().registry.repository.is_none());
     }
 }

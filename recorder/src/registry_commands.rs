@@ -23,12 +23,11 @@ use crate::{
     },
     control::{self, ClientError, Reply, Request, StatusInfo},
     images::{ImagesConfig, is_id_prefix, normalise},
-    profile::{check, limits},
     registry::{
         Registry, RegistryError, Repo,
         artifact::{self, Kind, Provenance},
         fleet::{self, Contribution},
-        tags,
+        install, tags,
     },
     timefmt::now_secs,
 };
@@ -44,8 +43,6 @@ pub enum RegistryCmdError {
     Usage(String),
     #[error("{image} is not ready fleet-wide: {why}; --force publishes it all the same")]
     NotReady { image: String, why: String },
-    #[error("{0}: the profile has problems, not written: {1}")]
-    Check(String, String),
     #[error("cannot write {path}: {err}")]
     Write { path: PathBuf, err: String },
     #[error("cannot write to standard output")]
@@ -301,24 +298,8 @@ async fn pull(
         repository: r.repository().to_owned(),
     };
     let reg = Registry::new(repo, &insecure.insecure_registry)?;
-    let (m, _) = reg.manifest(&r).await?;
-    let layer = reg.layer(&r, &m).await?;
-    let profile = artifact::read_layer(&layer)?;
-    let problems: Vec<String> = check::check(&profile)
-        .iter()
-        .map(ToString::to_string)
-        .chain(
-            limits::check_limits(&profile)
-                .iter()
-                .map(ToString::to_string),
-        )
-        .collect();
-    if !problems.is_empty() {
-        return Err(RegistryCmdError::Check(
-            reference.to_owned(),
-            problems.join("; "),
-        ));
-    }
+    let pulled = reg.pull(&r).await?;
+    let (m, layer) = (pulled.manifest, pulled.layer);
     let path = match (out, install_dir) {
         (Some(p), _) => Some(p),
         (None, Some(dir)) => {
@@ -328,12 +309,14 @@ async fn pull(
                 (None, Some(t)) => t.to_owned(),
                 (None, None) => r.digest().unwrap_or("profile").replace(':', "-"),
             };
-            let sub = dir.join("recorder");
-            std::fs::create_dir_all(&sub).map_err(|e| RegistryCmdError::Write {
-                path: sub.clone(),
-                err: e.to_string(),
-            })?;
-            Some(sub.join(format!("{name}.json")))
+            let path = install::path_of(&dir, &name);
+            if let Some(sub) = path.parent() {
+                std::fs::create_dir_all(sub).map_err(|e| RegistryCmdError::Write {
+                    path: sub.to_owned(),
+                    err: e.to_string(),
+                })?;
+            }
+            Some(path)
         }
         (None, None) => None,
     };

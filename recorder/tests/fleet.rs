@@ -524,13 +524,16 @@ fn fleet_row(repo: &str, socket: &Path, runs: u64) -> serde_json::Value {
 }
 
 /// A node: recorderd in auto mode, scoped to the containers named
-/// `h28-<node>-*`, pushing to `repo` as node `h28-<node>`.
-fn node(node: &str, repo: &str, metrics: &str) -> Daemon {
+/// `h28-<node>-*`, pushing to `repo` as node `h28-<node>`, with `config`
+/// (recorderd.toml) for the rest.
+fn node(node: &str, repo: &str, metrics: &str, config: &Path) -> Daemon {
     let include = format!("h28-{node}-*");
     let name = format!("h28-{node}");
     Daemon(daemon::Daemon::start(
         &format!("h28-fleet-{node}"),
         &[
+            "--config",
+            config.to_str().unwrap(),
             "--all",
             "--include-name",
             &include,
@@ -560,7 +563,8 @@ fn workload(daemon: &Daemon, dir: &Path, image: &str, name: &str, script: &str) 
 /// contributions; `publish` (with the rule of the recorderd it asks)
 /// refuses at 2 of 4 runs, then prints a digest-pinned reference; skopeo
 /// sees KEP-6061's media types and one layer; the pulled profile runs both
-/// nodes' workloads in docker. Then the registry stops: recording goes on,
+/// nodes' workloads in docker, and node b (`[registry] install`) installs
+/// the same file by itself. Then the registry stops: recording goes on,
 /// the push fails and is retried, and lands once the registry is back.
 #[test]
 fn two_nodes_publish_pull_and_survive_a_registry_outage() {
@@ -575,8 +579,21 @@ fn two_nodes_publish_pull_and_survive_a_registry_outage() {
     let repo = reg.repo("profiles");
     let metrics_a = format!("127.0.0.1:{}", free_port());
     let metrics_b = format!("127.0.0.1:{}", free_port());
-    let a = node("a", &repo, &metrics_a);
-    let b = node("b", &repo, &metrics_b);
+    // Node b installs the published profiles for localhostProfile.
+    let kubelet_b = dir.join("kubelet-b");
+    let config_a = dir.join("a.toml");
+    let config_b = dir.join("b.toml");
+    fs::write(&config_a, "").unwrap();
+    fs::write(
+        &config_b,
+        format!(
+            "[registry]\ninstall = true\ninstall_dir = \"{}\"\n",
+            kubelet_b.display()
+        ),
+    )
+    .unwrap();
+    let a = node("a", &repo, &metrics_a, &config_a);
+    let b = node("b", &repo, &metrics_b, &config_b);
     let socket = a.socket.to_str().unwrap().to_owned();
 
     workload(&a, &dir, image, "h28-a-1", MKDIR);
@@ -650,6 +667,15 @@ fn two_nodes_publish_pull_and_survive_a_registry_outage() {
         );
     }
 
+    // Node b's next push round installs the published profile, the same
+    // file `pull --install-dir` wrote.
+    workload(&b, &dir, image, "h28-b-3", SYMLINK);
+    let installed = kubelet_b.join(path.strip_prefix(&kubelet).unwrap());
+    let text = wait_for("the profile installed on node b", 60, || {
+        fs::read_to_string(&installed).ok()
+    });
+    assert_eq!(text, fs::read_to_string(&path).unwrap());
+
     // The registry goes away: recording goes on, the push is retried.
     reg.stop();
     workload(&a, &dir, image, "h28-a-3", MKDIR);
@@ -665,7 +691,7 @@ fn two_nodes_publish_pull_and_survive_a_registry_outage() {
         "the contribution waits"
     );
     reg.spawn();
-    let row = fleet_row(&repo, &a.socket, 5);
+    let row = fleet_row(&repo, &a.socket, 6);
     assert_eq!(row["nodes"].as_array().unwrap().len(), 2, "{row}");
     // The snapshot scrapes read is refreshed every tick.
     wait_for("no push pending on /metrics", 10, || {

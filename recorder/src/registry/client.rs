@@ -273,6 +273,49 @@ impl Registry {
     }
 }
 
+/// A profile artifact read and checked ([`Registry::pull`]).
+#[derive(Debug)]
+pub struct Pulled {
+    pub manifest: Manifest,
+    /// The manifest's digest.
+    pub digest: String,
+    /// The layer as it came (its digest checked): the profile's file.
+    pub layer: Vec<u8>,
+    pub profile: crate::profile::Profile,
+}
+
+impl Registry {
+    /// The profile artifact `r` names: the manifest (media types, one
+    /// layer, size, digest), the layer (size, digest), and the profile
+    /// passing `check` and the registry limits; anything else refused.
+    pub async fn pull(&self, r: &Reference) -> Result<Pulled, RegistryError> {
+        let (manifest, digest) = self.manifest(r).await?;
+        let layer = self.layer(r, &manifest).await?;
+        let profile = artifact::read_layer(&layer)?;
+        let problems: Vec<String> = crate::profile::check::check(&profile)
+            .iter()
+            .map(ToString::to_string)
+            .chain(
+                limits::check_limits(&profile)
+                    .iter()
+                    .map(ToString::to_string),
+            )
+            .collect();
+        if !problems.is_empty() {
+            return Err(RegistryError::Artifact(format!(
+                "{r}: the profile has problems, refused: {}",
+                problems.join("; ")
+            )));
+        }
+        Ok(Pulled {
+            manifest,
+            digest,
+            layer,
+            profile,
+        })
+    }
+}
+
 /// A buffer that refuses to grow past `max` bytes: a registry that sends
 /// more than the manifest said is cut off, not buffered.
 struct Bounded {

@@ -2,10 +2,15 @@
 //! contributions, as which node, and which registries may be reached over
 //! plain HTTP. `config.rs` holds it as `registry`.
 
+use std::path::PathBuf;
+
 use serde::{Deserialize, Serialize};
 
+/// Where `install` writes by default: kubelet's seccomp root.
+const INSTALL_DIR: &str = "/var/lib/kubelet/seccomp";
+
 /// The `[registry]` table.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RegistryConfig {
     /// The repository contributions go to (`host[:port]/path`); none: no
@@ -18,6 +23,22 @@ pub struct RegistryConfig {
     /// Registries (`host[:port]`) reached over plain HTTP; loopback ones
     /// always may be.
     pub insecure: Vec<String>,
+    /// Pull the published profiles of the images this node records into
+    /// `install_dir` (for `localhostProfile`).
+    pub install: bool,
+    pub install_dir: PathBuf,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        Self {
+            repository: None,
+            node: None,
+            insecure: Vec::new(),
+            install: false,
+            install_dir: PathBuf::from(INSTALL_DIR),
+        }
+    }
 }
 
 /// The hostname (for `--node`'s default), or `localhost`.

@@ -7,7 +7,7 @@
 //! backoff, so nothing is lost once it is back. Counted in [`PushStats`].
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
@@ -20,6 +20,7 @@ use tokio::sync::mpsc;
 use super::{
     Registry, RegistryConfig, RegistryError, Repo,
     artifact::{self, Artifact, Kind, Provenance},
+    install::{INSTALL_EVERY, Installer},
     tags,
 };
 use crate::{
@@ -106,7 +107,10 @@ impl Pusher {
         );
         let (tx, rx) = mpsc::unbounded_channel();
         let stats = Arc::new(PushStats::default());
-        tokio::spawn(run(rx, registry, node, stats.clone()));
+        let installer = config
+            .install
+            .then(|| Installer::new(config.install_dir.clone()));
+        tokio::spawn(run(rx, registry, node, stats.clone(), installer));
         Ok(Some(Self { tx, stats }))
     }
 
@@ -139,15 +143,28 @@ async fn run(
     registry: Registry,
     node: String,
     stats: Arc<PushStats>,
+    mut installer: Option<Installer>,
 ) {
     let kernel = kernel_release();
     let mut pending: BTreeMap<String, ImageRow> = BTreeMap::new();
+    // The fleet tags of the images seen, for the installer.
+    let mut seen: BTreeSet<String> = BTreeSet::new();
     let mut backoff = BACKOFF_MIN;
     let mut failures: u32 = 0;
     let mut open = true;
     while open || !pending.is_empty() {
         if pending.is_empty() {
-            match rx.recv().await {
+            let next = match &mut installer {
+                Some(inst) => tokio::select! {
+                    row = rx.recv() => row,
+                    () = tokio::time::sleep(INSTALL_EVERY) => {
+                        inst.refresh(&registry, &seen).await;
+                        continue;
+                    }
+                },
+                None => rx.recv().await,
+            };
+            match next {
                 Some(row) => {
                     pending.insert(row.key.clone(), row);
                 }
@@ -174,6 +191,7 @@ async fn run(
                 continue;
             };
             let shown = row.label().escape_debug().to_string();
+            seen.insert(tags::fleet_tag(&row.key, &row.image));
             let pushed = match contribution(row, &node, &kernel) {
                 Ok((tag, a)) => registry.push(&tag, &a).await.map(|d| (tag, d)),
                 Err(e) => {
@@ -220,6 +238,9 @@ async fn run(
             }
             failures = 0;
             backoff = BACKOFF_MIN;
+            if let Some(inst) = &mut installer {
+                inst.refresh(&registry, &seen).await;
+            }
         }
         if !open && failed {
             // Shutting down with the registry away: the rows stay in the
