@@ -235,6 +235,12 @@ pub struct StatusInfo {
     /// What auto mode records ([`crate::config::ScopeConfig::summary`]).
     #[serde(default)]
     pub scope: String,
+    /// The ready rule's thresholds (`[images]`), for `recorderctl publish`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_rule: Option<crate::image::ReadyRule>,
+    /// Where this node pushes its image profiles (`[registry] repository`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -61,3 +61,11 @@ pub struct ImageInfo {
     #[serde(default)]
     pub not_ready: Vec<String>,
 }
+
+/// The ready rule's thresholds, as recorderd tells them (`status`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadyRule {
+    pub min_runs: u64,
+    pub quiet_runs: u64,
+    pub quiet_secs: u64,
+}

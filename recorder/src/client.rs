@@ -484,7 +484,7 @@ pub async fn run(cmd: DaemonCommand, to: Link<'_>) -> Result<u8, CtlError> {
             }),
             _ => Err(CtlError::Unexpected),
         },
-        DaemonCommand::Images { conn, table } => match to.call(&Request::Images).await? {
+        DaemonCommand::Images { conn, table, .. } => match to.call(&Request::Images).await? {
             Reply::Images { images } => {
                 show(conn.output, &images, |w, i| print_images(w, i, table.wide))
             }
@@ -670,6 +670,8 @@ mod tests {
             pin_dir: "/sys/fs/bpf/r".into(),
             metrics_addr: "127.0.0.1:9977".into(),
             scope: "every container".into(),
+            ready_rule: None,
+            registry: None,
         };
         let mut text = Vec::new();
         print_status(&mut text, &s).unwrap();

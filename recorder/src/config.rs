@@ -8,7 +8,7 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use crate::{images::ImagesConfig, scope::ScopeConfig};
+use crate::{images::ImagesConfig, registry::RegistryConfig, scope::ScopeConfig};
 
 /// The default config file.
 pub const DEFAULT_CONFIG: &str = "/etc/recorder/recorderd.toml";
@@ -83,6 +83,8 @@ pub struct Config {
     pub images: ImagesConfig,
     /// Which containers auto mode records (globs on image, name, label).
     pub scope: ScopeConfig,
+    /// Where this node pushes its image profiles (none: nowhere).
+    pub registry: RegistryConfig,
 }
 
 impl Default for Config {
@@ -110,6 +112,7 @@ impl Default for Config {
             drift_series_secs: 600,
             images: ImagesConfig::default(),
             scope: ScopeConfig::default(),
+            registry: RegistryConfig::default(),
         }
     }
 }
@@ -189,6 +192,15 @@ impl Config {
         crate::metrics::parse_addr(&self.metrics_addr)
             .map_err(|e| invalid(format!("metrics_addr: {e}")))?;
         crate::scope::Scope::new(&self.scope).map_err(|e| invalid(format!("[scope] {e}")))?;
+        if !self.registry.install_dir.is_absolute() {
+            return Err(invalid(
+                "[registry] install_dir must be an absolute path".to_owned(),
+            ));
+        }
+        if let Some(r) = &self.registry.repository {
+            crate::registry::Repo::parse(r)
+                .map_err(|e| invalid(format!("[registry] repository: {e}")))?;
+        }
         if !LOG_LEVELS.contains(&self.log_level.as_str()) {
             return Err(invalid(format!(
                 "log_level '{}' is not one of error, warn, info, debug, trace",
@@ -360,5 +372,32 @@ mod tests {
         assert_eq!(c.images.keep_days, 0);
         assert_eq!(c.scope.exclude_images, ["test/*"]);
         assert!(Config::parse(Path::new("c"), "[images]\nready = 1\n").is_err());
+    }
+
+    #[test]
+    fn registry_table() {
+        let c = Config::parse(
+            Path::new("c"),
+            "[registry]\nrepository = \"127.0.0.1:5000/p\"\nnode = \"n1\"\ninsecure = [\"r:5000\"]\n",
+        )
+        .unwrap();
+        assert_eq!(c.registry.repository.as_deref(), Some("127.0.0.1:5000/p"));
+        assert_eq!(c.registry.node_name(), "n1");
+        assert_eq!(c.registry.insecure, ["r:5000"]);
+        assert!(!c.registry.install);
+        assert_eq!(
+            c.registry.install_dir,
+            Path::new("/var/lib/kubelet/seccomp")
+        );
+        let e = Config::parse(
+            Path::new("c"),
+            "[registry]\nrepository = \"r:5000/p:tag\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("[registry] repository"), "{e}");
+        assert!(Config::parse(Path::new("c"), "[registry]\nrepo = \"x\"\n").is_err());
+        assert!(Config::parse(Path::new("c"), "[registry]\ninstall_dir = \"k\"\n").is_err());
+        assert!(Config::default().registry.repository.is_none());
     }
 }

@@ -23,6 +23,8 @@ pub mod names;
 pub mod policy;
 pub mod profile_commands;
 pub mod record;
+pub mod registry;
+pub mod registry_commands;
 pub mod scope;
 pub mod system;
 pub mod table;

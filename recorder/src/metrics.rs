@@ -37,7 +37,7 @@ use exposition::Exporter;
 pub use exposition::to_prometheus_text;
 use snapshot::read;
 pub use snapshot::{
-    ContainerSeries, Counters, ImageSeries, SharedSnapshot, Snapshot, forget, store,
+    ContainerSeries, Counters, ImageSeries, RegistrySeries, SharedSnapshot, Snapshot, forget, store,
 };
 
 /// The value of `metrics_addr` that turns the endpoint off.

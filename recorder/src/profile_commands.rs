@@ -12,6 +12,7 @@ use crate::{
     profile::{
         self, Profile, ProfileError, check, diff,
         format::{self, FormatError},
+        limits,
     },
 };
 
@@ -110,12 +111,20 @@ pub fn run(cmd: ProfileCommand) -> Result<u8, ProfileCmdError> {
         ProfileCommand::Check { profile } => {
             let p = read_profile(&profile)?;
             let problems = check::check(&p);
+            // Not wrong, but a registry's runtimes would not take it: a
+            // warning, the exit code unchanged.
             let mut text = String::new();
+            for over in limits::check_limits(&p) {
+                text.push_str(&format!(
+                    "{}: warning: {over} (a profile pulled from a registry)\n",
+                    profile.display()
+                ));
+            }
             for problem in &problems {
                 text.push_str(&format!("{}: {problem}\n", profile.display()));
             }
             if problems.is_empty() {
-                text = format!("{}: ok\n", profile.display());
+                text.push_str(&format!("{}: ok\n", profile.display()));
             }
             write_out(&text, None)?;
             Ok(u8::from(!problems.is_empty()))

@@ -33,12 +33,13 @@ const CONFFILES: [&str; 1] = ["/etc/recorder/recorderd.toml"];
 
 /// The user documentation shipped in /usr/share/doc/recorder (install.rs
 /// adds usage.md and ARCHITECTURE.md).
-const DOCS: [&str; 5] = [
+const DOCS: [&str; 6] = [
     "README.md",
     "docs/runtimes.md",
     "docs/PROFILES.md",
     "docs/metrics.md",
     "docs/reliability.md",
+    "docs/fleet.md",
 ];
 
 /// The ELF files, stripped and passed to dpkg-shlibdeps.

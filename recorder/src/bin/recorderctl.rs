@@ -6,11 +6,15 @@ use std::{
 
 use anyhow::Context as _;
 use recorder::{
-    cli::recorderctl::{self, Cli, Command},
+    cli::{
+        client::DaemonCommand,
+        recorderctl::{self, Cli, Command},
+    },
     ebpf::LoadOptions,
     profile::{Profile, format},
     profile_commands,
     record::{self, RecordOptions},
+    registry_commands,
 };
 
 fn main() -> ExitCode {
@@ -126,6 +130,22 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                 Err(e) => return Err(e.into()),
             }
             Ok(outcome.exit_code() as u8)
+        }
+        Command::Daemon(DaemonCommand::Images { conn, table, fleet })
+            if fleet.registry.is_some() =>
+        {
+            let daemon = registry_commands::Daemon {
+                socket: &cli.socket,
+                timeout: cli.timeout,
+            };
+            Ok(registry_commands::fleet_images(daemon, &fleet, conn.output, table).await?)
+        }
+        Command::Registry(cmd) => {
+            let daemon = registry_commands::Daemon {
+                socket: &cli.socket,
+                timeout: cli.timeout,
+            };
+            Ok(registry_commands::run(cmd, daemon).await?)
         }
         Command::Daemon(cmd) => {
             let to = recorder::client::Link {

@@ -175,6 +175,8 @@ pub enum DaemonCommand {
         conn: Conn,
         #[command(flatten)]
         table: TableArgs,
+        #[command(flatten)]
+        fleet: super::registry::FleetArgs,
     },
     /// Show the daemon's state.
     Status {

@@ -8,6 +8,8 @@
 //! * [`client`]: recorderctl's commands that talk to recorderd;
 //! * [`profile`]: recorderctl's profile commands, and the output options of
 //!   every command that writes a profile;
+//! * [`registry`]: `publish`, `pull` and `images --registry`, through an
+//!   OCI registry;
 //! * [`output`]: `-o/--output FORMAT` (a report's format) and `--out FILE`
 //!   (a profile's destination), one meaning each on every command.
 
@@ -17,6 +19,7 @@ pub mod output;
 pub mod profile;
 pub mod recorderctl;
 pub mod recorderd;
+pub mod registry;
 
 /// The commands that get man pages (`cargo xtask docs`), one per binary.
 pub fn man_pages() -> [clap::Command; 3] {

@@ -68,7 +68,9 @@ pub enum ProfileCommand {
     /// Validate a docker-format profile: unknown syscalls, actions,
     /// operators and architectures, argument indexes above 5, architectures
     /// together with archMap, duplicate names. Exits 1 when it finds
-    /// problems, 2 when the file cannot be read or parsed.
+    /// problems, 2 when the file cannot be read or parsed. Warns (exit
+    /// code unchanged) about what runtimes refuse from a registry: over
+    /// 1 MiB, over 128 syscall entries, NOTIFY or listener fields.
     #[command(after_help = EXIT_STATUS)]
     Check {
         #[arg(value_name = "PROFILE")]

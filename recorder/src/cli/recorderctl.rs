@@ -8,6 +8,7 @@ use super::{
     client::DaemonCommand,
     output::{NoReport, check_drift, out_file},
     profile::{OutputArgs, ProfileCommand},
+    registry::RegistryCommand,
 };
 
 /// Record the syscalls of containers and commands as seccomp profiles.
@@ -44,7 +45,15 @@ pub struct Cli {
 
 /// The commands that do not talk to recorderd: the global `--socket` and
 /// `--timeout` are hidden from their help (and still accepted).
-const NO_SOCKET: [&str; 6] = ["record", "convert", "merge", "diff", "check", "completions"];
+const NO_SOCKET: [&str; 7] = [
+    "record",
+    "convert",
+    "merge",
+    "diff",
+    "check",
+    "pull",
+    "completions",
+];
 
 /// recorderctl's command as the binary runs it: [`Cli`]'s, with `--socket`
 /// hidden where it is not used, and each command's usage line fixed to
@@ -148,6 +157,8 @@ pub enum Command {
     Daemon(DaemonCommand),
     #[command(flatten)]
     Profile(ProfileCommand),
+    #[command(flatten)]
+    Registry(RegistryCommand),
     /// Print a shell completion script for recorderctl to stdout.
     Completions {
         /// The shell to complete for.

@@ -132,6 +132,17 @@ pub struct Cli {
     /// image profiles (true or false).
     #[arg(long, value_name = "BOOL", help = with_default("Leave containers that run under a chosen seccomp profile out of the image profiles", defaults().images.skip_chosen_profile))]
     pub skip_chosen_profile: Option<bool>,
+    /// Push this node's image profiles to the OCI repository REPO
+    /// (host[:port]/path), one artifact per image and node.
+    #[arg(long, value_name = "REPO")]
+    pub registry: Option<String>,
+    /// This node's name in what it pushes [default: the hostname].
+    #[arg(long, value_name = "NAME")]
+    pub node: Option<String>,
+    /// Reach this registry (host[:port]) over plain HTTP; loopback ones
+    /// always may be. Repeatable.
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pub insecure_registry: Vec<String>,
     /// Remove the pinned maps and links (stops all recording) and exit.
     #[arg(long)]
     pub unpin: bool,
@@ -218,6 +229,15 @@ impl Cli {
         if let Some(v) = self.skip_chosen_profile {
             images.skip_chosen_profile = v;
         }
+        if let Some(r) = &self.registry {
+            c.registry.repository = Some(r.clone());
+        }
+        if let Some(n) = &self.node {
+            c.registry.node = Some(n.clone());
+        }
+        c.registry
+            .insecure
+            .extend(self.insecure_registry.iter().cloned());
         // A relative flag means the working directory at start, as a
         // shell would read it: made absolute now, so that the daemon's
         // messages and replies name where things really are. (A relative

@@ -23,8 +23,9 @@ use crate::{
     errfmt::chain,
     images::{self, ImageBook, ImageRow, ImagesError, Rewritten, Written},
     index::{Entry, panic_message},
-    metrics::{Counters, ImageSeries},
+    metrics::{Counters, ImageSeries, RegistrySeries},
     profile::Profile,
+    registry::{RegistryConfig, pusher::Pusher},
     timefmt::now_secs,
 };
 
@@ -48,6 +49,10 @@ pub struct Images {
     pub(super) last_error: Option<LastError>,
     /// redb panicked: why. The daemon is unhealthy until it restarts.
     pub(super) broken: Option<String>,
+    /// Where changed rows are pushed (`[registry]`), and whether every
+    /// row was offered once since the start.
+    pusher: Option<Pusher>,
+    pushed_all: bool,
 }
 
 /// How the union of `row` grew, from container `who` (escaped): by which
@@ -88,6 +93,21 @@ impl Images {
             counters,
             ..Self::default()
         }
+    }
+
+    /// Pushes the rows to `[registry] repository`, when set: each changed
+    /// row, and every row once after the start (a push lost to a restart
+    /// while the registry was away is made then).
+    pub fn push_to(&mut self, config: &RegistryConfig) {
+        match Pusher::spawn(config) {
+            Ok(p) => self.pusher = p,
+            Err(e) => log::error!("registry: {}; image profiles are not pushed", chain(&e)),
+        }
+    }
+
+    /// The `recorder_registry_*` series, when pushing.
+    pub fn registry_series(&self) -> Option<RegistrySeries> {
+        self.pusher.as_ref().map(|p| p.series())
     }
 
     /// The book, opened at the first need (redb locks its file: only this
@@ -238,6 +258,9 @@ impl Images {
                 row.label().escape_debug()
             );
         }
+        if let Some(p) = &self.pusher {
+            p.offer(&row);
+        }
         if let Some(file) = &added.file {
             let grew = added.grew.then(|| grew_by(&row, &who.to_string()));
             self.file_written(row.label(), file, grew);
@@ -270,6 +293,17 @@ impl Images {
                     for Rewritten { label, file } in rewritten {
                         self.file_written(&label, &file, None);
                     }
+                }
+                Err(e) => log::error!("profile index: {}", chain(&e)),
+            }
+        }
+        if self.pusher.is_some() && !self.pushed_all && self.broken.is_none() {
+            match self.call(config, |book| book.images()).await {
+                Ok(rows) => {
+                    if let Some(p) = &self.pusher {
+                        rows.iter().for_each(|r| p.offer(r));
+                    }
+                    self.pushed_all = true;
                 }
                 Err(e) => log::error!("profile index: {}", chain(&e)),
             }

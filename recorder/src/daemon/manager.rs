@@ -113,8 +113,10 @@ impl Manager {
         counters: Arc<Counters>,
         metrics: SharedSnapshot,
     ) -> Self {
+        let mut images = images::Images::new(Arc::clone(&counters));
+        images.push_to(&config.registry);
         Self {
-            images: images::Images::new(Arc::clone(&counters)),
+            images,
             hierarchy,
             kernel,
             recordings: BTreeMap::new(),
@@ -566,6 +568,7 @@ impl Manager {
                 unhealthy: self.images.broken.clone(),
                 containers,
                 images: self.images.series(),
+                registry: self.images.registry_series(),
                 programs: kernel.programs.clone(),
             },
         );

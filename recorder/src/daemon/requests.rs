@@ -85,6 +85,12 @@ impl Manager {
             pin_dir: self.config.pin_dir.clone(),
             metrics_addr: self.config.metrics_addr.clone(),
             scope: self.config.scope.summary(),
+            ready_rule: Some(crate::images::ReadyRule {
+                min_runs: self.config.images.ready_min_runs,
+                quiet_runs: self.config.images.ready_quiet_runs,
+                quiet_secs: self.config.images.ready_quiet_secs,
+            }),
+            registry: self.config.registry.repository.clone(),
         })
     }
 

@@ -22,4 +22,5 @@ pub use error::ImagesError;
 pub use keys::{
     ImageKey, KeyedBy, file_name, file_stem, is_id_prefix, key, normalise, short_id, shown, unmark,
 };
+pub use recorder_api::image::ReadyRule;
 pub use row::{ImageInfo, ImageRow, Start, find, syscalls};

@@ -20,7 +20,9 @@ use prometheus_client::{
     registry::Unit,
 };
 
-use super::snapshot::{ContainerSeries, Counters, ImageSeries, SharedSnapshot, Snapshot, read};
+use super::snapshot::{
+    ContainerSeries, Counters, ImageSeries, RegistrySeries, SharedSnapshot, Snapshot, read,
+};
 use crate::ebpf::ProgramStats;
 
 fn unix_secs(t: SystemTime) -> f64 {
@@ -184,6 +186,7 @@ impl Exporter {
         all.push(recordings_family(s, counted));
         all.push(container_syscalls);
         all.extend(image_families(&s.images));
+        all.extend(registry_families(s.registry.as_ref()));
         all.push(outside_profile);
         all.extend(error_families(s, counted));
         all.extend(self.kernel_families(s));
@@ -351,6 +354,37 @@ fn image_families(images: &[ImageSeries]) -> Vec<Family<'_>> {
             Family::labelled(name, help, None, MetricType::Gauge, samples)
         })
         .collect()
+}
+
+/// `recorder_registry_*`, only while pushing to a registry.
+fn registry_families<'a>(r: Option<&RegistrySeries>) -> Vec<Family<'a>> {
+    let Some(r) = r else {
+        return Vec::new();
+    };
+    vec![
+        Family::labelled(
+            "recorder_registry_pushes",
+            "Contributions pushed to the registry, by result (ok, failed: retried with backoff).",
+            None,
+            MetricType::Counter,
+            vec![
+                (vec![("result", "ok")], Value::Counter(r.pushed)),
+                (vec![("result", "failed")], Value::Counter(r.failed)),
+            ],
+        ),
+        Family::one(
+            "recorder_registry_last_success_time",
+            "When a push to the registry last succeeded, in seconds since the Unix epoch (0: never).",
+            Some(Unit::Seconds),
+            Value::Gauge(i64::try_from(r.last_success).unwrap_or(i64::MAX)),
+        ),
+        Family::one(
+            "recorder_registry_pending",
+            "Contributions waiting to be pushed (the registry failed; retried with backoff).",
+            None,
+            Value::Gauge(i64::try_from(r.pending).unwrap_or(i64::MAX)),
+        ),
+    ]
 }
 
 /// Profiles written, errors, unrecognised cgroups and the kernel's
@@ -583,6 +617,7 @@ mod tests {
                     failed_runs: 2,
                     ready: true,
                 }],
+                registry: None,
                 programs: vec![
                     ProgramStats {
                         name: "sys_enter".to_owned(),
@@ -731,6 +766,51 @@ recorder_bpf_run_count_total{program="cgroup_mkdir"} 2
 recorder_bpf_recursion_misses_total{program="sys_enter"} 3
 # EOF
 "##;
+
+    /// The registry's families, only while pushing, after the images'.
+    #[test]
+    fn registry_families_while_pushing() {
+        assert!(!sample().contains("recorder_registry"));
+        let snapshot: SharedSnapshot = Arc::default();
+        store(
+            &snapshot,
+            Snapshot {
+                registry: Some(RegistrySeries {
+                    pushed: 3,
+                    failed: 2,
+                    last_success: STARTED,
+                    pending: 1,
+                }),
+                ..Snapshot::default()
+            },
+        );
+        let exporter = Exporter {
+            snapshot,
+            counters: Arc::default(),
+            bpf_stats: false,
+            started: UNIX_EPOCH + Duration::from_secs(STARTED),
+        };
+        let mut text = String::new();
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(exporter));
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        let want = r##"# HELP recorder_registry_pushes Contributions pushed to the registry, by result (ok, failed: retried with backoff).
+# TYPE recorder_registry_pushes counter
+recorder_registry_pushes_total{result="ok"} 3
+recorder_registry_pushes_total{result="failed"} 2
+# HELP recorder_registry_last_success_time_seconds When a push to the registry last succeeded, in seconds since the Unix epoch (0: never).
+# TYPE recorder_registry_last_success_time_seconds gauge
+# UNIT recorder_registry_last_success_time_seconds seconds
+recorder_registry_last_success_time_seconds 1700000000
+# HELP recorder_registry_pending Contributions waiting to be pushed (the registry failed; retried with backoff).
+# TYPE recorder_registry_pending gauge
+recorder_registry_pending 1
+"##;
+        assert!(text.contains(want), "{text}");
+        // Right after the images' families.
+        let at = text.find("# HELP recorder_registry_pushes").unwrap();
+        assert!(text[..at].contains("recorder_image_ready"), "{text}");
+    }
 
     #[test]
     fn prometheus_text_names_counters_with_total() {

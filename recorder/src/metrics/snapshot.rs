@@ -67,6 +67,17 @@ pub struct ImageSeries {
     pub ready: bool,
 }
 
+/// `recorder_registry_*`: this node's pushes to `[registry] repository`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RegistrySeries {
+    pub pushed: u64,
+    pub failed: u64,
+    /// Seconds since the epoch of the last push that succeeded (0: none).
+    pub last_success: u64,
+    /// Contributions waiting to be pushed.
+    pub pending: u64,
+}
+
 /// What the manager last saw: everything a scrape needs from the kernel
 /// task and the recordings.
 #[derive(Clone, Debug, Default)]
@@ -82,6 +93,8 @@ pub struct Snapshot {
     pub unhealthy: Option<String>,
     pub containers: Vec<ContainerSeries>,
     pub images: Vec<ImageSeries>,
+    /// Pushes to the registry, when pushing.
+    pub registry: Option<RegistrySeries>,
     pub programs: Vec<ProgramStats>,
 }
 
