@@ -347,7 +347,10 @@ struct FleetImage {
     id: Option<String>,
     tag: String,
     nodes: Vec<String>,
+    /// Runs summed over the nodes, failed ones included.
     runs: u64,
+    /// Of `runs`, those that failed (they count toward no rule).
+    failed_runs: u64,
     ready: bool,
     not_ready: Vec<String>,
     /// The fleet artifact's reference, when published.
@@ -404,6 +407,7 @@ async fn images(
             tag: fleet_tag.clone(),
             nodes: contribs.iter().map(|c| c.prov.node.clone()).collect(),
             runs: contribs.iter().map(|c| c.prov.runs).sum(),
+            failed_runs: contribs.iter().map(|c| c.prov.failed_runs).sum(),
             ready: not_ready.is_empty(),
             not_ready,
             published,

@@ -299,6 +299,8 @@ fn hundred_contributions_merge_across_pages() {
                 id: Some(key.into()),
                 references: vec!["h28-test/app:latest".into()],
                 runs: 1,
+                failed_runs: 0,
+                last_failure: String::new(),
                 first_seen: 1_700_000_000,
                 last_seen: 1_700_000_100,
                 last_new: 1_700_000_000,

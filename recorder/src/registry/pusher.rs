@@ -66,6 +66,8 @@ pub fn contribution(
         id: row.id.clone(),
         references: row.references.clone(),
         runs: row.runs,
+        failed_runs: row.failed_runs,
+        last_failure: row.last_failure.clone(),
         first_seen: row.first_seen,
         last_seen: row.last_seen,
         last_new: row.last_new,
