@@ -39,6 +39,10 @@ pub enum RegistryCmdError {
     Registry(#[from] RegistryError),
     #[error(transparent)]
     Client(#[from] ClientError),
+    /// recorderd was asked for what the command line left out, and could
+    /// not answer: the error, and the flags that do without it.
+    #[error("{err}; or give {flags}")]
+    NoDaemon { err: ClientError, flags: String },
     #[error("{0}")]
     Usage(String),
     #[error("{image} is not ready fleet-wide: {why}; --force publishes it all the same")]
@@ -59,13 +63,38 @@ pub struct Daemon<'a> {
 }
 
 impl Daemon<'_> {
-    async fn status(&self) -> Result<StatusInfo, RegistryCmdError> {
+    /// recorderd's status, asked for what the command line left out
+    /// (`flags`: what would have made asking needless).
+    async fn status(&self, flags: &[&str]) -> Result<StatusInfo, RegistryCmdError> {
         let timeout = Duration::from_secs_f64(self.timeout);
-        match control::call_within(self.socket, &Request::Status, timeout).await? {
-            Reply::Status { status } => Ok(status),
-            _ => Err(RegistryCmdError::Unexpected),
+        match control::call_within(self.socket, &Request::Status, timeout).await {
+            Ok(Reply::Status { status }) => Ok(status),
+            Ok(_) => Err(RegistryCmdError::Unexpected),
+            Err(err) => Err(RegistryCmdError::NoDaemon {
+                err,
+                flags: flags.join(", "),
+            }),
         }
     }
+}
+
+/// The flags that spare asking recorderd: `--registry` (when `registry`)
+/// and the ready rule's thresholds not given.
+fn missing_flags(registry: bool, rule: &RuleArgs) -> Vec<&'static str> {
+    let mut flags = Vec::new();
+    if registry {
+        flags.push("--registry");
+    }
+    for (given, flag) in [
+        (rule.ready_min_runs.is_some(), "--ready-min-runs"),
+        (rule.ready_quiet_runs.is_some(), "--ready-quiet-runs"),
+        (rule.ready_quiet_secs.is_some(), "--ready-quiet-secs"),
+    ] {
+        if !given {
+            flags.push(flag);
+        }
+    }
+    flags
 }
 
 /// The rule: the flags, the rest from recorderd.
@@ -215,7 +244,11 @@ async fn publish(
     output: OutputFormat,
 ) -> Result<u8, RegistryCmdError> {
     let status = if registry.is_none() || !rule.complete() {
-        Some(daemon.status().await?)
+        Some(
+            daemon
+                .status(&missing_flags(registry.is_none(), rule))
+                .await?,
+        )
     } else {
         None
     };
@@ -369,7 +402,11 @@ async fn images(
     let status = if fleet_args.rule.complete() {
         None
     } else {
-        Some(daemon.status().await?)
+        Some(
+            daemon
+                .status(&missing_flags(false, &fleet_args.rule))
+                .await?,
+        )
     };
     let rule = rule_of(&fleet_args.rule, status.as_ref()).await?;
     let reg = Registry::new(Repo::parse(repo)?, &fleet_args.insecure.insecure_registry)?;
@@ -490,4 +527,30 @@ pub async fn fleet_images(
         return Err(RegistryCmdError::Usage("no --registry".to_owned()));
     };
     images(daemon, fleet_args, repo, output, table).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_daemon_names_the_flags_that_do_without_it() {
+        let rule = RuleArgs {
+            ready_min_runs: Some(3),
+            ..RuleArgs::default()
+        };
+        let flags = missing_flags(true, &rule);
+        assert_eq!(
+            flags,
+            ["--registry", "--ready-quiet-runs", "--ready-quiet-secs"]
+        );
+        let e = RegistryCmdError::NoDaemon {
+            err: ClientError::NoReply,
+            flags: flags.join(", "),
+        };
+        assert_eq!(
+            e.to_string(),
+            "recorderd closed the connection without replying; or give --registry, --ready-quiet-runs, --ready-quiet-secs"
+        );
+    }
 }
