@@ -147,6 +147,28 @@ async fn provenance(reg: &Registry, tag: &str) -> Result<(Provenance, String), R
     Ok((prov, digest))
 }
 
+/// The provenance of the first member of a fleet tag that reads as a
+/// contribution. A tag that is not one (anyone may push to the
+/// repository, and a tag with `__` looks like a contribution) is named on
+/// stderr and skipped, so that it hides no image.
+async fn first_provenance(reg: &Registry, members: &[String]) -> Option<Provenance> {
+    for tag in members {
+        match provenance(reg, tag).await {
+            Ok((prov, _)) => return Some(prov),
+            Err(e) => skipped(tag, &e),
+        }
+    }
+    None
+}
+
+fn skipped(tag: &str, e: &RegistryError) {
+    eprintln!(
+        "recorderctl: skipping {}: {}",
+        crate::table::escape(tag),
+        crate::table::escape(&e.to_string())
+    );
+}
+
 /// Whether `spec` names the image of `p`: its key, id (or a prefix), a
 /// reference it ran as, or as it is shown.
 fn names(spec: &str, p: &Provenance) -> bool {
@@ -166,10 +188,9 @@ async fn find_image(
 ) -> Result<String, RegistryCmdError> {
     let mut found = Vec::new();
     for (fleet, members) in &listing.groups {
-        let Some(first) = members.first() else {
+        let Some(prov) = first_provenance(reg, members).await else {
             continue;
         };
-        let (prov, _) = provenance(reg, first).await?;
         if names(spec, &prov) {
             found.push((fleet.clone(), prov.image));
         }
@@ -416,7 +437,13 @@ async fn images(
     for (fleet_tag, members) in &listing.groups {
         let mut contribs = Vec::new();
         for tag in members {
-            let (prov, digest) = provenance(&reg, tag).await?;
+            let (prov, digest) = match provenance(&reg, tag).await {
+                Ok(p) => p,
+                Err(e) => {
+                    skipped(tag, &e);
+                    continue;
+                }
+            };
             contribs.push(Contribution {
                 tag: tag.clone(),
                 digest,
