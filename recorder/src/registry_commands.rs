@@ -492,6 +492,8 @@ async fn images(
     Ok(0)
 }
 
+/// The fleet table. READY's reasons are joined with `; ` (as `publish`
+/// says them): a node's own reasons are joined with `, `.
 fn print_fleet(w: &mut impl io::Write, rows: &[FleetImage], wide: bool) -> io::Result<()> {
     use crate::table::{left, right};
     let columns = [
@@ -515,7 +517,7 @@ fn print_fleet(w: &mut impl io::Write, rows: &[FleetImage], wide: bool) -> io::R
                 if r.ready {
                     "yes".to_owned()
                 } else {
-                    format!("no: {}", r.not_ready.join(", "))
+                    format!("no: {}", r.not_ready.join("; "))
                 },
             ]
         })
@@ -559,6 +561,35 @@ pub async fn fleet_images(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fleet_reasons_part_at_semicolons_and_cells_are_escaped() {
+        let row = FleetImage {
+            image: "app:1\x1b[2J".into(),
+            key: "k".into(),
+            id: None,
+            tag: "t".into(),
+            nodes: vec!["a".into(), "b".into()],
+            runs: 4,
+            failed_runs: 0,
+            ready: false,
+            not_ready: vec![
+                "node a not quiet: 1/3 runs quiet, 2m/1h quiet".into(),
+                "node b not quiet: 0/3 runs quiet".into(),
+            ],
+            published: None,
+        };
+        let mut out = Vec::new();
+        print_fleet(&mut out, &[row], true).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains(
+                "no: node a not quiet: 1/3 runs quiet, 2m/1h quiet; node b not quiet: 0/3 runs quiet"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("app:1\\u{1b}[2J"), "{text}");
+    }
 
     #[test]
     fn a_missing_daemon_names_the_flags_that_do_without_it() {
