@@ -248,7 +248,10 @@ struct Published {
     digest: String,
     image: String,
     nodes: Vec<String>,
+    /// Runs summed over the nodes, failed ones included.
     runs: u64,
+    /// Of `runs`, those that failed.
+    failed_runs: u64,
     ready: bool,
     not_ready: Vec<String>,
     contributions: usize,
@@ -319,6 +322,7 @@ async fn publish(
         image: prov.image.clone(),
         nodes: contribs.iter().map(|c| c.prov.node.clone()).collect(),
         runs: prov.runs,
+        failed_runs: prov.failed_runs,
         ready: waits.is_empty(),
         not_ready: waits,
         contributions: contribs.len(),
