@@ -278,6 +278,11 @@ fn print_status(w: &mut impl Write, s: &StatusInfo) -> io::Result<()> {
         ("metrics", s.metrics_addr.clone()),
         ("scope", s.scope.clone()),
     ];
+    if let Some(repo) = &s.registry {
+        // Where `publish` reads from by default; two nodes' daemons told
+        // apart by it too.
+        rows.push(("registry", repo.clone()));
+    }
     if let Some(why) = &s.unhealthy {
         rows.push(("unhealthy", why.clone()));
     }
@@ -694,6 +699,18 @@ mod tests {
         );
         assert!(columns.iter().all(|&c| c == columns[0]), "{text}");
         assert!(text.contains("profiles written: 2\n"), "{text}");
+        assert!(!text.contains("registry:"), "{text}");
+        let pushing = StatusInfo {
+            registry: Some("registry.lan:5000/profiles".into()),
+            ..s.clone()
+        };
+        let mut text = Vec::new();
+        print_status(&mut text, &pushing).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        assert!(
+            text.contains("registry:         registry.lan:5000/profiles\n"),
+            "{text}"
+        );
         assert!(
             text.contains(&format!("last error:       {} disk full\n", format_time(0))),
             "{text}"

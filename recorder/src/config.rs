@@ -201,6 +201,9 @@ impl Config {
             crate::registry::Repo::parse(r)
                 .map_err(|e| invalid(format!("[registry] repository: {e}")))?;
         }
+        if let Some(n) = &self.registry.node {
+            crate::registry::check_node(n).map_err(|e| invalid(format!("[registry] node: {e}")))?;
+        }
         if !LOG_LEVELS.contains(&self.log_level.as_str()) {
             return Err(invalid(format!(
                 "log_level '{}' is not one of error, warn, info, debug, trace",
@@ -396,6 +399,10 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("[registry] repository"), "{e}");
+        let e = Config::parse(Path::new("c"), "[registry]\nnode = \"a,b\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[registry] node"), "{e}");
         assert!(Config::parse(Path::new("c"), "[registry]\nrepo = \"x\"\n").is_err());
         assert!(Config::parse(Path::new("c"), "[registry]\ninstall_dir = \"k\"\n").is_err());
         assert!(Config::default().registry.repository.is_none());

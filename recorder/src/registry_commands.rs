@@ -39,6 +39,10 @@ pub enum RegistryCmdError {
     Registry(#[from] RegistryError),
     #[error(transparent)]
     Client(#[from] ClientError),
+    /// recorderd was asked for what the command line left out, and could
+    /// not answer: the error, and the flags that do without it.
+    #[error("{err}; or give {flags}")]
+    NoDaemon { err: ClientError, flags: String },
     #[error("{0}")]
     Usage(String),
     #[error("{image} is not ready fleet-wide: {why}; --force publishes it all the same")]
@@ -59,13 +63,38 @@ pub struct Daemon<'a> {
 }
 
 impl Daemon<'_> {
-    async fn status(&self) -> Result<StatusInfo, RegistryCmdError> {
+    /// recorderd's status, asked for what the command line left out
+    /// (`flags`: what would have made asking needless).
+    async fn status(&self, flags: &[&str]) -> Result<StatusInfo, RegistryCmdError> {
         let timeout = Duration::from_secs_f64(self.timeout);
-        match control::call_within(self.socket, &Request::Status, timeout).await? {
-            Reply::Status { status } => Ok(status),
-            _ => Err(RegistryCmdError::Unexpected),
+        match control::call_within(self.socket, &Request::Status, timeout).await {
+            Ok(Reply::Status { status }) => Ok(status),
+            Ok(_) => Err(RegistryCmdError::Unexpected),
+            Err(err) => Err(RegistryCmdError::NoDaemon {
+                err,
+                flags: flags.join(", "),
+            }),
         }
     }
+}
+
+/// The flags that spare asking recorderd: `--registry` (when `registry`)
+/// and the ready rule's thresholds not given.
+fn missing_flags(registry: bool, rule: &RuleArgs) -> Vec<&'static str> {
+    let mut flags = Vec::new();
+    if registry {
+        flags.push("--registry");
+    }
+    for (given, flag) in [
+        (rule.ready_min_runs.is_some(), "--ready-min-runs"),
+        (rule.ready_quiet_runs.is_some(), "--ready-quiet-runs"),
+        (rule.ready_quiet_secs.is_some(), "--ready-quiet-secs"),
+    ] {
+        if !given {
+            flags.push(flag);
+        }
+    }
+    flags
 }
 
 /// The rule: the flags, the rest from recorderd.
@@ -118,6 +147,28 @@ async fn provenance(reg: &Registry, tag: &str) -> Result<(Provenance, String), R
     Ok((prov, digest))
 }
 
+/// The provenance of the first member of a fleet tag that reads as a
+/// contribution. A tag that is not one (anyone may push to the
+/// repository, and a tag with `__` looks like a contribution) is named on
+/// stderr and skipped, so that it hides no image.
+async fn first_provenance(reg: &Registry, members: &[String]) -> Option<Provenance> {
+    for tag in members {
+        match provenance(reg, tag).await {
+            Ok((prov, _)) => return Some(prov),
+            Err(e) => skipped(tag, &e),
+        }
+    }
+    None
+}
+
+fn skipped(tag: &str, e: &RegistryError) {
+    eprintln!(
+        "recorderctl: skipping {}: {}",
+        crate::table::escape(tag),
+        crate::table::escape(&e.to_string())
+    );
+}
+
 /// Whether `spec` names the image of `p`: its key, id (or a prefix), a
 /// reference it ran as, or as it is shown.
 fn names(spec: &str, p: &Provenance) -> bool {
@@ -137,10 +188,9 @@ async fn find_image(
 ) -> Result<String, RegistryCmdError> {
     let mut found = Vec::new();
     for (fleet, members) in &listing.groups {
-        let Some(first) = members.first() else {
+        let Some(prov) = first_provenance(reg, members).await else {
             continue;
         };
-        let (prov, _) = provenance(reg, first).await?;
         if names(spec, &prov) {
             found.push((fleet.clone(), prov.image));
         }
@@ -198,7 +248,10 @@ struct Published {
     digest: String,
     image: String,
     nodes: Vec<String>,
+    /// Runs summed over the nodes, failed ones included.
     runs: u64,
+    /// Of `runs`, those that failed.
+    failed_runs: u64,
     ready: bool,
     not_ready: Vec<String>,
     contributions: usize,
@@ -215,7 +268,11 @@ async fn publish(
     output: OutputFormat,
 ) -> Result<u8, RegistryCmdError> {
     let status = if registry.is_none() || !rule.complete() {
-        Some(daemon.status().await?)
+        Some(
+            daemon
+                .status(&missing_flags(registry.is_none(), rule))
+                .await?,
+        )
     } else {
         None
     };
@@ -265,6 +322,7 @@ async fn publish(
         image: prov.image.clone(),
         nodes: contribs.iter().map(|c| c.prov.node.clone()).collect(),
         runs: prov.runs,
+        failed_runs: prov.failed_runs,
         ready: waits.is_empty(),
         not_ready: waits,
         contributions: contribs.len(),
@@ -347,7 +405,10 @@ struct FleetImage {
     id: Option<String>,
     tag: String,
     nodes: Vec<String>,
+    /// Runs summed over the nodes, failed ones included.
     runs: u64,
+    /// Of `runs`, those that failed (they count toward no rule).
+    failed_runs: u64,
     ready: bool,
     not_ready: Vec<String>,
     /// The fleet artifact's reference, when published.
@@ -366,7 +427,11 @@ async fn images(
     let status = if fleet_args.rule.complete() {
         None
     } else {
-        Some(daemon.status().await?)
+        Some(
+            daemon
+                .status(&missing_flags(false, &fleet_args.rule))
+                .await?,
+        )
     };
     let rule = rule_of(&fleet_args.rule, status.as_ref()).await?;
     let reg = Registry::new(Repo::parse(repo)?, &fleet_args.insecure.insecure_registry)?;
@@ -376,7 +441,13 @@ async fn images(
     for (fleet_tag, members) in &listing.groups {
         let mut contribs = Vec::new();
         for tag in members {
-            let (prov, digest) = provenance(&reg, tag).await?;
+            let (prov, digest) = match provenance(&reg, tag).await {
+                Ok(p) => p,
+                Err(e) => {
+                    skipped(tag, &e);
+                    continue;
+                }
+            };
             contribs.push(Contribution {
                 tag: tag.clone(),
                 digest,
@@ -404,6 +475,7 @@ async fn images(
             tag: fleet_tag.clone(),
             nodes: contribs.iter().map(|c| c.prov.node.clone()).collect(),
             runs: contribs.iter().map(|c| c.prov.runs).sum(),
+            failed_runs: contribs.iter().map(|c| c.prov.failed_runs).sum(),
             ready: not_ready.is_empty(),
             not_ready,
             published,
@@ -424,6 +496,8 @@ async fn images(
     Ok(0)
 }
 
+/// The fleet table. READY's reasons are joined with `; ` (as `publish`
+/// says them): a node's own reasons are joined with `, `.
 fn print_fleet(w: &mut impl io::Write, rows: &[FleetImage], wide: bool) -> io::Result<()> {
     use crate::table::{left, right};
     let columns = [
@@ -447,7 +521,7 @@ fn print_fleet(w: &mut impl io::Write, rows: &[FleetImage], wide: bool) -> io::R
                 if r.ready {
                     "yes".to_owned()
                 } else {
-                    format!("no: {}", r.not_ready.join(", "))
+                    format!("no: {}", r.not_ready.join("; "))
                 },
             ]
         })
@@ -486,4 +560,59 @@ pub async fn fleet_images(
         return Err(RegistryCmdError::Usage("no --registry".to_owned()));
     };
     images(daemon, fleet_args, repo, output, table).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fleet_reasons_part_at_semicolons_and_cells_are_escaped() {
+        let row = FleetImage {
+            image: "app:1\x1b[2J".into(),
+            key: "k".into(),
+            id: None,
+            tag: "t".into(),
+            nodes: vec!["a".into(), "b".into()],
+            runs: 4,
+            failed_runs: 0,
+            ready: false,
+            not_ready: vec![
+                "node a not quiet: 1/3 runs quiet, 2m/1h quiet".into(),
+                "node b not quiet: 0/3 runs quiet".into(),
+            ],
+            published: None,
+        };
+        let mut out = Vec::new();
+        print_fleet(&mut out, &[row], true).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains(
+                "no: node a not quiet: 1/3 runs quiet, 2m/1h quiet; node b not quiet: 0/3 runs quiet"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("app:1\\u{1b}[2J"), "{text}");
+    }
+
+    #[test]
+    fn a_missing_daemon_names_the_flags_that_do_without_it() {
+        let rule = RuleArgs {
+            ready_min_runs: Some(3),
+            ..RuleArgs::default()
+        };
+        let flags = missing_flags(true, &rule);
+        assert_eq!(
+            flags,
+            ["--registry", "--ready-quiet-runs", "--ready-quiet-secs"]
+        );
+        let e = RegistryCmdError::NoDaemon {
+            err: ClientError::NoReply,
+            flags: flags.join(", "),
+        };
+        assert_eq!(
+            e.to_string(),
+            "recorderd closed the connection without replying; or give --registry, --ready-quiet-runs, --ready-quiet-secs"
+        );
+    }
 }

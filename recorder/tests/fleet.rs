@@ -5,7 +5,8 @@
 //! `publish` merges their contributions under the fleet-wide ready rule,
 //! skopeo reads the artifact back, `pull` gives a profile docker enforces.
 //! The registry stops mid-run and nothing is lost; 100 contributions merge
-//! across pages of the tag list; a profile over 128 entries is refused.
+//! across pages of the tag list; a profile over 128 entries is refused; a
+//! docker image under a contribution-like tag hides no image.
 
 mod common;
 mod support;
@@ -299,6 +300,8 @@ fn hundred_contributions_merge_across_pages() {
                 id: Some(key.into()),
                 references: vec!["h28-test/app:latest".into()],
                 runs: 1,
+                failed_runs: 0,
+                last_failure: String::new(),
                 first_seen: 1_700_000_000,
                 last_seen: 1_700_000_100,
                 last_new: 1_700_000_000,
@@ -701,4 +704,85 @@ fn two_nodes_publish_pull_and_survive_a_registry_outage() {
         .then_some(())
     });
     drop(b);
+}
+
+/// A docker image pushed into the repository under a tag that looks like
+/// a contribution (`<x>__<y>`): `images --registry` and `publish` skip it,
+/// naming it on stderr, instead of failing for every image; `pull` of it
+/// says it is no seccomp profile artifact (distribution 2.8, asked only
+/// for OCI manifests, used to rewrite it to schema 1 and fail with
+/// "Invalid digest").
+#[test]
+fn a_foreign_tag_hides_no_image_and_pull_says_what_it_is() {
+    require_root();
+    busybox_rootfs();
+    let dir = scratch("rev28-foreign");
+    let _dockerd = Dockerd::start(&dir);
+    import_image("rev28-foreign");
+    let reg = TestRegistry::start("foreign");
+    let repo = reg.repo("foreign");
+    let foreign = format!("{repo}:rev28-foreign__not-ours");
+    run_ok(Command::new("skopeo").args([
+        "copy",
+        "-q",
+        "--dest-tls-verify=false",
+        "docker-daemon:rev28-foreign:latest",
+        &format!("docker://{foreign}"),
+    ]));
+    let key = "sha256:rev28foreign00000000000000000000000000000000000000000000000000000";
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let r = Registry::new(Repo::parse(&repo).unwrap(), &[]).unwrap();
+        let fleet = tags::fleet_tag(key, "rev28-test/app:latest");
+        let prov = Provenance {
+            kind: Kind::Contribution,
+            node: "rev28-node".into(),
+            image: "rev28-test/app:latest".into(),
+            key: key.into(),
+            id: Some(key.into()),
+            runs: 2,
+            ..Provenance::default()
+        };
+        let a = artifact::build(&profile_of(&["read"]), &prov).unwrap();
+        r.push(&tags::contribution_tag(&fleet, "rev28-node"), &a)
+            .await
+            .unwrap();
+    });
+    let rule = [
+        "--registry",
+        &repo,
+        "--ready-min-runs",
+        "1",
+        "--ready-quiet-runs",
+        "0",
+        "--ready-quiet-secs",
+        "0",
+    ];
+    let out = run_ok(recorderctl().args([&["images", "-o", "json"][..], &rule].concat()));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("skipping rev28-foreign__not-ours") && err.contains("not a seccomp profile"),
+        "{err}"
+    );
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["image"], "rev28-test/app:latest");
+    let out =
+        run_ok(recorderctl().args([&["publish", "--image", "rev28-test/app"][..], &rule].concat()));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with(&format!("{repo}@sha256:")),
+        "{out:?}"
+    );
+
+    let out = ctl(&["pull", &foreign]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("not a seccomp profile artifact") && !err.contains("Invalid digest"),
+        "{err}"
+    );
 }

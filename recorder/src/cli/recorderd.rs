@@ -134,10 +134,10 @@ pub struct Cli {
     pub skip_chosen_profile: Option<bool>,
     /// Push this node's image profiles to the OCI repository REPO
     /// (host[:port]/path), one artifact per image and node.
-    #[arg(long, value_name = "REPO")]
+    #[arg(long, value_name = "REPO", value_parser = repository)]
     pub registry: Option<String>,
     /// This node's name in what it pushes [default: the hostname].
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_parser = node_name)]
     pub node: Option<String>,
     /// Reach this registry (host[:port]) over plain HTTP; loopback ones
     /// always may be. Repeatable.
@@ -258,6 +258,19 @@ impl Cli {
         c.validate(&path)?;
         Ok(c)
     }
+}
+
+/// `--registry`, refused at the flag (naming it) rather than later as
+/// the config's `[registry] repository`.
+fn repository(s: &str) -> Result<String, String> {
+    crate::registry::Repo::parse(s)
+        .map(|_| s.to_owned())
+        .map_err(|e| e.to_string())
+}
+
+/// `--node`: [`crate::registry::check_node`].
+fn node_name(s: &str) -> Result<String, String> {
+    crate::registry::check_node(s).map(|()| s.to_owned())
 }
 
 #[cfg(test)]

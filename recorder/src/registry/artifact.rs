@@ -43,7 +43,15 @@ pub struct Provenance {
     pub id: Option<String>,
     /// The references the image was run as.
     pub references: Vec<String>,
+    /// Runs in all, failed ones included.
     pub runs: u64,
+    /// Of `runs`, those that failed (their workload never started, or
+    /// exited non-zero early): they count toward no ready rule. 0 in
+    /// artifacts of a recorderd that did not tell.
+    pub failed_runs: u64,
+    /// Why the last failed run failed (`exit 3 within 10 s`), as the node
+    /// told it: hostile when read back, escape it to show it.
+    pub last_failure: String,
     pub first_seen: u64,
     pub last_seen: u64,
     pub last_new: u64,
@@ -91,6 +99,12 @@ impl Provenance {
             put("image.references", self.references.join(","));
         }
         put("runs", self.runs.to_string());
+        if self.failed_runs > 0 {
+            put("failed-runs", self.failed_runs.to_string());
+        }
+        if !self.last_failure.is_empty() {
+            put("last-failure", self.last_failure.clone());
+        }
         put("first-seen", format_time(self.first_seen));
         put("last-seen", format_time(self.last_seen));
         put("last-new", format_time(self.last_new));
@@ -138,6 +152,11 @@ impl Provenance {
             id: get("image.id").map(str::to_owned),
             references: list("image.references"),
             runs: number("runs")?,
+            failed_runs: match get("failed-runs") {
+                Some(v) => v.parse().map_err(|_| bad("failed-runs"))?,
+                None => 0,
+            },
+            last_failure: get("last-failure").unwrap_or_default().to_owned(),
             first_seen: time("first-seen")?,
             last_seen: time("last-seen")?,
             last_new: time("last-new")?,
@@ -315,6 +334,8 @@ mod tests {
             id: Some("sha256:abc".into()),
             references: vec!["docker.io/library/busybox:latest".into()],
             runs: 7,
+            failed_runs: 2,
+            last_failure: "exit 3 within 10 s".into(),
             first_seen: 1_795_424_905,
             last_seen: 1_795_655_987,
             last_new: 1_795_500_000,

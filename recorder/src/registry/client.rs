@@ -23,6 +23,19 @@ use super::{
 };
 use crate::profile::limits;
 
+/// What a manifest is asked as. Ours are OCI image manifests, but a tag
+/// may hold an image or an index: asked only for ours, distribution 2.8
+/// rewrites a docker image's manifest to a signed schema 1 one, whose
+/// digest differs on every read ("Invalid digest"), instead of saying what
+/// the tag holds. Asked as any of these, it comes as stored and
+/// [`artifact::read_manifest`] says it is no seccomp profile artifact.
+const ACCEPTED: &[&str] = &[
+    MANIFEST_TYPE,
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+];
+
 /// Tags asked for per page of the tag list.
 pub const TAGS_PER_PAGE: usize = 50;
 
@@ -221,7 +234,7 @@ impl Registry {
     pub async fn manifest(&self, r: &Reference) -> Result<(Manifest, String), RegistryError> {
         let (bytes, digest) = self
             .client
-            .pull_manifest_raw(r, &self.auth, &[MANIFEST_TYPE])
+            .pull_manifest_raw(r, &self.auth, ACCEPTED)
             .await
             .map_err(|e| self.fail(&format!("reading {r} from"), e))?;
         if bytes.len() > artifact::MAX_MANIFEST {

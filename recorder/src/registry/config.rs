@@ -50,9 +50,50 @@ pub fn hostname() -> String {
         .unwrap_or_else(|| "localhost".to_owned())
 }
 
+/// Whether `name` will do as a node's name: 1 to 253 characters of
+/// `[A-Za-z0-9._-]` (a hostname, a Kubernetes node name). It goes into
+/// tags, logs and the comma-separated `dev.recorder.node` of a merge, so
+/// an empty name, a comma or a control character is refused.
+pub fn check_node(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 253 {
+        return Err(format!(
+            "a node name has 1 to 253 characters, not {}",
+            name.len()
+        ));
+    }
+    match name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        Some(c) => Err(format!(
+            "{:?} is no node name: {:?} is not one of A-Z a-z 0-9 . _ -",
+            name.escape_debug().to_string(),
+            c
+        )),
+        None => Ok(()),
+    }
+}
+
 impl RegistryConfig {
     /// The node's name: `node`, else the hostname.
     pub fn node_name(&self) -> String {
         self.node.clone().unwrap_or_else(hostname)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_names_are_hostnames() {
+        for ok in ["node-a", "worker-1.example.org", "ip_10_0_0_1", "N1"] {
+            assert!(check_node(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "a,b", "ev\x1bil", "a b", "a/b", &"x".repeat(254)] {
+            let e = check_node(bad).unwrap_err();
+            assert_eq!(e.lines().count(), 1, "{e}");
+        }
+        assert!(check_node(&hostname()).is_ok(), "this host's name");
     }
 }

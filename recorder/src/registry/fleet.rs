@@ -49,13 +49,29 @@ fn row_of(p: &Provenance) -> ImageRow {
 }
 
 /// What the fleet still waits for before its image is ready (empty:
-/// ready): the summed runs, then each node not yet quiet, by name.
+/// ready): the summed runs that did not fail (with how many failed and
+/// the last reason, when that is short), then each node not yet quiet, by
+/// name.
 pub fn fleet_waits(contribs: &[Contribution], rule: &ImagesConfig, now: u64) -> Vec<String> {
     let mut why = Vec::new();
     let runs: u64 = contribs.iter().map(|c| c.prov.runs).sum();
-    if runs < rule.ready_min_runs {
+    let failed: u64 = contribs
+        .iter()
+        .map(|c| c.prov.failed_runs.min(c.prov.runs))
+        .sum();
+    let good = runs - failed;
+    if good < rule.ready_min_runs {
+        if failed > 0 {
+            let last = contribs
+                .iter()
+                .filter(|c| c.prov.failed_runs > 0 && !c.prov.last_failure.is_empty())
+                .max_by_key(|c| c.prov.last_seen)
+                .map(|c| format!(" ({})", c.prov.last_failure.escape_debug()))
+                .unwrap_or_default();
+            why.push(format!("{failed} of {runs} runs failed{last}"));
+        }
         why.push(format!(
-            "{runs}/{} runs over {} node{}",
+            "{good}/{} runs over {} node{}",
             rule.ready_min_runs,
             contribs.len(),
             if contribs.len() == 1 { "" } else { "s" }
@@ -91,6 +107,9 @@ pub fn merge(contribs: &[Contribution]) -> Option<(Profile, Provenance)> {
         ..first.prov.clone()
     };
     prov.runs = 0;
+    prov.failed_runs = 0;
+    prov.last_failure = String::new();
+    let mut latest_failure = 0;
     let mut nodes = Vec::new();
     for c in &sorted {
         if !std::ptr::eq(*c, *first) {
@@ -99,6 +118,11 @@ pub fn merge(contribs: &[Contribution]) -> Option<(Profile, Provenance)> {
             }
         }
         prov.runs += c.prov.runs;
+        prov.failed_runs += c.prov.failed_runs;
+        if c.prov.failed_runs > 0 && c.prov.last_seen >= latest_failure {
+            latest_failure = c.prov.last_seen;
+            prov.last_failure.clone_from(&c.prov.last_failure);
+        }
         prov.first_seen = prov.first_seen.min(c.prov.first_seen);
         prov.last_seen = prov.last_seen.max(c.prov.last_seen);
         prov.last_new = prov.last_new.max(c.prov.last_new);
@@ -178,6 +202,29 @@ mod tests {
             ..rule(1, 0)
         };
         assert_eq!(fleet_waits(&[a], &slow, 1000).len(), 1);
+    }
+
+    #[test]
+    fn failed_runs_count_toward_no_fleet_rule() {
+        // Node a: 7 runs that failed and 3 good, quiet ones; node b: 1.
+        // 11 runs, but only 4 that count: not 5 (issue 30's rule, fleet-wide).
+        let mut a = contribution("a", &["read"], 10, 2);
+        a.prov.failed_runs = 7;
+        a.prov.last_failure = "exit 3 within 10 s\x1b[2J".into();
+        let b = contribution("b", &["write"], 1, 1);
+        let both = [a, b];
+        let why = fleet_waits(&both, &rule(5, 1), 1000);
+        assert_eq!(
+            why,
+            [
+                "7 of 11 runs failed (exit 3 within 10 s\\u{1b}[2J)",
+                "4/5 runs over 2 nodes"
+            ]
+        );
+        assert!(fleet_waits(&both, &rule(4, 1), 1000).is_empty());
+        let (_, prov) = merge(&both).unwrap();
+        assert_eq!((prov.runs, prov.failed_runs), (11, 7));
+        assert_eq!(prov.last_failure, "exit 3 within 10 s\x1b[2J");
     }
 
     #[test]

@@ -19,5 +19,5 @@ pub mod pusher;
 pub mod tags;
 
 pub use client::{Registry, Repo};
-pub use config::{RegistryConfig, hostname};
+pub use config::{RegistryConfig, check_node, hostname};
 pub use error::RegistryError;

@@ -66,6 +66,8 @@ pub fn contribution(
         id: row.id.clone(),
         references: row.references.clone(),
         runs: row.runs,
+        failed_runs: row.failed_runs,
+        last_failure: row.last_failure.clone(),
         first_seen: row.first_seen,
         last_seen: row.last_seen,
         last_new: row.last_new,
@@ -279,6 +281,18 @@ mod tests {
         assert_eq!(
             (p.node.as_str(), p.runs, p.kernel.as_str()),
             ("node-a", 2, "6.18")
+        );
+        assert_eq!(p.failed_runs, 0);
+        // A failed run goes to the registry as such: the fleet-wide rule
+        // counts only the runs that did not fail.
+        let mut r = row(KeyedBy::Id);
+        r.add_failed(Some("busybox"), "exit 3 within 10 s", 200);
+        let (_, a) = contribution(&r, "node-a", "6.18").unwrap();
+        let m = artifact::read_manifest(&a.manifest).unwrap();
+        let p = Provenance::from_annotations(&m.annotations).unwrap();
+        assert_eq!(
+            (p.runs, p.failed_runs, p.last_failure.as_str()),
+            (3, 1, "exit 3 within 10 s")
         );
     }
 }
