@@ -36,7 +36,10 @@ fn main() -> ExitCode {
             let code = e
                 .downcast_ref::<record::RecordError>()
                 .map_or(1, record::RecordError::exit_code);
-            eprintln!("recorderctl: {e:#}");
+            eprintln!(
+                "recorderctl: {}",
+                recorder::escape::controls(&format!("{e:#}"))
+            );
             ExitCode::from(code as u8)
         }
     }
@@ -96,7 +99,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                     names.len(),
                     if names.len() == 1 { "" } else { "es" },
                     if names.len() == 1 { "was" } else { "were" },
-                    names.join(", ")
+                    recorder::escape::controls(&names.join(", "))
                 );
             }
             for (abi, nr) in &outcome.unknown {
@@ -158,7 +161,8 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                 if chain.clone().any(is_broken_pipe) {
                     return Ok(BROKEN_PIPE);
                 }
-                eprintln!("recorderctl: {:#}", anyhow::Error::from(e));
+                let e = format!("{:#}", anyhow::Error::from(e));
+                eprintln!("recorderctl: {}", recorder::escape::controls(&e));
                 Ok(recorder::cli::profile::TROUBLE)
             }
         },
