@@ -23,6 +23,13 @@ pub const TASK_ROOTS: &[&str] = &[
     "/run/docker/containerd/daemon/io.containerd.runtime.v2.task",
 ];
 
+/// The sockets of the containerds whose tasks are under [`TASK_ROOTS`],
+/// in the same order.
+const SOCKETS: &[&str] = &[
+    "/run/containerd/containerd.sock",
+    "/run/docker/containerd/containerd.sock",
+];
+
 /// The default task roots.
 pub fn roots() -> Vec<PathBuf> {
     TASK_ROOTS.iter().map(PathBuf::from).collect()
@@ -78,10 +85,12 @@ const CTR: &str = "ctr";
 /// the daemon's blocking pool.
 const CTR_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// `ctr --namespace <namespace> <args>`'s standard output, if it ran and
-/// succeeded within [`CTR_TIMEOUT`] (killed otherwise).
-fn ctr(namespace: &str, args: &[&str]) -> Option<String> {
+/// `ctr --address <socket> --namespace <namespace> <args>`'s standard
+/// output, if it ran and succeeded within [`CTR_TIMEOUT`] (killed
+/// otherwise).
+fn ctr(socket: &str, namespace: &str, args: &[&str]) -> Option<String> {
     let mut child = Command::new(CTR)
+        .args(["--address", socket])
         .arg("--namespace")
         .arg(namespace)
         .args(args)
@@ -89,6 +98,7 @@ fn ctr(namespace: &str, args: &[&str]) -> Option<String> {
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
+        .map_err(|e| log::debug!("{CTR}: {e}"))
         .ok()?;
     let mut stdout = child.stdout.take()?;
     // Read on a thread of its own: a full pipe must not stall the child
@@ -116,7 +126,14 @@ fn ctr(namespace: &str, args: &[&str]) -> Option<String> {
         }
     };
     let out = reader.join().ok()?.ok()?;
-    status.filter(|s| s.success()).map(|_| out)
+    match status {
+        Some(s) if s.success() => Some(out),
+        Some(s) => {
+            log::debug!("ctr --namespace {namespace} {}: {s}", args.join(" "));
+            None
+        }
+        None => None,
+    }
 }
 
 /// Whether `s` can go to `ctr` as one argument or filter value: no flag,
@@ -138,16 +155,40 @@ pub fn image_of(namespace: &str, id: &str) -> ImageOf {
     if !plain_arg(namespace) || !plain_arg(id) {
         return ImageOf::default();
     }
-    let image = ctr(namespace, &["containers", "info", id])
-        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
-        .and_then(|info| info["Image"].as_str().map(str::to_owned))
-        .filter(|i| plain_arg(i));
-    let digest = image.as_deref().and_then(|image| {
-        let filter = format!("name=={image}");
-        let listed = ctr(namespace, &["images", "list", &filter])?;
-        digest_in_listing(&listed, image)
-    });
-    ImageOf { image, digest }
+    // The containerd whose task directory holds it, else (its task gone)
+    // whichever knows it.
+    let has_task = |root: &&str| Path::new(root).join(namespace).join(id).is_dir();
+    let mut sockets: Vec<&str> = TASK_ROOTS
+        .iter()
+        .zip(SOCKETS)
+        .filter(|(root, _)| has_task(root))
+        .map(|(_, s)| *s)
+        .collect();
+    if sockets.is_empty() {
+        // Only where a containerd listens: ctr waits for a missing one.
+        sockets = SOCKETS
+            .iter()
+            .copied()
+            .filter(|s| Path::new(s).exists())
+            .collect();
+    }
+    let Some((socket, image)) = sockets.into_iter().find_map(|socket| {
+        let text = ctr(socket, namespace, &["containers", "info", id])?;
+        let info: serde_json::Value = serde_json::from_str(&text).ok()?;
+        Some((socket, info["Image"].as_str()?.to_owned()))
+    }) else {
+        return ImageOf::default();
+    };
+    if !plain_arg(&image) {
+        return ImageOf::default();
+    }
+    let filter = format!("name=={image}");
+    let digest = ctr(socket, namespace, &["images", "list", &filter])
+        .and_then(|listed| digest_in_listing(&listed, &image));
+    ImageOf {
+        image: Some(image),
+        digest,
+    }
 }
 
 /// The digest of `image` in `ctr images list`'s table (`REF TYPE DIGEST

@@ -140,6 +140,17 @@ pub async fn seen(found: ContainerRef, given: Option<Policy>) -> Seen {
             chosen,
         };
     }
+    // The bundle first: a short-lived container's goes with it, and the
+    // Engine API may take its time on a busy dockerd.
+    let of = found.clone();
+    let bundle = blocking(move || match given {
+        Some(policy) => Ok(policy::Bundle {
+            policy,
+            ..policy::Bundle::default()
+        }),
+        None => policy::bundle_of(&of),
+    })
+    .await;
     let inspected = match found.runtime {
         Runtime::Docker => crate::docker_api::inspect(&found.id).await,
         _ => None,
@@ -148,13 +159,9 @@ pub async fn seen(found: ContainerRef, given: Option<Policy>) -> Seen {
     let docker_seccomp = docker_seccomp.flatten();
     let fallback = found.clone();
     blocking(move || {
-        let bundle = match given {
-            Some(policy) => Ok(policy::Bundle {
-                policy,
-                ..policy::Bundle::default()
-            }),
-            None => policy::bundle_of(&found),
-        };
+        let bundle = bundle
+            .map_err(|e| e.to_string())
+            .and_then(|b| b.map_err(|e| e.to_string()));
         let bundle = bundle.unwrap_or_else(|e| {
             log::info!("{}: seccomp policy unknown: {e}", found.id);
             policy::Bundle::default()

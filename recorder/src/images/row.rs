@@ -313,11 +313,14 @@ pub fn find<'a>(rows: &'a [ImageRow], spec: &str) -> Result<&'a ImageRow, Images
             let reference = normalise(spec);
             // Rows of older versions kept unmarked names: only their
             // marked form names them.
+            // A bare path names a rootfs row (no image's spec starts with
+            // `/`); a bare word never names a name row.
             let named = |r: &ImageRow| {
                 let image = matches!(r.keyed_by, KeyedBy::Id | KeyedBy::Reference);
                 let exact = r.key == spec || r.label() == spec;
                 (exact && (image || r.label().contains('=')))
                     || (image && (r.references.contains(&reference) || r.image == spec))
+                    || (r.keyed_by == KeyedBy::Rootfs && spec.starts_with('/') && r.image == spec)
             };
             let by_name: Vec<&ImageRow> = rows.iter().filter(|r| named(r)).collect();
             if by_name.is_empty() {
@@ -477,6 +480,7 @@ mod tests {
         assert!(matches!(find(&rows, "web"), Err(ImagesError::NotFound(_))));
         assert_eq!(find(&rows, "name=web").unwrap().key, "name=web");
         assert_eq!(find(&rows, "(name) web").unwrap().key, "name=web");
+        assert_eq!(find(&rows, "/srv/root").unwrap().key, "rootfs=/srv/root");
         // As `images` shows rows without an image.
         for r in &rows[3..] {
             let shown = shown(r.keyed_by, &r.image);
