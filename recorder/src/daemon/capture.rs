@@ -134,3 +134,24 @@ async fn look_up(kernel: &KernelHandle, hierarchy: &Hierarchy, id: u64) -> Optio
     };
     Some(Captured { enrolled, seen })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_capture_under_way_is_not_taken_and_expires() {
+        let c = Captures::default();
+        c.slots().insert(7, Slot::Pending(Instant::now()));
+        assert!(c.pending(7));
+        assert!(c.take(7).is_none(), "nothing captured yet");
+        assert!(c.pending(7), "still under way");
+        let long_ago = Instant::now()
+            .checked_sub(KEPT + Duration::from_secs(1))
+            .expect("a clock that ran a minute");
+        c.slots().insert(8, Slot::Pending(long_ago));
+        c.expire();
+        assert!(c.pending(7) && !c.pending(8));
+        assert!(!c.pending(9) && c.take(9).is_none());
+    }
+}
