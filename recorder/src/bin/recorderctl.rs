@@ -15,7 +15,18 @@ use recorder::{
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
-        .format_timestamp(None)
+        // env_logger's layout without a time, every message escaped whole
+        // (what it names may come from a container).
+        .format(|buf, record| {
+            let message = record.args().to_string();
+            writeln!(
+                buf,
+                "[{:<5} {}] {}",
+                record.level(),
+                record.target(),
+                recorder::escape::controls(&message)
+            )
+        })
         .init();
     let cli = recorderctl::try_parse_from(std::env::args_os()).unwrap_or_else(|e| e.exit());
     let runtime = match tokio::runtime::Builder::new_current_thread()
