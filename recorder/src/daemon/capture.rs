@@ -117,12 +117,10 @@ impl Captures {
 }
 
 /// What cgroup `id` is, if it is the root of a recording the kernel
-/// started and a container.
+/// started (the kernel saves a leaf name for those alone: a sub-cgroup
+/// enrolled with its owner has none) and a container. No read of the
+/// whole map: a burst of containers would make one per container.
 async fn look_up(kernel: &KernelHandle, hierarchy: &Hierarchy, id: u64) -> Option<Captured> {
-    let entries = kernel.entries().await.ok()?;
-    if !entries.iter().any(|(e, s)| *e == id && s.owner == id) {
-        return None;
-    }
     let leaf = kernel.leaf(id).await.ok()??;
     let h = hierarchy.clone();
     let enrolled = lookup::blocking(move || lookup::enrolled(&h, id, &leaf))

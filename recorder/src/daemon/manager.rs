@@ -484,24 +484,29 @@ impl Manager {
     /// A cgroup the kernel saw made or removed.
     pub async fn on_event(&mut self, ev: CgroupEvent) {
         match ev.kind {
-            EVENT_MKDIR if ev.enrolled != 0 && !self.recordings.contains_key(&ev.id) => {
-                // Sub-cgroups carry their owner; roots are adopted.
-                let is_root = match self.kernel.entries().await {
-                    Ok(entries) => entries
-                        .iter()
-                        .any(|(id, s)| *id == ev.id && s.owner == ev.id),
-                    Err(e) => {
-                        log::error!("{e}");
-                        false
-                    }
-                };
-                if is_root {
-                    if self.adopt(ev.id).await {
-                        self.save().await;
-                    } else if let Err(e) = self.kernel.remove(ev.id).await {
-                        log::error!("{e}");
+            EVENT_MKDIR => {
+                if ev.enrolled != 0 && !self.recordings.contains_key(&ev.id) {
+                    // Sub-cgroups carry their owner; roots are adopted.
+                    let is_root = match self.kernel.entries().await {
+                        Ok(entries) => entries
+                            .iter()
+                            .any(|(id, s)| *id == ev.id && s.owner == ev.id),
+                        Err(e) => {
+                            log::error!("{e}");
+                            false
+                        }
+                    };
+                    if is_root {
+                        if self.adopt(ev.id).await {
+                            self.save().await;
+                        } else if let Err(e) = self.kernel.remove(ev.id).await {
+                            log::error!("{e}");
+                        }
                     }
                 }
+                // Its capture came before its event: what adoption did not
+                // take (a tick adopted it first, or it ended) goes now.
+                drop(self.captures.take(ev.id));
             }
             EVENT_RMDIR if self.recordings.contains_key(&ev.id) => {
                 if let Some(r) = self.recordings.get_mut(&ev.id) {
