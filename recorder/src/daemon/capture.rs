@@ -6,15 +6,18 @@
 //! forwarder starts one capture per enrolled root as its event arrives
 //! (several at once, bounded), and hands the event on when it is done;
 //! the manager's adoption takes what was captured ([`Captures::take`]) and
-//! leaves a cgroup whose capture is under way to it.
+//! leaves a cgroup whose capture is under way to it. The look-ups run on a
+//! few threads of their own, started at the first capture, so a burst of
+//! containers neither waits behind the manager nor grows the runtime's
+//! blocking pool (and the daemon's memory) with it.
 
 use std::{
     collections::BTreeMap,
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{Arc, Mutex, MutexGuard, OnceLock, mpsc},
     time::{Duration, Instant},
 };
 
-use tokio::sync::Semaphore;
+use tokio::sync::oneshot;
 
 use super::{
     kernel_task::KernelHandle,
@@ -43,25 +46,22 @@ enum Slot {
 /// up itself).
 const KEPT: Duration = Duration::from_secs(60);
 
-/// How many captures run at once: a burst of containers must not take
-/// every thread of the blocking pool or every connection to dockerd.
+/// How many captures run at once (the capture threads): enough that a
+/// burst of short-lived containers is looked up before they are gone,
+/// few enough that neither the daemon's threads nor dockerd's connections
+/// grow with the burst.
 const AT_ONCE: usize = 8;
+
+/// A look-up for a capture thread.
+type Job = Box<dyn FnOnce() + Send>;
 
 /// The captures, shared by the forwarder (which makes them) and the
 /// manager (which takes them).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Captures {
     slots: Arc<Mutex<BTreeMap<u64, Slot>>>,
-    at_once: Arc<Semaphore>,
-}
-
-impl Default for Captures {
-    fn default() -> Self {
-        Self {
-            slots: Arc::default(),
-            at_once: Arc::new(Semaphore::new(AT_ONCE)),
-        }
-    }
+    /// The capture threads' queue, made at the first capture.
+    threads: Arc<OnceLock<Mutex<mpsc::Sender<Job>>>>,
 }
 
 impl Captures {
@@ -76,15 +76,56 @@ impl Captures {
     /// nothing.
     pub async fn capture(&self, kernel: &KernelHandle, hierarchy: &Hierarchy, id: u64) {
         self.slots().insert(id, Slot::Pending(Instant::now()));
-        let captured = match self.at_once.acquire().await {
-            Ok(_permit) => look_up(kernel, hierarchy, id).await,
-            Err(_) => None,
+        // Roots alone: the kernel saves a leaf name for those (a sub-cgroup
+        // enrolled with its owner has none). No read of the whole map.
+        let captured = match kernel.leaf(id).await {
+            Ok(Some(leaf)) => {
+                let (done, answer) = oneshot::channel();
+                let (h, runtime) = (hierarchy.clone(), tokio::runtime::Handle::current());
+                self.run(Box::new(move || {
+                    _ = done.send(look_up(&runtime, &h, id, &leaf));
+                }));
+                answer.await.ok()
+            }
+            _ => None,
         };
         let mut slots = self.slots();
         match captured {
             Some(c) => slots.insert(id, Slot::Done(Instant::now(), Box::new(c))),
             None => slots.remove(&id),
         };
+    }
+
+    /// Runs `job` on a capture thread (started at the first job).
+    fn run(&self, job: Job) {
+        let queue = self.threads.get_or_init(|| {
+            let (tx, rx) = mpsc::channel::<Job>();
+            let rx = Arc::new(Mutex::new(rx));
+            for i in 0..AT_ONCE {
+                let rx = Arc::clone(&rx);
+                let spawned = std::thread::Builder::new()
+                    .name(format!("capture-{i}"))
+                    .spawn(move || {
+                        loop {
+                            // A poisoned lock: another thread panicked
+                            // while taking a job; the queue is whole.
+                            let next = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                            match next {
+                                Ok(job) => job(),
+                                Err(_) => return,
+                            }
+                        }
+                    });
+                if let Err(e) = spawned {
+                    log::error!("capture thread: {e}");
+                }
+            }
+            Mutex::new(tx)
+        });
+        let sent = queue.lock().unwrap_or_else(|e| e.into_inner()).send(job);
+        if sent.is_err() {
+            log::error!("no capture thread: the container is looked up when adopted");
+        }
     }
 
     /// Whether cgroup `id`'s capture is under way (its adoption waits for
@@ -116,21 +157,22 @@ impl Captures {
     }
 }
 
-/// What cgroup `id` is, if it is the root of a recording the kernel
-/// started (the kernel saves a leaf name for those alone: a sub-cgroup
-/// enrolled with its owner has none) and a container. No read of the
-/// whole map: a burst of containers would make one per container.
-async fn look_up(kernel: &KernelHandle, hierarchy: &Hierarchy, id: u64) -> Option<Captured> {
-    let leaf = kernel.leaf(id).await.ok()??;
-    let h = hierarchy.clone();
-    let enrolled = lookup::blocking(move || lookup::enrolled(&h, id, &leaf))
-        .await
-        .ok()?;
+/// What cgroup `id`, a root the kernel enrolled as `leaf`, is (blocking,
+/// on a capture thread): the container, its facts and its policy.
+fn look_up(
+    runtime: &tokio::runtime::Handle,
+    hierarchy: &Hierarchy,
+    id: u64,
+    leaf: &str,
+) -> Captured {
+    let enrolled = lookup::enrolled(hierarchy, id, leaf);
     let seen = match &enrolled {
-        Enrolled::Container { container, .. } => Some(lookup::seen(container.clone(), None).await),
+        Enrolled::Container { container, .. } => {
+            Some(lookup::seen_here(runtime, container.clone()))
+        }
         Enrolled::Unrecognised { .. } => None,
     };
-    Some(Captured { enrolled, seen })
+    Captured { enrolled, seen }
 }
 
 #[cfg(test)]
