@@ -293,7 +293,8 @@ fn print_status(w: &mut impl Write, s: &StatusInfo) -> io::Result<()> {
     // One column for the values: the longest label, its colon, a space.
     let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 2;
     for (k, v) in rows {
-        writeln!(w, "{:<width$}{v}", format!("{k}:"))?;
+        // Errors and the scope name containers and paths: escaped.
+        writeln!(w, "{:<width$}{}", format!("{k}:"), crate::table::escape(&v))?;
     }
     Ok(())
 }
@@ -333,7 +334,7 @@ fn print_drift(w: &mut impl Write, reports: &[DriftReport]) -> io::Result<()> {
             }
         }
         if let Some(note) = &d.note {
-            writeln!(w, "note: {note}")?;
+            writeln!(w, "note: {}", crate::table::escape(note))?;
         }
     }
     Ok(())
@@ -376,7 +377,7 @@ async fn drift(
         return Err(CtlError::Unexpected);
     };
     if let Some(note) = &d.note {
-        eprintln!("recorderctl: note: {note}");
+        eprintln!("recorderctl: note: {}", crate::table::escape(note));
     }
     let text = render(d.widened.as_ref().ok_or(CtlError::Unexpected)?, format)?;
     match out_file {
@@ -384,7 +385,7 @@ async fn drift(
             write_file(path, &text)?;
             eprintln!(
                 "recorderctl: {} with {} more syscall(s) written to {}",
-                d.profile,
+                crate::table::escape(&d.profile),
                 d.outside.len(),
                 path.display()
             );
@@ -406,7 +407,9 @@ pub async fn run(cmd: DaemonCommand, to: Link<'_>) -> Result<u8, CtlError> {
             };
             match to.call(&req).await? {
                 Reply::Started { recording } => show(conn.output, &recording, |w, r| {
-                    writeln!(w, "recording {} ({})", r.container.key(), r.cgroup)
+                    let (key, cgroup) = (r.container.key(), &r.cgroup);
+                    let (key, cgroup) = (crate::table::escape(&key), crate::table::escape(cgroup));
+                    writeln!(w, "recording {key} ({cgroup})")
                 }),
                 _ => Err(CtlError::Unexpected),
             }

@@ -171,8 +171,9 @@ impl Index {
     /// `profiles.json` (renamed to `profiles.json.migrated` once copied).
     /// The file's integrity is checked first: a damaged index (emptied,
     /// corrupted, or one that makes redb panic) is moved aside to
-    /// `index.redb.damaged-<secs>` with an error in the log, and a new one
-    /// is started ([`Index::damaged`] says so). Any other error (another
+    /// `index.redb.damaged-<secs>` (`.1`, `.2`... after it when taken)
+    /// with an error in the log, and a new one is started
+    /// ([`Index::damaged`] says so). Any other error (another
     /// recorderd holds it, an I/O error) is returned, and nothing moved.
     pub fn open(state_dir: &Path) -> Result<Self, IndexError> {
         let path = state_dir.join(DB_FILE);
@@ -188,8 +189,15 @@ impl Index {
             Ok(index) => (index, None),
             Err(Opening::Failed(e)) => return Err(db_err(e)),
             Err(Opening::Damaged(why)) => {
-                let aside =
-                    state_dir.join(format!("{DB_FILE}.damaged-{}", crate::timefmt::now_secs()));
+                // Never over an earlier damaged file (two in one second).
+                let secs = crate::timefmt::now_secs();
+                let aside = (0..)
+                    .map(|n| match n {
+                        0 => state_dir.join(format!("{DB_FILE}.damaged-{secs}")),
+                        n => state_dir.join(format!("{DB_FILE}.damaged-{secs}.{n}")),
+                    })
+                    .find(|p| !p.exists())
+                    .unwrap_or_else(|| state_dir.join(format!("{DB_FILE}.damaged-{secs}")));
                 std::fs::rename(&path, &aside).map_err(|source| IndexError::Read {
                     path: path.clone(),
                     source,
@@ -649,6 +657,21 @@ mod tests {
             let again = Index::open(dir.path()).unwrap();
             assert!(again.damaged().is_none());
             assert_eq!(again.load().unwrap().len(), 1);
+        }
+    }
+
+    /// Two damaged files in one second: neither overwrites the other.
+    #[test]
+    fn each_damaged_index_keeps_its_own_file() {
+        let dir = tempfile::tempdir().unwrap();
+        for n in 1..=3 {
+            let index = Index::open(dir.path()).unwrap();
+            index.add(entry(&format!("c{n}"), None, n)).unwrap();
+            drop(index);
+            std::fs::File::create(dir.path().join(DB_FILE)).unwrap();
+            let index = Index::open(dir.path()).unwrap();
+            assert!(index.damaged().is_some());
+            assert_eq!(aside(dir.path()).len(), n as usize);
         }
     }
 

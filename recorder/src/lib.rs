@@ -15,6 +15,7 @@ pub mod daemon;
 pub mod docker_api;
 pub mod ebpf;
 pub mod errfmt;
+pub mod escape;
 pub mod hook;
 pub mod images;
 pub mod index;

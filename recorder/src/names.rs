@@ -93,7 +93,9 @@ impl DockerConfig {
 /// when it gave one (else docker's config on disk is read). containerd
 /// has no names: the id its user chose is the name. A container with no
 /// other name is called `namespace/pod/container` when its bundle names
-/// its pod.
+/// its pod. Image and image id are only what the runtime vouches for:
+/// docker's record and image store, podman's storage lists, containerd's
+/// metadata ([`containerd::image_of`]); never an annotation or label.
 pub fn describe(found: ContainerRef, docker: Option<DockerConfig>) -> Container {
     let pod = policy::pod_names(&found).map(|p| PodNames {
         namespace: p.namespace.and_then(|n| clean(&n)),
@@ -101,13 +103,17 @@ pub fn describe(found: ContainerRef, docker: Option<DockerConfig>) -> Container 
         container: p.container.and_then(|n| clean(&n)),
     });
     let mut c = match (found.runtime, &found.namespace) {
-        (Runtime::Containerd, Some(ns)) => Container {
-            name: clean(&found.id),
-            image: containerd::task(&containerd::roots(), ns, &found.id)
-                .and_then(|t| t.image)
-                .and_then(|i| clean(&i)),
-            ..Container::from(found)
-        },
+        // The image from containerd's metadata and image store, never
+        // from the bundle's annotations (its creator's to write).
+        (Runtime::Containerd, Some(ns)) => {
+            let of = containerd::image_of(ns, &found.id);
+            Container {
+                name: clean(&found.id),
+                image: of.image.as_deref().and_then(clean),
+                image_id: of.digest.as_deref().and_then(clean),
+                ..Container::from(found)
+            }
+        }
         (Runtime::Podman, _) => {
             let listed = podman(&policy::storage_roots(), &found.id);
             let listed = listed.as_ref();

@@ -8,23 +8,7 @@ use std::io::{self, Write};
 /// What a column is at most wide, but for the last one (never cut).
 pub const MAX_CELL: usize = 40;
 
-/// `s` with every character but printable ASCII escaped (`\n`, `\u{1b}`,
-/// `\\`), so that a container's name cannot move the cursor or fake a
-/// line. What recorderd stores is already sanitised; this holds for what
-/// an older index or a hostile peer may hold.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if c == '\\' {
-            out.push_str("\\\\");
-        } else if c == ' ' || c.is_ascii_graphic() {
-            out.push(c);
-        } else {
-            out.extend(c.escape_default());
-        }
-    }
-    out
-}
+pub use crate::escape::escape;
 
 /// `s` escaped, and cut to `width` characters, the last one an ellipsis,
 /// when longer.
@@ -129,13 +113,6 @@ pub fn write(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn escapes_what_a_terminal_would_act_on() {
-        assert_eq!(escape("web-1 a/b:c"), "web-1 a/b:c");
-        assert_eq!(escape("a\nb\x1b[2Jc\\"), "a\\nb\\u{1b}[2Jc\\\\");
-        assert_eq!(escape("ü\u{202e}"), "\\u{fc}\\u{202e}");
-    }
 
     #[test]
     fn long_cells_are_cut_with_an_ellipsis_and_stay_escaped() {

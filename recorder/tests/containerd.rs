@@ -273,10 +273,10 @@ fn an_unrecognised_cgroup_under_a_namespace_is_logged_and_counted() {
     h.remove(&path, Duration::from_secs(1)).unwrap();
 }
 
-/// An image name (from the bundle's annotations, which whoever starts the
-/// container writes) whose escaped label is longer than a file name may
-/// be: the image profile gets a shortened, unique file name instead of
-/// failing (issue 31, item 4).
+/// An image name (containerd's: its image store's tag, which whoever
+/// imports an image chooses) whose escaped label is longer than a file
+/// name may be: the image profile gets a shortened, unique file name
+/// instead of failing (issue 31, item 4).
 #[test]
 fn a_too_long_image_label_gets_a_short_unique_file_name() {
     require_root();
@@ -286,17 +286,19 @@ fn a_too_long_image_label_gets_a_short_unique_file_name() {
     let ns = namespace("long");
     let image = import(&ns);
     let daemon = Daemon::start(&dir, true);
-    // 100 colons: each is escaped to `%3A`.
-    let label = format!("robust/long{}", ":".repeat(100));
-    let annotation = format!("io.kubernetes.cri.image-name={label}");
-    let mut args = vec!["run", "--rm", "--annotation", &annotation];
-    args.extend_from_slice(&[&image, "longlabel", "sh", "-c", WORKLOAD]);
+    // 100 colons: each is escaped to `%3A`; the label adds `@<digest>`.
+    let long = format!("robust/long{}x", ":".repeat(100));
+    run_ok(&mut ctr(&ns, &["image", "tag", &image, &long]));
+    let mut args = vec!["run", "--rm"];
+    args.extend_from_slice(&[&long, "longlabel", "sh", "-c", WORKLOAD]);
     assert!(ran_to(&mut ctr(&ns, &args), "DONE"));
     let row = wait_for("the image row", 60, || {
         let out = daemon.ctl_ok(&["images", "--output", "json"]);
         let rows: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
-        rows.into_iter().find(|r| r["label"] == label.as_str())
+        rows.into_iter().find(|r| r["image"] == long.as_str())
     });
+    let label = row["label"].as_str().unwrap().to_owned();
+    assert!(label.starts_with(&format!("{long}@")), "{row}");
     // The file the daemon wrote (without the shortening: none, the write
     // failed with ENAMETOOLONG).
     let images = daemon.profiles.join("images");

@@ -16,7 +16,10 @@ fn main() -> ExitCode {
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("recorder-oci-hook: {e:#}");
+            eprintln!(
+                "recorder-oci-hook: {}",
+                recorder::escape::controls(&format!("{e:#}"))
+            );
             ExitCode::FAILURE
         }
     }

@@ -19,7 +19,18 @@ use recorder::{
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
-        .format_timestamp(None)
+        // env_logger's layout without a time, every message escaped whole
+        // (what it names may come from a container).
+        .format(|buf, record| {
+            let message = record.args().to_string();
+            writeln!(
+                buf,
+                "[{:<5} {}] {}",
+                record.level(),
+                record.target(),
+                recorder::escape::controls(&message)
+            )
+        })
         .init();
     let cli = recorderctl::try_parse_from(std::env::args_os()).unwrap_or_else(|e| e.exit());
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -40,7 +51,10 @@ fn main() -> ExitCode {
             let code = e
                 .downcast_ref::<record::RecordError>()
                 .map_or(1, record::RecordError::exit_code);
-            eprintln!("recorderctl: {e:#}");
+            eprintln!(
+                "recorderctl: {}",
+                recorder::escape::controls(&format!("{e:#}"))
+            );
             ExitCode::from(code as u8)
         }
     }
@@ -100,7 +114,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                     names.len(),
                     if names.len() == 1 { "" } else { "es" },
                     if names.len() == 1 { "was" } else { "were" },
-                    names.join(", ")
+                    recorder::escape::controls(&names.join(", "))
                 );
             }
             for (abi, nr) in &outcome.unknown {
@@ -178,7 +192,8 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                 if chain.clone().any(is_broken_pipe) {
                     return Ok(BROKEN_PIPE);
                 }
-                eprintln!("recorderctl: {:#}", anyhow::Error::from(e));
+                let e = format!("{:#}", anyhow::Error::from(e));
+                eprintln!("recorderctl: {}", recorder::escape::controls(&e));
                 Ok(recorder::cli::profile::TROUBLE)
             }
         },

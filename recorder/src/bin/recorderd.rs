@@ -1,6 +1,6 @@
 //! recorderd: records the syscalls of containers and writes their seccomp
 //! profiles. Runs in the foreground and logs to stderr.
-use std::{process::ExitCode, time::Duration};
+use std::{io::Write as _, process::ExitCode, time::Duration};
 
 use anyhow::Context as _;
 use clap::Parser as _;
@@ -16,7 +16,10 @@ async fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // One line: the error and its causes, joined by ": ".
-            eprintln!("recorderd: {e:#}");
+            eprintln!(
+                "recorderd: {}",
+                recorder::escape::controls(&format!("{e:#}"))
+            );
             // A bad config is a usage error, as a bad flag is (clap: 2).
             if e.downcast_ref::<ConfigError>().is_some() {
                 ExitCode::from(USAGE)
@@ -32,6 +35,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     env_logger::Builder::new()
         .parse_filters(&config.log_level)
         .parse_env("RECORDER_LOG")
+        // env_logger's own layout, every message escaped whole: names,
+        // paths and annotations in it come from containers, and a raw ESC,
+        // BEL or newline would act on a terminal or fake a line.
+        .format(|buf, record| {
+            let message = record.args().to_string();
+            writeln!(
+                buf,
+                "[{} {:<5} {}] {}",
+                buf.timestamp(),
+                record.level(),
+                record.target(),
+                recorder::escape::controls(&message)
+            )
+        })
         .init();
     if cli.unpin {
         let removed = daemon::unpin(&config.pin_dir)

@@ -140,44 +140,27 @@ pub async fn seen(found: ContainerRef, given: Option<Policy>) -> Seen {
             chosen,
         };
     }
+    // The bundle first: a short-lived container's goes with it, and the
+    // Engine API may take its time on a busy dockerd.
+    let of = found.clone();
+    let bundle = blocking(move || match given {
+        Some(policy) => Ok(policy::Bundle {
+            policy,
+            ..policy::Bundle::default()
+        }),
+        None => policy::bundle_of(&of),
+    })
+    .await;
     let inspected = match found.runtime {
         Runtime::Docker => crate::docker_api::inspect(&found.id).await,
         _ => None,
     };
-    let (api, docker_seccomp) = inspected.map(|i| (i.config, i.seccomp)).unzip();
-    let docker_seccomp = docker_seccomp.flatten();
     let fallback = found.clone();
     blocking(move || {
-        let bundle = match given {
-            Some(policy) => Ok(policy::Bundle {
-                policy,
-                ..policy::Bundle::default()
-            }),
-            None => policy::bundle_of(&found),
-        };
-        let bundle = bundle.unwrap_or_else(|e| {
-            log::info!("{}: seccomp policy unknown: {e}", found.id);
-            policy::Bundle::default()
-        });
-        let chosen = policy::chosen(&bundle, docker_seccomp.as_deref());
-        if let Some(p) = &chosen {
-            log::info!(
-                "{} runs under a chosen profile {} ({})",
-                found.id,
-                p.name(),
-                p.default_action
-            );
-        }
-        let mut container = names::describe(found, api);
-        container.rootfs = (container.image.is_none() && container.image_id.is_none())
-            .then(|| bundle.root.as_deref().map(container::sanitize))
-            .flatten()
-            .filter(|r| r.starts_with('/'));
-        Seen {
-            container,
-            policy: bundle.policy,
-            chosen,
-        }
+        let bundle = bundle
+            .map_err(|e| e.to_string())
+            .and_then(|b| b.map_err(|e| e.to_string()));
+        settle(found, bundle, inspected)
     })
     .await
     .unwrap_or_else(|e| {
@@ -188,6 +171,51 @@ pub async fn seen(found: ContainerRef, given: Option<Policy>) -> Seen {
             chosen: None,
         }
     })
+}
+
+/// [`seen`] of a container, on a thread that may block (no runtime's
+/// worker): the bundle first, then the Engine API through `runtime`.
+pub fn seen_here(runtime: &tokio::runtime::Handle, found: ContainerRef) -> Seen {
+    let bundle = policy::bundle_of(&found).map_err(|e| e.to_string());
+    let inspected = match found.runtime {
+        Runtime::Docker => runtime.block_on(crate::docker_api::inspect(&found.id)),
+        _ => None,
+    };
+    settle(found, bundle, inspected)
+}
+
+/// What [`seen`] makes of a container's bundle and the Engine API's answer
+/// (blocking: the runtimes' files).
+fn settle(
+    found: ContainerRef,
+    bundle: Result<policy::Bundle, String>,
+    inspected: Option<crate::docker_api::Inspected>,
+) -> Seen {
+    let (api, docker_seccomp) = inspected.map(|i| (i.config, i.seccomp)).unzip();
+    let docker_seccomp = docker_seccomp.flatten();
+    let bundle = bundle.unwrap_or_else(|e| {
+        log::info!("{}: seccomp policy unknown: {e}", found.id);
+        policy::Bundle::default()
+    });
+    let chosen = policy::chosen(&bundle, docker_seccomp.as_deref());
+    if let Some(p) = &chosen {
+        log::info!(
+            "{} runs under a chosen profile {} ({})",
+            found.id,
+            p.name(),
+            p.default_action
+        );
+    }
+    let mut container = names::describe(found, api);
+    container.rootfs = (container.image.is_none() && container.image_id.is_none())
+        .then(|| bundle.root.as_deref().map(container::sanitize))
+        .flatten()
+        .filter(|r| r.starts_with('/'));
+    Seen {
+        container,
+        policy: bundle.policy,
+        chosen,
+    }
 }
 
 /// Resolves a target to a cgroup to record: a container id, prefix or name

@@ -17,6 +17,7 @@ use recorder_common::{CgroupEvent, EVENT_MKDIR, EVENT_RMDIR, SyscallSet};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
+    capture::{Captured, Captures},
     drift, images,
     kernel_task::{KernelHandle, KernelSnapshot, sets_of},
     lookup,
@@ -103,6 +104,9 @@ pub struct Manager {
     scope: Scope,
     /// The drift series of ended watched recordings, still on /metrics.
     ended_drift: drift::EndedSeries,
+    /// What the forwarder captured of new containers as their cgroups
+    /// were made.
+    captures: Captures,
 }
 
 impl Manager {
@@ -128,8 +132,14 @@ impl Manager {
             metrics,
             scope: Scope::new(&config.scope).unwrap_or_default(),
             ended_drift: drift::EndedSeries::default(),
+            captures: Captures::default(),
             config,
         }
+    }
+
+    /// The captures the forwarder makes for this manager.
+    pub fn captures(&self) -> Captures {
+        self.captures.clone()
     }
 
     /// Serves messages until shutdown. Starts by taking up the saved state
@@ -176,6 +186,7 @@ impl Manager {
         match self.kernel.snapshot().await {
             Ok(snapshot) => {
                 self.reconcile(&snapshot).await;
+                self.captures.expire();
                 self.images.maintain(&self.config).await;
                 if drift::update(&mut self.recordings, &snapshot.entries, now_secs()) {
                     self.save().await;
@@ -348,11 +359,19 @@ impl Manager {
     /// container: the caller drops it. A cgroup under a runtime's parent
     /// that no recogniser accepts is logged and counted once.
     async fn adopt(&mut self, owner: u64) -> bool {
-        let Ok(Some(leaf)) = self.kernel.leaf(owner).await else {
-            return false;
+        // Captured when its cgroup was made, or looked up now.
+        let (enrolled, seen) = match self.captures.take(owner) {
+            Some(Captured { enrolled, seen }) => (Ok(enrolled), seen),
+            None => {
+                let Ok(Some(leaf)) = self.kernel.leaf(owner).await else {
+                    return false;
+                };
+                let hierarchy = self.hierarchy.clone();
+                let enrolled =
+                    lookup::blocking(move || lookup::enrolled(&hierarchy, owner, &leaf)).await;
+                (enrolled, None)
+            }
         };
-        let hierarchy = self.hierarchy.clone();
-        let enrolled = lookup::blocking(move || lookup::enrolled(&hierarchy, owner, &leaf)).await;
         let (container, path) = match enrolled {
             Ok(lookup::Enrolled::Container { container, cgroup }) => (container, cgroup),
             Ok(lookup::Enrolled::Unrecognised {
@@ -377,7 +396,10 @@ impl Manager {
         let cgroup = path
             .clone()
             .unwrap_or_else(|| format!("(removed)/{}", container.id));
-        let seen = lookup::seen(container, None).await;
+        let seen = match seen {
+            Some(seen) => seen,
+            None => lookup::seen(container, None).await,
+        };
         let c = &seen.container;
         let subject = Subject {
             image: c.image.as_deref(),
@@ -422,7 +444,8 @@ impl Manager {
         owners.dedup();
         let mut changed = false;
         for owner in owners {
-            if self.recordings.contains_key(&owner) {
+            // Its capture under way hands on its event: adopted then.
+            if self.recordings.contains_key(&owner) || self.captures.pending(owner) {
                 continue;
             }
             if self.adopt(owner).await {
@@ -467,24 +490,29 @@ impl Manager {
     /// A cgroup the kernel saw made or removed.
     pub async fn on_event(&mut self, ev: CgroupEvent) {
         match ev.kind {
-            EVENT_MKDIR if ev.enrolled != 0 && !self.recordings.contains_key(&ev.id) => {
-                // Sub-cgroups carry their owner; roots are adopted.
-                let is_root = match self.kernel.entries().await {
-                    Ok(entries) => entries
-                        .iter()
-                        .any(|(id, s)| *id == ev.id && s.owner == ev.id),
-                    Err(e) => {
-                        log::error!("{e}");
-                        false
-                    }
-                };
-                if is_root {
-                    if self.adopt(ev.id).await {
-                        self.save().await;
-                    } else if let Err(e) = self.kernel.remove(ev.id).await {
-                        log::error!("{e}");
+            EVENT_MKDIR => {
+                if ev.enrolled != 0 && !self.recordings.contains_key(&ev.id) {
+                    // Sub-cgroups carry their owner; roots are adopted.
+                    let is_root = match self.kernel.entries().await {
+                        Ok(entries) => entries
+                            .iter()
+                            .any(|(id, s)| *id == ev.id && s.owner == ev.id),
+                        Err(e) => {
+                            log::error!("{e}");
+                            false
+                        }
+                    };
+                    if is_root {
+                        if self.adopt(ev.id).await {
+                            self.save().await;
+                        } else if let Err(e) = self.kernel.remove(ev.id).await {
+                            log::error!("{e}");
+                        }
                     }
                 }
+                // Its capture came before its event: what adoption did not
+                // take (a tick adopted it first, or it ended) goes now.
+                drop(self.captures.take(ev.id));
             }
             EVENT_RMDIR if self.recordings.contains_key(&ev.id) => {
                 if let Some(r) = self.recordings.get_mut(&ev.id) {

@@ -6,9 +6,11 @@
 //!   control requests, reacts to cgroup events and ticks, writes profiles;
 //! * the control server ([`server`]) accepts connections and passes
 //!   authenticated requests to the manager;
-//! * a ticker, the ring-buffer forwarder and the signal handlers (in the
-//!   binary, through [`reload`] and [`Running::shutdown`]) feed the manager.
+//! * a ticker, the ring-buffer forwarder (which first captures who a new
+//!   container is: [`capture`]) and the signal handlers (in the binary,
+//!   through [`reload`] and [`Running::shutdown`]) feed the manager.
 
+pub mod capture;
 pub mod drift;
 mod error;
 pub mod fdstore;
@@ -307,13 +309,15 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
     let poll = Duration::from_millis(config.poll_interval_ms.max(50));
     let pin_dir = config.pin_dir.clone();
     let socket = config.socket.clone();
+    let kernel_handle = KernelHandle::new(kernel_tx);
     let manager = Manager::new(
         config,
-        hierarchy,
-        KernelHandle::new(kernel_tx),
+        hierarchy.clone(),
+        kernel_handle.clone(),
         counters.clone(),
         metrics.clone(),
     );
+    let captures = manager.captures();
 
     let mut tasks = Vec::new();
     tasks.push(tokio::spawn(async move {
@@ -322,11 +326,21 @@ pub async fn start(config: Config) -> Result<Running, DaemonError> {
         }
     }));
     tasks.push(tokio::spawn(manager.run(manager_rx)));
-    // The ring-buffer forwarder: cgroup events to the manager.
+    // The ring-buffer forwarder: cgroup events to the manager. A new
+    // enrolled cgroup's container is captured first (its name, image and
+    // seccomp policy, while they are still there), then its event handed
+    // on; the others go on at once.
     let tx = manager_tx.clone();
     tasks.push(tokio::spawn(async move {
         while let Some(ev) = event_rx.recv().await {
-            if tx.send(ManagerMsg::Event(ev)).await.is_err() {
+            if ev.kind == recorder_common::EVENT_MKDIR && ev.enrolled != 0 {
+                let (tx, captures) = (tx.clone(), captures.clone());
+                let (kernel, hierarchy) = (kernel_handle.clone(), hierarchy.clone());
+                tokio::spawn(async move {
+                    captures.capture(&kernel, &hierarchy, ev.id).await;
+                    _ = tx.send(ManagerMsg::Event(ev)).await;
+                });
+            } else if tx.send(ManagerMsg::Event(ev)).await.is_err() {
                 return;
             }
         }

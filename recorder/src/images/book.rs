@@ -260,12 +260,9 @@ impl ImageBook {
         self.rows().all()
     }
 
-    /// The row `spec` names (see [`row::find`]): a key is one read, a
-    /// reference or id looks at every row.
+    /// The row `spec` names (see [`row::find`]), looked for in every row:
+    /// a key that is also another row's reference is ambiguous.
     pub fn image(&self, spec: &str) -> Result<ImageRow, ImagesError> {
-        if let Some(row) = self.rows().get(spec)? {
-            return Ok(row);
-        }
         let rows = self.rows().all()?;
         row::find(&rows, spec).cloned()
     }

@@ -1,6 +1,13 @@
-//! What an image profile is keyed by: the image id where the runtime tells
-//! it, else the normalised reference, else the container's name; and the
-//! label a row gets when it is made (its file name and metrics label).
+//! What an image profile is keyed by: the image id (or digest) the
+//! runtime's image store vouches for, else the normalised reference the
+//! runtime's own record gives, else the container's rootfs path or name;
+//! and the label a row gets when it is made (its file name and metrics
+//! label). Rows of different kinds never share a key or a label: a row
+//! keyed by a name or a rootfs path is marked (`name=`, `rootfs=`), in its
+//! key, label and file name, and shown as `(name) NAME` or `(rootfs) DIR`;
+//! a reference that would read as an id's label is marked `ref=`. `=` is
+//! in no sanitised name, image or id, so a marked key or label can never
+//! equal another kind's.
 
 use crate::index::Entry;
 
@@ -19,12 +26,40 @@ pub fn shown(keyed_by: KeyedBy, image: &str) -> String {
 const NAME_MARK: &str = "(name) ";
 const ROOTFS_MARK: &str = "(rootfs) ";
 
-/// A row's key as a listing shows it ([`shown`]), without its mark.
-pub fn unmark(spec: &str) -> &str {
-    [NAME_MARK, ROOTFS_MARK]
+/// The marks of keys and labels of rows that are not keyed by an image.
+const NAME_KEY: &str = "name=";
+const ROOTFS_KEY: &str = "rootfs=";
+/// The mark of a reference label that would read as an id's.
+const REFERENCE_LABEL: &str = "ref=";
+
+/// A row's key as a listing shows it ([`shown`]): the kind it names (none
+/// for an image) and the key without its mark.
+pub fn unmark(spec: &str) -> (Option<KeyedBy>, &str) {
+    if let Some(n) = spec.strip_prefix(NAME_MARK) {
+        (Some(KeyedBy::Name), n)
+    } else if let Some(r) = spec.strip_prefix(ROOTFS_MARK) {
+        (Some(KeyedBy::Rootfs), r)
+    } else {
+        (None, spec)
+    }
+}
+
+/// The key of the row a container without an image feeds: its `name` (or
+/// rootfs path), marked with its kind.
+fn marked(keyed_by: KeyedBy, name: &str) -> String {
+    match keyed_by {
+        KeyedBy::Name => format!("{NAME_KEY}{name}"),
+        KeyedBy::Rootfs => format!("{ROOTFS_KEY}{name}"),
+        KeyedBy::Id | KeyedBy::Reference => name.to_owned(),
+    }
+}
+
+/// A marked key ([`marked`]) without its mark: the name or path shown.
+pub(super) fn unmarked(key: &str) -> &str {
+    [NAME_KEY, ROOTFS_KEY]
         .iter()
-        .find_map(|m| spec.strip_prefix(m))
-        .unwrap_or(spec)
+        .find_map(|m| key.strip_prefix(m))
+        .unwrap_or(key)
 }
 
 /// The image profile a container feeds (see [`key`]).
@@ -75,7 +110,11 @@ pub fn is_id_prefix(spec: &str, id: &str) -> bool {
 
 /// What an image is known by: its id where the runtime tells it, so that
 /// every reference of it (and running it by id) feeds one row; else its
-/// normalised reference; a container without an image goes by its name.
+/// normalised reference; a container without an image goes by its name
+/// (or rootfs path), marked. `image` and `image_id` must be what the
+/// runtime vouches for (its image store, its own record of the
+/// container), never a name, label or annotation the container's creator
+/// chose: `names.rs` fills them so.
 /// An "image" that is a prefix of the id (`docker run dd66f5…`) is not a
 /// reference.
 pub fn key(image: Option<&str>, image_id: Option<&str>, name: Option<&str>) -> Option<ImageKey> {
@@ -85,10 +124,17 @@ pub fn key(image: Option<&str>, image_id: Option<&str>, name: Option<&str>) -> O
         .map(normalise);
     let (key, keyed_by) = match (id, &reference, name) {
         (Some(id), _, _) => (id.to_owned(), KeyedBy::Id),
+        // A "reference" in an id's form is no image's key but its own.
+        (None, Some(r), _) if r.starts_with("sha256:") => {
+            (format!("{REFERENCE_LABEL}{r}"), KeyedBy::Reference)
+        }
         (None, Some(r), _) => (r.clone(), KeyedBy::Reference),
-        // A rootfs path, where the caller knows one, else a name.
-        (None, None, Some(n)) if n.starts_with('/') => (n.to_owned(), KeyedBy::Rootfs),
-        (None, None, Some(n)) => (n.to_owned(), KeyedBy::Name),
+        // A rootfs path, where the caller knows one, else a name; marked,
+        // so that neither is ever taken for an image's key.
+        (None, None, Some(n)) if n.starts_with('/') => {
+            (marked(KeyedBy::Rootfs, n), KeyedBy::Rootfs)
+        }
+        (None, None, Some(n)) => (marked(KeyedBy::Name, n), KeyedBy::Name),
         (None, None, None) => return None,
     };
     Some(ImageKey {
@@ -137,12 +183,27 @@ pub fn file_name(label: &str) -> String {
     format!("{keep}~{hash}.json")
 }
 
+/// Whether `label` has the shape of an id row's label: a short id,
+/// `<reference>@<short id>`, or a whole id (what a row keyed by id falls
+/// back to when its label is taken).
+fn reads_as_id_label(label: &str) -> bool {
+    let short = |s: &str| s.len() == 12 && s.bytes().all(|b| b.is_ascii_hexdigit());
+    short(label)
+        || label.rsplit_once('@').is_some_and(|(_, id)| short(id))
+        || label.starts_with("sha256:")
+}
+
 /// An image row's label (file name, metrics): `<first reference>@<short
-/// id>` (or the short id) for an id, else the key.
+/// id>` (or the short id) for an id; the reference for a reference
+/// (`ref=<reference>` when it reads as an id's label); the marked key of a
+/// name or rootfs row. Labels of different kinds never meet.
 pub(super) fn label_of(k: &ImageKey) -> String {
     match (k.keyed_by, &k.reference) {
         (KeyedBy::Id, Some(r)) => format!("{r}@{}", short_id(&k.key)),
         (KeyedBy::Id, None) => short_id(&k.key),
+        (KeyedBy::Reference, _) if reads_as_id_label(&k.key) => {
+            format!("{REFERENCE_LABEL}{}", k.key)
+        }
         _ => k.key.clone(),
     }
 }
@@ -188,13 +249,52 @@ mod tests {
             ("busybox:latest", KeyedBy::Reference)
         );
         let k = key(None, None, Some("web")).unwrap();
-        assert_eq!((k.key.as_str(), k.keyed_by), ("web", KeyedBy::Name));
+        assert_eq!((k.key.as_str(), k.keyed_by), ("name=web", KeyedBy::Name));
         let k = key(None, None, Some("/srv/rootfs")).unwrap();
         assert_eq!(
             (k.key.as_str(), k.keyed_by),
-            ("/srv/rootfs", KeyedBy::Rootfs)
+            ("rootfs=/srv/rootfs", KeyedBy::Rootfs)
         );
         assert_eq!(key(None, None, None), None);
+    }
+
+    /// A container named after an image's short id, or after its key or
+    /// reference, never gets that image's key, label or file.
+    #[test]
+    fn kinds_never_share_a_key_or_a_label() {
+        let id = "sha256:dd66f5ba5776aaaa";
+        let images = [
+            key(None, Some(id), None).unwrap(),
+            key(Some("shop/web:1"), Some(id), None).unwrap(),
+            key(Some("shop/web:1"), None, None).unwrap(),
+        ];
+        let hostile = [
+            key(None, None, Some("dd66f5ba5776")).unwrap(),
+            key(None, None, Some(id)).unwrap(),
+            key(None, None, Some("shop/web:1")).unwrap(),
+            key(None, None, Some("shop/web:1@dd66f5ba5776")).unwrap(),
+            key(None, None, Some("/dd66f5ba5776")).unwrap(),
+            // References that read as an id's label.
+            key(Some("dd66f5ba5776"), None, None).unwrap(),
+            key(Some("shop/web:1@dd66f5ba5776"), None, None).unwrap(),
+            key(Some(id), None, None).unwrap(),
+        ];
+        for i in &images {
+            for h in &hostile {
+                assert_ne!(i.key, h.key, "{h:?}");
+                assert_ne!(label_of(i), label_of(h), "{h:?}");
+                assert_ne!(file_name(&label_of(i)), file_name(&label_of(h)));
+            }
+        }
+        let name = &hostile[0];
+        assert_eq!(label_of(name), "name=dd66f5ba5776");
+        assert_eq!(file_name(&label_of(name)), "name%3Ddd66f5ba5776.json");
+        assert_eq!(label_of(&hostile[5]), "dd66f5ba5776:latest");
+        assert_eq!(label_of(&hostile[6]), "ref=shop/web:1@dd66f5ba5776");
+        assert_eq!(label_of(&hostile[7]), format!("ref={id}"));
+        assert_eq!(unmark("(name) web"), (Some(KeyedBy::Name), "web"));
+        assert_eq!(unmark("web"), (None, "web"));
+        assert_eq!(unmarked("rootfs=/srv"), "/srv");
     }
 
     #[test]

@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     ImagesConfig, ImagesError,
-    keys::{ImageKey, KeyedBy, file_name, is_id_prefix, label_of, normalise, short_id, unmark},
+    keys::{
+        ImageKey, KeyedBy, file_name, is_id_prefix, label_of, normalise, short_id, unmark, unmarked,
+    },
 };
 use crate::profile::{ACT_ALLOW, Profile};
 
@@ -187,7 +189,8 @@ impl ImageRow {
             image: match (&k.reference, &id) {
                 (Some(r), _) => r.clone(),
                 (None, Some(id)) => short_id(id),
-                (None, None) => k.key.clone(),
+                // A name or rootfs path, shown without its key's mark.
+                (None, None) => unmarked(&k.key).to_owned(),
             },
             id,
             keyed_by: k.keyed_by,
@@ -400,26 +403,44 @@ impl ImageRow {
     }
 }
 
-/// The row `spec` names: its key, else a reference it was run as
-/// (normalised) or its label, else an id prefix (with or without
-/// `sha256:`). Several rows (a tag moved to a new id) are ambiguous.
+/// The rows `spec` names: its key or label, a reference it was run as
+/// (normalised), or else an id prefix (with or without `sha256:`). A row
+/// keyed by a container's name or rootfs path is named only as `images`
+/// shows it (`(name) web`) or by its marked key or label (`name=web`),
+/// never by a bare word, so that a container named after an image (its
+/// short id, its reference) cannot answer for it. Several rows (a tag
+/// moved to a new id, one reference in two runtimes' image stores) are
+/// ambiguous: refused, with the candidates.
 pub fn find<'a>(rows: &'a [ImageRow], spec: &str) -> Result<&'a ImageRow, ImagesError> {
-    // As a listing shows it (`(name) web`): the key.
-    let spec = unmark(spec);
-    if let Some(r) = rows.iter().find(|r| r.key == spec) {
-        return Ok(r);
-    }
-    let reference = normalise(spec);
-    let by_ref: Vec<&ImageRow> = rows
-        .iter()
-        .filter(|r| r.references.contains(&reference) || r.image == spec || r.label() == spec)
-        .collect();
-    let found = if by_ref.is_empty() {
-        rows.iter()
-            .filter(|r| r.id.as_deref().is_some_and(|id| is_id_prefix(spec, id)))
-            .collect()
-    } else {
-        by_ref
+    let found: Vec<&ImageRow> = match unmark(spec) {
+        // As a listing shows it (`(name) web`).
+        (Some(kind), shown) => rows
+            .iter()
+            .filter(|r| r.keyed_by == kind && r.image == shown)
+            .collect(),
+        (None, spec) => {
+            let reference = normalise(spec);
+            // Rows of older versions kept unmarked names: only their
+            // marked form names them.
+            // A bare path names a rootfs row (no image's spec starts with
+            // `/`); a bare word never names a name row.
+            let named = |r: &ImageRow| {
+                let image = matches!(r.keyed_by, KeyedBy::Id | KeyedBy::Reference);
+                let exact = r.key == spec || r.label() == spec;
+                (exact && (image || r.label().contains('=')))
+                    || (image && (r.references.contains(&reference) || r.image == spec))
+                    || (r.keyed_by == KeyedBy::Rootfs && spec.starts_with('/') && r.image == spec)
+            };
+            let by_name: Vec<&ImageRow> = rows.iter().filter(|r| named(r)).collect();
+            if by_name.is_empty() {
+                rows.iter()
+                    .filter(|r| r.keyed_by == KeyedBy::Id)
+                    .filter(|r| r.id.as_deref().is_some_and(|id| is_id_prefix(spec, id)))
+                    .collect()
+            } else {
+                by_name
+            }
+        }
     };
     match found.as_slice() {
         [] => Err(ImagesError::NotFound(spec.to_owned())),
@@ -462,7 +483,11 @@ mod tests {
             ("review/busy:1", "review/busy:1@dd66f5ba5776")
         );
         assert_eq!(row(Some("dd66f5"), Some(id), None).label(), "dd66f5ba5776");
-        assert_eq!(row(None, None, Some("pweb")).label(), "pweb");
+        assert_eq!(row(None, None, Some("pweb")).label(), "name=pweb");
+        assert_eq!(
+            row(None, None, Some("pweb")).file_name(),
+            "name%3Dpweb.json"
+        );
         // An older row (no label) keeps its file and series.
         let old: ImageRow = serde_json::from_str(
             r#"{"key":"a@sha256:1","image":"a","id":"sha256:1","runs":1,"first_seen":0,
@@ -638,7 +663,11 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(find(&rows, "1111").unwrap().key, "sha256:1111aa");
-        assert_eq!(find(&rows, "web").unwrap().key, "web");
+        // A name row only by its marked forms.
+        assert!(matches!(find(&rows, "web"), Err(ImagesError::NotFound(_))));
+        assert_eq!(find(&rows, "name=web").unwrap().key, "name=web");
+        assert_eq!(find(&rows, "(name) web").unwrap().key, "name=web");
+        assert_eq!(find(&rows, "/srv/root").unwrap().key, "rootfs=/srv/root");
         // As `images` shows rows without an image.
         for r in &rows[3..] {
             let shown = shown(r.keyed_by, &r.image);

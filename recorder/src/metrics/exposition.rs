@@ -134,7 +134,14 @@ impl<'a> Family<'a> {
                         "{}",
                         self.name
                     );
-                    value.encode(m.encode_family(labels)?)?;
+                    // Label values name containers and images: nothing a
+                    // terminal acts on reaches a scrape (the encoder escapes
+                    // only `\`, `"` and newlines).
+                    let labels: Vec<(&str, std::borrow::Cow<'_, str>)> = labels
+                        .iter()
+                        .map(|(k, v)| (*k, crate::escape::controls(v)))
+                        .collect();
+                    value.encode(m.encode_family(&labels)?)?;
                 }
                 Ok(())
             }
@@ -640,7 +647,8 @@ mod tests {
         counters.write_errors.store(4, Ordering::Relaxed);
         counters.unrecognised("/k8s.io");
         counters.unrecognised("/k8s.io");
-        counters.unrecognised("/moby \"x\"");
+        // A hostile parent: quotes, and an ESC that would act on a terminal.
+        counters.unrecognised("/moby \"x\"\x1b[2J");
         let mut registry = Registry::default();
         registry.register_collector(Box::new(Exporter {
             snapshot,
@@ -730,7 +738,7 @@ recorder_errors_total{reason="index"} 0
 # HELP recorder_unrecognised_cgroups Cgroups made under a container runtime's parent (e.g. a containerd namespace) that no recogniser accepted, so not recorded; by parent.
 # TYPE recorder_unrecognised_cgroups counter
 recorder_unrecognised_cgroups_total{parent="/k8s.io"} 2
-recorder_unrecognised_cgroups_total{parent="/moby \"x\""} 1
+recorder_unrecognised_cgroups_total{parent="/moby \"x\"\\u{1b}[2J"} 1
 # HELP recorder_enrol_failures New containers the kernel could not enrol because the recording map was full (auto mode).
 # TYPE recorder_enrol_failures counter
 recorder_enrol_failures_total 1

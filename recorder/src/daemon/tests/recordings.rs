@@ -162,3 +162,37 @@ async fn auto_mode_adopts_enrolled_roots_not_their_sub_cgroups_and_finishes_on_r
     );
     assert!(m.recordings().is_empty());
 }
+
+/// A container whose cgroup is gone before the manager takes its mkdir
+/// event keeps what was captured when the cgroup was made (here its
+/// cgroup path; for a real container also its name, image and policy).
+#[tokio::test]
+async fn a_capture_made_at_mkdir_outlives_the_cgroup() {
+    let s = Setup::new();
+    let leaf = format!("docker-{HEX}.scope");
+    let rel = format!("/system.slice/{leaf}");
+    let root = s.mkdir(&rel);
+    s.fake().enrol(root, root, &leaf);
+    let mut m = s.manager();
+    let captures = m.captures();
+    captures.capture(&s.handle, &s.hierarchy(), root).await;
+    assert!(!captures.pending(root));
+    // A sub-cgroup, or a cgroup the kernel did not make a root: nothing.
+    captures.capture(&s.handle, &s.hierarchy(), 4242).await;
+    assert!(captures.take(4242).is_none());
+    std::fs::remove_dir(s.root.join(format!("cg{rel}"))).expect("rmdir");
+    m.on_event(CgroupEvent {
+        kind: EVENT_MKDIR,
+        enrolled: 1,
+        id: root,
+    })
+    .await;
+    let r = &m.recordings()[&root];
+    assert_eq!(r.cgroup, rel, "the path captured, not (removed)/…");
+    assert_eq!(r.runtime(), crate::container::Runtime::Docker);
+    assert!(captures.take(root).is_none(), "taken by the adoption");
+    // The next tick finishes it: its cgroup is gone.
+    m.tick().await;
+    assert!(m.recordings().is_empty());
+    assert!(s.config.profiles_dir.join(format!("{HEX}.json")).exists());
+}
