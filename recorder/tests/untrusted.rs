@@ -39,6 +39,9 @@ fn scrape(addr: &str) -> String {
 }
 
 /// The lines of a scrape about image label `label`.
+/// The `recorder_image_*` families: syscalls, runs, failed runs, ready.
+const IMAGE_FAMILIES: usize = 4;
+
 fn image_series(scrape: &str, label: &str) -> Vec<String> {
     let mut lines: Vec<String> = scrape
         .lines()
@@ -114,7 +117,7 @@ fn ctr_containers_cannot_take_over_a_docker_images_profile() {
     let answer = |spec: &str| daemon.ctl_ok(&["profile", "--image", spec]);
     let answers_before = [answer(&short), answer(&victim_id)];
     let series_before = wait_for("the victim's series", 10, || {
-        Some(image_series(&scrape(&metrics), &label)).filter(|s| s.len() == 3)
+        Some(image_series(&scrape(&metrics), &label)).filter(|s| s.len() == IMAGE_FAMILIES)
     });
 
     // Another image in containerd's store, and two containers of it.
@@ -185,7 +188,10 @@ fn ctr_containers_cannot_take_over_a_docker_images_profile() {
     assert_ne!(theirs["label"], label.as_str());
     let s = scrape(&metrics);
     assert_eq!(image_series(&s, &label), series_before);
-    assert_eq!(image_series(&s, theirs["label"].as_str().unwrap()).len(), 3);
+    assert_eq!(
+        image_series(&s, theirs["label"].as_str().unwrap()).len(),
+        IMAGE_FAMILIES
+    );
     for e in profiles(&daemon)
         .iter()
         .filter(|e| e["key"].as_str().is_some_and(|k| k.starts_with(&ns)))
