@@ -35,9 +35,15 @@ pub mod maps {
     pub const PATH_SCRATCH: &str = "PATH_SCRATCH";
     /// cgroup id → `ArgSet` (opt-in argument recording).
     pub const ARG_SETS: &str = "ARG_SETS";
+    /// Recording owner ids watched for denials (an enforcing profile).
+    pub const DENY_WATCH: &str = "DENY_WATCH";
+    /// `DenialKey` → count: denied syscalls and `SIGSYS` kills.
+    pub const DENIALS: &str = "DENIALS";
+    /// Thread id → `Entered`, for the tasks of watched cgroups.
+    pub const DENY_ENTERED: &str = "DENY_ENTERED";
 
     /// Every map of the object.
-    pub const ALL: [&str; 13] = [
+    pub const ALL: [&str; 16] = [
         SYSCALL_SETS,
         RECORDED_FILTER,
         SET_CACHE,
@@ -51,6 +57,9 @@ pub mod maps {
         LEAF_SCRATCH,
         PATH_SCRATCH,
         ARG_SETS,
+        DENY_WATCH,
+        DENIALS,
+        DENY_ENTERED,
     ];
 }
 
@@ -69,15 +78,26 @@ pub mod programs {
     pub const CGROUP_MKDIR: &str = "cgroup_mkdir";
     /// Removal notices (tracepoint `cgroup:cgroup_rmdir`).
     pub const CGROUP_RMDIR: &str = "cgroup_rmdir";
+    /// Denials: notes the syscalls tasks of watched cgroups enter
+    /// (raw tracepoint `sys_enter`).
+    pub const DENY_ENTER: &str = "deny_enter";
+    /// Denials: counts those that leave without having entered
+    /// (raw tracepoint `sys_exit`).
+    pub const DENY_EXIT: &str = "deny_exit";
+    /// Denials: `SIGSYS` kills (raw tracepoint `sched_process_exit`).
+    pub const DENY_TASK_EXIT: &str = "deny_task_exit";
 
     /// Every program of the object.
-    pub const ALL: [&str; 6] = [
+    pub const ALL: [&str; 9] = [
         SYS_ENTER,
         SYS_ENTER_FLOOR,
         CGROUP_ATTACH_TASK,
         SCHED_PROCESS_FORK,
         CGROUP_MKDIR,
         CGROUP_RMDIR,
+        DENY_ENTER,
+        DENY_EXIT,
+        DENY_TASK_EXIT,
     ];
 }
 
@@ -109,4 +129,6 @@ pub mod globals {
     pub const NR_ARG_CLONE: &str = "NR_ARG_CLONE";
     pub const NR_ARG_UNSHARE: &str = "NR_ARG_UNSHARE";
     pub const NR_ARG_PERSONALITY: &str = "NR_ARG_PERSONALITY";
+    /// Offset of `task_struct.exit_code` (u32); 0: kills are not told.
+    pub const TASK_EXIT_CODE_OFFSET: &str = "TASK_EXIT_CODE_OFFSET";
 }

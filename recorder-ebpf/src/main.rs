@@ -17,6 +17,10 @@
 //!   A new cgroup2 directory whose name matches a container pattern, or that is
 //!   created from inside a recorded cgroup, is enrolled in the kernel before any
 //!   process can enter it; removals are reported to user space.
+//! * `deny_enter` / `deny_exit` / `deny_task_exit` (raw tracepoints
+//!   `sys_enter`, `sys_exit`, `sched_process_exit`, module `sys_exit`):
+//!   the syscalls an enforcing profile denies to a watched container, and
+//!   its tasks killed by `SIGSYS`. Attached only while one is watched.
 //!
 //! Modules: `maps` (the maps, the globals user space sets at load time,
 //! and the filter and counter accessors), `caller` (the last-caller
@@ -39,6 +43,7 @@ mod caller;
 mod cgroup;
 mod maps;
 mod sys_enter;
+mod sys_exit;
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -5,7 +5,7 @@
 use recorder_common::globals::{
     CGROUP_ID_WALK, CGROUP_KN_OFFSET, COMPAT_STATUS_OFFSET, CSS_SET_DFL_CGRP_OFFSET,
     KERNFS_NODE_ID_OFFSET, NR_ARG_CLONE, NR_ARG_PERSONALITY, NR_ARG_SOCKET, NR_ARG_UNSHARE,
-    TASK_CGROUPS_OFFSET,
+    TASK_CGROUPS_OFFSET, TASK_EXIT_CODE_OFFSET,
 };
 
 use super::{error::KernelError, options::LoadOptions};
@@ -46,6 +46,12 @@ pub fn globals(opts: &LoadOptions) -> Result<Vec<(&'static str, u32)>, KernelErr
         (CSS_SET_DFL_CGRP_OFFSET, dfl_cgrp),
         (CGROUP_KN_OFFSET, kn),
         (KERNFS_NODE_ID_OFFSET, id),
+        // Kills by a profile are told where BTF has the field.
+        (
+            TASK_EXIT_CODE_OFFSET,
+            btf.member_offset("task_struct", &["exit_code"])
+                .unwrap_or(0),
+        ),
     ])
 }
 

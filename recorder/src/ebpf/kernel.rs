@@ -19,6 +19,7 @@ use recorder_common::{
 };
 
 use super::{
+    denials::{DenialCount, Denials},
     error::{KernelError, take_map},
     globals::{arg_syscall_numbers, globals},
     options::{KernelInfo, LoadOptions, belongs_to},
@@ -75,6 +76,8 @@ pub struct Kernel {
     cgroup_links: Vec<Link>,
     /// The argument map, when argument recording is on.
     args: Option<HashMap<MapData, u64, ArgSet>>,
+    /// Denials under an enforcing profile (`denials.rs`).
+    denials: Denials,
 }
 
 impl Kernel {
@@ -150,6 +153,7 @@ impl Kernel {
             }
         }
         let leaves = take_map(&mut ebpf, maps::CGROUP_LEAF)?;
+        let denials = Denials::take(&mut ebpf)?;
         // A map pinned by an earlier run keeps its size.
         let capacity = aya::maps::IterableMap::map(&sets)
             .info()
@@ -168,6 +172,7 @@ impl Kernel {
             caller_gen,
             cgroup_links: Vec::new(),
             args,
+            denials,
         })
     }
 
@@ -539,6 +544,27 @@ impl Kernel {
         }
     }
 
+    /// Watches exactly the recordings `owners` for denials (an enforcing
+    /// profile): the denial programs are attached while one is watched.
+    pub fn watch_denials(&mut self, owners: &[u64]) -> Result<(), KernelError> {
+        self.denials.watch(&mut self.ebpf, owners)
+    }
+
+    /// Stops watching recording `owner` for denials, dropping its counts.
+    pub fn forget_denials(&mut self, owner: u64) {
+        self.denials.forget(owner);
+    }
+
+    /// Whether the denial programs are attached.
+    pub fn denials_attached(&self) -> bool {
+        self.denials.attached()
+    }
+
+    /// The denial counts of the watched recordings.
+    pub fn denials(&self) -> Vec<DenialCount> {
+        self.denials.counts()
+    }
+
     /// The cgroups of recording `owner` (its root and the sub-cgroups
     /// recorded as part of it), with their sets.
     pub fn owned_by(&self, owner: u64) -> Vec<(u64, SyscallSet)> {
@@ -551,6 +577,7 @@ impl Kernel {
     /// Stops recording every cgroup of recording `owner`, returning what
     /// was recorded.
     pub fn remove_owner(&mut self, owner: u64) -> Vec<SyscallSet> {
+        self.denials.forget(owner);
         let ids: Vec<u64> = self.owned_by(owner).into_iter().map(|(id, _)| id).collect();
         ids.into_iter().filter_map(|id| self.remove(id)).collect()
     }

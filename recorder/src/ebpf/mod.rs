@@ -8,11 +8,13 @@
 //! * `shared`: the two arrays user space maps and updates with atomics;
 //! * `globals`: the read-only globals set at load time, from BTF;
 //! * `tracefs`: the `cgroup_mkdir` record layout, from tracefs;
-//! * `stats`: the kernel's per-program run statistics.
+//! * `stats`: the kernel's per-program run statistics;
+//! * `denials`: denials under an enforcing profile (watching, counts).
 //!
 //! The names of maps, programs and globals are `recorder_common::{maps,
 //! programs, globals}`.
 
+mod denials;
 mod error;
 mod globals;
 mod kernel;
@@ -21,6 +23,7 @@ mod shared;
 mod stats;
 mod tracefs;
 
+pub use denials::DenialCount;
 pub use error::KernelError;
 pub use globals::globals;
 pub use kernel::Kernel;
@@ -87,7 +90,7 @@ mod tests {
             .iter()
             .map(|(name, value)| (*name, (value.as_slice(), true)))
             .collect();
-        assert_eq!(patch.len(), 14, "a global named twice");
+        assert_eq!(patch.len(), 15, "a global named twice");
         object().patch_map_data(patch).unwrap();
     }
 }
