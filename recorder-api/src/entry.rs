@@ -55,6 +55,14 @@ pub struct Drift {
     pub denied: Vec<Denial>,
 }
 
+impl Drift {
+    /// How many syscalls the profile denied and tasks it killed, when it
+    /// denies anything (the run was watched for denials).
+    pub fn denied_count(&self) -> Option<u64> {
+        crate::chosen::denies(&self.policy).then(|| self.denied.iter().map(|d| d.count).sum())
+    }
+}
+
 /// A syscall an enforcing profile denied a watched container (its errno,
 /// or TRAP), or a task of it that the profile killed (`killed`: KILL, or
 /// TRAP's `SIGSYS` unhandled).

@@ -6,7 +6,8 @@
 //! chown that failed on its own, `recorder_container_denied_syscalls_total`
 //! is above 0 for it, and under `drift --widen` mkdir succeeds. Container
 //! 4 runs under the same profile with a KILL_PROCESS default: `drift` tells
-//! that the profile killed it, at mkdir.
+//! that the profile killed it, at mkdir. The image's row counts what its
+//! watched runs were denied (`denied_while_recorded`).
 
 mod common;
 mod support;
@@ -76,9 +77,15 @@ fn docker_denials() {
     let _serial = serial();
     let port = free_port();
     let metrics = format!("127.0.0.1:{port}");
+    // Runs under a chosen profile feed the image profile too, so that its
+    // row counts what they were denied.
+    let cfg = scratch("h30k-denials-config").join("recorderd.toml");
+    fs::write(&cfg, "[images]\nskip_chosen_profile = false\n").unwrap();
     let daemon = Daemon::start(
         "h30k-denials",
         &[
+            "--config",
+            cfg.to_str().unwrap(),
             "--all",
             "--include-name",
             "h30k-*",
@@ -162,6 +169,19 @@ fn docker_denials() {
             .iter()
             .any(|r| r["id"] == c2.as_str() && !denied(r, MKDIRS, false).is_empty()),
         "{all}"
+    );
+    // The image's row counts what its watched runs were denied.
+    let images = run_ok(&mut daemon.ctl(&["images", "-o", "json"]));
+    let images: serde_json::Value = serde_json::from_slice(&images.stdout).unwrap();
+    let row = images
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["image"].as_str().is_some_and(|i| i.contains(IMAGE)))
+        .unwrap_or_else(|| panic!("no row of {IMAGE}: {images}"));
+    assert!(
+        row["denied_while_recorded"].as_u64().is_some_and(|n| n > 0),
+        "{row}"
     );
     let wide = dir.join("wide.json");
     daemon.ctl_ok(&["drift", &c2, "--widen", "--out", wide.to_str().unwrap()]);

@@ -19,7 +19,7 @@ use crate::{
     ebpf::DenialCount,
     index::{self, Denial, IndexError},
     metrics::ContainerSeries,
-    policy::{ChosenProfile, enforcing},
+    policy::{ChosenProfile, denies},
     profile::{
         Policy, Profile, Recorded,
         drift::{self, Outside},
@@ -28,12 +28,6 @@ use crate::{
 
 /// What `drift` says of an enforcing profile.
 pub const ENFORCING_NOTE: &str = "an enforcing profile denies what it does not allow: those syscalls never run, so they are listed under denied (counted while recorderd watched), not under outside";
-
-/// Whether `policy` denies anything: an enforcing default action (ERRNO,
-/// KILL, TRAP, ...), or a rule with one.
-pub fn denies(policy: &Profile) -> bool {
-    enforcing(&policy.default_action) || policy.syscalls.iter().any(|r| enforcing(&r.action))
-}
 
 /// The recordings to watch for denials: those under a chosen profile that
 /// denies something.

@@ -97,9 +97,10 @@ impl ImageBook {
         let key = keys::of_entry(&entry);
         entry.image_key = key.as_ref().map(|k| k.key.clone());
         let image_key = entry.image_key.clone();
+        let denied = entry.drift.as_ref().and_then(|d| d.denied_count());
         self.index.add(entry)?;
         let added = match key.filter(|_| feeds_image) {
-            Some(key) => self.feed(&key, &profile, profiles_dir, now)?,
+            Some(key) => self.feed(&key, &profile, denied, profiles_dir, now)?,
             None => Added::default(),
         };
         self.retain(image_key.as_deref(), rule.keep_per_image, 0)?;
@@ -113,6 +114,7 @@ impl ImageBook {
         &self,
         key: &ImageKey,
         run: &Profile,
+        denied: Option<u64>,
         profiles_dir: &Path,
         now: u64,
     ) -> Result<Added, ImagesError> {
@@ -122,6 +124,9 @@ impl ImageBook {
         };
         let before = row.profile.clone();
         let grew = row.add_run(key.reference.as_deref(), run, now);
+        if let Some(n) = denied {
+            row.denied_while_recorded = Some(row.denied_while_recorded.unwrap_or(0) + n);
+        }
         let file = (grew || row.profile != before || row.file_pending)
             .then(|| files::write(profiles_dir, &row));
         if let Some(written) = &file {
