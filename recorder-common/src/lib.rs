@@ -357,8 +357,10 @@ pub struct DenialKey {
     pub kind: u32,
 }
 
-/// The value of the `DENY_ENTERED` map, per task of a cgroup watched for
-/// denials: the syscall it entered and has not left yet.
+/// The value of the `DENY_ENTERED` map, per task of a recorded cgroup
+/// while denials are watched: the syscall it entered and has not left yet,
+/// and whether its cgroup is watched (so that its next syscalls need no
+/// lookup to know).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Entered {
@@ -366,11 +368,15 @@ pub struct Entered {
     pub nr_plus_one: u64,
     /// The task's `struct pt_regs` (the top of its kernel stack).
     pub regs: u64,
+    /// The cgroup the task was in when `owner` was looked up.
+    pub cgroup: u64,
+    /// The watched recording `cgroup` belongs to; 0: not watched.
+    pub owner: u64,
 }
 
 #[cfg(feature = "user")]
 mod user_denials {
-    // SAFETY: repr(C), integers only, no padding (8 + 4 + 4, 8 + 8).
+    // SAFETY: repr(C), integers only, no padding (8 + 4 + 4, 4 * 8).
     unsafe impl aya::Pod for super::DenialKey {}
     unsafe impl aya::Pod for super::Entered {}
 }

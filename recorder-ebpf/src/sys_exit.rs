@@ -5,12 +5,14 @@
 //!
 //! seccomp runs before `sys_enter`: a syscall it answers (ERRNO, TRAP) never
 //! reaches `sys_enter` but still leaves through `sys_exit`. So, per task of
-//! a watched cgroup (`DENY_ENTERED`, by thread id), `deny_enter` notes the
+//! a recorded cgroup (`DENY_ENTERED`, by thread id), `deny_enter` notes the
 //! syscall entered and `deny_exit` takes the note back; a syscall that
-//! leaves with no note was skipped before it ran. A syscall the profile
-//! allows that fails by itself (EPERM from `sethostname` without the
-//! capability) did pass `sys_enter`: it is never a denial, whatever its
-//! errno.
+//! leaves with no note was skipped before it ran. The entry also keeps
+//! whether the task's cgroup is watched (its owner, looked up once per task
+//! and cgroup), so that a task's later syscalls cost one lookup by thread
+//! id. A syscall the profile allows that fails by itself (EPERM from
+//! `sethostname` without the capability) did pass `sys_enter`: it is never
+//! a denial, whatever its errno.
 //!
 //! A task with no entry is one first seen now: it may have entered its
 //! syscall before the programs were attached (or be a new task leaving
@@ -87,19 +89,45 @@ fn watched(cgroup: u64, recorded: bool) -> Option<(u64, bool)> {
     Some((owner, phase == PHASE_WORKLOAD))
 }
 
+/// The watched recording of cgroup `cgroup` (0: none), for a new entry.
+#[inline(always)]
+fn owner_of(cgroup: u64) -> u64 {
+    watched(cgroup, true).map_or(0, |(owner, _)| owner)
+}
+
 #[raw_tracepoint(tracepoint = "sys_enter")]
 pub(crate) fn deny_enter(ctx: RawTracePointContext) -> i32 {
     let regs: u64 = ctx.arg(0);
     let c = caller(regs);
-    if watched(c.cgroup, c.recorded).is_none() {
+    if !c.recorded {
         return 0;
     }
     let id: i64 = ctx.arg(1);
+    let nr_plus_one = (id as u64).wrapping_add(1);
+    let tid = bpf_get_current_pid_tgid();
+    // In place when the task has its entry for this cgroup: no lookup of
+    // the watch, and no LRU update (which takes locks and a free node).
+    if let Some(entry) = DENY_ENTERED.get_ptr_mut(&tid) {
+        // SAFETY: this task's value, valid until the program returns; only
+        // this task's syscalls write it, one at a time.
+        unsafe {
+            if (*entry).cgroup == c.cgroup {
+                if (*entry).owner != 0 {
+                    (*entry).nr_plus_one = nr_plus_one;
+                    (*entry).regs = regs;
+                }
+                return 0;
+            }
+        }
+    }
+    let owner = owner_of(c.cgroup);
     let entered = Entered {
-        nr_plus_one: (id as u64).wrapping_add(1),
+        nr_plus_one: if owner != 0 { nr_plus_one } else { 0 },
         regs,
+        cgroup: c.cgroup,
+        owner,
     };
-    _ = DENY_ENTERED.insert(&bpf_get_current_pid_tgid(), &entered, 0);
+    _ = DENY_ENTERED.insert(&tid, &entered, 0);
     0
 }
 
@@ -108,33 +136,40 @@ pub(crate) fn deny_exit(ctx: RawTracePointContext) -> i32 {
     let regs: u64 = ctx.arg(0);
     let ret: i64 = ctx.arg(1);
     let c = caller(regs);
-    let Some((owner, workload)) = watched(c.cgroup, c.recorded) else {
+    if !c.recorded {
         return 0;
-    };
+    }
     let tid = bpf_get_current_pid_tgid();
-    let Some(entry) = DENY_ENTERED.get_ptr_mut(&tid) else {
-        // First seen: it may have entered before we looked.
-        _ = DENY_ENTERED.insert(
-            &tid,
-            &Entered {
-                nr_plus_one: 0,
-                regs,
-            },
-            0,
-        );
+    let entry = DENY_ENTERED.get_ptr_mut(&tid);
+    // SAFETY: `entry`, when there, is this task's value (valid until the
+    // program returns); only this task's syscalls write it, one at a time.
+    let Some(entry) = entry.filter(|e| unsafe { (**e).cgroup } == c.cgroup) else {
+        // First seen (in this cgroup): it may have entered before we
+        // looked, or be a new task leaving fork.
+        let entered = Entered {
+            nr_plus_one: 0,
+            regs,
+            cgroup: c.cgroup,
+            owner: owner_of(c.cgroup),
+        };
+        _ = DENY_ENTERED.insert(&tid, &entered, 0);
         return 0;
     };
-    // SAFETY: `entry` is this task's value (valid until the program
-    // returns); only this task's syscalls write it, one at a time.
-    let pending = unsafe { (*entry).nr_plus_one };
+    // SAFETY: as above.
+    let (pending, owner) = unsafe { ((*entry).nr_plus_one, (*entry).owner) };
+    if owner == 0 {
+        return 0;
+    }
     if pending != 0 {
         // SAFETY: as above.
         unsafe { (*entry).nr_plus_one = 0 };
         return 0;
     }
-    if !workload {
+    // Left without having entered. Only in the workload phase (the
+    // runtime's init makes no denial: its filter comes at its end).
+    let Some((owner, true)) = watched(c.cgroup, true) else {
         return 0;
-    }
+    };
     let id = syscall_nr(regs);
     if id < 0 || !(ret == id || (-MAX_ERRNO..0).contains(&ret)) {
         return 0;
@@ -174,6 +209,7 @@ pub(crate) fn deny_task_exit(_ctx: RawTracePointContext) -> i32 {
         Some(Entered {
             nr_plus_one: 0,
             regs,
+            ..
         }) if regs != 0 => {
             let id = syscall_nr(regs);
             if id < 0 {
