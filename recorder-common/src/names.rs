@@ -63,10 +63,12 @@ pub mod maps {
     ];
 }
 
-/// Program names. The raw tracepoint programs are named after their
-/// tracepoint, except [`SYS_ENTER_FLOOR`] (on `sys_enter` too).
+/// Program names. The tracepoint programs are named after their
+/// tracepoint, except [`SYS_ENTER_FLOOR`] (on `sys_enter` too) and the
+/// denial programs (`DENY_*`, on `sys_enter`, `sys_exit` and
+/// `sched_process_exit`).
 pub mod programs {
-    /// The recorder (raw tracepoint `sys_enter`).
+    /// The recorder (BTF tracepoint `sys_enter`, `tp_btf`).
     pub const SYS_ENTER: &str = "sys_enter";
     /// The bench's floor: an empty program on `sys_enter`.
     pub const SYS_ENTER_FLOOR: &str = "sys_enter_floor";

@@ -1,6 +1,6 @@
 //! The recorder's eBPF programs.
 //!
-//! * `sys_enter` (raw tracepoint `raw_syscalls:sys_enter`): the recorder.
+//! * `sys_enter` (BTF tracepoint `raw_syscalls:sys_enter`): the recorder.
 //!   The caller's cgroup comes from a per-CPU "last caller" entry when the
 //!   same task made the last syscall on this CPU, else from the task (one
 //!   helper call). A counting filter (an array slot) turns away almost

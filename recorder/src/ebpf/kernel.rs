@@ -8,7 +8,7 @@ use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, HashMap, MapData, MapError, PerCpuArray, RingBuf},
     programs::{
-        RawTracePoint, RawTracePointRunOptions, TestRun as _, TracePoint,
+        BtfTracePoint, RawTracePoint, RawTracePointRunOptions, TestRun as _, TracePoint,
         links::{FdLink, PinnedLink},
     },
 };
@@ -309,6 +309,28 @@ impl Kernel {
         Ok(prog.take_link(id).map_err(wrap)?.into())
     }
 
+    /// Attaches BTF tracepoint program `name` to the tracepoint of the same
+    /// name (loaded against the running kernel's BTF first).
+    fn attach_btf_tp(&mut self, name: &'static str) -> Result<FdLink, KernelError> {
+        let wrap = KernelError::program(name);
+        let prog: &mut BtfTracePoint = self
+            .ebpf
+            .program_mut(name)
+            .ok_or(KernelError::Missing(name))?
+            .try_into()
+            .map_err(wrap)?;
+        if prog.fd().is_err() {
+            let btf = aya::Btf::from_sys_fs()
+                .map_err(|e| KernelError::program(name)(aya::programs::ProgramError::Btf(e)))?;
+            prog.load(name, &btf).map_err(KernelError::program(name))?;
+        }
+        let id = prog.attach().map_err(KernelError::program(name))?;
+        Ok(prog
+            .take_link(id)
+            .map_err(KernelError::program(name))?
+            .into())
+    }
+
     /// Loads and attaches the recorder to raw_syscalls:sys_enter, with the
     /// hooks its per-CPU last-caller entries rely on.
     pub fn attach(&mut self) -> Result<(), KernelError> {
@@ -324,7 +346,7 @@ impl Kernel {
         }
         // (On an error, dropping `hooks` detaches them.)
         self.next_caller_generation()?;
-        let link = self.attach_raw_tp(programs::SYS_ENTER)?;
+        let link = self.attach_btf_tp(programs::SYS_ENTER)?;
         self.sys_enter = Some(self.keep(programs::SYS_ENTER, link)?);
         // Pinned only now: pinning replaces the hooks of a run that left its
         // recorder attached, which must outlive that recorder.
