@@ -372,11 +372,14 @@ pub struct Entered {
     pub cgroup: u64,
     /// The watched recording `cgroup` belongs to; 0: not watched.
     pub owner: u64,
+    /// The watch list's generation (`DENY_GEN`) `owner` was looked up in:
+    /// a change of the list makes every task look again.
+    pub generation: u64,
 }
 
 #[cfg(feature = "user")]
 mod user_denials {
-    // SAFETY: repr(C), integers only, no padding (8 + 4 + 4, 4 * 8).
+    // SAFETY: repr(C), integers only, no padding (8 + 4 + 4, 5 * 8).
     unsafe impl aya::Pod for super::DenialKey {}
     unsafe impl aya::Pod for super::Entered {}
 }

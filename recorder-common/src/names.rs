@@ -39,11 +39,14 @@ pub mod maps {
     pub const DENY_WATCH: &str = "DENY_WATCH";
     /// `DenialKey` → count: denied syscalls and `SIGSYS` kills.
     pub const DENIALS: &str = "DENIALS";
-    /// Thread id → `Entered`, for the tasks of watched cgroups.
+    /// Thread id → `Entered`, for the tasks of recorded cgroups while denials
+    /// are watched.
     pub const DENY_ENTERED: &str = "DENY_ENTERED";
+    /// One word: the generation of `DENY_WATCH`, bumped on every change.
+    pub const DENY_GEN: &str = "DENY_GEN";
 
     /// Every map of the object.
-    pub const ALL: [&str; 16] = [
+    pub const ALL: [&str; 17] = [
         SYSCALL_SETS,
         RECORDED_FILTER,
         SET_CACHE,
@@ -60,6 +63,7 @@ pub mod maps {
         DENY_WATCH,
         DENIALS,
         DENY_ENTERED,
+        DENY_GEN,
     ];
 }
 

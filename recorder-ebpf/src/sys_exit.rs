@@ -33,7 +33,7 @@ use aya_ebpf::{
     Global,
     helpers::{bpf_get_current_pid_tgid, bpf_probe_read_kernel},
     macros::{map, raw_tracepoint},
-    maps::{HashMap, LruHashMap},
+    maps::{Array, HashMap, LruHashMap},
     programs::RawTracePointContext,
 };
 use recorder_common::{
@@ -58,6 +58,23 @@ static DENIALS: HashMap<DenialKey, u64> = HashMap::with_max_entries(16384, 0);
 /// Thread id → the syscall it entered (see the module doc).
 #[map]
 static DENY_ENTERED: LruHashMap<u64, Entered> = LruHashMap::with_max_entries(65536, 0);
+
+/// The generation of `DENY_WATCH`: user space bumps it on every change, so
+/// that an entry's cached owner (or "not watched") is looked up again. An
+/// array: its lookup is inlined, no call.
+#[map]
+static DENY_GEN: Array<u64> = Array::with_max_entries(1, 0);
+
+/// The current [`DENY_GEN`].
+#[inline(always)]
+fn generation() -> u64 {
+    match DENY_GEN.get_ptr(0) {
+        // SAFETY: the slot the lookup found; user space rewrites it whole
+        // (an aligned 8-byte store), so a volatile load reads it whole.
+        Some(g) => unsafe { core::ptr::read_volatile(g) },
+        None => 0,
+    }
+}
 
 /// Offset of `task_struct.exit_code`, from BTF; 0: kills are not told.
 #[unsafe(no_mangle)]
@@ -105,13 +122,14 @@ pub(crate) fn deny_enter(ctx: RawTracePointContext) -> i32 {
     let id: i64 = ctx.arg(1);
     let nr_plus_one = (id as u64).wrapping_add(1);
     let tid = bpf_get_current_pid_tgid();
+    let generation = generation();
     // In place when the task has its entry for this cgroup: no lookup of
     // the watch, and no LRU update (which takes locks and a free node).
     if let Some(entry) = DENY_ENTERED.get_ptr_mut(&tid) {
         // SAFETY: this task's value, valid until the program returns; only
         // this task's syscalls write it, one at a time.
         unsafe {
-            if (*entry).cgroup == c.cgroup {
+            if (*entry).cgroup == c.cgroup && (*entry).generation == generation {
                 if (*entry).owner != 0 {
                     (*entry).nr_plus_one = nr_plus_one;
                     (*entry).regs = regs;
@@ -126,6 +144,7 @@ pub(crate) fn deny_enter(ctx: RawTracePointContext) -> i32 {
         regs,
         cgroup: c.cgroup,
         owner,
+        generation,
     };
     _ = DENY_ENTERED.insert(&tid, &entered, 0);
     0
@@ -140,10 +159,13 @@ pub(crate) fn deny_exit(ctx: RawTracePointContext) -> i32 {
         return 0;
     }
     let tid = bpf_get_current_pid_tgid();
+    let generation = generation();
     let entry = DENY_ENTERED.get_ptr_mut(&tid);
     // SAFETY: `entry`, when there, is this task's value (valid until the
     // program returns); only this task's syscalls write it, one at a time.
-    let Some(entry) = entry.filter(|e| unsafe { (**e).cgroup } == c.cgroup) else {
+    let current =
+        |e: &*mut Entered| unsafe { (**e).cgroup == c.cgroup && (**e).generation == generation };
+    let Some(entry) = entry.filter(current) else {
         // First seen (in this cgroup): it may have entered before we
         // looked, or be a new task leaving fork.
         let entered = Entered {
@@ -151,6 +173,7 @@ pub(crate) fn deny_exit(ctx: RawTracePointContext) -> i32 {
             regs,
             cgroup: c.cgroup,
             owner: owner_of(c.cgroup),
+            generation,
         };
         _ = DENY_ENTERED.insert(&tid, &entered, 0);
         return 0;

@@ -405,10 +405,20 @@ async fn drift(
     match out_file {
         Some(path) => {
             write_file(path, &text)?;
+            // The drift and the denied names (a kill at an unknown
+            // syscall adds none).
+            let mut more: std::collections::BTreeSet<&str> =
+                d.outside.iter().map(String::as_str).collect();
+            more.extend(
+                d.denied
+                    .iter()
+                    .filter(|x| !(x.killed && x.name == "unknown"))
+                    .map(|x| x.name.as_str()),
+            );
             eprintln!(
                 "recorderctl: {} with {} more syscall(s) written to {}",
-                d.profile,
-                d.outside.len(),
+                crate::table::escape(&d.profile),
+                more.len(),
                 path.display()
             );
             Ok(0)

@@ -7,7 +7,9 @@
 //! is above 0 for it, and under `drift --widen` mkdir succeeds. Container
 //! 4 runs under the same profile with a KILL_PROCESS default: `drift` tells
 //! that the profile killed it, at mkdir. The image's row counts what its
-//! watched runs were denied (`denied_while_recorded`).
+//! watched runs were denied (`denied_while_recorded`). Container 5,
+//! started while container 2 is watched, has its denial counted although
+//! its task was seen before it was watched.
 
 mod common;
 mod support;
@@ -126,6 +128,17 @@ fn docker_denials() {
         drift_json(&daemon, &c2).filter(|r| !denied(r, MKDIRS, false).is_empty())
     });
     eprintln!("ACCEPTANCE denials under docker: {report}");
+    // Container 5, started while container 2 is watched (the denial
+    // programs attached): its shell's syscalls are seen before it is
+    // watched, and the mkdir comes from that same task (exec).
+    let c5file = dir.join("c5");
+    run_ok(&mut docker_run(
+        "h30k-den-5",
+        &c5file,
+        &["-d", "--security-opt", &seccomp],
+        "sleep 3; exec mkdir /tmp/d",
+    ));
+    let c5 = cid(&c5file);
     assert_eq!(report["enforcing"], true, "{report}");
     let mkdir = denied(&report, MKDIRS, false)[0];
     assert!(mkdir["count"].as_u64().is_some_and(|n| n > 0), "{report}");
@@ -153,6 +166,12 @@ fn docker_denials() {
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("{text}"));
     assert!(value > 0.0, "{text}");
+
+    // Container 5's mkdir counted too, though its task was first seen
+    // unwatched.
+    daemon.wait_for(&daemon.profile_path(&c5));
+    let report = drift_json(&daemon, &c5).expect("drift of container 5");
+    assert!(!denied(&report, MKDIRS, false).is_empty(), "{report}");
 
     // 4. After it exited: from the index, and --widen lets mkdir run.
     wait_for("container 2's profile", 60, || {

@@ -6,7 +6,7 @@
 
 use aya::{
     Ebpf,
-    maps::{HashMap, MapData},
+    maps::{Array, HashMap, MapData},
     programs::{RawTracePoint, links::FdLink},
 };
 use recorder_common::{
@@ -28,6 +28,8 @@ pub(super) struct Denials {
     watch: HashMap<MapData, u64, u64>,
     counts: HashMap<MapData, DenialKey, u64>,
     entered: HashMap<MapData, u64, Entered>,
+    /// `DENY_GEN`, bumped whenever `watch` changes.
+    generation: Array<MapData, u64>,
     /// Owned, never pinned: a daemon that stops stops watching.
     links: Vec<FdLink>,
 }
@@ -38,6 +40,7 @@ impl Denials {
             watch: take_map(ebpf, maps::DENY_WATCH)?,
             counts: take_map(ebpf, maps::DENIALS)?,
             entered: take_map(ebpf, maps::DENY_ENTERED)?,
+            generation: take_map(ebpf, maps::DENY_GEN)?,
             links: Vec::new(),
         })
     }
@@ -87,10 +90,18 @@ impl Denials {
         for owner in watched.iter().filter(|o| !owners.contains(o)) {
             self.forget(*owner);
         }
-        for owner in owners.iter().filter(|o| !watched.contains(o)) {
+        let new: Vec<u64> = owners
+            .iter()
+            .copied()
+            .filter(|o| !watched.contains(o))
+            .collect();
+        for owner in &new {
             self.watch
                 .insert(owner, 1, 0)
                 .map_err(KernelError::map(maps::DENY_WATCH))?;
+        }
+        if !new.is_empty() {
+            self.next_generation()?;
         }
         if owners.is_empty() {
             self.links.clear();
@@ -132,10 +143,24 @@ impl Denials {
         Ok(())
     }
 
+    /// Makes every task's entry look its cgroup's watch up again (the
+    /// tasks of a recording watched from now on may have entries that say
+    /// "not watched"). Only this task writes the word.
+    fn next_generation(&mut self) -> Result<(), KernelError> {
+        let now = self.generation.get(&0, 0).unwrap_or(0);
+        self.generation
+            .set(0, now.wrapping_add(1), 0)
+            .map_err(KernelError::map(maps::DENY_GEN))
+    }
+
     /// Stops watching recording `owner` and drops its counts.
     pub(super) fn forget(&mut self, owner: u64) {
-        // Absent when it was not watched.
-        _ = self.watch.remove(&owner);
+        // Absent when it was not watched; a change of the list otherwise.
+        if self.watch.remove(&owner).is_ok() {
+            // The entries of its tasks only go stale: a failure here costs
+            // nothing but lookups.
+            _ = self.next_generation();
+        }
         let keys: Vec<DenialKey> = self
             .counts
             .keys()
