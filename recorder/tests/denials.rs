@@ -6,7 +6,7 @@
 //! chown that failed on its own, `recorder_container_denied_syscalls_total`
 //! is above 0 for it, and under `drift --widen` mkdir succeeds. Container
 //! 4 runs under the same profile with a KILL_PROCESS default: `drift` tells
-//! that the profile killed it, at mkdir. The image's row counts what its
+//! that the profile killed it, at mkdir; so for container 6 under TRAP. The image's row counts what its
 //! watched runs were denied (`denied_while_recorded`). Container 5,
 //! started while container 2 is watched, has its denial counted although
 //! its task was seen before it was watched.
@@ -240,4 +240,29 @@ fn docker_denials() {
     let report = drift_json(&daemon, &c4).expect("drift of the killed container");
     eprintln!("ACCEPTANCE killed by its profile: {report}");
     assert!(!denied(&report, MKDIRS, true).is_empty(), "{report}");
+
+    // 6. TRAP: SIGSYS with no handler kills the task too; the syscall
+    // left through sys_exit first (rolled back), so it is also denied.
+    let trap = daemon.ctl_ok(&[
+        "convert",
+        profile.to_str().unwrap(),
+        "--default-action",
+        "trap",
+    ]);
+    let trap_profile = dir.join("c1-trap.json");
+    fs::write(&trap_profile, &trap).unwrap();
+    let c6file = dir.join("c6");
+    let seccomp = format!("seccomp={}", trap_profile.display());
+    let out = run(&mut docker_run(
+        "h30k-den-6",
+        &c6file,
+        &["--security-opt", &seccomp],
+        "sleep 4; exec mkdir /tmp/d",
+    ));
+    assert_eq!(out.status.code(), Some(159), "{out:?}");
+    let c6 = cid(&c6file);
+    daemon.wait_for(&daemon.profile_path(&c6));
+    let report = drift_json(&daemon, &c6).expect("drift of the trapped container");
+    assert!(!denied(&report, MKDIRS, true).is_empty(), "{report}");
+    assert!(!denied(&report, MKDIRS, false).is_empty(), "{report}");
 }
