@@ -44,9 +44,12 @@ pub mod maps {
     pub const DENY_ENTERED: &str = "DENY_ENTERED";
     /// One word: the generation of `DENY_WATCH`, bumped on every change.
     pub const DENY_GEN: &str = "DENY_GEN";
+    /// The one-word map of the `DENY_ON` global (non-zero: `sys_enter`
+    /// notes what tasks enter, for the denial programs).
+    pub const DENY_ON: &str = ".bss.deny_on";
 
     /// Every map of the object.
-    pub const ALL: [&str; 17] = [
+    pub const ALL: [&str; 18] = [
         SYSCALL_SETS,
         RECORDED_FILTER,
         SET_CACHE,
@@ -64,6 +67,7 @@ pub mod maps {
         DENIALS,
         DENY_ENTERED,
         DENY_GEN,
+        DENY_ON,
     ];
 }
 
@@ -84,9 +88,6 @@ pub mod programs {
     pub const CGROUP_MKDIR: &str = "cgroup_mkdir";
     /// Removal notices (tracepoint `cgroup:cgroup_rmdir`).
     pub const CGROUP_RMDIR: &str = "cgroup_rmdir";
-    /// Denials: notes the syscalls tasks of watched cgroups enter
-    /// (raw tracepoint `sys_enter`).
-    pub const DENY_ENTER: &str = "deny_enter";
     /// Denials: counts those that leave without having entered
     /// (raw tracepoint `sys_exit`).
     pub const DENY_EXIT: &str = "deny_exit";
@@ -94,14 +95,13 @@ pub mod programs {
     pub const DENY_TASK_EXIT: &str = "deny_task_exit";
 
     /// Every program of the object.
-    pub const ALL: [&str; 9] = [
+    pub const ALL: [&str; 8] = [
         SYS_ENTER,
         SYS_ENTER_FLOOR,
         CGROUP_ATTACH_TASK,
         SCHED_PROCESS_FORK,
         CGROUP_MKDIR,
         CGROUP_RMDIR,
-        DENY_ENTER,
         DENY_EXIT,
         DENY_TASK_EXIT,
     ];

@@ -17,10 +17,11 @@
 //!   A new cgroup2 directory whose name matches a container pattern, or that is
 //!   created from inside a recorded cgroup, is enrolled in the kernel before any
 //!   process can enter it; removals are reported to user space.
-//! * `deny_enter` / `deny_exit` / `deny_task_exit` (raw tracepoints
-//!   `sys_enter`, `sys_exit`, `sched_process_exit`, module `sys_exit`):
-//!   the syscalls an enforcing profile denies to a watched container, and
-//!   its tasks killed by `SIGSYS`. Attached only while one is watched.
+//! * `deny_exit` / `deny_task_exit` (raw tracepoints `sys_exit`,
+//!   `sched_process_exit`, module `sys_exit`, with `sys_enter` noting what
+//!   tasks enter while they are attached): the syscalls an enforcing
+//!   profile denies to a watched container, and its tasks killed by
+//!   `SIGSYS`. Attached only while one is watched.
 //!
 //! Modules: `maps` (the maps, the globals user space sets at load time,
 //! and the filter and counter accessors), `caller` (the last-caller

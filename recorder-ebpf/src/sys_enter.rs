@@ -49,6 +49,7 @@ pub(crate) fn sys_enter(ctx: BtfTracePointContext) -> i32 {
         return 0;
     };
     let id: i64 = ctx.arg(1);
+    crate::sys_exit::entered(cgroup, id, regs_addr);
     let regs = regs_addr as *const u8;
     // A recorded cgroup with a cache slot: no call at all.
     // SAFETY: `cached` is the slot the lookup found. Its id changes under

@@ -1,11 +1,11 @@
-//! Denials under an enforcing profile: `deny_enter` (on `sys_enter`),
-//! `deny_exit` (on `sys_exit`) and `deny_task_exit` (on
-//! `sched_process_exit`), attached by user space only while a recording
-//! watched for denials (`DENY_WATCH`, its owner id) runs.
+//! Denials under an enforcing profile: [`entered`] (called by `sys_enter`
+//! while `DENY_GEN`'s slot 1 says so), `deny_exit` (on `sys_exit`) and
+//! `deny_task_exit` (on `sched_process_exit`), attached by user space only
+//! while a recording watched for denials (`DENY_WATCH`, its owner id) runs.
 //!
 //! seccomp runs before `sys_enter`: a syscall it answers (ERRNO, TRAP) never
 //! reaches `sys_enter` but still leaves through `sys_exit`. So, per task of
-//! a recorded cgroup (`DENY_ENTERED`, by thread id), `deny_enter` notes the
+//! a recorded cgroup (`DENY_ENTERED`, by thread id), [`entered`] notes the
 //! syscall entered and `deny_exit` takes the note back; a syscall that
 //! leaves with no note was skipped before it ran. The entry also keeps
 //! whether the task's cgroup is watched (its owner, looked up once per task
@@ -65,7 +65,7 @@ static DENY_ENTERED: LruHashMap<u64, Entered> = LruHashMap::with_max_entries(655
 #[map]
 static DENY_GEN: Array<u64> = Array::with_max_entries(1, 0);
 
-/// The current [`DENY_GEN`].
+/// The current generation of the watch list.
 #[inline(always)]
 fn generation() -> u64 {
     match DENY_GEN.get_ptr(0) {
@@ -75,6 +75,14 @@ fn generation() -> u64 {
         None => 0,
     }
 }
+
+/// Non-zero while denials are watched (the exit programs attached):
+/// `sys_enter` then notes what tasks enter. A global in a section of its
+/// own, read at a fixed address (one load on `sys_enter`'s recorded path),
+/// written by user space through its one-word map (`.bss.deny_on`).
+#[unsafe(no_mangle)]
+#[unsafe(link_section = ".bss.deny_on")]
+static mut DENY_ON: u64 = 0;
 
 /// Offset of `task_struct.exit_code`, from BTF; 0: kills are not told.
 #[unsafe(no_mangle)]
@@ -112,14 +120,24 @@ fn owner_of(cgroup: u64) -> u64 {
     watched(cgroup, true).map_or(0, |(owner, _)| owner)
 }
 
-#[raw_tracepoint(tracepoint = "sys_enter")]
-pub(crate) fn deny_enter(ctx: RawTracePointContext) -> i32 {
-    let regs: u64 = ctx.arg(0);
-    let c = caller(regs);
-    if !c.recorded {
-        return 0;
+/// Notes that the task making syscall `id` (its registers at `regs`, its
+/// cgroup `cgroup`, which may be recorded) entered it, when denials are
+/// watched. Called by `sys_enter` (not a program of its own on the hook:
+/// that would cost a second dispatch on every syscall).
+#[inline(always)]
+pub(crate) fn entered(cgroup: u64, id: i64, regs: u64) {
+    // SAFETY: the static's raw address (no reference to the `static mut`);
+    // user space rewrites the aligned word whole, and volatile makes the
+    // load a fresh one.
+    if unsafe { core::ptr::read_volatile(&raw const DENY_ON) } != 0 {
+        note_entered(cgroup, id, regs);
     }
-    let id: i64 = ctx.arg(1);
+}
+
+/// [`entered`]'s work, out of line (a BPF-to-BPF call): `sys_enter` stays
+/// as small as it was while nothing is watched.
+#[inline(never)]
+fn note_entered(cgroup: u64, id: i64, regs: u64) {
     let nr_plus_one = (id as u64).wrapping_add(1);
     let tid = bpf_get_current_pid_tgid();
     let generation = generation();
@@ -129,25 +147,24 @@ pub(crate) fn deny_enter(ctx: RawTracePointContext) -> i32 {
         // SAFETY: this task's value, valid until the program returns; only
         // this task's syscalls write it, one at a time.
         unsafe {
-            if (*entry).cgroup == c.cgroup && (*entry).generation == generation {
+            if (*entry).cgroup == cgroup && (*entry).generation == generation {
                 if (*entry).owner != 0 {
                     (*entry).nr_plus_one = nr_plus_one;
                     (*entry).regs = regs;
                 }
-                return 0;
+                return;
             }
         }
     }
-    let owner = owner_of(c.cgroup);
+    let owner = owner_of(cgroup);
     let entered = Entered {
         nr_plus_one: if owner != 0 { nr_plus_one } else { 0 },
         regs,
-        cgroup: c.cgroup,
+        cgroup,
         owner,
         generation,
     };
     _ = DENY_ENTERED.insert(&tid, &entered, 0);
-    0
 }
 
 #[raw_tracepoint(tracepoint = "sys_exit")]

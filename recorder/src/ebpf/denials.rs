@@ -17,9 +17,10 @@ use super::error::{KernelError, take_map};
 use crate::syscalls::Abi;
 
 /// The denial programs and the tracepoints they attach to, in attach order.
-const PROGRAMS: [(&str, &str); 3] = [
+/// The syscalls entered are noted by `sys_enter` itself while `DENY_ON` is
+/// set (after these are attached).
+const PROGRAMS: [(&str, &str); 2] = [
     (programs::DENY_TASK_EXIT, "sched_process_exit"),
-    (programs::DENY_ENTER, "sys_enter"),
     (programs::DENY_EXIT, "sys_exit"),
 ];
 
@@ -30,6 +31,8 @@ pub(super) struct Denials {
     entered: HashMap<MapData, u64, Entered>,
     /// `DENY_GEN`, bumped whenever `watch` changes.
     generation: Array<MapData, u64>,
+    /// `DENY_ON`: set while the programs are attached.
+    on: Array<MapData, u64>,
     /// Owned, never pinned: a daemon that stops stops watching.
     links: Vec<FdLink>,
 }
@@ -41,6 +44,7 @@ impl Denials {
             counts: take_map(ebpf, maps::DENIALS)?,
             entered: take_map(ebpf, maps::DENY_ENTERED)?,
             generation: take_map(ebpf, maps::DENY_GEN)?,
+            on: take_map(ebpf, maps::DENY_ON)?,
             links: Vec::new(),
         })
     }
@@ -104,7 +108,7 @@ impl Denials {
             self.next_generation()?;
         }
         if owners.is_empty() {
-            self.links.clear();
+            self.detach();
         } else if self.links.is_empty() {
             self.attach(ebpf)?;
         }
@@ -140,7 +144,22 @@ impl Denials {
             );
         }
         self.links = links;
-        Ok(())
+        // Only now: an entry noted before its exit is seen would hide the
+        // task's next denial.
+        self.on
+            .set(0, 1, 0)
+            .map_err(KernelError::map(maps::DENY_ON))
+    }
+
+    /// Stops `sys_enter`'s notes, then detaches the programs.
+    fn detach(&mut self) {
+        if self.links.is_empty() {
+            return;
+        }
+        // Should it fail, sys_enter keeps noting entries nobody reads: a
+        // cost, not a wrong count (attaching again clears them).
+        _ = self.on.set(0, 0, 0);
+        self.links.clear();
     }
 
     /// Makes every task's entry look its cgroup's watch up again (the
@@ -171,7 +190,7 @@ impl Denials {
             _ = self.counts.remove(&key);
         }
         if self.watch.keys().next().is_none() {
-            self.links.clear();
+            self.detach();
         }
     }
 
