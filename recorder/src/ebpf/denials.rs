@@ -1,6 +1,6 @@
 //! Denials under an enforcing profile, the user side of recorder-ebpf's
 //! `sys_exit.rs`: which recordings are watched (`DENY_WATCH`), attaching
-//! the three denial programs while one is and detaching them when none is
+//! the denial programs while one is and detaching them when none is
 //! (so a host with no watched container pays nothing), and reading the
 //! counts (`DENIALS`).
 

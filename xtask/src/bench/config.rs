@@ -40,8 +40,9 @@ pub(super) enum Config {
     /// own cost, which 6 pays beside the recorder's.
     FilterOnly,
     /// 7: as 6 with compat detection (recorderd's default), the workload's
-    /// cgroup watched for denials: the three denial programs attached
-    /// (`sys_enter`, `sys_exit`, `sched_process_exit`), as while a
+    /// cgroup watched for denials: the denial programs attached
+    /// (`sys_exit`, `sched_process_exit`) and `sys_enter` noting what
+    /// tasks enter, as while a
     /// container under an enforcing chosen profile runs. (They never look
     /// at the filter; a machine where none is watched has them detached,
     /// as in 4 and 5a.)
