@@ -2,7 +2,7 @@
 //! default, not unconfined), as recorderd keeps and reports it; which
 //! runtime said so; whether it denies.
 
-use recorder_profile::profile::{ACT_ALLOW, ACT_LOG};
+use recorder_profile::profile::{ACT_ALLOW, ACT_LOG, Profile};
 use serde::{Deserialize, Serialize};
 
 /// How the runtime says the filter was chosen.
@@ -52,4 +52,10 @@ impl ChosenProfile {
 /// TRACE hand the syscall to someone else, who may deny it).
 pub fn enforcing(default_action: &str) -> bool {
     !matches!(default_action, ACT_LOG | ACT_ALLOW)
+}
+
+/// Whether `policy` denies anything: an enforcing default action, or a
+/// rule with one (what recorderd watches for denials).
+pub fn denies(policy: &Profile) -> bool {
+    enforcing(&policy.default_action) || policy.syscalls.iter().any(|r| enforcing(&r.action))
 }

@@ -174,8 +174,12 @@ pub struct DriftReport {
     /// Still recorded (else: from the profile index, after it exited).
     pub running: bool,
     /// The profile denies what it does not allow: its denials never reach
-    /// the recorder, so `outside` cannot show them (see `note`).
+    /// the recorder, so `outside` cannot show them; `denied` does.
     pub enforcing: bool,
+    /// What the profile denied it, and the tasks it killed (`killed`),
+    /// counted by the kernel while recorderd watched (sorted by name).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub denied: Vec<crate::entry::Denial>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
     /// With `widen`: the profile plus the drift.

@@ -5,7 +5,10 @@
 
 use std::path::PathBuf;
 
-use recorder_profile::profile::{Profile, drift::Outside};
+use recorder_profile::{
+    profile::{Profile, drift::Outside},
+    syscalls::Abi,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::{chosen::ChosenProfile, container::Container};
@@ -47,4 +50,32 @@ pub struct Drift {
     /// The profile itself (its filter, as the bundle had it), for `drift
     /// --widen`.
     pub policy: Profile,
+    /// What the profile denied it (an enforcing profile).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub denied: Vec<Denial>,
+}
+
+impl Drift {
+    /// How many syscalls the profile denied and tasks it killed, when it
+    /// denies anything (the run was watched for denials).
+    pub fn denied_count(&self) -> Option<u64> {
+        crate::chosen::denies(&self.policy).then(|| self.denied.iter().map(|d| d.count).sum())
+    }
+}
+
+/// A syscall an enforcing profile denied a watched container (its errno,
+/// or TRAP), or a task of it that the profile killed (`killed`: KILL, or
+/// TRAP's `SIGSYS` unhandled).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Denial {
+    /// The syscall's name (`nr:<n>` when not in the table; `unknown` for a
+    /// kill whose syscall could not be known).
+    pub name: String,
+    pub abi: Abi,
+    /// How many times (kills: how many tasks).
+    pub count: u64,
+    /// When it was first seen (seconds since the epoch).
+    pub first_seen: u64,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub killed: bool,
 }

@@ -50,8 +50,10 @@ pub struct ImageInfo {
     /// The syscalls that were new when the union last grew.
     #[serde(default)]
     pub last_new_syscalls: Vec<String>,
-    /// Syscalls the recording-time policy denied while recorded; not
-    /// known yet (the kernel side does not count them).
+    /// Syscalls the recording-time policy denied while recorded (and tasks
+    /// it killed), summed over the runs watched for denials: those under
+    /// an enforcing chosen profile (which feed the image only with
+    /// `skip_chosen_profile = false`); `None` when no run was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub denied_while_recorded: Option<u64>,
     pub ready: bool,

@@ -357,3 +357,56 @@ mod user_args {
     // SAFETY: repr(C), integers only, no padding (8 + 16 + 16 + 8 + 32 + 4 + 4).
     unsafe impl aya::Pod for super::ArgSet {}
 }
+
+/// [`DenialKey::kind`]: a denied syscall of the native ABI.
+pub const DENIAL_NATIVE: u32 = 0;
+/// [`DenialKey::kind`]: a denied 32-bit compat syscall (x86_64).
+pub const DENIAL_COMPAT: u32 = 1;
+/// [`DenialKey::kind`]: a denied x32 syscall (number without
+/// [`X32_SYSCALL_BIT`]).
+pub const DENIAL_X32: u32 = 2;
+/// [`DenialKey::kind`] bit: not a denial answered with an errno but a task
+/// of the cgroup killed by `SIGSYS` (a KILL or TRAP profile), at syscall
+/// `nr` of the ABI in the low bits ([`DENIAL_NR_UNKNOWN`]: unknown).
+pub const DENIAL_KILLED: u32 = 0x100;
+/// [`DenialKey::nr`] of a kill whose syscall is not known.
+pub const DENIAL_NR_UNKNOWN: u32 = u32::MAX;
+
+/// A key of the `DENIALS` map (value: a `u64` count): syscall `nr` of a
+/// cgroup of recording `owner` was denied by its seccomp profile (it left
+/// through `sys_exit` without having passed `sys_enter`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DenialKey {
+    pub owner: u64,
+    pub nr: u32,
+    /// `DENIAL_*`.
+    pub kind: u32,
+}
+
+/// The value of the `DENY_ENTERED` map, per task of a recorded cgroup
+/// while denials are watched: the syscall it entered and has not left yet,
+/// and whether its cgroup is watched (so that its next syscalls need no
+/// lookup to know).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Entered {
+    /// The syscall number + 1; 0: none (the task is seen, out of syscalls).
+    pub nr_plus_one: u64,
+    /// The task's `struct pt_regs` (the top of its kernel stack).
+    pub regs: u64,
+    /// The cgroup the task was in when `owner` was looked up.
+    pub cgroup: u64,
+    /// The watched recording `cgroup` belongs to; 0: not watched.
+    pub owner: u64,
+    /// The watch list's generation (`DENY_GEN`) `owner` was looked up in:
+    /// a change of the list makes every task look again.
+    pub generation: u64,
+}
+
+#[cfg(feature = "user")]
+mod user_denials {
+    // SAFETY: repr(C), integers only, no padding (8 + 4 + 4, 5 * 8).
+    unsafe impl aya::Pod for super::DenialKey {}
+    unsafe impl aya::Pod for super::Entered {}
+}

@@ -38,9 +38,21 @@ pub mod maps {
     /// cgroup id → `Workload`: the exec that started a container's
     /// workload, and its exit.
     pub const WORKLOADS: &str = "WORKLOADS";
+    /// Recording owner ids watched for denials (an enforcing profile).
+    pub const DENY_WATCH: &str = "DENY_WATCH";
+    /// `DenialKey` → count: denied syscalls and `SIGSYS` kills.
+    pub const DENIALS: &str = "DENIALS";
+    /// Thread id → `Entered`, for the tasks of recorded cgroups while denials
+    /// are watched.
+    pub const DENY_ENTERED: &str = "DENY_ENTERED";
+    /// One word: the generation of `DENY_WATCH`, bumped on every change.
+    pub const DENY_GEN: &str = "DENY_GEN";
+    /// The one-word map of the `DENY_ON` global (non-zero: `sys_enter`
+    /// notes what tasks enter, for the denial programs).
+    pub const DENY_ON: &str = ".bss.deny_on";
 
     /// Every map of the object.
-    pub const ALL: [&str; 14] = [
+    pub const ALL: [&str; 19] = [
         SYSCALL_SETS,
         RECORDED_FILTER,
         SET_CACHE,
@@ -55,13 +67,20 @@ pub mod maps {
         PATH_SCRATCH,
         ARG_SETS,
         WORKLOADS,
+        DENY_WATCH,
+        DENIALS,
+        DENY_ENTERED,
+        DENY_GEN,
+        DENY_ON,
     ];
 }
 
-/// Program names. The raw tracepoint programs are named after their
-/// tracepoint, except [`SYS_ENTER_FLOOR`] (on `sys_enter` too).
+/// Program names. The tracepoint programs are named after their
+/// tracepoint, except [`SYS_ENTER_FLOOR`] (on `sys_enter` too) and the
+/// denial programs (`DENY_*`, on `sys_enter`, `sys_exit` and
+/// `sched_process_exit`).
 pub mod programs {
-    /// The recorder (raw tracepoint `sys_enter`).
+    /// The recorder (BTF tracepoint `sys_enter`, `tp_btf`).
     pub const SYS_ENTER: &str = "sys_enter";
     /// The bench's floor: an empty program on `sys_enter`.
     pub const SYS_ENTER_FLOOR: &str = "sys_enter_floor";
@@ -78,9 +97,14 @@ pub mod programs {
     pub const SCHED_PROCESS_EXEC: &str = "sched_process_exec";
     /// Notes how that workload's process exited.
     pub const SCHED_PROCESS_EXIT: &str = "sched_process_exit";
+    /// Denials: counts those that leave without having entered
+    /// (raw tracepoint `sys_exit`).
+    pub const DENY_EXIT: &str = "deny_exit";
+    /// Denials: `SIGSYS` kills (raw tracepoint `sched_process_exit`).
+    pub const DENY_TASK_EXIT: &str = "deny_task_exit";
 
     /// Every program of the object.
-    pub const ALL: [&str; 8] = [
+    pub const ALL: [&str; 10] = [
         SYS_ENTER,
         SYS_ENTER_FLOOR,
         CGROUP_ATTACH_TASK,
@@ -89,6 +113,8 @@ pub mod programs {
         CGROUP_RMDIR,
         SCHED_PROCESS_EXEC,
         SCHED_PROCESS_EXIT,
+        DENY_EXIT,
+        DENY_TASK_EXIT,
     ];
 }
 
@@ -120,7 +146,7 @@ pub mod globals {
     pub const NR_ARG_CLONE: &str = "NR_ARG_CLONE";
     pub const NR_ARG_UNSHARE: &str = "NR_ARG_UNSHARE";
     pub const NR_ARG_PERSONALITY: &str = "NR_ARG_PERSONALITY";
-    /// Offset of `task_struct.exit_code` (u32); 0: exit codes are not
-    /// read.
+    /// Offset of `task_struct.exit_code` (u32); 0: neither exit codes
+    /// nor kills by a profile are known.
     pub const TASK_EXIT_CODE_OFFSET: &str = "TASK_EXIT_CODE_OFFSET";
 }

@@ -93,7 +93,7 @@ pub(crate) struct Caller {
 
 impl Caller {
     #[inline(always)]
-    fn look_up() -> Self {
+    pub(crate) fn look_up() -> Self {
         let task = current_task();
         let cgroup = cgroup_id(task);
         Self {

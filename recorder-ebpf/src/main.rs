@@ -1,6 +1,6 @@
 //! The recorder's eBPF programs.
 //!
-//! * `sys_enter` (raw tracepoint `raw_syscalls:sys_enter`): the recorder.
+//! * `sys_enter` (BTF tracepoint `raw_syscalls:sys_enter`): the recorder.
 //!   The caller's cgroup comes from a per-CPU "last caller" entry when the
 //!   same task made the last syscall on this CPU, else from the task (one
 //!   helper call). A counting filter (an array slot) turns away almost
@@ -21,6 +21,11 @@
 //!   A new cgroup2 directory whose name matches a container pattern, or that is
 //!   created from inside a recorded cgroup, is enrolled in the kernel before any
 //!   process can enter it; removals are reported to user space.
+//! * `deny_exit` / `deny_task_exit` (raw tracepoints `sys_exit`,
+//!   `sched_process_exit`, module `sys_exit`, with `sys_enter` noting what
+//!   tasks enter while they are attached): the syscalls an enforcing
+//!   profile denies to a watched container, and its tasks killed by
+//!   `SIGSYS`. Attached only while one is watched.
 //!
 //! Modules: `maps` (the maps, the globals user space sets at load time,
 //! and the filter and counter accessors), `caller` (the last-caller
@@ -45,6 +50,7 @@ mod cgroup;
 mod exec;
 mod maps;
 mod sys_enter;
+mod sys_exit;
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -9,7 +9,10 @@
 
 use core::intrinsics::{AtomicOrdering, atomic_cxchg, atomic_or, atomic_xadd, atomic_xchg};
 
-use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
+use aya_ebpf::{
+    macros::{btf_tracepoint, raw_tracepoint},
+    programs::{BtfTracePointContext, RawTracePointContext},
+};
 use recorder_common::{
     CACHE_CLAIMING, CACHE_FREE, CachedSet, FLAG_MARKER_SEEN, FLAG_RUNTIME_CRUN, FLAG_RUNTIME_RUNC,
     PHASE_RUNTIME_INIT, PHASE_WORKLOAD, SET_BITS, SET_WORDS, SyscallSet, X32_SYSCALL_BIT,
@@ -27,8 +30,11 @@ const SECCOMP_SET_MODE_FILTER: u64 = 1;
 const PR_SET_SECCOMP: u64 = 22;
 const SECCOMP_MODE_FILTER: u64 = 2;
 
-#[raw_tracepoint(tracepoint = "sys_enter")]
-pub(crate) fn sys_enter(ctx: RawTracePointContext) -> i32 {
+/// A BTF tracepoint (`tp_btf`), not a raw one: `regs` is then a typed
+/// pointer the program may read directly, which compat detection needs
+/// (see [`native_entry`]).
+#[btf_tracepoint(function = "sys_enter")]
+pub(crate) fn sys_enter(ctx: BtfTracePointContext) -> i32 {
     let regs_addr: u64 = ctx.arg(0);
     let Caller {
         cgroup,
@@ -43,6 +49,7 @@ pub(crate) fn sys_enter(ctx: RawTracePointContext) -> i32 {
         return 0;
     };
     let id: i64 = ctx.arg(1);
+    crate::sys_exit::entered(cgroup, id, regs_addr);
     let regs = regs_addr as *const u8;
     // A recorded cgroup with a cache slot: no call at all.
     // SAFETY: `cached` is the slot the lookup found. Its id changes under
@@ -117,9 +124,9 @@ fn claim(cached: *mut CachedSet, cgroup: u64) {
 fn record(set: *mut SyscallSet, task: Option<*const u8>, id: i64, regs: *const u8) -> bool {
     let nr = id as u64;
     let compat_off = COMPAT_STATUS_OFFSET.load();
-    if compat_off != 0 {
-        // The only use of the task on a last-caller hit, so only compat
-        // detection pays for the call.
+    // A last-caller hit has no task: the call for it is paid only when the
+    // registers do not show a native `syscall` entry.
+    if compat_off != 0 && (task.is_some() || !arch::native_entry(regs)) {
         let task = task.unwrap_or_else(current_task);
         // A direct (BTF-checked) load, not a bpf_probe_read_kernel() call.
         // SAFETY: `task` is a task's BTF pointer and `compat_off` the

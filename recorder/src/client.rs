@@ -325,6 +325,10 @@ fn print_drift(w: &mut impl Write, reports: &[DriftReport]) -> io::Result<()> {
             crate::table::escape(&d.profile),
             crate::table::escape(&d.default_action)
         )?;
+        // What the profile broke first: the denials.
+        if d.enforcing || !d.denied.is_empty() {
+            print_denied(w, d)?;
+        }
         if d.outside.is_empty() {
             writeln!(w, "outside the profile: nothing so far")?;
         } else {
@@ -336,6 +340,30 @@ fn print_drift(w: &mut impl Write, reports: &[DriftReport]) -> io::Result<()> {
         if let Some(note) = &d.note {
             writeln!(w, "note: {}", crate::table::escape(note))?;
         }
+    }
+    Ok(())
+}
+
+/// The `denied` lines of a drift report.
+fn print_denied(w: &mut impl Write, d: &DriftReport) -> io::Result<()> {
+    if d.denied.is_empty() {
+        return writeln!(w, "denied by the profile: nothing so far");
+    }
+    writeln!(w, "denied by the profile (count, first seen):")?;
+    for x in &d.denied {
+        let what = if x.killed {
+            format!("{} (killed the task)", x.name)
+        } else {
+            x.name.clone()
+        };
+        writeln!(
+            w,
+            "  {:<24} {:<7} {:>6}  {}",
+            crate::table::escape(&what),
+            x.abi.filter_arch(),
+            x.count,
+            format_time(x.first_seen)
+        )?;
     }
     Ok(())
 }
@@ -383,10 +411,20 @@ async fn drift(
     match out_file {
         Some(path) => {
             write_file(path, &text)?;
+            // The drift and the denied names (a kill at an unknown
+            // syscall adds none).
+            let mut more: std::collections::BTreeSet<&str> =
+                d.outside.iter().map(String::as_str).collect();
+            more.extend(
+                d.denied
+                    .iter()
+                    .filter(|x| !(x.killed && x.name == "unknown"))
+                    .map(|x| x.name.as_str()),
+            );
             eprintln!(
                 "recorderctl: {} with {} more syscall(s) written to {}",
                 crate::table::escape(&d.profile),
-                d.outside.len(),
+                more.len(),
                 path.display()
             );
             Ok(0)
@@ -534,6 +572,13 @@ mod tests {
             running: false,
             enforcing: true,
             note: Some("an enforcing profile hides its denials".into()),
+            denied: vec![crate::index::Denial {
+                name: "mkdir".into(),
+                abi: crate::syscalls::Abi::native(),
+                count: 3,
+                first_seen: 0,
+                killed: false,
+            }],
             widened: None,
         };
         let mut quiet = report.clone();
@@ -553,6 +598,13 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("note: an enforcing profile hides its denials\n"));
+        // The denials come first, with their counts.
+        let denied = text.find("denied by the profile (count, first seen):\n  mkdir");
+        let outside = text.find("outside the profile (first seen)");
+        assert!(
+            denied.is_some_and(|d| outside.is_some_and(|o| d < o)),
+            "{text}"
+        );
         assert!(
             text.contains("outside the profile: nothing so far\n"),
             "{text}"

@@ -70,7 +70,7 @@ pub enum IndexError {
     },
 }
 
-pub use recorder_api::entry::{Drift, Entry};
+pub use recorder_api::entry::{Denial, Drift, Entry};
 
 fn file_key(e: &Entry) -> String {
     format!("{}\0{}", e.key(), e.path.display())

@@ -219,7 +219,7 @@ pub const PODMAN_SECCOMP: &str = "io.podman.annotations.seccomp";
 /// or empty, or the path of a `localhost/` profile.
 pub const CRIO_SECCOMP: &str = "io.kubernetes.cri-o.SeccompProfilePath";
 
-pub use recorder_api::chosen::{ChosenBy, ChosenProfile, enforcing};
+pub use recorder_api::chosen::{ChosenBy, ChosenProfile, denies, enforcing};
 
 /// `sha256:<hex>` of `filter`'s canonical JSON.
 pub fn digest(filter: &Profile) -> String {

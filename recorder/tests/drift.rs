@@ -6,8 +6,8 @@
 //! `recorder_container_syscalls_outside_profile` series, and after it
 //! exited `drift` still names chmod (from the profile index) and the series
 //! stays a while. A container under the runtime's default profile is not
-//! reported; one under an enforcing profile is, with the note that its
-//! denials stay hidden. A name run again (the review's item 4) means the
+//! reported; one under an enforcing profile is, with the note that what
+//! it denies is listed under `denied`. A name run again (the review's item 4) means the
 //! newest watched run of it, for `drift` and `profile`.
 
 mod common;
@@ -218,7 +218,7 @@ fn must_show(rt: &Runtime<'_>) {
     assert!(ids.contains(&c2.as_str()), "{all}");
     assert!(!ids.contains(&c3.as_str()) && !ids.contains(&c1.as_str()));
     // An enforcing profile (container 1's own): watched, and the report
-    // says that its denials never reach the recorder.
+    // says that what it denies is listed as denied (tests/denials.rs).
     let c4file = dir.join("c4");
     let opt = format!("--cidfile={}", c4file.display());
     let seccomp = format!("seccomp={}", profile.display());
@@ -234,7 +234,7 @@ fn must_show(rt: &Runtime<'_>) {
     assert!(
         report["note"]
             .as_str()
-            .is_some_and(|n| n.contains("--default-action log")),
+            .is_some_and(|n| n.contains("listed under denied")),
         "{report}"
     );
     // An unknown container: one clear line.

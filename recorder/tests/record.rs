@@ -168,6 +168,32 @@ fn records_32bit_syscalls_under_their_own_arch() {
     assert_no_stray_cgroup(&parent);
 }
 
+/// A 64-bit process that issues `int $0x80` makes 32-bit syscalls: they
+/// are recorded as compat (the i386 names, in the compat rule), not as the
+/// native syscalls of the same numbers (arch_prctl, writev).
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn records_int80_of_a_64bit_process_as_compat() {
+    require_root();
+    let dir = scratch("record-int80");
+    let parent = cgroup_parent("int80");
+    let out = dir.join("profile.json");
+    run_ok(&mut record(
+        &parent,
+        &out,
+        &[test_program().to_str().unwrap(), "int80"],
+    ));
+    let rules = names_by_arch(&fs::read_to_string(&out).unwrap());
+    let compat = rules
+        .get(&vec![recorder::profile::host_filter_arch().to_owned()])
+        .unwrap_or_else(|| panic!("no compat rule: {rules:?}"));
+    let m = missing(compat, &["sched_yield", "getpid"]);
+    assert!(m.is_empty(), "missing {m:?} in {compat:?}");
+    let native = rules.get(&Vec::new()).cloned().unwrap_or_default();
+    assert!(!native.contains("writev"), "native: {native:?}");
+    assert_no_stray_cgroup(&parent);
+}
+
 /// The syscall names in an `strace -f -o FILE` log, and the names seen
 /// before the first execve.
 fn strace_names(log: &str) -> (BTreeSet<String>, Vec<String>) {

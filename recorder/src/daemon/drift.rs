@@ -16,9 +16,10 @@ use super::{
 use crate::{
     container::Container,
     control::DriftReport,
-    index::{self, IndexError},
+    ebpf::DenialCount,
+    index::{self, Denial, IndexError},
     metrics::ContainerSeries,
-    policy::ChosenProfile,
+    policy::{ChosenProfile, denies},
     profile::{
         Policy, Profile, Recorded,
         drift::{self, Outside},
@@ -26,7 +27,65 @@ use crate::{
 };
 
 /// What `drift` says of an enforcing profile.
-pub const ENFORCING_NOTE: &str = "an enforcing profile hides its denials: a syscall it denies never reaches the recorder, so only what it lets through is compared. To see everything outside it, run the workload under the profile in complain mode (recorderctl convert --default-action log PROFILE) and watch that";
+pub const ENFORCING_NOTE: &str = "an enforcing profile denies what it does not allow: those syscalls never run, so they are listed under denied (counted while recorderd watched), not under outside";
+
+/// The recordings to watch for denials: those under a chosen profile that
+/// denies something.
+pub fn denial_watch(recordings: &BTreeMap<u64, Recording>) -> Vec<u64> {
+    recordings
+        .values()
+        .filter(|r| watched_for_denials(r))
+        .map(|r| r.owner)
+        .collect()
+}
+
+fn watched_for_denials(r: &Recording) -> bool {
+    matches!((&r.chosen_profile, &r.policy), (Some(_), Policy::Filter(p)) if denies(p))
+}
+
+/// Takes the kernel's denial counts (cumulative) into the recordings
+/// watched for them; a name first counted now is first seen at `now`.
+pub fn update_denials(recordings: &mut BTreeMap<u64, Recording>, counts: &[DenialCount], now: u64) {
+    for c in counts {
+        let Some(r) = recordings.get_mut(&c.owner) else {
+            continue;
+        };
+        let name = c.name.clone().unwrap_or_else(|| "unknown".to_owned());
+        match r
+            .denied
+            .iter_mut()
+            .find(|d| d.name == name && d.abi == c.abi && d.killed == c.killed)
+        {
+            Some(d) => d.count = d.count.max(c.count),
+            None => {
+                log::info!(
+                    "{}: its profile {} {name} ({})",
+                    r.key(),
+                    if c.killed {
+                        "killed a task at"
+                    } else {
+                        "denied"
+                    },
+                    c.abi.scmp_arch()
+                );
+                r.denied.push(Denial {
+                    name,
+                    abi: c.abi,
+                    count: c.count,
+                    first_seen: now,
+                    killed: c.killed,
+                });
+                r.denied.sort();
+            }
+        }
+    }
+}
+
+/// How many syscalls `r`'s profile denied and tasks it killed; `None`
+/// when it is not watched for denials.
+pub fn denied_count(r: &Recording) -> Option<u64> {
+    watched_for_denials(r).then(|| r.denied.iter().map(|d| d.count).sum())
+}
 
 /// Notes in `r` the syscalls of `sets` outside its chosen profile, first
 /// seen at `now`; returns how many were new (0 when it is not watched).
@@ -89,6 +148,7 @@ impl EndedSeries {
             container: r.container.clone(),
             syscalls: 0,
             outside: Some(outside),
+            denied: denied_count(r),
             ended: true,
         };
         self.0.push_back((now, series));
@@ -123,6 +183,7 @@ struct Source<'a> {
     chosen: &'a ChosenProfile,
     outside: &'a Outside,
     policy: &'a Profile,
+    denied: &'a [Denial],
     running: bool,
 }
 
@@ -146,8 +207,22 @@ fn report(s: &Source<'_>, widen: bool) -> DriftReport {
         running: s.running,
         enforcing,
         note: enforcing.then(|| ENFORCING_NOTE.to_owned()),
-        widened: widen.then(|| drift::widen(s.policy, s.outside)),
+        denied: s.denied.to_vec(),
+        widened: widen.then(|| drift::widen(s.policy, &with_denied(s.outside, s.denied))),
     }
+}
+
+/// `outside` and the syscalls denied (not the kills of an unknown
+/// syscall), for `--widen`.
+fn with_denied(outside: &Outside, denied: &[Denial]) -> Outside {
+    let mut all = outside.clone();
+    for d in denied.iter().filter(|d| !(d.killed && d.name == "unknown")) {
+        all.entry(d.abi)
+            .or_default()
+            .entry(d.name.clone())
+            .or_insert(d.first_seen);
+    }
+    all
 }
 
 /// The report of a running recording, or why there is none.
@@ -161,6 +236,7 @@ fn of_recording(r: &Recording, widen: bool) -> Result<DriftReport, ManagerError>
             chosen,
             outside: &r.drift,
             policy: filter,
+            denied: &r.denied,
             running: true,
         },
         widen,
@@ -176,6 +252,7 @@ fn of_entry(e: &index::Entry, widen: bool) -> Option<DriftReport> {
             chosen: &d.profile,
             outside: &d.outside,
             policy: &d.policy,
+            denied: &d.denied,
             running: false,
         },
         widen,
@@ -204,7 +281,7 @@ pub async fn answer(
         let mut reports: Vec<DriftReport> = recordings
             .values()
             .filter_map(|r| of_recording(r, widen).ok())
-            .filter(|d| !d.outside.is_empty())
+            .filter(|d| !d.outside.is_empty() || !d.denied.is_empty())
             .collect();
         // The newest entry of each container that is not running any more.
         let mut newest: BTreeMap<String, &index::Entry> = BTreeMap::new();
@@ -221,7 +298,7 @@ pub async fn answer(
                 .filter(|(key, _)| !running.contains(key))
                 .map(|(_, e)| e)
                 .filter_map(|e| of_entry(e, widen))
-                .filter(|d| !d.outside.is_empty()),
+                .filter(|d| !d.outside.is_empty() || !d.denied.is_empty()),
         );
         return Ok(Outcome::Drift(reports));
     };
@@ -302,6 +379,7 @@ mod tests {
             policy,
             chosen_profile,
             drift: Outside::default(),
+            denied: Vec::new(),
         }
     }
 
@@ -376,13 +454,42 @@ mod tests {
         assert_eq!(d.outside, ["fchmodat"]);
         assert_eq!(d.profile, "/etc/p/web.json");
         assert!(d.running && !d.enforcing && d.note.is_none());
-        // Enforcing: the note points to complain mode.
+        // Enforcing: watched for denials; the kernel's counts are its
+        // denials, and --widen adds them.
         let mut enforced = recording(3, Some(ACT_ERRNO));
         observe(&mut enforced, &[set(3, &["read"])], 5);
-        let d = ask(&map(&[&enforced]), "web3", true, &idx).await.unwrap();
-        assert!(d.enforcing);
-        assert!(d.note.as_deref().unwrap().contains("--default-action log"));
+        let mut recs = map(&[&enforced]);
+        assert_eq!(denial_watch(&recs), [3]);
+        let d = ask(&recs, "web3", true, &idx).await.unwrap();
+        assert!(d.enforcing && d.denied.is_empty());
+        assert!(d.note.as_deref().unwrap().contains("denied"));
         assert_eq!(d.widened.as_ref().unwrap(), &filter(ACT_ERRNO));
+        let count = |name: &str, n| DenialCount {
+            owner: 3,
+            name: Some(name.to_owned()),
+            abi: Abi::native(),
+            killed: false,
+            count: n,
+        };
+        update_denials(&mut recs, &[count("chmod", 2)], 6);
+        update_denials(&mut recs, &[count("chmod", 5), count("rmdir", 1)], 7);
+        let d = ask(&recs, "web3", true, &idx).await.unwrap();
+        let seen: Vec<(&str, u64, u64)> = d
+            .denied
+            .iter()
+            .map(|x| (x.name.as_str(), x.count, x.first_seen))
+            .collect();
+        assert_eq!(seen, [("chmod", 5, 6), ("rmdir", 1, 7)]);
+        assert_eq!(denied_count(&recs[&3]), Some(6));
+        let wide = d.widened.as_ref().unwrap().to_json();
+        assert!(
+            wide.contains("\"chmod\"") && wide.contains("\"rmdir\""),
+            "{wide}"
+        );
+        // Not enforcing, or not chosen: not watched for denials.
+        assert!(
+            denial_watch(&map(&[&recording(6, Some(ACT_LOG)), &recording(7, None)])).is_empty()
+        );
         // Under the runtime's default, or unconfined: one line, no report.
         let mut default = recording(4, None);
         default.policy = Policy::Filter(Box::new(filter(ACT_ERRNO)));

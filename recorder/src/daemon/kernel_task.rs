@@ -11,7 +11,7 @@ use tokio::{
 };
 
 use super::DaemonError;
-use crate::ebpf::{Kernel, KernelError, KernelInfo, ProgramStats};
+use crate::ebpf::{DenialCount, Kernel, KernelError, KernelInfo, ProgramStats};
 
 /// Requests to the kernel task.
 #[derive(Debug)]
@@ -45,8 +45,10 @@ pub enum KernelCmd {
     /// Map and attach state.
     Info { reply: oneshot::Sender<KernelInfo> },
     /// What a tick needs, in one round trip: the entries, the map and
-    /// attach state, and the programs' run statistics.
+    /// attach state, the programs' run statistics, and the denials of the
+    /// recordings `watch` (exactly those are watched from now on).
     Snapshot {
+        watch: Vec<u64>,
         reply: oneshot::Sender<KernelSnapshot>,
     },
     /// New auto-mode patterns (empty: auto mode off).
@@ -63,6 +65,8 @@ pub struct KernelSnapshot {
     pub entries: Vec<(u64, SyscallSet)>,
     pub info: KernelInfo,
     pub programs: Vec<ProgramStats>,
+    /// The denial counts of the watched recordings.
+    pub denials: Vec<DenialCount>,
 }
 
 /// Cgroup events read from the ring buffer and not yet taken by the
@@ -134,11 +138,15 @@ impl KernelTask {
             KernelCmd::Info { reply } => {
                 _ = reply.send(self.kernel.info());
             }
-            KernelCmd::Snapshot { reply } => {
+            KernelCmd::Snapshot { watch, reply } => {
+                if let Err(e) = self.kernel.watch_denials(&watch) {
+                    log::error!("watching for denials: {e}");
+                }
                 _ = reply.send(KernelSnapshot {
                     entries: self.kernel.entries(),
                     info: self.kernel.info(),
                     programs: self.kernel.program_stats(),
+                    denials: self.kernel.denials(),
                 });
             }
             KernelCmd::Patterns {
@@ -271,8 +279,9 @@ impl KernelHandle {
         self.ask(|reply| KernelCmd::Info { reply }).await
     }
 
-    pub async fn snapshot(&self) -> Result<KernelSnapshot, DaemonError> {
-        self.ask(|reply| KernelCmd::Snapshot { reply }).await
+    /// A tick's snapshot; `watch`: the recordings to watch for denials.
+    pub async fn snapshot(&self, watch: Vec<u64>) -> Result<KernelSnapshot, DaemonError> {
+        self.ask(|reply| KernelCmd::Snapshot { watch, reply }).await
     }
 
     pub async fn set_patterns(

@@ -183,8 +183,12 @@ impl Manager {
 
     /// One tick: one round trip to the kernel task, one read of the map.
     pub async fn tick(&mut self) {
-        match self.kernel.snapshot().await {
+        let watch = drift::denial_watch(&self.recordings);
+        match self.kernel.snapshot(watch).await {
             Ok(snapshot) => {
+                // Before reconcile, which writes the index entries of
+                // recordings that ended.
+                drift::update_denials(&mut self.recordings, &snapshot.denials, now_secs());
                 self.reconcile(&snapshot).await;
                 self.captures.expire();
                 self.images.maintain(&self.config).await;
@@ -425,6 +429,7 @@ impl Manager {
             policy: seen.policy,
             chosen_profile: seen.chosen,
             drift: Default::default(),
+            denied: Vec::new(),
         };
         log::info!(
             "recording {} ({}) from its first syscall",
@@ -518,10 +523,14 @@ impl Manager {
                 if let Some(r) = self.recordings.get_mut(&ev.id) {
                     r.finishing = true;
                 }
-                match self.kernel.entries().await {
-                    Ok(entries) => {
+                // A snapshot, not only the entries: the denials counted
+                // since the last tick go into the index entry too.
+                let watch = drift::denial_watch(&self.recordings);
+                match self.kernel.snapshot(watch).await {
+                    Ok(snapshot) => {
+                        drift::update_denials(&mut self.recordings, &snapshot.denials, now_secs());
                         // A failure is kept, logged and retried on the next tick.
-                        _ = self.finish(ev.id, &sets_of(&entries, ev.id)).await;
+                        _ = self.finish(ev.id, &sets_of(&snapshot.entries, ev.id)).await;
                     }
                     Err(e) => log::error!("{e}"),
                 }
@@ -582,6 +591,7 @@ impl Manager {
                 container: r.container.clone(),
                 syscalls: count(&sets_of(&kernel.entries, r.owner)),
                 outside: drift::outside_count(r),
+                denied: drift::denied_count(r),
                 ended: false,
             })
             .chain(ended)

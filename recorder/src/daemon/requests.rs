@@ -199,6 +199,7 @@ impl Manager {
             policy: seen.policy,
             chosen_profile: seen.chosen,
             drift: Default::default(),
+            denied: Vec::new(),
         };
         log::info!("recording {} ({})", rec.key(), rec.cgroup);
         // Just inserted: nothing recorded yet worth a map read.

@@ -9,7 +9,7 @@ use super::outcome::ManagerError;
 use crate::{
     container::{Container, Runtime},
     control::RecordingInfo,
-    index,
+    index::{self, Denial},
     policy::ChosenProfile,
     profile::{Policy, Profile, drift::Outside},
 };
@@ -51,6 +51,10 @@ pub struct Recording {
     /// when each was first seen (`daemon/drift.rs`).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub drift: Outside,
+    /// Under an enforcing chosen profile: what it denied, and the tasks it
+    /// killed, as the kernel counted them (`daemon/drift.rs`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub denied: Vec<Denial>,
 }
 
 impl Recording {
@@ -96,6 +100,7 @@ impl Recording {
                 profile: profile.clone(),
                 outside: self.drift.clone(),
                 policy: (**filter).clone(),
+                denied: self.denied.clone(),
             })),
             _ => None,
         }

@@ -46,7 +46,8 @@ pub fn globals(opts: &LoadOptions) -> Result<Vec<(&'static str, u32)>, KernelErr
         (CSS_SET_DFL_CGRP_OFFSET, dfl_cgrp),
         (CGROUP_KN_OFFSET, kn),
         (KERNFS_NODE_ID_OFFSET, id),
-        // Without it the workload's exit status is not known (read as 0).
+        // Without it, neither the workload's exit status (read as 0) nor
+        // kills by a profile are known.
         (
             TASK_EXIT_CODE_OFFSET,
             btf.member_offset("task_struct", &["exit_code"])

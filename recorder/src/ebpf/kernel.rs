@@ -8,7 +8,7 @@ use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, HashMap, MapData, MapError, PerCpuArray, RingBuf},
     programs::{
-        RawTracePoint, RawTracePointRunOptions, TestRun as _, TracePoint,
+        BtfTracePoint, RawTracePoint, RawTracePointRunOptions, TestRun as _, TracePoint,
         links::{FdLink, PinnedLink},
     },
 };
@@ -19,6 +19,7 @@ use recorder_common::{
 };
 
 use super::{
+    denials::{DenialCount, Denials},
     error::{KernelError, take_map},
     globals::{arg_syscall_numbers, globals},
     options::{KernelInfo, LoadOptions, belongs_to},
@@ -83,6 +84,8 @@ pub struct Kernel {
     cgroup_links: Vec<Link>,
     /// The argument map, when argument recording is on.
     args: Option<HashMap<MapData, u64, ArgSet>>,
+    /// Denials under an enforcing profile (`denials.rs`).
+    denials: Denials,
 }
 
 impl Kernel {
@@ -160,6 +163,7 @@ impl Kernel {
         }
         let leaves = take_map(&mut ebpf, maps::CGROUP_LEAF)?;
         let workloads = take_map(&mut ebpf, maps::WORKLOADS)?;
+        let denials = Denials::take(&mut ebpf)?;
         // A map pinned by an earlier run keeps its size.
         let capacity = aya::maps::IterableMap::map(&sets)
             .info()
@@ -179,6 +183,7 @@ impl Kernel {
             caller_gen,
             cgroup_links: Vec::new(),
             args,
+            denials,
         })
     }
 
@@ -315,6 +320,28 @@ impl Kernel {
         Ok(prog.take_link(id).map_err(wrap)?.into())
     }
 
+    /// Attaches BTF tracepoint program `name` to the tracepoint of the same
+    /// name (loaded against the running kernel's BTF first).
+    fn attach_btf_tp(&mut self, name: &'static str) -> Result<FdLink, KernelError> {
+        let wrap = KernelError::program(name);
+        let prog: &mut BtfTracePoint = self
+            .ebpf
+            .program_mut(name)
+            .ok_or(KernelError::Missing(name))?
+            .try_into()
+            .map_err(wrap)?;
+        if prog.fd().is_err() {
+            let btf = aya::Btf::from_sys_fs()
+                .map_err(|e| KernelError::program(name)(aya::programs::ProgramError::Btf(e)))?;
+            prog.load(name, &btf).map_err(KernelError::program(name))?;
+        }
+        let id = prog.attach().map_err(KernelError::program(name))?;
+        Ok(prog
+            .take_link(id)
+            .map_err(KernelError::program(name))?
+            .into())
+    }
+
     /// Loads and attaches the recorder to raw_syscalls:sys_enter, with the
     /// hooks its per-CPU last-caller entries rely on and the workload
     /// hooks.
@@ -331,7 +358,7 @@ impl Kernel {
         }
         // (On an error, dropping `hooks` detaches them.)
         self.next_caller_generation()?;
-        let link = self.attach_raw_tp(programs::SYS_ENTER)?;
+        let link = self.attach_btf_tp(programs::SYS_ENTER)?;
         self.sys_enter = Some(self.keep(programs::SYS_ENTER, link)?);
         // Pinned only now: pinning replaces the hooks of a run that left its
         // recorder attached, which must outlive that recorder.
@@ -558,6 +585,27 @@ impl Kernel {
         }
     }
 
+    /// Watches exactly the recordings `owners` for denials (an enforcing
+    /// profile): the denial programs are attached while one is watched.
+    pub fn watch_denials(&mut self, owners: &[u64]) -> Result<(), KernelError> {
+        self.denials.watch(&mut self.ebpf, owners)
+    }
+
+    /// Stops watching recording `owner` for denials, dropping its counts.
+    pub fn forget_denials(&mut self, owner: u64) {
+        self.denials.forget(owner);
+    }
+
+    /// Whether the denial programs are attached.
+    pub fn denials_attached(&self) -> bool {
+        self.denials.attached()
+    }
+
+    /// The denial counts of the watched recordings.
+    pub fn denials(&self) -> Vec<DenialCount> {
+        self.denials.counts()
+    }
+
     /// The cgroups of recording `owner` (its root and the sub-cgroups
     /// recorded as part of it), with their sets.
     pub fn owned_by(&self, owner: u64) -> Vec<(u64, SyscallSet)> {
@@ -570,6 +618,7 @@ impl Kernel {
     /// Stops recording every cgroup of recording `owner`, returning what
     /// was recorded.
     pub fn remove_owner(&mut self, owner: u64) -> Vec<SyscallSet> {
+        self.denials.forget(owner);
         let ids: Vec<u64> = self.owned_by(owner).into_iter().map(|(id, _)| id).collect();
         ids.into_iter().filter_map(|id| self.remove(id)).collect()
     }

@@ -8,11 +8,13 @@
 //! * `shared`: the two arrays user space maps and updates with atomics;
 //! * `globals`: the read-only globals set at load time, from BTF;
 //! * `tracefs`: the `cgroup_mkdir` record layout, from tracefs;
-//! * `stats`: the kernel's per-program run statistics.
+//! * `stats`: the kernel's per-program run statistics;
+//! * `denials`: denials under an enforcing profile (watching, counts).
 //!
 //! The names of maps, programs and globals are `recorder_common::{maps,
 //! programs, globals}`.
 
+mod denials;
 mod error;
 mod globals;
 mod kernel;
@@ -21,6 +23,7 @@ mod shared;
 mod stats;
 mod tracefs;
 
+pub use denials::DenialCount;
 pub use error::KernelError;
 pub use globals::globals;
 pub use kernel::Kernel;

@@ -104,11 +104,12 @@ impl ImageBook {
         let key = keys::of_entry(&entry);
         entry.image_key = key.as_ref().map(|k| k.key.clone());
         let image_key = entry.image_key.clone();
+        let denied = entry.drift.as_ref().and_then(|d| d.denied_count());
         self.index.add(entry)?;
         let added = match key.filter(|_| feeds_image) {
             Some(key) => {
                 let failed = start.failure(rule.ready_min_run_secs);
-                self.feed(&key, &profile, failed, profiles_dir, now)?
+                self.feed(&key, &profile, failed, denied, profiles_dir, now)?
             }
             None => Added::default(),
         };
@@ -125,6 +126,7 @@ impl ImageBook {
         key: &ImageKey,
         run: &Profile,
         failed: Option<String>,
+        denied: Option<u64>,
         profiles_dir: &Path,
         now: u64,
     ) -> Result<Added, ImagesError> {
@@ -140,6 +142,9 @@ impl ImageBook {
             }
             None => row.add_run(key.reference.as_deref(), run, now),
         };
+        if let Some(n) = denied {
+            row.denied_while_recorded = Some(row.denied_while_recorded.unwrap_or(0) + n);
+        }
         let file = (grew || row.profile != before || row.file_pending)
             .then(|| files::write(profiles_dir, &row));
         if let Some(written) = &file {

@@ -59,6 +59,10 @@ pub struct ImageRow {
     /// older rows).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub last_new_syscalls: Vec<String>,
+    /// What the enforcing profiles of its watched runs denied them, in all
+    /// (`None`: no run was watched for denials).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub denied_while_recorded: Option<u64>,
     /// The merge of every run's profile.
     pub profile: Profile,
     /// Its file does not hold `profile` yet (a write failed): retried.
@@ -204,6 +208,7 @@ impl ImageRow {
             last_new: now,
             runs_since_last_new: 0,
             last_new_syscalls: Vec::new(),
+            denied_while_recorded: None,
             profile: Profile::default(),
             file_pending: false,
         }
@@ -396,7 +401,7 @@ impl ImageRow {
             last_new: self.last_new,
             runs_since_last_new: self.runs_since_last_new,
             last_new_syscalls: self.last_new_syscalls.clone(),
-            denied_while_recorded: None,
+            denied_while_recorded: self.denied_while_recorded,
             ready: self.ready(rule, now),
             not_ready: self.not_ready(rule, now),
         }

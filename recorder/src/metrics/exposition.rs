@@ -188,13 +188,14 @@ impl Exporter {
         counted: &'a Counted,
         keys: &'a [String],
     ) -> Vec<Family<'a>> {
-        let [container_syscalls, outside_profile] = container_families(&s.containers, keys);
+        let [container_syscalls, outside_profile, denied] = container_families(&s.containers, keys);
         let mut all = self.daemon_families(s);
         all.push(recordings_family(s, counted));
         all.push(container_syscalls);
         all.extend(image_families(&s.images));
         all.extend(registry_families(s.registry.as_ref()));
         all.push(outside_profile);
+        all.push(denied);
         all.extend(error_families(s, counted));
         all.extend(self.kernel_families(s));
         all.extend(program_families(&s.programs));
@@ -282,14 +283,17 @@ fn recordings_family<'a>(s: &Snapshot, counted: &Counted) -> Family<'a> {
 
 /// The per-container families, the only place that reads a
 /// [`ContainerSeries`]: `recorder_container_syscalls` (recordings in
-/// progress) and `recorder_container_syscalls_outside_profile` (watched
-/// ones, ended or not); `keys` are the containers' keys, in their order.
+/// progress), `recorder_container_syscalls_outside_profile` (watched
+/// ones, ended or not) and `recorder_container_denied_syscalls_total`
+/// (watched under an enforcing profile, ended or not); `keys` are the
+/// containers' keys, in their order.
 fn container_families<'a>(
     containers: &'a [ContainerSeries],
     keys: &'a [String],
-) -> [Family<'a>; 2] {
+) -> [Family<'a>; 3] {
     let mut syscalls = Vec::new();
     let mut outside = Vec::new();
+    let mut denied = Vec::new();
     for (c, key) in containers.iter().zip(keys) {
         let (name, image) = (&c.container.name, &c.container.image);
         if !c.ended {
@@ -307,6 +311,14 @@ fn container_families<'a>(
             ];
             outside.push((labels, gauge_of(n)));
         }
+        if let Some(n) = c.denied {
+            let labels = vec![
+                ("id", key.as_str()),
+                ("name", name.as_deref().unwrap_or("")),
+                ("image", image.as_deref().unwrap_or("")),
+            ];
+            denied.push((labels, Value::Counter(n)));
+        }
     }
     [
         Family::labelled(
@@ -322,6 +334,13 @@ fn container_families<'a>(
             None,
             MetricType::Gauge,
             outside,
+        ),
+        Family::labelled(
+            "recorder_container_denied_syscalls",
+            "Syscalls an enforcing chosen profile denied a watched container, and its tasks the profile killed (kept drift_series_secs after its recording ends).",
+            None,
+            MetricType::Counter,
+            denied,
         ),
     ]
 }
@@ -584,6 +603,7 @@ mod tests {
                         },
                         syscalls: 42,
                         outside: Some(2),
+                        denied: Some(5),
                         ended: false,
                     },
                     // Not watched, no name: no drift row, no name label.
@@ -599,6 +619,7 @@ mod tests {
                         },
                         syscalls: 7,
                         outside: None,
+                        denied: None,
                         ended: false,
                     },
                     // Ended: only its drift row is left.
@@ -614,6 +635,7 @@ mod tests {
                         },
                         syscalls: 5,
                         outside: Some(1),
+                        denied: None,
                         ended: true,
                     },
                 ],
@@ -727,6 +749,9 @@ recorder_image_ready{image="test/img@sha256:ab"} 1
 # TYPE recorder_container_syscalls_outside_profile gauge
 recorder_container_syscalls_outside_profile{id="abc",name="web \"1\"",image="busybox:1"} 2
 recorder_container_syscalls_outside_profile{id="ghi",name="",image=""} 1
+# HELP recorder_container_denied_syscalls Syscalls an enforcing chosen profile denied a watched container, and its tasks the profile killed (kept drift_series_secs after its recording ends).
+# TYPE recorder_container_denied_syscalls counter
+recorder_container_denied_syscalls_total{id="abc",name="web \"1\"",image="busybox:1"} 5
 # HELP recorder_profiles_written Profiles written since the daemon started.
 # TYPE recorder_profiles_written counter
 recorder_profiles_written_total 5

@@ -48,6 +48,9 @@ pub struct ContainerSeries {
     /// Under a chosen profile (watched): the distinct syscalls made outside
     /// it; `None` for a container that is not watched.
     pub outside: Option<usize>,
+    /// Under an enforcing chosen profile (watched for denials): how many
+    /// syscalls it denied and tasks it killed, in all; `None` otherwise.
+    pub denied: Option<u64>,
     /// Its recording ended: only its drift series is left (for a while).
     pub ended: bool,
 }

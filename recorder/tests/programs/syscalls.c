@@ -230,7 +230,23 @@ static int spin(int cpu, const char *flag) {
     return 0;
 }
 
+/* A 64-bit process making 32-bit syscalls through int $0x80: i386's
+ * sched_yield (158, arch_prctl on x86_64) and getpid (20, writev on
+ * x86_64). The kernel runs them as compat syscalls. */
+static int int80(void) {
+#if defined(__x86_64__)
+    long yield = 158, pid = 20;
+    __asm__ volatile("int $0x80" : "+a"(yield) : : "r8", "r9", "r10", "r11", "memory");
+    __asm__ volatile("int $0x80" : "+a"(pid) : : "r8", "r9", "r10", "r11", "memory");
+    return yield == 0 && pid > 0 ? 0 : 1;
+#else
+    return 3;
+#endif
+}
+
 int main(int argc, char **argv) {
+    if (argc == 2 && strcmp(argv[1], "int80") == 0)
+        return int80();
     if (argc == 3 && strcmp(argv[1], "known") == 0) {
         dir = argv[2];
         return known();
@@ -245,6 +261,6 @@ int main(int argc, char **argv) {
         return hop(argv[2], argv[3]);
     if (argc == 4 && strcmp(argv[1], "spin") == 0)
         return spin(atoi(argv[2]), argv[3]);
-    fprintf(stderr, "usage: %s known DIR | race | idle | hop MOUNT AWAY | spin CPU FLAG\n", argv[0]);
+    fprintf(stderr, "usage: %s known DIR | race | idle | hop MOUNT AWAY | spin CPU FLAG | int80\n", argv[0]);
     return 2;
 }

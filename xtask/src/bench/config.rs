@@ -39,13 +39,21 @@ pub(super) enum Config {
     /// 6': as 1 (no BPF), the workload under the same filter: the filter's
     /// own cost, which 6 pays beside the recorder's.
     FilterOnly,
+    /// 7: as 6 with compat detection (recorderd's default), the workload's
+    /// cgroup watched for denials: the denial programs attached
+    /// (`sys_exit`, `sched_process_exit`) and `sys_enter` noting what
+    /// tasks enter, as while a
+    /// container under an enforcing chosen profile runs. (They never look
+    /// at the filter; a machine where none is watched has them detached,
+    /// as in 4 and 5a.)
+    Denials,
     /// `--program NAME`: the object's raw_tp program NAME attached alone to
     /// `sys_enter`, with the map filled as in 4 (for profiling variants).
     Program(&'static str),
 }
 
 impl Config {
-    pub(super) const ALL: [Config; 10] = [
+    pub(super) const ALL: [Config; 11] = [
         Config::NoBpf,
         Config::Floor,
         Config::FloorAgain,
@@ -56,6 +64,7 @@ impl Config {
         Config::Args,
         Config::Watched,
         Config::FilterOnly,
+        Config::Denials,
     ];
 
     /// Stable name, used as the JSON key.
@@ -71,6 +80,7 @@ impl Config {
             Self::Args => "recorded_args",
             Self::Watched => "watched",
             Self::FilterOnly => "complain_filter_only",
+            Self::Denials => "watched_denials",
             Self::Program(name) => name,
         }
     }
@@ -89,13 +99,14 @@ impl Config {
             Self::Args => "5c = 4 + --args",
             Self::Watched => "6 = 4 under a complain-mode profile (watched)",
             Self::FilterOnly => "6' = 1 under the same profile (its own cost)",
+            Self::Denials => "7 = 6 + compat + denials watched (enforcing profile)",
         }
         .to_owned()
     }
 
     /// Whether the workload runs under a complain-mode seccomp filter.
     pub(super) fn complain(self) -> bool {
-        matches!(self, Self::Watched | Self::FilterOnly)
+        matches!(self, Self::Watched | Self::FilterOnly | Self::Denials)
     }
 
     /// Whether this build can set the configuration up.
@@ -120,6 +131,8 @@ pub(super) struct Setup {
     kernel: Option<Box<Kernel>>,
     /// The link of a lone raw_tp program (floor, `--program`) while attached.
     link: Option<RawTracePointLinkId>,
+    /// The workload's cgroup (watched for denials in 7).
+    workload_id: u64,
 }
 
 impl Setup {
@@ -128,6 +141,7 @@ impl Setup {
             config,
             kernel: None,
             link: None,
+            workload_id: ctx.workload_id,
         };
         if matches!(config, Config::NoBpf | Config::FilterOnly) {
             return Ok(setup);
@@ -136,7 +150,7 @@ impl Setup {
         // tracepoints attached with the recorder).
         let mut kernel = Kernel::load(&LoadOptions {
             capacity: 1024,
-            compat: config == Config::Compat,
+            compat: matches!(config, Config::Compat | Config::Denials),
             auto_enrol: config == Config::Auto,
             args: config == Config::Args,
             ..LoadOptions::default()
@@ -177,6 +191,9 @@ impl Setup {
                     kernel.attach_cgroup_events()?;
                 }
                 kernel.attach()?;
+                if self.config == Config::Denials {
+                    kernel.watch_denials(&[self.workload_id])?;
+                }
             }
         }
         Ok(())
@@ -191,7 +208,11 @@ impl Setup {
             (Some(link), Some(name)) => raw_tp(kernel.ebpf_mut(), name)?
                 .detach(link)
                 .with_context(|| format!("detaching {name}"))?,
-            _ => kernel.detach_all(),
+            _ => {
+                // Unwatched: the denial programs are detached.
+                kernel.watch_denials(&[])?;
+                kernel.detach_all();
+            }
         }
         Ok(())
     }

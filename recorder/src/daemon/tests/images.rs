@@ -105,6 +105,7 @@ fn gone_runs_of_one_image(s: &Setup, workloads: &[&[&str]], chosen_last: bool) {
             policy: crate::profile::Policy::Unconfined,
             chosen_profile: chosen,
             drift: Default::default(),
+            denied: Vec::new(),
         });
     }
     state::save(&s.config.state_dir, saved);

@@ -103,11 +103,12 @@ impl FakeKernel {
             KernelCmd::Info { reply } => {
                 _ = reply.send(self.info());
             }
-            KernelCmd::Snapshot { reply } => {
+            KernelCmd::Snapshot { reply, .. } => {
                 _ = reply.send(KernelSnapshot {
                     entries: self.entries(),
                     info: self.info(),
                     programs: Vec::new(),
+                    denials: Vec::new(),
                 });
             }
             KernelCmd::Patterns {

@@ -94,6 +94,7 @@ async fn resume_adopts_enrolled_containers_finishes_gone_ones_and_drops_strays()
         policy: crate::profile::Policy::Unconfined,
         chosen_profile: None,
         drift: Default::default(),
+        denied: Vec::new(),
     };
     state::save(&s.config.state_dir, vec![saved]);
     // A podman container the kernel enrolled while no daemon ran.
