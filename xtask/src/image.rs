@@ -72,7 +72,9 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<()> {
         output(tool, ["--version"]).is_some(),
         "{tool} is not installed (or does not run); `cargo xtask setup --for test` installs docker.io and podman"
     );
-    setup::setup_for(Goal::Image, &setup::Args { no_system: true })?;
+    // Installs what is missing (the musl target, musl-tools' C compiler
+    // for ring); a machine set up for the tests has it all already.
+    setup::setup_for(Goal::Image, &setup::Args::default())?;
     let triple = setup::musl_triple();
     timed(
         &format!("build: static binaries ({triple}, release)"),

@@ -84,7 +84,7 @@ pub(crate) fn steps(goal: Goal) -> Vec<Step> {
     match goal {
         Goal::Run => vec![NightlySrc, BpfLinker, Packages, Mounts],
         Goal::Build => vec![NightlySrc, BpfLinker],
-        Goal::Image => vec![NightlySrc, BpfLinker, MuslTarget],
+        Goal::Image => vec![NightlySrc, BpfLinker, MuslTarget, Packages],
         Goal::Deb => vec![NightlySrc, BpfLinker, Packages],
         // The fuzz targets link the host-free crates only: no bpf-linker.
         Goal::Fuzz => vec![NightlySrc, CargoFuzz],
@@ -104,9 +104,12 @@ pub(crate) fn packages(goal: Goal, amd64: bool) -> Vec<(&'static str, bool)> {
     let run = [("gcc", false)];
     // dpkg-shlibdeps (Depends:), strip, and the package's judge.
     let deb = [("dpkg-dev", false), ("binutils", false), ("lintian", false)];
+    // C code built for the musl target (ring, under the registry client).
+    let image = [("musl-tools", false)];
     match goal {
         Goal::Run | Goal::Deb | Goal::Test => {}
-        Goal::Build | Goal::Image | Goal::Fuzz | Goal::Audit => return Vec::new(),
+        Goal::Image => return image.to_vec(),
+        Goal::Build | Goal::Fuzz | Goal::Audit => return Vec::new(),
     }
     let mut pkgs = run.to_vec();
     if goal == Goal::Deb {
@@ -117,6 +120,7 @@ pub(crate) fn packages(goal: Goal, amd64: bool) -> Vec<(&'static str, bool)> {
         return pkgs;
     }
     pkgs.extend(deb);
+    pkgs.extend(image);
     pkgs.extend([
         ("podman", false),
         ("runc", false),
