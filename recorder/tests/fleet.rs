@@ -650,22 +650,9 @@ fn two_nodes_publish_pull_and_survive_a_registry_outage() {
         names.contains("mkdir") && names.contains("symlink"),
         "{names:?}"
     );
-    let seccomp = format!("seccomp={}", path.display());
     for script in [MKDIR, SYMLINK] {
         assert!(
-            ran_to(
-                &mut docker(&[
-                    "run",
-                    "--rm",
-                    "--security-opt",
-                    &seccomp,
-                    image,
-                    "sh",
-                    "-c",
-                    script
-                ]),
-                "DONE"
-            ),
+            docker_runs_under(&path, image, script),
             "{script} failed under the pulled profile"
         );
     }

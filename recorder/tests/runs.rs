@@ -246,21 +246,8 @@ fn without_a_filter_the_start_up_stays_out_and_a_missing_command_adds_nothing() 
     assert_no_start_up(&profile, "docker seccomp=unconfined");
     let file = dir.join("unconfined.json");
     fs::write(&file, &profile).unwrap();
-    let seccomp = format!("seccomp={}", file.display());
     assert!(
-        ran_to(
-            &mut docker(&[
-                "run",
-                "--rm",
-                "--security-opt",
-                &seccomp,
-                "h30r-unconfined",
-                "sh",
-                "-c",
-                MKDIR
-            ]),
-            "DONE"
-        ),
+        docker_runs_under(&file, "h30r-unconfined", MKDIR),
         "the workload failed under the profile of its unconfined run"
     );
     let log = daemon.log_text();

@@ -102,22 +102,7 @@ pub(crate) fn docker_workload(name: &str, cidfile: &Path) -> String {
 /// workload runs under it, and not under a copy without CHMODS (written
 /// in `dir`).
 pub(crate) fn assert_docker_enforces(text: &str, dir: &Path) {
-    let runs_under = |profile: &Path| {
-        let seccomp = format!("seccomp={}", profile.display());
-        ran_to(
-            &mut docker(&[
-                "run",
-                "--rm",
-                "--security-opt",
-                &seccomp,
-                IMAGE,
-                "sh",
-                "-c",
-                WORKLOAD,
-            ]),
-            "DONE",
-        )
-    };
+    let runs_under = |profile: &Path| docker_runs_under(profile, IMAGE, WORKLOAD);
     let profile = dir.join("profile.json");
     fs::write(&profile, text).unwrap();
     assert!(
@@ -127,6 +112,25 @@ pub(crate) fn assert_docker_enforces(text: &str, dir: &Path) {
     let denied = dir.join("no-chmod.json");
     crate::common::without(text, CHMODS, &denied);
     assert!(!runs_under(&denied), "chmod ran under a profile without it");
+}
+
+/// Whether `sh -c script` in a docker container of `image`, under the
+/// seccomp profile file `profile`, succeeds and prints DONE.
+pub(crate) fn docker_runs_under(profile: &Path, image: &str, script: &str) -> bool {
+    let seccomp = format!("seccomp={}", profile.display());
+    ran_to(
+        &mut docker(&[
+            "run",
+            "--rm",
+            "--security-opt",
+            &seccomp,
+            image,
+            "sh",
+            "-c",
+            script,
+        ]),
+        "DONE",
+    )
 }
 
 fn docker_up() -> bool {
