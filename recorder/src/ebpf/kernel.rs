@@ -230,12 +230,7 @@ impl Kernel {
         system::ensure_tracefs()?;
         for name in [programs::CGROUP_MKDIR, programs::CGROUP_RMDIR] {
             let wrap = KernelError::program(name);
-            let prog: &mut TracePoint = self
-                .ebpf
-                .program_mut(name)
-                .ok_or(KernelError::Missing(name))?
-                .try_into()
-                .map_err(wrap)?;
+            let prog: &mut TracePoint = self.program(name)?;
             if prog.fd().is_err() {
                 prog.load().map_err(wrap)?;
             }
@@ -300,12 +295,7 @@ impl Kernel {
     /// Raw tracepoint program `name`, loaded into the kernel if it was not.
     fn raw_tp(&mut self, name: &'static str) -> Result<&mut RawTracePoint, KernelError> {
         let wrap = KernelError::program(name);
-        let prog: &mut RawTracePoint = self
-            .ebpf
-            .program_mut(name)
-            .ok_or(KernelError::Missing(name))?
-            .try_into()
-            .map_err(wrap)?;
+        let prog: &mut RawTracePoint = self.program(name)?;
         if prog.fd().is_err() {
             prog.load().map_err(wrap)?;
         }
@@ -324,22 +314,26 @@ impl Kernel {
     /// name (loaded against the running kernel's BTF first).
     fn attach_btf_tp(&mut self, name: &'static str) -> Result<FdLink, KernelError> {
         let wrap = KernelError::program(name);
-        let prog: &mut BtfTracePoint = self
-            .ebpf
+        let prog: &mut BtfTracePoint = self.program(name)?;
+        if prog.fd().is_err() {
+            let btf =
+                aya::Btf::from_sys_fs().map_err(|e| wrap(aya::programs::ProgramError::Btf(e)))?;
+            prog.load(name, &btf).map_err(wrap)?;
+        }
+        let id = prog.attach().map_err(wrap)?;
+        Ok(prog.take_link(id).map_err(wrap)?.into())
+    }
+
+    /// Program `name` of the object, as the program type `P` it must be.
+    fn program<'a, P>(&'a mut self, name: &'static str) -> Result<&'a mut P, KernelError>
+    where
+        &'a mut P: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
+    {
+        self.ebpf
             .program_mut(name)
             .ok_or(KernelError::Missing(name))?
             .try_into()
-            .map_err(wrap)?;
-        if prog.fd().is_err() {
-            let btf = aya::Btf::from_sys_fs()
-                .map_err(|e| KernelError::program(name)(aya::programs::ProgramError::Btf(e)))?;
-            prog.load(name, &btf).map_err(KernelError::program(name))?;
-        }
-        let id = prog.attach().map_err(KernelError::program(name))?;
-        Ok(prog
-            .take_link(id)
-            .map_err(KernelError::program(name))?
-            .into())
+            .map_err(KernelError::program(name))
     }
 
     /// Loads and attaches the recorder to raw_syscalls:sys_enter, with the
